@@ -1,0 +1,168 @@
+"""Admin APIs: describing and altering configs, describing the cluster and log directory usage.
+
+Each constant is the one declaration the generic codec uses to encode and decode that API. `versions`
+is the range hpbroker advertises; every field version string is Kafka's own, so the declarations can be
+checked field by field against the official message schemas.
+"""
+
+from netio.codec.schema import Api, Field as F
+
+
+# DescribeConfigs: reads topic (resource_type 2) or broker (4) configuration.
+# is_default exists only in v0; from v1 config_source and synonyms replace it.
+# Synonym value and documentation say nullable "0+" although the fields start at v1/v3: Kafka's own strings.
+DESCRIBE_CONFIGS = Api(
+    key=32, name="DescribeConfigs",
+    versions=(0, 3),
+    flexible="4+",
+    request=(
+        F("resources", "[]", fields=(
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("configuration_keys", "[]string", nullable="0+"),
+        )),
+        F("include_synonyms", "bool", versions="1+", default=False),
+        F("include_documentation", "bool", versions="3+", default=False),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("results", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("configs", "[]", fields=(
+                F("name", "string"),
+                F("value", "string", nullable="0+"),
+                F("read_only", "bool"),
+                F("is_default", "bool", versions="0"),
+                F("config_source", "int8", versions="1+", default=-1, ignorable=True),
+                F("is_sensitive", "bool"),
+                F("synonyms", "[]", versions="1+", ignorable=True, fields=(
+                    F("name", "string", versions="1+"),
+                    F("value", "string", versions="1+", nullable="0+"),
+                    F("source", "int8", versions="1+"),
+                )),
+                F("config_type", "int8", versions="3+", default=0, ignorable=True),
+                F("documentation", "string", versions="3+", nullable="0+", ignorable=True),
+            )),
+        )),
+    ),
+)
+
+
+# AlterConfigs: replaces a resource's whole set of dynamic configs (non-incremental; v1 equals v0).
+ALTER_CONFIGS = Api(
+    key=33, name="AlterConfigs",
+    versions=(0, 1),
+    flexible="2+",
+    request=(
+        F("resources", "[]", fields=(
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("configs", "[]", fields=(
+                F("name", "string"),
+                F("value", "string", nullable="0+"),
+            )),
+        )),
+        F("validate_only", "bool"),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("responses", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+        )),
+    ),
+)
+
+
+# IncrementalAlterConfigs: per-key SET(0) / DELETE(1) / APPEND(2) / SUBTRACT(3) changes.
+# v1 is the same message in flexible framing.
+INCREMENTAL_ALTER_CONFIGS = Api(
+    key=44, name="IncrementalAlterConfigs",
+    versions=(0, 1),
+    flexible="1+",
+    request=(
+        F("resources", "[]", fields=(
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("configs", "[]", fields=(
+                F("name", "string"),
+                F("config_operation", "int8"),
+                F("value", "string", nullable="0+"),
+            )),
+        )),
+        F("validate_only", "bool"),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("responses", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+        )),
+    ),
+)
+
+
+# DescribeCluster: brokers, cluster id and controller. Flexible from v0, so it is never sent in the
+# old framing; v1 adds endpoint_type (1 = brokers, 2 = controllers).
+DESCRIBE_CLUSTER = Api(
+    key=60, name="DescribeCluster",
+    versions=(0, 1),
+    flexible="0+",
+    request=(
+        F("include_cluster_authorized_operations", "bool"),
+        F("endpoint_type", "int8", versions="1+", default=1),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+", default=None),
+        F("endpoint_type", "int8", versions="1+", default=1),
+        F("cluster_id", "string"),
+        F("controller_id", "int32", default=-1),
+        F("brokers", "[]", fields=(
+            F("broker_id", "int32"),
+            F("host", "string"),
+            F("port", "int32"),
+            F("rack", "string", nullable="0+", default=None),
+        )),
+        F("cluster_authorized_operations", "int32", default=-2147483648),
+    ),
+)
+
+
+# DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
+# The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
+DESCRIBE_LOG_DIRS = Api(
+    key=35, name="DescribeLogDirs",
+    versions=(0, 1),
+    flexible="2+",
+    request=(
+        F("topics", "[]", nullable="0+", fields=(
+            F("topic", "string"),
+            F("partitions", "[]int32"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("results", "[]", fields=(
+            F("error_code", "int16"),
+            F("log_dir", "string"),
+            F("topics", "[]", fields=(
+                F("name", "string"),
+                F("partitions", "[]", fields=(
+                    F("partition_index", "int32"),
+                    F("partition_size", "int64"),
+                    F("offset_lag", "int64"),
+                    F("is_future_key", "bool"),
+                )),
+            )),
+        )),
+    ),
+)
