@@ -1,0 +1,44 @@
+"""Request handlers, one module per API family; the dispatcher routes a decoded request to its handler.
+
+Handlers run in the network worker that received the request. They answer from local state where they can
+(ApiVersions, Metadata, Fetch) and hand work that belongs to a partition's owner to the I/O workers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from broker.logfmt import Log
+from netio.codec import ErrorCode, api_versions_table
+from netio.connection import Connection, Slot
+
+log = Log("hpbroker.api")
+
+Handler = Callable[["Dispatcher", Connection, object, dict, Slot], None]
+
+
+class Dispatcher:
+    """Routes requests by api key. `ctx` carries what handlers need from the worker: metadata, config, rings."""
+
+    def __init__(self, ctx):
+        from broker.api import metadata, versions
+
+        self.ctx = ctx
+        self.handlers: dict[int, Handler] = {}
+        for module in (versions, metadata):
+            self.handlers.update(module.HANDLERS)
+
+    def dispatch(self, conn: Connection, header, body: dict, slot: Slot) -> None:
+        handler = self.handlers.get(header.api_key)
+        if handler is None:
+            # Declared in the codec but not served yet: a generic error keeps the client's state machine sane.
+            log.warning("api not served", api_key=header.api_key, conn=conn.id)
+            slot.fail_connection(f"api {header.api_key} not served")
+            return
+        handler(self, conn, header, body, slot)
+
+    def api_versions_error_body(self) -> dict:
+        return {"error_code": int(ErrorCode.NONE), "api_keys": self.served_api_versions(), "throttle_time_ms": 0}
+
+    def served_api_versions(self) -> list[dict]:
+        return [v for v in api_versions_table() if v["api_key"] in self.handlers]

@@ -1,0 +1,72 @@
+"""Metadata: brokers, controller and per-partition leaders, replicas and ISR, from the cluster snapshot."""
+
+from __future__ import annotations
+
+from netio.codec import ErrorCode
+
+
+def _partition_entry(p) -> dict:
+    return {
+        "error_code": int(ErrorCode.NONE),
+        "partition_index": p.partition,
+        "leader_id": p.leader,
+        "leader_epoch": p.leader_epoch,
+        "replica_nodes": list(p.replicas),
+        "isr_nodes": list(p.isr),
+        "offline_replicas": [],
+    }
+
+
+def topic_entry(t) -> dict:
+    return {
+        "error_code": int(ErrorCode.NONE),
+        "name": t.name,
+        "topic_id": t.topic_id,
+        "is_internal": t.internal,
+        "partitions": [_partition_entry(p) for p in t.partitions],
+        "topic_authorized_operations": -2147483648,
+    }
+
+
+def missing_topic_entry(name: str, error: ErrorCode) -> dict:
+    return {"error_code": int(error), "name": name, "topic_id": bytes(16), "is_internal": False,
+            "partitions": [], "topic_authorized_operations": -2147483648}
+
+
+def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    requested = body.get("topics")
+    if requested is None or (header.api_version == 0 and not requested):
+        topics = [topic_entry(t) for t in md.topics.values()]
+    else:
+        names = [t["name"] for t in requested]
+        topics = []
+        missing = []
+        for name in names:
+            t = md.topic(name)
+            if t is not None:
+                topics.append(topic_entry(t))
+            else:
+                missing.append(name)
+        if missing:
+            auto = body.get("allow_auto_topic_creation", True) and ctx.config["auto.create.topics.enable"]
+            created = ctx.auto_create_topics(missing) if auto and ctx.auto_create_topics else {}
+            md = ctx.metadata.current()
+            for name in missing:
+                t = md.topic(name)
+                if t is not None:
+                    topics.append(topic_entry(t))
+                else:
+                    topics.append(missing_topic_entry(name, created.get(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)))
+    slot.reply({
+        "throttle_time_ms": 0,
+        "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
+        "cluster_id": md.cluster_id,
+        "controller_id": md.controller_id,
+        "topics": topics,
+        "cluster_authorized_operations": -2147483648,
+    })
+
+
+HANDLERS = {3: handle_metadata}

@@ -1,0 +1,351 @@
+"""Broker configuration: Kafka key names and semantics, declared once as data.
+
+Every key is typed and validated where it is parsed, so a typo or a bad value stops the broker before it
+binds a socket (exit status 2) instead of surfacing as odd behaviour later. Values come from three layers,
+later ones winning: built-in defaults, a ``server.properties`` file, ``--set key=value`` flags. Each
+effective value remembers which layer it came from, for ``hpbroker config show``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+DEFAULT_DATA_DIR = "./hpbroker-data"
+DEFAULT_METRICS_LISTENER = "127.0.0.1:9404"
+
+
+class ConfigError(ValueError):
+    """A key is unknown or a value does not parse or validate; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str  # int | long | bool | string | list | listeners | hostport
+    default: Any
+    doc: str
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
+
+
+KEYS: tuple[Key, ...] = (
+    Key("broker.id", "int", 0, "This broker's id in the cluster.", min=0, max=INT32_MAX),
+    Key("listeners", "listeners", "PLAINTEXT://127.0.0.1:9092",
+        "Comma-separated listeners NAME://host:port; port 0 picks a free port."),
+    Key("advertised.listeners", "listeners", None,
+        "Listeners returned to clients in Metadata; defaults to `listeners`.", nullable=True),
+    Key("log.dirs", "list", DEFAULT_DATA_DIR, "Comma-separated data directories holding partition logs."),
+    Key("num.network.threads", "int", _cpus, "Network worker processes (default: CPU count).", min=1, max=256),
+    Key("num.io.threads", "int", _cpus, "I/O worker processes owning partitions (default: CPU count).",
+        min=1, max=256),
+    Key("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF for client sockets; -1 keeps the OS default.",
+        min=-1),
+    Key("socket.receive.buffer.bytes", "int", 102400,
+        "SO_RCVBUF for client sockets; -1 keeps the OS default.", min=-1),
+    Key("socket.request.max.bytes", "int", 104857600, "Largest request frame accepted.", min=64),
+    Key("num.partitions", "int", 1, "Partitions of an auto-created topic.", min=1, max=100000),
+    Key("default.replication.factor", "int", 1, "Replication factor of an auto-created topic.", min=1,
+        max=32767),
+    Key("auto.create.topics.enable", "bool", True, "Create a topic on first Metadata/Produce for it."),
+    Key("message.max.bytes", "int", 1048588, "Largest record batch accepted (topic: max.message.bytes).",
+        min=0),
+    Key("log.segment.bytes", "int", 1073741824, "Segment size at which the log rolls.", min=14,
+        max=INT32_MAX),
+    Key("log.roll.ms", "long", None, "Segment age at which the log rolls (overrides log.roll.hours).",
+        min=1, nullable=True),
+    Key("log.roll.hours", "int", 168, "Segment age in hours at which the log rolls.", min=1),
+    Key("log.retention.ms", "long", None,
+        "Retention by time; overrides minutes/hours; -1 keeps forever.", min=-1, nullable=True),
+    Key("log.retention.minutes", "int", None, "Retention by time in minutes; overrides hours.", min=-1,
+        nullable=True),
+    Key("log.retention.hours", "int", 168, "Retention by time in hours.", min=-1),
+    Key("log.retention.bytes", "long", -1, "Retention by partition size; -1 is unlimited.", min=-1),
+    Key("log.retention.check.interval.ms", "long", 300000, "How often retention runs.", min=1),
+    Key("log.flush.interval.messages", "long", INT64_MAX,
+        "fsync after this many messages; the default leaves flushing to the OS.", min=1),
+    Key("log.flush.interval.ms", "long", None, "fsync data older than this; unset leaves it to the OS.",
+        min=0, nullable=True),
+    Key("log.index.interval.bytes", "int", 4096, "Bytes between offset-index entries.", min=0),
+    Key("log.index.size.max.bytes", "int", 10485760, "Preallocated size of each index file.", min=4),
+    Key("log.message.timestamp.type", "string", "CreateTime", "Timestamp kept in appended batches.",
+        choices=("CreateTime", "LogAppendTime")),
+    Key("offsets.topic.num.partitions", "int", 50, "Partitions of __consumer_offsets.", min=1),
+    Key("group.initial.rebalance.delay.ms", "int", 3000,
+        "Wait for more members before the first rebalance of an empty group.", min=0),
+    Key("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.", min=0),
+    Key("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",
+        min=0),
+    Key("min.insync.replicas", "int", 1, "Replicas that must be in sync for acks=all.", min=1),
+    Key("replica.lag.time.max.ms", "long", 30000, "A follower this far behind leaves the ISR.", min=1),
+    Key("producer.id.expiration.ms", "int", 86400000, "Idle producer state is dropped after this.", min=1),
+    Key("metrics.listener", "hostport", DEFAULT_METRICS_LISTENER,
+        "host:port serving Prometheus /metrics; `none` disables.", nullable=True),
+    Key("etcd.connect", "string", None, "Comma-separated etcd host:port; unset runs a single node.",
+        nullable=True),
+)
+
+BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+
+
+# -- parsing --------------------------------------------------------------------------------------------
+
+def _parse_int(key: Key, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{key.name}: expected an integer, got {raw!r}") from None
+    return value
+
+
+def _parse_bool(key: Key, raw: str) -> bool:
+    s = raw.strip().lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{key.name}: expected true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.name}://{self.host}:{self.port}"
+
+
+def parse_listeners(text: str, key: str = "listeners") -> tuple[Listener, ...]:
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, rest = part.partition("://")
+        if not sep or not name:
+            raise ConfigError(f"{key}: expected NAME://host:port, got {part!r}")
+        host, colon, port = rest.rpartition(":")
+        if not colon:
+            raise ConfigError(f"{key}: missing port in {part!r}")
+        host = host.strip("[]")
+        try:
+            p = int(port)
+        except ValueError:
+            raise ConfigError(f"{key}: port must be an integer in {part!r}") from None
+        if not 0 <= p <= 65535:
+            raise ConfigError(f"{key}: port out of range 0..65535 in {part!r}")
+        if name.upper() != "PLAINTEXT":
+            raise ConfigError(f"{key}: only the PLAINTEXT security protocol is served, got {name!r}")
+        out.append(Listener(name.upper(), host or "0.0.0.0", p))
+    if not out:
+        raise ConfigError(f"{key}: at least one listener is required")
+    return tuple(out)
+
+
+def parse_hostport(text: str, key: str) -> tuple[str, int]:
+    host, colon, port = text.strip().rpartition(":")
+    if not colon:
+        raise ConfigError(f"{key}: expected host:port or none, got {text!r}")
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{key}: port must be an integer, got {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{key}: port out of range 0..65535 in {text!r}")
+    return host.strip("[]") or "0.0.0.0", p
+
+
+def parse_value(key: Key, raw: str) -> Any:
+    if key.nullable and raw.strip().lower() in ("", "none", "null"):
+        return None
+    t = key.type
+    if t in ("int", "long"):
+        value = _parse_int(key, raw)
+        limit = INT32_MAX if t == "int" else INT64_MAX
+        lo = key.min if key.min is not None else -limit - 1
+        hi = key.max if key.max is not None else limit
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key.name}: {value} is out of range [{lo}, {hi}]")
+        return value
+    if t == "bool":
+        return _parse_bool(key, raw)
+    if t == "list":
+        items = [s.strip() for s in raw.split(",") if s.strip()]
+        if not items:
+            raise ConfigError(f"{key.name}: expected a comma-separated list, got {raw!r}")
+        return tuple(items)
+    if t == "listeners":
+        return parse_listeners(raw, key.name)
+    if t == "hostport":
+        return parse_hostport(raw, key.name)
+    value = raw.strip()
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"{key.name}: {value!r} is not one of {', '.join(key.choices)}")
+    return value
+
+
+def unknown_key_error(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"unknown configuration key {name!r}{hint}")
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """Java-properties subset: `key=value` or `key: value`, `#`/`!` comments, blank lines."""
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            s = line.strip()
+            if not s or s[0] in "#!":
+                continue
+            for sep in ("=", ":"):
+                if sep in s:
+                    k, _, v = s.partition(sep)
+                    out[k.strip()] = v.strip()
+                    break
+            else:
+                raise ConfigError(f"{path}:{lineno}: expected key=value, got {s!r}")
+    return out
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[k.strip()] = v
+    return out
+
+
+# -- the effective configuration -------------------------------------------------------------------------
+
+@dataclass
+class BrokerConfig:
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    # Derived settings with Kafka's precedence rules.
+    @property
+    def log_dirs(self) -> tuple[str, ...]:
+        return tuple(os.path.abspath(d) for d in self.values["log.dirs"])
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return self.values["listeners"]
+
+    @property
+    def advertised_listeners(self) -> tuple[Listener, ...]:
+        return self.values["advertised.listeners"] or self.listeners
+
+    @property
+    def log_roll_ms(self) -> int:
+        ms = self.values["log.roll.ms"]
+        return ms if ms is not None else self.values["log.roll.hours"] * 3600_000
+
+    @property
+    def log_retention_ms(self) -> int:
+        v = self.values
+        if v["log.retention.ms"] is not None:
+            return v["log.retention.ms"]
+        if v["log.retention.minutes"] is not None:
+            m = v["log.retention.minutes"]
+            return -1 if m < 0 else m * 60_000
+        h = v["log.retention.hours"]
+        return -1 if h < 0 else h * 3600_000
+
+    @property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        return self.values["metrics.listener"]
+
+    def log_defaults(self) -> dict[str, Any]:
+        """Broker-level values that topic configs override, under Kafka's broker key names."""
+        v = self.values
+        return {
+            "log.segment.bytes": v["log.segment.bytes"],
+            "log.roll.ms": self.log_roll_ms,
+            "log.retention.ms": self.log_retention_ms,
+            "log.retention.bytes": v["log.retention.bytes"],
+            "log.index.interval.bytes": v["log.index.interval.bytes"],
+            "log.index.size.max.bytes": v["log.index.size.max.bytes"],
+            "log.flush.interval.messages": v["log.flush.interval.messages"],
+            "log.flush.interval.ms": v["log.flush.interval.ms"],
+            "message.max.bytes": v["message.max.bytes"],
+            "log.message.timestamp.type": v["log.message.timestamp.type"],
+            "min.insync.replicas": v["min.insync.replicas"],
+            "log.retention.check.interval.ms": v["log.retention.check.interval.ms"],
+        }
+
+    def display_value(self, name: str) -> str:
+        value = self.values[name]
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple) and name == "metrics.listener":
+            return f"{value[0]}:{value[1]}"
+        if isinstance(value, tuple):
+            return ",".join(str(x) for x in value)
+        return str(value)
+
+
+def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> BrokerConfig:
+    """Defaults, then the properties file, then --set flags; raises ConfigError naming the key."""
+    layers: list[tuple[str, dict[str, str]]] = []
+    if path:
+        try:
+            layers.append(("file", read_properties(path)))
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    layers.append(("flag", parse_assignments(overrides)))
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KEYS:
+        values[key.name] = key.default() if callable(key.default) else key.default
+        if key.type == "listeners" and isinstance(values[key.name], str):
+            values[key.name] = parse_listeners(values[key.name], key.name)
+        elif key.type == "list" and isinstance(values[key.name], str):
+            values[key.name] = tuple(values[key.name].split(","))
+        elif key.type == "hostport" and isinstance(values[key.name], str):
+            values[key.name] = parse_hostport(values[key.name], key.name)
+        sources[key.name] = "default"
+    for source, raw in layers:
+        for name, text in raw.items():
+            key = BY_NAME.get(name)
+            if key is None:
+                raise unknown_key_error(name)
+            values[name] = parse_value(key, text)
+            sources[name] = source
+    _check_relations(values)
+    return BrokerConfig(values, sources)
+
+
+def _check_relations(values: dict[str, Any]) -> None:
+    if values["group.min.session.timeout.ms"] > values["group.max.session.timeout.ms"]:
+        raise ConfigError("group.min.session.timeout.ms must not exceed group.max.session.timeout.ms")
+    adv = values["advertised.listeners"]
+    if adv is not None:
+        for listener in adv:
+            if listener.port == 0 or listener.host in ("0.0.0.0", "::"):
+                raise ConfigError(f"advertised.listeners: {listener} is not an address clients can reach")
+

@@ -1,0 +1,125 @@
+"""The cluster metadata every process reads: brokers, topics, partitions and who owns each partition.
+
+One process (the controller: the supervisor on a single node) changes metadata; it writes an immutable
+snapshot with a bumped version and atomic replace. Workers reload a snapshot only when its version moved,
+so a Metadata request costs a dictionary lookup, not a disk read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+SNAPSHOT_FILE = "__cluster_metadata.json"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader_epoch: int = 0
+    owner: int = 0  # index of the I/O worker that owns (writes) this partition
+    slot: int = -1  # slot in the shared partition-state table
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    topic_id: bytes  # 16 bytes
+    partitions: tuple[PartitionInfo, ...]
+    configs: dict = field(default_factory=dict)
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterMetadata:
+    version: int
+    cluster_id: str
+    controller_id: int
+    brokers: tuple[BrokerInfo, ...]
+    topics: dict[str, TopicInfo]
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self.topics.get(name)
+
+    # -- persistence ------------------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        return {
+            "version": self.version,
+            "cluster_id": self.cluster_id,
+            "controller_id": self.controller_id,
+            "brokers": [[b.node_id, b.host, b.port, b.rack] for b in self.brokers],
+            "topics": {
+                t.name: {
+                    "id": t.topic_id.hex(),
+                    "internal": t.internal,
+                    "configs": t.configs,
+                    "partitions": [[p.partition, p.leader, list(p.replicas), list(p.isr), p.leader_epoch,
+                                    p.owner, p.slot] for p in t.partitions],
+                }
+                for t in self.topics.values()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "ClusterMetadata":
+        topics = {}
+        for name, t in obj["topics"].items():
+            parts = tuple(PartitionInfo(p[0], p[1], tuple(p[2]), tuple(p[3]), p[4], p[5], p[6])
+                          for p in t["partitions"])
+            topics[name] = TopicInfo(name, bytes.fromhex(t["id"]), parts, dict(t["configs"]), t["internal"])
+        return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
+                   tuple(BrokerInfo(*b) for b in obj["brokers"]), topics)
+
+    def save(self, directory: str) -> None:
+        path = os.path.join(directory, SNAPSHOT_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def load_snapshot(directory: str) -> ClusterMetadata | None:
+    try:
+        with open(os.path.join(directory, SNAPSHOT_FILE), encoding="utf-8") as f:
+            return ClusterMetadata.from_json(json.load(f))
+    except FileNotFoundError:
+        return None
+
+
+class MetadataView:
+    """A worker's cached view of the snapshot; `current()` reloads only when the file changed."""
+
+    def __init__(self, directory: str, initial: ClusterMetadata | None = None):
+        self.directory = directory
+        self._path = os.path.join(directory, SNAPSHOT_FILE)
+        self._stamp: tuple[int, int] | None = None
+        self._md = initial
+
+    def current(self) -> ClusterMetadata:
+        try:
+            st = os.stat(self._path)
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp or self._md is None:
+            md = load_snapshot(self.directory)
+            if md is not None:
+                self._md = md
+            self._stamp = stamp
+        assert self._md is not None, "metadata snapshot missing"
+        return self._md

@@ -1,0 +1,148 @@
+"""One client connection: framing in, responses out in request order, bytes or file ranges.
+
+Kafka clients pipeline requests (librdkafka keeps up to 5 in flight) and require responses in the order the
+requests arrived, even when a later one finishes first (a Metadata reply overtaking a parked Produce). Each
+request therefore takes a `Slot` at arrival; slots are released to the socket strictly in order.
+
+A response is a list of parts: `bytes`/`memoryview` or `FilePart(fd, offset, length)`, so Fetch can hand
+segment bytes to `os.sendfile` without copying them through Python.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from netio.codec import FrameReader, encode_response
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    fd: int
+    offset: int
+    length: int
+
+
+Part = Union[bytes, bytearray, memoryview, FilePart]
+
+
+class Slot:
+    """A request's place in its connection's response order."""
+
+    __slots__ = ("conn", "api_key", "api_version", "correlation_id", "parts", "done", "close_after")
+
+    def __init__(self, conn: "Connection", api_key: int, api_version: int, correlation_id: int):
+        self.conn = conn
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id
+        self.parts: list[Part] | None = None
+        self.done = False
+        self.close_after: str | None = None
+
+    def reply(self, body: dict) -> None:
+        self.reply_parts([encode_response(self.api_key, self.api_version, self.correlation_id, body)])
+
+    def reply_parts(self, parts: list[Part]) -> None:
+        if self.done:
+            return
+        self.parts = parts
+        self.done = True
+        self.conn.slot_done()
+
+    def no_reply(self) -> None:
+        """acks=0 Produce: the request takes no response but keeps its place."""
+        self.reply_parts([])
+
+    def fail_connection(self, reason: str) -> None:
+        """Close the connection once the responses before this one are out (acks=0 errors)."""
+        self.close_after = reason
+        self.reply_parts([])
+
+
+class Connection:
+    __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
+                 "on_writable_change", "want_write", "paused")
+
+    def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
+                 on_writable_change: Callable[["Connection"], None]):
+        self.sock = sock
+        self.id = conn_id
+        self.peer = peer
+        self.reader = FrameReader(max_frame_bytes)
+        self.slots: deque[Slot] = deque()
+        self.out: deque[Part] = deque()
+        self.out_bytes = 0
+        self.closed = False
+        self.close_reason: str | None = None
+        self.on_writable_change = on_writable_change
+        self.want_write = False
+        self.paused = False
+
+    def new_slot(self, api_key: int, api_version: int, correlation_id: int) -> Slot:
+        slot = Slot(self, api_key, api_version, correlation_id)
+        self.slots.append(slot)
+        return slot
+
+    def slot_done(self) -> None:
+        while self.slots and self.slots[0].done:
+            slot = self.slots.popleft()
+            for part in slot.parts or ():
+                self.out.append(part)
+                self.out_bytes += part.length if isinstance(part, FilePart) else len(part)
+            if slot.close_after is not None:
+                self.close_reason = slot.close_after
+                self.slots.clear()
+                break
+        self.flush()
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write as much as the socket takes now; ask for EVENT_WRITE if something is left."""
+        if self.closed:
+            return
+        try:
+            while self.out:
+                head = self.out[0]
+                if isinstance(head, FilePart):
+                    n = os.sendfile(self.sock.fileno(), head.fd, head.offset, head.length)
+                    if n == 0:
+                        raise ConnectionResetError("sendfile wrote nothing")
+                    self.out_bytes -= n
+                    if n < head.length:
+                        self.out[0] = FilePart(head.fd, head.offset + n, head.length - n)
+                        break
+                    self.out.popleft()
+                    continue
+                bufs = []
+                for part in self.out:
+                    if isinstance(part, FilePart) or len(bufs) >= 64:
+                        break
+                    bufs.append(part)
+                n = self.sock.sendmsg(bufs)
+                self.out_bytes -= n
+                short = n < sum(len(b) for b in bufs)
+                while n:
+                    part = self.out[0]
+                    if n >= len(part):
+                        n -= len(part)
+                        self.out.popleft()
+                    else:
+                        self.out[0] = memoryview(part)[n:]
+                        n = 0
+                if short:
+                    break  # the socket buffer is full
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as e:
+            self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
+            self.out.clear()
+            self.out_bytes = 0
+        want = bool(self.out)
+        if want != self.want_write:
+            self.want_write = want
+            self.on_writable_change(self)

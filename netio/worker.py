@@ -1,0 +1,265 @@
+"""The network worker process: accepts connections, frames requests, dispatches, writes responses.
+
+One per core. Each worker owns the connections it accepted (its own SO_REUSEPORT listening socket, bound by
+the supervisor before fork so a restarted worker inherits it and no queued connection is lost). Requests are
+decoded here; what a request needs from a partition owner travels through shared-memory rings, everything
+else (ApiVersions, Metadata, Fetch from segment files) is answered in this process.
+
+Bad input costs only its connection: an oversized size prefix or a malformed frame closes that connection
+with a logged reason; the worker goes on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import socket
+import time
+from typing import Callable, Protocol
+
+from broker.logfmt import Log
+from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion, decode_request
+from netio.connection import Connection, Slot
+
+log = Log("hpbroker.net")
+
+# A connection with this many responses still owed stops being read until they drain (backpressure).
+MAX_INFLIGHT_PER_CONNECTION = 64
+# ...or with this many bytes queued for the socket.
+MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 256 * 1024
+API_VERSIONS_KEY = 18
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, conn: Connection, header, body: dict, slot: Slot) -> None: ...
+
+    def api_versions_error_body(self) -> dict: ...
+
+
+class NetworkWorker:
+    def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
+                 max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
+                 extra_readers: list[tuple[int, Callable[[], None]]] | None = None,
+                 tick: Callable[[], None] | None = None):
+        self.index = index
+        self.listen_socks = listen_socks
+        self.dispatcher = dispatcher
+        self.max_frame_bytes = max_frame_bytes
+        self.sndbuf = sndbuf
+        self.rcvbuf = rcvbuf
+        self.sel = selectors.DefaultSelector()
+        self.conns: dict[int, Connection] = {}
+        self.next_conn_id = index << 40
+        self.stopping = False
+        self.extra_readers = extra_readers or []
+        self.tick = tick
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.connections_created = 0
+        self.connections_closed = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def request_stop(self, *_):
+        self.stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for ls in self.listen_socks:
+            ls.setblocking(False)
+            self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
+        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        for fd, callback in self.extra_readers:
+            self.sel.register(fd, selectors.EVENT_READ, ("call", callback))
+        log.info("network worker started", worker=self.index)
+        drain_deadline = None
+        while True:
+            if self.stopping and drain_deadline is None:
+                drain_deadline = time.monotonic() + 5.0
+                for ls in self.listen_socks:
+                    self.sel.unregister(ls)
+            if drain_deadline is not None:
+                if not any(c.slots or c.out for c in self.conns.values()) or time.monotonic() > drain_deadline:
+                    break
+            events = self.sel.select(timeout=0.1 if drain_deadline else 1.0)
+            for key, mask in events:
+                kind, obj = key.data
+                if kind == "conn":
+                    if mask & selectors.EVENT_READ:
+                        self._on_readable(obj)
+                    if mask & selectors.EVENT_WRITE and not obj.closed:
+                        obj.flush()
+                        self._maybe_close(obj)
+                elif kind == "accept":
+                    self._accept(obj)
+                elif kind == "call":
+                    obj()
+                else:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+            if self.tick is not None:
+                self.tick()
+        for conn in list(self.conns.values()):
+            self._close(conn, "broker shutting down")
+        log.info("network worker stopped", worker=self.index)
+
+    # -- connections --------------------------------------------------------------------------------------
+
+    def _accept(self, ls: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = ls.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accept failed", worker=self.index, error=e.strerror)
+                    return
+                raise
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.sndbuf > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+            if self.rcvbuf > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            self.next_conn_id += 1
+            peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+            conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed)
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
+            self.connections_created += 1
+            log.debug("connection opened", conn=conn.id, peer=peer)
+
+    def _events_for(self, conn: Connection) -> int:
+        ev = 0 if conn.paused else selectors.EVENT_READ
+        if conn.want_write:
+            ev |= selectors.EVENT_WRITE
+        return ev
+
+    def _update_interest(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        ev = self._events_for(conn)
+        try:
+            key = self.sel.get_key(conn.sock)
+        except KeyError:
+            key = None
+        if ev == 0:
+            if key is not None:
+                self.sel.unregister(conn.sock)
+        elif key is None:
+            self.sel.register(conn.sock, ev, ("conn", conn))
+        elif key.events != ev:
+            self.sel.modify(conn.sock, ev, ("conn", conn))
+
+    def _writable_changed(self, conn: Connection) -> None:
+        self._apply_backpressure(conn)
+        self._update_interest(conn)
+        self._maybe_close(conn)
+
+    def _apply_backpressure(self, conn: Connection) -> bool:
+        """Pause reading while the connection owes too much; resume once it has drained."""
+        over = len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
+        if over != conn.paused:
+            conn.paused = over
+            return True
+        return False
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._close(conn, f"read failed: {e.strerror or e}")
+            return
+        if not data:
+            self._close(conn, "closed by peer")
+            return
+        try:
+            conn.reader.feed(data)
+            while not conn.closed and conn.close_reason is None:
+                frame = conn.reader.next_frame()
+                if frame is None:
+                    break
+                self._handle_frame(conn, frame)
+                if len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION:
+                    break
+        except CodecError as e:
+            self._close(conn, f"bad frame: {e}")
+            return
+        except Exception as e:  # a handler bug must not take the worker down with it
+            log.error("request handling failed", exc_info=True, conn=conn.id, error=repr(e))
+            self._close(conn, "internal error")
+            return
+        if self._apply_backpressure(conn):
+            self._update_interest(conn)
+        self._maybe_close(conn)
+
+    def resume_paused(self) -> None:
+        """Called after completions arrive: connections under their limits read (and frame) again."""
+        for conn in list(self.conns.values()):
+            if conn.paused and self._apply_backpressure(conn):
+                self._update_interest(conn)
+                self._drain_buffered_frames(conn)
+
+    def _drain_buffered_frames(self, conn: Connection) -> None:
+        try:
+            while not conn.closed and conn.close_reason is None and len(conn.slots) < MAX_INFLIGHT_PER_CONNECTION:
+                frame = conn.reader.next_frame()
+                if frame is None:
+                    break
+                self._handle_frame(conn, frame)
+        except CodecError as e:
+            self._close(conn, f"bad frame: {e}")
+
+    def _handle_frame(self, conn: Connection, frame: memoryview) -> None:
+        try:
+            req = decode_request(frame)
+        except UnsupportedVersion as e:
+            h = e.header
+            if h.api_key == API_VERSIONS_KEY:
+                # Answer with a v0 body so the client can pick a version we speak (KIP-511).
+                slot = conn.new_slot(h.api_key, 0, h.correlation_id)
+                body = self.dispatcher.api_versions_error_body()
+                body["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)
+                slot.reply(body)
+                return
+            raise CodecError(f"unsupported version {h.api_version} of api {h.api_key}") from None
+        except UnknownApi as e:
+            raise CodecError(f"unknown api key {e.header.api_key}") from None
+        h = req.header
+        slot = conn.new_slot(h.api_key, h.api_version, h.correlation_id)
+        self.dispatcher.dispatch(conn, h, req.body, slot)
+
+    def _maybe_close(self, conn: Connection) -> None:
+        if conn.close_reason is not None and not conn.closed and not conn.out:
+            self._close(conn, conn.close_reason)
+
+    def _close(self, conn: Connection, reason: str) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self.conns.pop(conn.sock.fileno(), None)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        self.connections_closed += 1
+        level = log.debug if reason in ("closed by peer", "broker shutting down") else log.warning
+        level("connection closed", conn=conn.id, peer=conn.peer, reason=reason)

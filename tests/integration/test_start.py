@@ -1,0 +1,111 @@
+"""`hpbroker start` end to end: real processes, real sockets, real Kafka clients."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tools.testing import BrokerProcess
+
+
+def test_confluent_admin_list_topics(broker):
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    md = admin.list_topics(timeout=10)
+    assert md.orig_broker_id == 0
+    assert list(md.brokers) == [0]
+    b = md.brokers[0]
+    assert (b.host, b.port) == ("127.0.0.1", broker.port)
+    assert md.cluster_id and md.controller_id == 0
+
+
+def test_kafka_python_describe_cluster(broker):
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        info = admin.describe_cluster()
+    finally:
+        admin.close()
+    assert info["controller_id"] == 0
+    assert [(b["node_id"], b["host"], b["port"]) for b in info["brokers"]] == [(0, "127.0.0.1", broker.port)]
+    assert info["cluster_id"]
+
+
+def test_ready_line_and_clean_stop_on_sigterm_and_sigint(tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        b = BrokerProcess(data_dir=str(tmp_path / f"d{sig}"), network_threads=2)
+        b.start()
+        ready = [l for l in b.output if "ready" in l]
+        assert ready and "broker.id=0" in ready[0] and str(tmp_path / f"d{sig}") in ready[0]
+        assert f"127.0.0.1:{b.port}" in ready[0]
+        pids = b.child_pids()
+        assert len(pids) == 2  # two network workers
+        b.proc.send_signal(sig)
+        assert b.proc.wait(30) == 0
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+
+
+def test_port_in_use_fails_clearly(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set",
+                            f"listeners=PLAINTEXT://127.0.0.1:{port}", "--set", f"log.dirs={tmp_path}",
+                            "--set", "metrics.listener=none"], capture_output=True, text=True, timeout=60)
+    finally:
+        s.close()
+    assert r.returncode == 1
+    assert "address already in use" in r.stderr
+
+
+def test_second_broker_on_same_port_fails(broker, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set",
+                        f"listeners=PLAINTEXT://127.0.0.1:{broker.port}", "--set", f"log.dirs={tmp_path / 'x'}",
+                        "--set", "metrics.listener=none"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "address already in use" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_data_dir_nonroot(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                        "--set", f"log.dirs={d}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not writable" in r.stderr
+
+
+def test_data_dir_that_is_a_file_fails(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                        "--set", f"log.dirs={f}", "--set", "metrics.listener=none"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not writable" in r.stderr and str(f) in r.stderr
+
+
+def test_worker_killed_is_restarted_and_serves(broker):
+    from confluent_kafka.admin import AdminClient
+
+    (pid,) = broker.child_pids()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        pids = broker.child_pids()
+        if pids and pids != [pid]:
+            break
+        time.sleep(0.1)
+    assert pids and pid not in pids
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    assert list(md.brokers) == [0]

@@ -1,0 +1,119 @@
+"""Run a real hpbroker as a child process for tests: ephemeral port, temporary data directory.
+
+The broker is started exactly as an operator would (`hpbroker start ...`, its real supervisor and
+workers), and its address is read from the `ready` line, so there is no race on picking a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+
+READY_RE = re.compile(r"hpbroker ready .*listeners=PLAINTEXT://([^:,\s]+):(\d+)")
+
+
+class BrokerProcess:
+    def __init__(self, data_dir: str | None = None, settings: dict | None = None, port: int = 0,
+                 host: str = "127.0.0.1", network_threads: int = 1, io_threads: int = 1):
+        self._tmp = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="hpbroker-test-")
+            data_dir = self._tmp.name
+        self.data_dir = data_dir
+        self.settings = {
+            "listeners": f"PLAINTEXT://{host}:{port}",
+            "log.dirs": data_dir,
+            "num.network.threads": str(network_threads),
+            "num.io.threads": str(io_threads),
+            "metrics.listener": "none",
+        }
+        self.settings.update({k: str(v) for k, v in (settings or {}).items()})
+        self.proc: subprocess.Popen | None = None
+        self.host = host
+        self.port = 0
+        self.output: deque[str] = deque(maxlen=2000)
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "tools.cli", "start"]
+        for k, v in self.settings.items():
+            cmd += ["--set", f"{k}={v}"]
+        return cmd
+
+    def start(self, timeout: float = 120.0) -> "BrokerProcess":
+        if self.port:  # a restart keeps the same address
+            self.settings["listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
+        self._ready.clear()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, text=True)
+        self._reader = threading.Thread(target=self._read_output, args=(self.proc,), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("broker did not become ready:\n" + self.log_tail())
+        return self
+
+    def _read_output(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.output.append(line.rstrip("\n"))
+            m = READY_RE.search(line)
+            if m:
+                self.port = int(m.group(2))
+                self._ready.set()
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(list(self.output)[-n:])
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: the clean shutdown path. Returns the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: supervisor and workers die at once, as in a crash."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def child_pids(self) -> list[int]:
+        import psutil
+
+        return [c.pid for c in psutil.Process(self.proc.pid).children()]
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+    def __enter__(self) -> "BrokerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
