@@ -18,7 +18,6 @@ def test_confluent_admin_list_topics(broker):
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     md = admin.list_topics(timeout=10)
-    assert md.orig_broker_id == 0
     assert list(md.brokers) == [0]
     b = md.brokers[0]
     assert (b.host, b.port) == ("127.0.0.1", broker.port)
@@ -34,7 +33,7 @@ def test_kafka_python_describe_cluster(broker):
     finally:
         admin.close()
     assert info["controller_id"] == 0
-    assert [(b["node_id"], b["host"], b["port"]) for b in info["brokers"]] == [(0, "127.0.0.1", broker.port)]
+    assert [(b["broker_id"], b["host"], b["port"]) for b in info["brokers"]] == [(0, "127.0.0.1", broker.port)]
     assert info["cluster_id"]
 
 
