@@ -127,8 +127,8 @@ class Api:
     name: str
     versions: tuple[int, int]
     flexible: str
-    request: tuple[Field, ...]
-    response: tuple[Field, ...]
+    request: tuple[Field, ...] = dc_field(repr=False)
+    response: tuple[Field, ...] = dc_field(repr=False)
     rejected: str = "none"
     _plans: dict = dc_field(default_factory=dict, repr=False, compare=False)
 
