@@ -9,6 +9,8 @@ librdkafka < 2.11.1 enables compression, but v0-v2 requests are refused, as Kafk
 from netio.codec.schema import Api, Field as F
 
 
+# ApiVersions: the first request on every connection. Its response header is always v0, and an
+# unsupported request version is answered with a v0 body carrying UNSUPPORTED_VERSION (see codec.frame).
 API_VERSIONS = Api(
     key=18, name="ApiVersions", versions=(0, 3), flexible="3+",
     request=(
@@ -39,6 +41,7 @@ API_VERSIONS = Api(
 )
 
 
+# Metadata: a null `topics` (v1+) asks for every topic; in v0 an empty list means the same.
 METADATA = Api(
     key=3, name="Metadata", versions=(0, 8), flexible="9+",
     request=(
@@ -79,6 +82,7 @@ METADATA = Api(
 )
 
 
+# Produce: `records` stays opaque and decodes to a zero-copy view of the request frame.
 PRODUCE = Api(
     key=0, name="Produce", versions=(0, 8), flexible="9+", rejected="0-2",
     request=(
@@ -114,6 +118,8 @@ PRODUCE = Api(
 )
 
 
+# Fetch: v4 is the first version with RecordBatch v2 (librdkafka's MsgVer2 needs it); v7 adds sessions,
+# v11 the consumer's rack. Answer `records` with b"" rather than null: kafka-python fails on null.
 FETCH = Api(
     key=1, name="Fetch", versions=(4, 11), flexible="12+",
     request=(
@@ -333,6 +339,7 @@ DELETE_RECORDS = Api(
 )
 
 
+# SaslHandshake: never flexible; v1 means SASL tokens travel in SaslAuthenticate frames.
 SASL_HANDSHAKE = Api(
     key=17, name="SaslHandshake", versions=(0, 1), flexible="none",
     request=(
