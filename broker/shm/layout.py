@@ -1,0 +1,184 @@
+"""Byte layout of every shared-memory region hpbroker maps.
+
+This is the only place where offsets into shared memory are defined; ``region``, ``ring`` and
+``partitions`` import the constants below, so a layout change is one edit here plus a version
+bump.  All integers are native-endian (little-endian on the supported x86-64 hosts) and every
+8-byte field sits at an 8-byte aligned offset, so one ``struct.pack_into``/``unpack_from`` with a
+native format is a single aligned 8-byte store/load: a reader never sees half a counter.
+(Standard-size formats such as ``"<Q"`` are packed byte by byte by CPython and must not be used for
+fields another process reads concurrently.)
+
+Every region starts with the same 64-byte preamble, written once by the creator before any other
+process can know the region's name::
+
+    preamble (64 bytes, read-only after create)
+    +0   u32  magic      b"HPB1" (0x31425048)
+    +4   u16  version    LAYOUT_VERSION; attach refuses a mismatch
+    +6   u16  kind       KIND_RING | KIND_PARTITIONS | KIND_METRICS
+    +8   u64  creator    pid of the creating process (only it unlinks)
+    +16  u64  size       total region size in bytes
+    +24  40 bytes reserved (zero)
+
+Ring region (single producer, single consumer; ``ring.py``)::
+
+    0            64            128           192                        192 + capacity
+    | preamble   | producer    | consumer    | data: entries, back to back ...        |
+                 | line        | line        |
+
+    header field in the preamble's reserved area:
+    +24  u64  capacity        data bytes, multiple of 8 (so attach needs only the name)
+
+    producer line (written only by the producer)
+    +64  u64  head            monotonic count of bytes published; index = head % capacity
+    +72  u64  producer_sleep  0 = running; otherwise a ticket (1, 2, ...) while the producer sleeps
+                              waiting for space; the consumer signals the "space" doorbell once per
+                              ticket it sees
+    +80  u64  full_events     times try_put/reserve found the ring full (metrics)
+    +88  40 bytes reserved
+    consumer line (written only by the consumer)
+    +128 u64  tail            monotonic count of bytes consumed; head - tail = bytes in use
+    +136 u64  consumer_sleep  0 = running; otherwise a ticket while the consumer sleeps waiting for
+                              data; the producer signals the "data" doorbell once per ticket
+    +144 48 bytes reserved
+
+    entry (at data + start % capacity; start and size are multiples of 8; never wraps)
+    +0   u64  commit   start + size: the head value this entry publishes.  Written LAST by the
+                       producer and read FIRST by the consumer; any other value means the entry
+                       is not (completely) written and the consumer treats the ring as empty.
+                       A stale header from an earlier lap can never match (its end differs by a
+                       multiple of capacity), and an all-zero ring matches nothing.
+    +8   u32  length   payload bytes
+    +12  u32  kind     caller-defined message kind; KIND_PAD = padding to the end of the data area
+    +16  payload, then zero to 7 bytes of padding up to the next multiple of 8
+
+    wrap rule: an entry that does not fit before the end of the data area is preceded by a PAD
+    entry covering the rest of the area (or, when only 8 bytes remain, by nothing: fewer than
+    ENTRY_HEADER bytes to the end is an implicit pad both sides skip).
+
+    entry states, as the consumer sees them at position tail:
+      tail == head                 empty: nothing to read (the producer may be writing)
+      tail <  head, commit != end  not yet visible (cannot happen with in-order stores; treated
+                                   as empty, never applied)
+      tail <  head, commit == end  complete: kind/length/payload may be read until advance()
+      kind == KIND_PAD             skip to the start of the next lap
+
+    publish order (producer):  payload -> length/kind -> commit -> head -> read consumer_sleep
+    consume order (consumer):  head -> commit -> length/kind -> payload ... tail -> read
+                               producer_sleep
+    A producer killed anywhere before its head store leaves nothing visible; the next producer
+    to attach continues from the published head and overwrites the torn bytes.
+
+Partition-state table (``partitions.py``; each slot written by one I/O worker, read by all)::
+
+    0            64                        64 + 64 * slots               + slots * watchers
+    | preamble   | slot 0 | slot 1 | ...   | watch matrix (bytes)         |
+    header fields in the preamble's reserved area:
+    +24  u64  slots      number of slots
+    +32  u64  watchers   number of network-worker watch columns
+
+    slot (64 bytes, one cache line so writers of neighbouring slots never share a line)
+    +0   u64  seq               seqlock: odd while the owner writes, +2 per publish, so it doubles
+                                as the slot's "changed" counter for long-poll fetches
+    +8   i64  log_end_offset
+    +16  i64  high_watermark
+    +24  i64  log_start_offset
+    +32  i64  leader_epoch
+    +40  u64  generation        bumped when the slot is claimed for a new topic incarnation
+    +48  16 bytes reserved
+
+    watch matrix: byte [slot * watchers + w] = 1 while network worker w is parked on a long-poll
+    fetch that waits for the slot; written only by worker w, read by the slot's owner after
+    each publish to decide which workers' doorbells to ring.
+
+Metrics region (reserved for the metrics collector; nothing writes it yet)::
+
+    0            64
+    | preamble   | per-process counter blocks, METRICS_BLOCK bytes each ...
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+
+LAYOUT_VERSION = 1
+MAGIC = 0x31425048  # b"HPB1" read as a little-endian u32
+
+KIND_RING = 1
+KIND_PARTITIONS = 2
+KIND_METRICS = 3
+
+CACHE_LINE = 64
+ALIGN = 8
+
+# Native formats only: each 8-byte field is then one aligned load/store (see module docstring).
+U64 = struct.Struct("Q")
+I64 = struct.Struct("q")
+U32 = struct.Struct("I")
+U32_PAIR = struct.Struct("II")
+
+# -- preamble --------------------------------------------------------------------------------
+PREAMBLE = struct.Struct("IHHQQ")  # magic, version, kind, creator pid, size
+PREAMBLE_SIZE = 64
+OFF_MAGIC = 0
+OFF_CREATOR = 8
+OFF_SIZE = 16
+
+# -- ring ------------------------------------------------------------------------------------
+RING_OFF_HEAD = 64
+RING_OFF_PRODUCER_SLEEP = 72
+RING_OFF_FULL_EVENTS = 80
+RING_OFF_CAPACITY = 24
+RING_OFF_TAIL = 128
+RING_OFF_CONSUMER_SLEEP = 136
+RING_HEADER_SIZE = 192
+
+ENTRY_HEADER = 16
+ENTRY_OFF_COMMIT = 0
+ENTRY_OFF_LENGTH = 8  # u32 length then u32 kind, packed as U32_PAIR
+KIND_PAD = 0xFFFFFFFF
+MAX_KIND = KIND_PAD - 1
+MIN_RING_CAPACITY = 64
+
+# -- partition table -------------------------------------------------------------------------
+PART_OFF_SLOTS = 24
+PART_OFF_WATCHERS = 32
+PART_SLOTS_START = 64
+PART_SLOT_SIZE = 64
+SLOT_OFF_SEQ = 0
+SLOT_OFF_FIELDS = 8
+SLOT_FIELDS = struct.Struct("qqqqQ")  # leo, hw, log_start, leader_epoch, generation
+SLOT_OFF_GENERATION = 40
+
+# -- metrics (reserved) ----------------------------------------------------------------------
+METRICS_START = 64
+METRICS_BLOCK = 512
+
+
+def align8(n: int) -> int:
+    """Round up to the 8-byte entry alignment."""
+    return (n + 7) & ~7
+
+
+def entry_size(payload_len: int) -> int:
+    """Bytes a ring entry with this payload occupies, header and tail padding included."""
+    return (ENTRY_HEADER + payload_len + 7) & ~7
+
+
+def ring_region_size(capacity: int) -> int:
+    return RING_HEADER_SIZE + capacity
+
+
+def partition_region_size(slots: int, watchers: int) -> int:
+    return PART_SLOTS_START + slots * PART_SLOT_SIZE + align8(slots * watchers)
+
+
+def watch_offset(slots: int, watchers: int, slot: int) -> int:
+    """Offset of the watch-matrix row for ``slot`` (``watchers`` bytes, one per worker)."""
+    return PART_SLOTS_START + slots * PART_SLOT_SIZE + slot * watchers
+
+
+def check_platform() -> None:
+    """The layout assumes a 64-bit little-endian host with aligned 8-byte stores being atomic."""
+    if sys.byteorder != "little" or struct.calcsize("P") != 8:
+        raise RuntimeError("hpbroker shared memory needs a 64-bit little-endian host")
