@@ -1,0 +1,259 @@
+"""Produce (api 0) fast path: request decode and response encode for the served versions v3-v8.
+
+Produce carries every byte a producer sends, so its request is parsed by straight-line `struct` code instead
+of the generic plan interpreter, and the records stay zero-copy slices of the frame. The generic codec
+(`netio.codec.frame`) remains the definition: for every frame the fast path returns what `decode_request`
+returns (flattened) or raises the same exception class, which `tests/codec/test_fastpath.py` checks on
+generated, mutated and real-client frames. Versions outside v3-v8 go through the generic path unchanged, so
+refused v0-v2 requests still raise `UnsupportedVersion` carrying their body.
+
+Request v3-v8 (one layout):  header v1 | transactional_id: nullable string | acks: int16 | timeout_ms: int32 |
+[topic: string | [partition: int32 | records: nullable int32-length bytes]]
+Response v3-v8:              [topic | [partition | error_code | base_offset | log_append_time_ms |
+log_start_offset (v5+) | record_errors: [] (v8) | error_message (v8)]] | throttle_time_ms
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from netio.codec.apis.core import PRODUCE
+from netio.codec.errors import CodecError
+from netio.codec.frame import Request, RequestHeader, decode_request, encode_response
+
+FAST_VERSIONS = (3, 8)
+MAX_STRING = 0x7FFF
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_PREFIX = struct.Struct(">hhi")
+_ACKS_TIMEOUT_COUNT = struct.Struct(">hii")
+_PARTITION_HEAD = struct.Struct(">ii")
+_RESPONSE_PARTITION = {
+    3: struct.Struct(">ihqq"), 4: struct.Struct(">ihqq"),
+    5: struct.Struct(">ihqqq"), 6: struct.Struct(">ihqqq"), 7: struct.Struct(">ihqqq"),
+    8: struct.Struct(">ihqqqi"),  # ... record_errors count, always 0
+}
+_NULL_STRING = _I16.pack(-1)
+
+# Smallest encodings of one array element, so a hostile count is refused before any work.
+_TOPIC_MIN = 2 + 4
+_PARTITION_MIN = 4 + 4
+_FAULTS = (struct.error, IndexError, ValueError)
+_ENCODE_FAULTS = (struct.error, TypeError, AttributeError, ValueError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceRequest:
+    """A decoded Produce request; `partitions` is flat `(topic, partition, records)` in request order.
+
+    `records` is a memoryview slice of the frame (or None for a null record set): it stays valid as long as
+    the frame's buffer does, and costs no copy until it is written to a segment.
+    """
+
+    header: RequestHeader
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    partitions: list[tuple[str, int, memoryview | None]]
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version
+
+
+# ---------------------------------------------------------------------------------------------------------
+# header
+
+
+def read_header(buf: memoryview, api_key: int, lo: int, hi: int) -> tuple[RequestHeader, int] | None:
+    """Header v1 of a request for `api_key` at a version in [lo, hi], or None if the frame is anything else.
+
+    Malformed input raises CodecError exactly where `decode_request` would: a frame shorter than 8 bytes
+    without a header, a bad client id with the 8-byte prefix as header. [lo, hi] must be advertised versions.
+    """
+    n = len(buf)
+    if n < 8:
+        raise CodecError(f"request of {n} bytes is shorter than a header")
+    key, version, correlation_id = _PREFIX.unpack_from(buf, 0)
+    if key != api_key or not lo <= version <= hi:
+        return None
+    if n >= 10:
+        (length,) = _I16.unpack_from(buf, 8)
+        if length == -1:
+            return RequestHeader(key, version, correlation_id, None), 10
+        end = 10 + length
+        if length >= 0 and end <= n:
+            try:
+                return RequestHeader(key, version, correlation_id, str(buf[10:end], "utf-8")), end
+            except UnicodeDecodeError:
+                pass
+    raise CodecError("malformed request header client id", header=RequestHeader(key, version, correlation_id))
+
+
+def read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
+    """A non-nullable int16-length UTF-8 string at pos."""
+    (length,) = _I16.unpack_from(buf, pos)
+    pos += 2
+    stop = pos + length
+    if length < 0 or stop > end:
+        raise CodecError(f"invalid string length {length} at offset {pos - 2}")
+    return str(buf[pos:stop], "utf-8"), stop
+
+
+# ---------------------------------------------------------------------------------------------------------
+# request
+
+
+def decode_produce_request(frame) -> ProduceRequest:
+    """Decode a Produce request frame body (size prefix stripped) without copying its records.
+
+    Raises CodecError (with `.header` once the header is known) on malformed input; versions other than
+    v3-v8 and frames of other APIs are handed to `decode_request`, so they raise what it raises.
+    """
+    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
+    parsed = read_header(buf, PRODUCE.key, *FAST_VERSIONS)
+    if parsed is None:
+        return _decode_generic(buf)
+    header, pos = parsed
+    try:
+        return _decode_body(buf, pos, header)
+    except CodecError as exc:
+        exc.header = header
+        raise
+    except _FAULTS as exc:
+        raise CodecError(f"malformed Produce v{header.api_version} request: {type(exc).__name__}: {exc}",
+                         header=header) from None
+
+
+def _decode_body(buf: memoryview, pos: int, header: RequestHeader) -> ProduceRequest:
+    end = len(buf)
+    (length,) = _I16.unpack_from(buf, pos)
+    pos += 2
+    if length >= 0:
+        stop = pos + length
+        if stop > end:
+            raise CodecError(f"transactional_id of {length} bytes runs past the end of the request")
+        transactional_id = str(buf[pos:stop], "utf-8")
+        pos = stop
+    elif length == -1:
+        transactional_id = None
+    else:
+        raise CodecError(f"invalid transactional_id length {length}")
+    acks, timeout_ms, topics = _ACKS_TIMEOUT_COUNT.unpack_from(buf, pos)
+    pos += 10
+    if topics < 0 or topics * _TOPIC_MIN > end - pos:
+        raise CodecError(f"topic count {topics} cannot fit in {end - pos} remaining bytes")
+    partitions: list[tuple[str, int, memoryview | None]] = []
+    append = partitions.append
+    unpack_head = _PARTITION_HEAD.unpack_from
+    unpack_i32 = _I32.unpack_from
+    for _ in range(topics):
+        topic, pos = read_string(buf, pos, end)
+        (count,) = unpack_i32(buf, pos)
+        pos += 4
+        if count < 0 or count * _PARTITION_MIN > end - pos:
+            raise CodecError(f"partition count {count} cannot fit in {end - pos} remaining bytes")
+        for _ in range(count):
+            index, size = unpack_head(buf, pos)
+            pos += 8
+            if size >= 0:
+                stop = pos + size
+                if stop > end:
+                    raise CodecError(f"records of {size} bytes for {topic}-{index} run past the end of the request")
+                append((topic, index, buf[pos:stop]))
+                pos = stop
+            elif size == -1:
+                append((topic, index, None))
+            else:
+                raise CodecError(f"invalid records length {size} for {topic}-{index}")
+    if pos != end:
+        raise CodecError(f"{end - pos} unexpected bytes after Produce v{header.api_version} request")
+    return ProduceRequest(header, transactional_id, acks, timeout_ms, partitions)
+
+
+def _decode_generic(buf: memoryview) -> ProduceRequest:
+    request = decode_request(buf)
+    if request.header.api_key != PRODUCE.key:
+        raise CodecError(f"api key {request.header.api_key} is not Produce", header=request.header)
+    return from_generic(request)
+
+
+def from_generic(request: Request) -> ProduceRequest:
+    """Flatten a generically decoded Produce request into the fast path's shape."""
+    body = request.body
+    partitions = [(topic["name"], part["index"], part["records"])
+                  for topic in body["topic_data"] for part in topic["partition_data"]]
+    return ProduceRequest(request.header, body["transactional_id"], body["acks"], body["timeout_ms"], partitions)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# response
+
+PartitionResult = tuple[int, int, int, int, int, "str | None"]
+
+
+def encode_produce_response(version: int, correlation_id: int,
+                            results: list[tuple[str, list[PartitionResult]]], throttle_time_ms: int = 0) -> bytes:
+    """A complete Produce response frame (size prefix, header v0, body).
+
+    `results` is `[(topic, [(partition, error_code, base_offset, log_append_time_ms, log_start_offset,
+    error_message)])]`; fields a version lacks are dropped. Other advertised versions (a refused v0-v2
+    request answered per partition) are encoded by the generic codec.
+    """
+    if not FAST_VERSIONS[0] <= version <= FAST_VERSIONS[1]:
+        return encode_response(PRODUCE.key, version, correlation_id, _generic_body(results, throttle_time_ms))
+    try:
+        return _encode(version, correlation_id, results, throttle_time_ms)
+    except CodecError:
+        raise
+    except _ENCODE_FAULTS as exc:
+        raise CodecError(f"cannot encode Produce v{version} response: {type(exc).__name__}: {exc}") from None
+
+
+def _encode(version: int, correlation_id: int, results, throttle_time_ms: int) -> bytes:
+    out = bytearray(4)
+    out += _I32.pack(correlation_id)
+    out += _I32.pack(len(results))
+    pack = _RESPONSE_PARTITION[version].pack
+    pack_i32 = _I32.pack
+    short = version < 5
+    with_message = version >= 8
+    for topic, partitions in results:
+        _write_string(topic, out)
+        out += pack_i32(len(partitions))
+        for partition, error_code, base_offset, log_append_time_ms, log_start_offset, message in partitions:
+            if short:
+                out += pack(partition, error_code, base_offset, log_append_time_ms)
+            elif with_message:
+                out += pack(partition, error_code, base_offset, log_append_time_ms, log_start_offset, 0)
+                if message is None:
+                    out += _NULL_STRING
+                else:
+                    _write_string(message, out)
+            else:
+                out += pack(partition, error_code, base_offset, log_append_time_ms, log_start_offset)
+    out += pack_i32(throttle_time_ms)
+    _I32.pack_into(out, 0, len(out) - 4)
+    return bytes(out)
+
+
+def _write_string(value: str, out: bytearray) -> None:
+    data = value.encode("utf-8")
+    if len(data) > MAX_STRING:
+        raise CodecError(f"string of {len(data)} bytes exceeds {MAX_STRING}")
+    out += _I16.pack(len(data))
+    out += data
+
+
+def _generic_body(results, throttle_time_ms: int) -> dict:
+    return {
+        "responses": [
+            {"name": topic, "partition_responses": [
+                {"index": p, "error_code": e, "base_offset": b, "log_append_time_ms": t, "log_start_offset": s,
+                 "error_message": m}
+                for p, e, b, t, s, m in partitions]}
+            for topic, partitions in results],
+        "throttle_time_ms": throttle_time_ms,
+    }
