@@ -1,0 +1,259 @@
+"""Sparse offset and time indexes of one segment, in Kafka's on-disk format (big-endian, mmap'd).
+
+* ``OffsetIndex`` (``.index``): 8-byte entries ``int32 relativeOffset, int32 position``. An entry maps the last
+  offset of a batch to that batch's start position, so the batch holding offset ``o`` starts at or after the
+  position of the largest entry ``<= o``.
+* ``TimeIndex`` (``.timeindex``): 12-byte entries ``int64 timestamp, int32 relativeOffset``, strictly increasing
+  in timestamp: "up to this offset, the largest timestamp seen is this".
+
+Indexes are hints, never checksummed: recovery rebuilds them from the log. While a segment is active its index
+files are preallocated to ``segment.index.bytes`` (zero tail = free slots); when it closes they are trimmed to
+their entries. Only the partition's writer process opens them writable.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+import numpy as np
+
+import hotpath
+
+_OFF = struct.Struct(">ii")
+_TIME = struct.Struct(">qi")
+
+
+class _Index:
+    entry_size = 0
+
+    def __init__(self, path: str, base_offset: int, max_bytes: int):
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max(1, max_bytes // self.entry_size)
+        self.entries = 0
+        self._fd = -1
+        self._map: mmap.mmap | None = None
+        self._u8: np.ndarray | None = None
+        self.writable = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str, base_offset: int, max_bytes: int, writable: bool) -> "_Index":
+        """Open (creating if needed) and count the valid entries; ``writable`` preallocates the full size."""
+        idx = cls(path, base_offset, max_bytes)
+        idx._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # only the writer process opens indexes
+        try:
+            size = os.fstat(idx._fd).st_size
+            idx.entries = idx._count(size)
+            if writable:
+                idx._make_writable()
+            else:
+                idx._map_size(size - size % idx.entry_size, writable=False)
+        except BaseException:
+            idx.close()
+            raise
+        return idx
+
+    def _count(self, size: int) -> int:
+        n = min(size // self.entry_size, self.max_entries)
+        if n == 0:
+            return 0
+        self._map_size(n * self.entry_size, writable=False)
+        valid = hotpath.index_valid_entries(self._u8, self.entry_size, n)
+        if valid and not any(self._map[: self.entry_size]):
+            valid = 0  # the writer never stores an all-zero first entry: this is an empty preallocated file
+        self._unmap()
+        return self._sanitize(valid)
+
+    def _sanitize(self, n: int) -> int:
+        return n
+
+    def _map_size(self, size: int, writable: bool) -> None:
+        self._unmap()
+        if size <= 0:
+            return
+        self._map = mmap.mmap(self._fd, size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+        self._u8 = np.frombuffer(self._map, dtype=np.uint8)
+
+    def _unmap(self) -> None:
+        self._u8 = None
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a lookup result still refers to it; it unmaps when released
+            self._map = None
+
+    def _make_writable(self) -> None:
+        """Preallocate to the maximum size and map it writable (segment becomes active)."""
+        full = self.max_entries * self.entry_size
+        if os.fstat(self._fd).st_size < full:
+            os.posix_fallocate(self._fd, 0, full)
+        self._map_size(full, writable=True)
+        used = self.entries * self.entry_size
+        if any(self._map[used: used + self.entry_size]):
+            self._map[used:] = bytes(full - used)  # stale bytes past the valid entries would be read back
+        self.writable = True
+
+    def make_writable(self) -> None:
+        self._make_writable()
+
+    def trim(self) -> None:
+        """Shrink the file to its entries (segment closes); the index stays readable."""
+        size = self.entries * self.entry_size
+        self._unmap()
+        os.ftruncate(self._fd, size)
+        self.writable = False
+        self._map_size(size, writable=False)
+
+    def flush(self) -> None:
+        if self.writable and self._fd >= 0:
+            os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        self._unmap()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def is_full(self) -> bool:
+        return self.entries >= self.max_entries
+
+    def truncate_entries(self, n: int) -> None:
+        """Keep the first ``n`` entries, zeroing the rest."""
+        if n >= self.entries:
+            return
+        if self.writable:
+            self._map[n * self.entry_size: self.entries * self.entry_size] = bytes((self.entries - n) * self.entry_size)
+        self.entries = n
+        if not self.writable:
+            self._unmap()
+            os.ftruncate(self._fd, n * self.entry_size)
+            self._map_size(n * self.entry_size, writable=False)
+
+    def reset(self) -> None:
+        self.truncate_entries(0)
+
+    def _raw_entries(self, struct_) -> list[tuple[int, int]]:
+        return [struct_.unpack_from(self._map, i * self.entry_size) for i in range(self.entries)]
+
+
+class OffsetIndex(_Index):
+    entry_size = 8
+
+    def _sanitize(self, n: int) -> int:
+        # a partially written or corrupt index is caught by check(); here only the zero tail is dropped
+        return n
+
+    def last_entry(self) -> tuple[int, int]:
+        """(offset, position) of the last entry, or (base_offset, 0) when empty."""
+        if self.entries == 0:
+            return self.base_offset, 0
+        rel, pos = _OFF.unpack_from(self._map, (self.entries - 1) * 8)
+        return self.base_offset + rel, pos
+
+    def append(self, offset: int, position: int) -> bool:
+        rel = offset - self.base_offset
+        if self.is_full or not 0 <= rel <= 0x7FFFFFFF:
+            return False
+        if self.entries:
+            last_rel, last_pos = _OFF.unpack_from(self._map, (self.entries - 1) * 8)
+            if rel <= last_rel or position <= last_pos:
+                return False
+        elif rel == 0 and position == 0:
+            return False  # an all-zero first entry would read back as an empty index
+        _OFF.pack_into(self._map, self.entries * 8, rel, position)
+        self.entries += 1
+        return True
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """(offset, position) of the largest entry with offset <= ``offset``; (base, 0) if none."""
+        if self.entries == 0:
+            return self.base_offset, 0
+        slot = hotpath.offset_index_lookup(self._u8, self.entries, offset - self.base_offset)
+        if slot < 0:
+            return self.base_offset, 0
+        rel, pos = _OFF.unpack_from(self._map, slot * 8)
+        return self.base_offset + rel, pos
+
+    def truncate_to_offset(self, offset: int) -> None:
+        """Drop entries whose offset is >= ``offset``."""
+        if self.entries == 0:
+            return
+        slot = hotpath.offset_index_lookup(self._u8, self.entries, offset - self.base_offset - 1)
+        self.truncate_entries(slot + 1)
+
+    def check(self, log_size: int) -> bool:
+        """Kafka's sanity check, over every entry: offsets and positions increase and point inside the log."""
+        if self.entries == 0:
+            return True
+        e = np.frombuffer(self._map, ">i4", self.entries * 2).reshape(-1, 2)
+        rel, pos = e[:, 0], e[:, 1]
+        return bool(rel[0] >= 0 and pos[0] >= 0 and pos[-1] < log_size
+                    and (np.diff(rel) > 0).all() and (np.diff(pos) > 0).all())
+
+    def all_entries(self) -> list[tuple[int, int]]:
+        return [(self.base_offset + r, p) for r, p in self._raw_entries(_OFF)]
+
+
+class TimeIndex(_Index):
+    entry_size = 12
+
+    def last_entry(self) -> tuple[int, int]:
+        """(timestamp, offset) of the last entry, or (-1, base_offset) when empty."""
+        if self.entries == 0:
+            return -1, self.base_offset
+        ts, rel = _TIME.unpack_from(self._map, (self.entries - 1) * 12)
+        return ts, self.base_offset + rel
+
+    def maybe_append(self, timestamp: int, offset: int, skip_full_check: bool = False) -> bool:
+        """Append when ``timestamp`` is larger than the last entry's (timestamps <= 0 are not indexed)."""
+        rel = offset - self.base_offset
+        if timestamp <= 0 or not 0 <= rel <= 0x7FFFFFFF:
+            return False
+        if self.entries >= self.max_entries or (self.entries >= self.max_entries - 1 and not skip_full_check):
+            return False  # the last slot is kept for the closing entry
+        if self.entries:
+            last_ts, last_rel = _TIME.unpack_from(self._map, (self.entries - 1) * 12)
+            if timestamp <= last_ts or rel < last_rel:
+                return False
+        _TIME.pack_into(self._map, self.entries * 12, timestamp, rel)
+        self.entries += 1
+        return True
+
+    @property
+    def is_full(self) -> bool:
+        return self.entries >= self.max_entries - 1
+
+    def offset_before(self, timestamp: int) -> int | None:
+        """Offset of the last entry with timestamp < ``timestamp``: everything up to it is older than the target.
+
+        ``None`` when no entry is older (search from the segment start).
+        """
+        if self.entries == 0:
+            return None
+        slot = hotpath.time_index_lookup(self._u8, self.entries, timestamp)
+        if slot <= 0:
+            return None
+        _, rel = _TIME.unpack_from(self._map, (slot - 1) * 12)
+        return self.base_offset + rel
+
+    def truncate_to_offset(self, offset: int) -> None:
+        n = self.entries
+        while n and _TIME.unpack_from(self._map, (n - 1) * 12)[1] + self.base_offset >= offset:
+            n -= 1
+        self.truncate_entries(n)
+
+    def check(self, next_offset: int) -> bool:
+        if self.entries == 0:
+            return True
+        e = np.frombuffer(self._map, np.dtype([("ts", ">i8"), ("rel", ">i4")]), self.entries)
+        ts, rel = e["ts"], e["rel"]
+        return bool(ts[0] > 0 and rel[0] >= 0 and self.base_offset + int(rel[-1]) < next_offset
+                    and (np.diff(ts) > 0).all() and (np.diff(rel) >= 0).all())
+
+    def all_entries(self) -> list[tuple[int, int]]:
+        return [(ts, self.base_offset + r) for ts, r in self._raw_entries(_TIME)]

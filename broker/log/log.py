@@ -1,0 +1,563 @@
+"""``PartitionLog``: one partition's segments, offsets, retention and flushing, owned by ONE writer process.
+
+Appends are validated by ``hotpath.scan_batches`` (framing, record count, CRC-32C, max.message.bytes), copied
+into the active segment's mapping and stamped with offsets and the leader epoch. A segment rolls at
+``segment.bytes``, ``segment.ms``, a full index, or when relative offsets would overflow int32.
+
+Durability contract
+-------------------
+* **Process crash (kill -9, OOM kill, segfault): everything acknowledged survives.** An append returns only
+  after its bytes are in the shared file mapping, i.e. in the kernel page cache, which outlives the process.
+  A crash mid-append can leave a partial batch after the last acknowledged one; startup recovery (no
+  ``.kafka_cleanshutdown`` marker) re-validates every batch after the recovery point and cuts the log at the
+  first invalid byte, so such a batch was never acknowledged and is dropped.
+* **Power loss or kernel crash: only what was flushed survives.** By default (``flush.messages`` /
+  ``flush.ms`` unset, as in Kafka) data is written back by the kernel on its own schedule (typically within
+  30 s), plus every segment is fdatasync'ed in the background as soon as it rolls; the active segment's
+  unflushed tail may be lost, and recovery truncates to the last valid batch that reached the disk. With
+  ``flush.messages=1`` every append is fdatasync'ed before it is acknowledged (see ``perf/RESULTS.md`` for
+  the cost), so acknowledged data survives power loss too. Recovery also rebuilds indexes, which are
+  never trusted after an unclean shutdown. Replication, not fsync, is Kafka's answer to power loss.
+* **Disk errors** never produce an acknowledgement: any ``OSError`` becomes ``StorageError``
+  (KAFKA_STORAGE_ERROR) with nothing of the failed append visible. A full disk (ENOSPC/EDQUOT) leaves the
+  log online and readable: segments are allocated before they are written, so the failure surfaces when a
+  segment is created or grown, never as SIGBUS on a mapped store. Any other error takes the log offline.
+
+What other processes see: the writer publishes log end / high watermark / log start through shared memory
+(not here); ``LogReader`` serves fetches from the segment files using those values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+import hotpath
+
+from . import checkpoint
+from .config import LogConfig
+from .epochs import LeaderEpochCache
+from .errors import (CorruptRecord, InvalidRecord, LogError, OffsetOutOfRange, RecordTooLarge, StorageError)
+from .fileslice import FileSlice
+from .recovery import LoadReport, load_segments
+from .segment import LogSegment
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+CHECKPOINT_INTERVAL_MS = 60_000  # how often flushes rewrite the shared recovery-point checkpoint
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 for CreateTime topics
+    record_count: int
+    batch_count: int
+    size: int
+
+
+def parse_partition_dir(path: str) -> tuple[str, int]:
+    """``/data/orders-3`` -> ("orders", 3)."""
+    name = os.path.basename(os.path.normpath(path))
+    topic, _, partition = name.rpartition("-")
+    if not topic or not partition.isdigit():
+        raise ValueError(f"{path!r} is not a <topic>-<partition> directory")
+    return topic, int(partition)
+
+
+def as_u8(buf) -> np.ndarray:
+    if isinstance(buf, np.ndarray):
+        return buf.reshape(-1).view(np.uint8)
+    return np.frombuffer(buf, np.uint8)
+
+
+class _Background:
+    """One thread per process for segment fdatasyncs after a roll (fds are dup'ed: jobs outlive segments)."""
+
+    def __init__(self):
+        self._pid = -1
+        self._jobs: list = []
+        self._cond = threading.Condition()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._jobs = []
+                threading.Thread(target=self._run, name="log-flush", daemon=True).start()
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                job = self._jobs[0]
+            try:
+                job()
+            finally:
+                with self._cond:
+                    self._jobs.pop(0)
+                    self._cond.notify_all()
+
+    def drain(self) -> None:
+        with self._cond:
+            while self._jobs and self._pid == os.getpid():
+                self._cond.wait(1.0)
+
+
+BACKGROUND = _Background()
+
+
+class PartitionLog:
+    """Segments of one partition. Single writer: not safe to share between threads without a lock."""
+
+    def __init__(self, directory: str, config: LogConfig, segments: list[LogSegment], log_start: int,
+                 recovery_point: int, report: LoadReport):
+        self.directory = directory
+        self.config = config
+        self.topic, self.partition = parse_partition_dir(directory)
+        self.log_dir = os.path.dirname(os.path.normpath(directory))
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._log_start = log_start
+        self._hw: int | None = None
+        self._recovery_point = min(recovery_point, self.log_end_offset)
+        self._flushed_by_roll = self._recovery_point
+        self._lock = threading.Lock()  # guards _flushed_by_roll (set by the background flusher)
+        self._unflushed_messages = 0
+        self._last_flush_ms = now_ms()
+        self._last_checkpoint_ms = 0
+        self._pending_deletes: list[tuple[int, list[str]]] = []
+        self.load_report = report
+        self.offline = False
+        self.on_offline: Callable[["PartitionLog", StorageError], None] | None = None
+        self.leader_epoch_cache = LeaderEpochCache.load(directory)
+        self.leader_epoch_cache.truncate_from(self.log_end_offset)
+        self.leader_epoch_cache.truncate_before(self._log_start)
+
+    # --- opening -----------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, dir_path: str | os.PathLike, config: LogConfig, recover: bool = False,
+             now: int | None = None) -> "PartitionLog":
+        """Load (``recover=True`` after an unclean shutdown: re-validate past the recovery point)."""
+        directory = os.fspath(dir_path)
+        topic, partition = parse_partition_dir(directory)
+        log_dir = os.path.dirname(os.path.normpath(directory))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            recovery_point = _read_checkpoint(log_dir, checkpoint.RECOVERY_POINT_FILE, topic, partition, 0)
+            start = _read_checkpoint(log_dir, checkpoint.LOG_START_FILE, topic, partition, 0)
+            segments, report = load_segments(directory, config, recover, recovery_point, start,
+                                             now_ms() if now is None else now)
+        except OSError as e:
+            raise StorageError.from_os_error(f"opening {directory}", e) from e
+        leo = segments[-1].next_offset
+        log_start = min(max(segments[0].base_offset, start), leo)
+        return cls(directory, config, segments, log_start, recovery_point if not recover else
+                   min(recovery_point, leo), report)
+
+    # --- offsets -----------------------------------------------------------------------------------------
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        return list(self._segments)
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log_end_offset if self._hw is None else self._hw
+
+    @high_watermark.setter
+    def high_watermark(self, offset: int | None) -> None:
+        """Replication moves it; ``None`` makes it follow the log end again (single node)."""
+        self._hw = None if offset is None else max(self._log_start, min(offset, self.log_end_offset))
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def earliest(self) -> int:
+        return self._log_start
+
+    def latest(self, isolation_high_watermark: bool = True) -> int:
+        return self.high_watermark if isolation_high_watermark else self.log_end_offset
+
+    # --- errors ------------------------------------------------------------------------------------------
+    @contextmanager
+    def _disk(self, what: str) -> Iterator[None]:
+        if self.offline:
+            raise StorageError(f"log {self.directory} is offline", None, True)
+        try:
+            yield
+        except OSError as e:
+            err = StorageError.from_os_error(f"{what} {self.directory}", e)
+            if err.offline:
+                self.take_offline(err)
+            raise err from e
+
+    def take_offline(self, err: StorageError | None = None) -> None:
+        """Stop serving this log (its directory failed); the process keeps running."""
+        if self.offline:
+            return
+        self.offline = True
+        if self.on_offline is not None:
+            self.on_offline(self, err or StorageError("log directory offline", None, True))
+
+    # --- append ------------------------------------------------------------------------------------------
+    def append(self, batches, leader_epoch: int = 0, now_ms: int | None = None) -> AppendResult:
+        """Validate, assign offsets, write. Raises CorruptRecord / InvalidRecord / RecordTooLarge for a bad
+        request and StorageError for the disk; in every error case nothing is visible."""
+        if self.offline:
+            raise StorageError(f"log {self.directory} is offline", None, True)
+        now = globals()["now_ms"]() if now_ms is None else now_ms
+        src = as_u8(batches)
+        res = _validate(src, self.config.max_message_bytes)
+        count = res.count
+        first = self.log_end_offset
+        records = int((res.last_offset_delta.astype(np.int64) + 1).sum())
+        last = first + records - 1
+        nbytes = int(res.valid_bytes)
+        append_time = now if self.config.log_append_time else -1
+        with self._disk("appending to"):
+            self._maybe_roll(nbytes, last, now)
+            seg = self._segments[-1]
+            seg.make_active()
+            seg.ensure_room(nbytes)
+            if leader_epoch > self.leader_epoch_cache.latest_epoch:
+                self.leader_epoch_cache.assign(leader_epoch, first)
+            seg.append(src, res, first, leader_epoch, append_time, now)
+            self._unflushed_messages += records
+            try:
+                self._flush_by_policy(now)
+            except OSError:
+                seg.truncate_to(first)  # not acknowledged, so not visible either
+                raise
+        return AppendResult(first, last, append_time, int(res.record_count.sum()), count, nbytes)
+
+    def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
+        seg = self._segments[-1]
+        if seg.size == 0:
+            return
+        if (not seg.fits(nbytes) or seg.index_full or now - seg.created_ms > self.config.segment_ms
+                or last_offset - seg.base_offset > INT32_MAX):
+            self.roll(now)
+
+    def roll(self, now: int | None = None) -> LogSegment:
+        """Start a new segment at the log end; the old one is trimmed and flushed in the background."""
+        now = now_ms() if now is None else now
+        old = self._segments[-1]
+        if old.size == 0:
+            return old
+        old.close_active()  # trimmed before the new file exists: a reader seeing both sees the final size
+        try:
+            new = LogSegment.create(self.directory, old.next_offset, self.config, now)
+        except OSError:
+            try:
+                old.make_active()  # keep appending here once space returns
+            except OSError:
+                pass  # the next append retries the roll
+            raise
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        self._flush_in_background(old)
+        return new
+
+    def _flush_in_background(self, seg: LogSegment) -> None:
+        fds = [os.dup(fd) for fd in (seg.fd, seg.offset_index._fd, seg.time_index._fd) if fd >= 0]
+        upto = seg.next_offset
+
+        def job() -> None:
+            try:
+                for fd in fds:
+                    os.fdatasync(fd)
+            except OSError:
+                return  # the next foreground flush reports it
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            with self._lock:
+                self._flushed_by_roll = max(self._flushed_by_roll, upto)
+
+        BACKGROUND.submit(job)
+
+    # --- flushing ----------------------------------------------------------------------------------------
+    def _flush_by_policy(self, now: int) -> None:
+        if self._unflushed_messages >= self.config.flush_interval_messages or (
+                self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_interval_ms):
+            self._flush(now)
+
+    def maybe_flush(self, now: int | None = None) -> None:
+        """Periodic hook for the owning worker: applies flush.ms and publishes roll flushes."""
+        now = now_ms() if now is None else now
+        with self._disk("flushing"):
+            self._flush_by_policy(now)
+            with self._lock:
+                rolled = self._flushed_by_roll
+            if rolled > self._recovery_point:
+                self._recovery_point = rolled
+                self._maybe_checkpoint(now, force=False)
+
+    def flush(self) -> None:
+        """fdatasync everything appended so far and advance the recovery point."""
+        with self._disk("flushing"):
+            self._flush(now_ms())
+
+    def _flush(self, now: int) -> None:
+        BACKGROUND.drain()
+        for seg in self._segments:
+            if seg.next_offset > self._recovery_point or seg is self._segments[-1]:
+                seg.flush()
+        self._unflushed_messages = 0
+        self._last_flush_ms = now
+        self._recovery_point = self.log_end_offset
+        self._maybe_checkpoint(now, force=False)
+
+    def _maybe_checkpoint(self, now: int, force: bool) -> None:
+        if force or now - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS:
+            self._last_checkpoint_ms = now
+            checkpoint.update_offsets(os.path.join(self.log_dir, checkpoint.RECOVERY_POINT_FILE),
+                                      {(self.topic, self.partition): self._recovery_point})
+
+    # --- reading -----------------------------------------------------------------------------------------
+    def _check_range(self, offset: int) -> None:
+        if offset < self._log_start or offset > self.log_end_offset:
+            raise OffsetOutOfRange(offset, self._log_start, self.log_end_offset)
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> FileSlice:
+        """Whole batches from the one holding ``offset``: at least one, then up to ``max_bytes``, never a batch
+        reaching ``max_offset`` (default: the high watermark). Empty at the end."""
+        if self.offline:
+            raise StorageError(f"log {self.directory} is offline", None, True)
+        self._check_range(offset)
+        limit = self.high_watermark if max_offset is None else min(max_offset, self.log_end_offset)
+        if offset >= limit:
+            return FileSlice.empty(offset)
+        i = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        for seg in self._segments[i:]:
+            if seg.base_offset >= limit:
+                break
+            found = seg.slice(offset, max_bytes, limit)
+            if found is not None:
+                return found
+        return FileSlice.empty(offset)
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """ListOffsets by time: (offset, timestamp) of the first batch whose maxTimestamp >= ``timestamp``,
+        below the high watermark; ``None`` if there is none."""
+        hw = self.high_watermark
+        for seg in self._segments:
+            if seg.max_timestamp < timestamp or seg.next_offset <= self._log_start:
+                continue
+            found = seg.find_timestamp(timestamp)
+            if found is not None:
+                offset, ts = found
+                if offset >= hw:
+                    return None
+                return max(offset, self._log_start), ts
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(timestamp, offset) of the largest timestamp held (ListOffsets -3); (-1, -1) when empty."""
+        best = (-1, -1)
+        for seg in self._segments:
+            if seg.max_timestamp > best[0] and seg.next_offset > self._log_start:
+                best = (seg.max_timestamp, seg.offset_of_max_timestamp)
+        return best
+
+    # --- truncation, deletion, retention -----------------------------------------------------------------
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch holding an offset >= ``offset`` (a follower diverged from its leader)."""
+        if offset >= self.log_end_offset:
+            return
+        with self._disk("truncating"):
+            if offset <= self._segments[0].base_offset or offset < self._log_start:
+                self._truncate_fully(offset)
+                return
+            while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
+                self._delete_now(self._segments.pop())
+                self._bases.pop()
+            seg = self._segments[-1]
+            seg.make_active()
+            seg.truncate_to(offset)
+            self._after_truncation()
+
+    def _truncate_fully(self, offset: int) -> None:
+        for seg in self._segments:
+            self._delete_now(seg)
+        self._segments = [LogSegment.create(self.directory, offset, self.config, now_ms())]
+        self._bases = [offset]
+        self._log_start = offset
+        self._write_log_start()
+        self.leader_epoch_cache.clear()
+        self._after_truncation()
+
+    def _after_truncation(self) -> None:
+        leo = self.log_end_offset
+        self.leader_epoch_cache.truncate_from(leo)
+        if self._hw is not None:
+            self._hw = min(self._hw, leo)
+        self._recovery_point = min(self._recovery_point, leo)
+        with self._lock:
+            self._flushed_by_roll = min(self._flushed_by_roll, leo)
+        self._maybe_checkpoint(now_ms(), force=True)
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset to ``offset`` (-1 = high watermark); returns the new start."""
+        hw = self.high_watermark
+        if offset == -1:
+            offset = hw
+        if offset < 0 or offset > hw:
+            raise OffsetOutOfRange(offset, self._log_start, hw)
+        with self._disk("deleting records of"):
+            if offset > self._log_start:
+                self._log_start = offset
+                self._write_log_start()
+                self.leader_epoch_cache.truncate_before(offset)
+                self._delete_segments(lambda seg, nxt: nxt <= self._log_start, now_ms())
+        return self._log_start
+
+    def _write_log_start(self) -> None:
+        checkpoint.update_offsets(os.path.join(self.log_dir, checkpoint.LOG_START_FILE),
+                                  {(self.topic, self.partition): self._log_start})
+
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole segments below the high watermark that retention.ms / retention.bytes / the log start
+        offset no longer need; returns how many were deleted."""
+        now = globals()["now_ms"]() if now_ms is None else now_ms
+        with self._disk("enforcing retention on"):
+            deleted = self._delete_segments(lambda seg, nxt: nxt <= self._log_start, now)
+            if self.config.retention_ms >= 0:
+                deleted += self._delete_segments(
+                    lambda seg, nxt: now - _largest_time(seg) > self.config.retention_ms, now)
+            if self.config.retention_bytes >= 0:
+                excess = [self.size_bytes - self.config.retention_bytes]
+
+                def too_big(seg: LogSegment, nxt: int) -> bool:
+                    if excess[0] - seg.size < 0:
+                        return False
+                    excess[0] -= seg.size
+                    return True
+
+                deleted += self._delete_segments(too_big, now)
+            self._remove_due_files(now)
+        return deleted
+
+    def _delete_segments(self, predicate: Callable[[LogSegment, int], bool], now: int) -> int:
+        """Delete the oldest segments while ``predicate(segment, next_offset)`` holds and they lie below the
+        high watermark; the active segment is rolled first when it is itself deletable."""
+        deleted = 0
+        hw = self.high_watermark
+        while self._segments:
+            seg = self._segments[0]
+            is_active = len(self._segments) == 1
+            nxt = seg.next_offset if is_active else self._segments[1].base_offset
+            if seg.size == 0 or nxt > hw or not predicate(seg, nxt):
+                break
+            if is_active:
+                self.roll(now)
+            self._segments.pop(0)
+            self._bases.pop(0)
+            self._log_start = max(self._log_start, self._segments[0].base_offset)
+            self._schedule_delete(seg, now)
+            deleted += 1
+        if deleted:
+            self._write_log_start()
+            self.leader_epoch_cache.truncate_before(self._log_start)
+        return deleted
+
+    def _schedule_delete(self, seg: LogSegment, now: int) -> None:
+        paths = seg.rename_deleted()
+        if self.config.file_delete_delay_ms <= 0:
+            _unlink_all(paths)
+        else:
+            self._pending_deletes.append((now + self.config.file_delete_delay_ms, paths))
+
+    def _delete_now(self, seg: LogSegment) -> None:
+        _unlink_all(seg.rename_deleted())
+
+    def _remove_due_files(self, now: int) -> None:
+        due = [p for t, p in self._pending_deletes if t <= now]
+        self._pending_deletes = [(t, p) for t, p in self._pending_deletes if t > now]
+        for paths in due:
+            _unlink_all(paths)
+
+    # --- shutdown ----------------------------------------------------------------------------------------
+    def close(self, clean: bool = True) -> None:
+        """``clean``: flush, trim the active segment and checkpoint, so the next open needs no recovery.
+        ``clean=False`` only releases files (what a crash leaves behind, for tests)."""
+        try:
+            if clean and not self.offline:
+                with self._disk("closing"):
+                    self.active_segment.close_active()
+                    self._flush(now_ms())
+                    self._maybe_checkpoint(now_ms(), force=True)
+                    _unlink_all([p for _, p in self._pending_deletes for p in p])
+                    self._pending_deletes = []
+        finally:
+            for seg in self._segments:
+                seg.close()
+
+
+def _validate(src: np.ndarray, max_message_bytes: int):
+    res = hotpath.scan_batches(src, max_batch_bytes=max_message_bytes, deep=True)
+    if res.error != hotpath.ScanError.OK:
+        err = hotpath.ScanError(res.error)
+        at = f"batch at byte {res.error_pos}"
+        if err == hotpath.ScanError.CRC_MISMATCH:
+            raise CorruptRecord(f"CRC-32C mismatch in {at}")
+        if err == hotpath.ScanError.TOO_LARGE:
+            raise RecordTooLarge(f"{at} exceeds max.message.bytes={max_message_bytes}")
+        raise InvalidRecord(f"{err.name.lower()} {at}")
+    if res.count == 0:
+        raise InvalidRecord("no record batch in the request")
+    return res
+
+
+def _largest_time(seg: LogSegment) -> int:
+    """Kafka's rule: the largest record timestamp, or the file's mtime when batches carry none."""
+    if seg.max_timestamp > 0:
+        return seg.max_timestamp
+    return int(os.stat(seg.log_path).st_mtime * 1000)
+
+
+def _read_checkpoint(log_dir: str, name: str, topic: str, partition: int, default: int) -> int:
+    try:
+        return checkpoint.read_offsets(os.path.join(log_dir, name)).get((topic, partition), default)
+    except checkpoint.CheckpointError:
+        return default  # recovery then starts at the beginning: slower, never wrong
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass

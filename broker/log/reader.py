@@ -1,0 +1,187 @@
+"""``LogReader``: read-only view of a partition's segment files for processes that never write (network
+workers serving Fetch).
+
+The writer publishes log end / high watermark / log start through shared memory; the caller passes them in
+and the reader trusts nothing else. It maps each ``.log`` and ``.index`` read-only, finds the valid prefix of
+the index with ``hotpath.index_valid_entries``, checks that the chosen entry really points at the batch
+ending at that entry's offset, then walks batch headers to the batch holding the fetch offset (see
+``walk``). It re-lists the directory only when it must: the offset lies beyond its known segments or a
+segment file vanished.
+
+Concurrency with the writer: appends only add bytes after the published end, and the header walk rejects
+any batch at or beyond ``visible_end_offset``. A segment is trimmed before the next one is created, so once
+the reader sees a later segment, ``fstat`` gives the earlier one's final size; for the last known segment
+the size is re-read (``fstat``) on every call, after the caller read ``visible_end_offset``. Reads never touch
+a page beyond the size they just observed, so a trim can never raise SIGBUS here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+import struct
+
+import numpy as np
+
+import hotpath
+
+from . import walk
+from .errors import OffsetOutOfRange
+from .fileslice import FileSlice
+from .segment import INDEX_SUFFIX, LOG_SUFFIX, parse_segment_name, segment_name
+
+_ENTRY_CHECK = struct.Struct(">qiibihi")  # baseOffset, batchLength, epoch, magic, crc, attributes, lastOffsetDelta
+
+
+class _ReadSegment:
+    """One segment as mapped by a reader; ``final`` once a later segment is known to exist."""
+
+    def __init__(self, directory: str, base: int):
+        self.base = base
+        stem = os.path.join(directory, segment_name(base))
+        self.log_path = stem + LOG_SUFFIX
+        self.index_path = stem + INDEX_SUFFIX
+        self.fd = self.index_fd = -1
+        self.map = self.index_map = None
+        self.u8 = self.index_u8 = None
+        self.final = False
+        self.final_size = -1
+        self.final_index_entries = -1
+
+    def open(self) -> None:
+        if self.fd < 0:
+            self.fd = os.open(self.log_path, os.O_RDONLY)
+            try:
+                self.index_fd = os.open(self.index_path, os.O_RDONLY)
+            except FileNotFoundError:
+                self.index_fd = -1  # rebuilt by the writer; walk from the segment start meanwhile
+
+    def sizes(self) -> tuple[int, int]:
+        """(log bytes, index entries) safe to touch now."""
+        if self.final and self.final_size >= 0:
+            return self.final_size, self.final_index_entries
+        size = os.fstat(self.fd).st_size
+        entries = os.fstat(self.index_fd).st_size // 8 if self.index_fd >= 0 else 0
+        if self.final:
+            self.final_size, self.final_index_entries = size, entries
+        return size, entries
+
+    def ensure_mapped(self, size: int, entries: int) -> None:
+        if size > 0 and (self.map is None or len(self.map) < size):
+            self.map = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
+            self.u8 = np.frombuffer(self.map, np.uint8)
+        if entries > 0 and (self.index_map is None or len(self.index_map) < entries * 8):
+            self.index_map = mmap.mmap(self.index_fd, entries * 8, access=mmap.ACCESS_READ)
+            self.index_u8 = np.frombuffer(self.index_map, np.uint8)
+
+    def close(self) -> None:
+        self.u8 = self.index_u8 = None
+        for m in (self.map, self.index_map):
+            if m is not None:
+                try:
+                    m.close()
+                except BufferError:
+                    pass  # a FileSlice view is still alive; unmapped when it goes
+        self.map = self.index_map = None
+        for fd in (self.fd, self.index_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.index_fd = -1
+
+
+class LogReader:
+    """Serves fetches of one partition from its segment files; never writes, never takes locks."""
+
+    def __init__(self, dir_path: str | os.PathLike):
+        self.directory = os.fspath(dir_path)
+        self._segments: list[_ReadSegment] = []
+        self._bases: list[int] = []
+        self._retired: list[_ReadSegment] = []
+        self.relists = 0
+        self._relist()
+
+    def _relist(self) -> None:
+        self.relists += 1
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            names = []
+        bases = sorted(b for b in (parse_segment_name(n) for n in names) if b is not None)
+        known = {s.base: s for s in self._segments}
+        for seg in self._retired:  # slices from before the previous re-listing are no longer in use
+            seg.close()
+        self._retired = [s for b, s in known.items() if b not in set(bases)]
+        self._segments = [known.get(b) or _ReadSegment(self.directory, b) for b in bases]
+        self._bases = bases
+        for seg in self._segments[:-1]:
+            seg.final = True
+
+    def read(self, offset: int, max_bytes: int, visible_end_offset: int, log_start_offset: int,
+             max_offset: int | None = None) -> FileSlice:
+        """Whole batches from the one holding ``offset`` (at least one, then up to ``max_bytes``), all below
+        ``visible_end_offset`` (and ``max_offset``). Empty at the visible end; OffsetOutOfRange outside
+        ``[log_start_offset, visible_end_offset]``."""
+        if offset < log_start_offset or offset > visible_end_offset:
+            raise OffsetOutOfRange(offset, log_start_offset, visible_end_offset)
+        limit = visible_end_offset if max_offset is None else min(max_offset, visible_end_offset)
+        if offset >= limit:
+            return FileSlice.empty(offset)
+        for attempt in range(2):
+            found, need_relist = self._try_read(offset, max_bytes, visible_end_offset, limit)
+            if found is not None:
+                return found
+            if not need_relist:
+                break
+            self._relist()
+        return FileSlice.empty(offset)
+
+    def _try_read(self, offset: int, max_bytes: int, visible_end: int, limit: int):
+        i = bisect.bisect_right(self._bases, offset) - 1
+        if i < 0:
+            return None, True
+        for seg in self._segments[i:]:
+            if seg.base >= limit:
+                return None, False
+            try:
+                seg.open()
+                size, entries = seg.sizes()
+            except FileNotFoundError:
+                return None, True  # deleted (retention, truncation): re-list
+            if size == 0:
+                continue
+            seg.ensure_mapped(size, entries)
+            pos = self._index_position(seg, offset, entries, visible_end)
+            found = walk.locate(seg.u8, pos, size, seg.base - 1, visible_end, offset, limit, max_bytes)
+            if found is not None:
+                p, length, first = found
+                return FileSlice(seg.log_path, seg.fd, p, length, first, seg.map), False
+        return None, True  # past the last known segment: it may have rolled
+
+    @staticmethod
+    def _index_position(seg: _ReadSegment, offset: int, entries: int, visible_end: int) -> int:
+        if entries == 0 or seg.index_u8 is None:
+            return 0
+        n = hotpath.index_valid_entries(seg.index_u8, 8, entries)
+        if n == 0:
+            return 0
+        slot = hotpath.offset_index_lookup(seg.index_u8, n, offset - seg.base)
+        while slot >= 0:
+            rel, pos = struct.unpack_from(">ii", seg.index_map, slot * 8)
+            if _entry_points_at_batch(seg, pos, seg.base + rel, visible_end):
+                return pos
+            slot -= 1  # an entry being written concurrently, or garbage: use the one before
+        return 0
+
+    def close(self) -> None:
+        for seg in self._segments + self._retired:
+            seg.close()
+        self._segments, self._retired, self._bases = [], [], []
+
+
+def _entry_points_at_batch(seg: _ReadSegment, pos: int, key: int, visible_end: int) -> bool:
+    """An index entry maps a batch's last offset to its start: check the header there says exactly that."""
+    if seg.u8 is None or pos < 0 or pos + walk.HEADER > len(seg.u8) or key >= visible_end:
+        return False
+    base, length, _, magic, _, _, delta = _ENTRY_CHECK.unpack_from(seg.map, pos)
+    return magic == 2 and length >= walk.HEADER - 12 and base >= seg.base and base + delta == key

@@ -1,0 +1,394 @@
+"""One log segment: ``<base>.log`` plus its ``.index`` and ``.timeindex``, named by the 20-digit base offset.
+
+While active, the ``.log`` file is allocated up front (``posix_fallocate``: a full disk fails here, as an
+``OSError``, instead of as SIGBUS on a later store) and mapped shared and writable; appends are a memcpy into
+the mapping and an in-place header patch, and a background thread pre-faults the pages ahead of the write
+position. When the segment closes (roll, clean shutdown) the allocated tail is trimmed so the file holds
+exactly its batches, as Kafka's tools expect, and the mapping becomes read-only.
+
+Only the partition's writer process creates ``LogSegment`` objects; other processes use ``LogReader``.
+All methods raise ``OSError`` as is; ``PartitionLog`` turns it into ``StorageError``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+import hotpath
+
+from . import walk
+from .config import LogConfig
+from .fileslice import FileSlice
+from .index import OffsetIndex, TimeIndex
+from .prefault import PREFAULTER, PrefaultTarget
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIMEINDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+SWAP_SUFFIX = ".swap"
+CLEANED_SUFFIX = ".cleaned"
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
+GROWTH_STEP = 16 << 20  # allocation step when preallocate is off
+PREFAULT_WINDOW = 64 << 20  # how far ahead of the writer pages are populated
+MAX_SCAN = 2**31 - 1
+RECOVERY_CHUNK_BATCHES = 1 << 16  # bounds the scan's per-batch arrays
+INT64_MAX = 2**63 - 1
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def parse_segment_name(filename: str, suffix: str = LOG_SUFFIX) -> int | None:
+    stem = filename[: -len(suffix)] if filename.endswith(suffix) else None
+    if stem is None or len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+def _page_round(n: int) -> int:
+    return (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+
+
+class LogSegment:
+    def __init__(self, directory: str, base_offset: int, config: LogConfig):
+        self.directory = directory
+        self.base_offset = base_offset
+        self.config = config
+        stem = os.path.join(directory, segment_name(base_offset))
+        self.log_path = stem + LOG_SUFFIX
+        self.index_path = stem + INDEX_SUFFIX
+        self.timeindex_path = stem + TIMEINDEX_SUFFIX
+        self.fd = -1
+        self._map: mmap.mmap | None = None
+        self._u8 = np.zeros(0, np.uint8)
+        self.capacity = 0  # bytes mapped (allocated when active)
+        self.size = 0  # bytes of valid batches
+        self.next_offset = base_offset  # one past the last offset held
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = base_offset
+        self.created_ms = -1  # wall-clock time of the first append, for segment.ms
+        self.active = False
+        self.offset_index: OffsetIndex | None = None
+        self.time_index: TimeIndex | None = None
+        self._bytes_since_index = 0
+        self._prefault: PrefaultTarget | None = None
+        self.index_missing = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, directory: str, base_offset: int, config: LogConfig, now_ms: int,
+               min_bytes: int = 0) -> "LogSegment":
+        """New empty active segment; on any failure no file of it remains."""
+        seg = cls(directory, base_offset, config)
+        try:
+            seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            seg.offset_index = OffsetIndex.open(seg.index_path, base_offset, config.segment_index_bytes, True)
+            seg.time_index = TimeIndex.open(seg.timeindex_path, base_offset, config.segment_index_bytes, True)
+            seg._activate(min_bytes)
+        except BaseException:
+            seg.close()
+            for p in (seg.log_path, seg.index_path, seg.timeindex_path):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            raise
+        seg.created_ms = now_ms
+        return seg
+
+    @classmethod
+    def open(cls, directory: str, base_offset: int, config: LogConfig) -> "LogSegment":
+        """Map an existing segment read-only at its file size; recovery decides how much of it is valid."""
+        seg = cls(directory, base_offset, config)
+        try:
+            seg.fd = os.open(seg.log_path, os.O_RDWR)
+            seg.size = os.fstat(seg.fd).st_size
+            seg._map_readonly(seg.size)
+            for p in (seg.index_path, seg.timeindex_path):
+                if not os.path.exists(p):
+                    seg.index_missing = True
+                    os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o644))
+            seg.offset_index = OffsetIndex.open(seg.index_path, base_offset, config.segment_index_bytes, False)
+            seg.time_index = TimeIndex.open(seg.timeindex_path, base_offset, config.segment_index_bytes, False)
+        except BaseException:
+            seg.close()
+            raise
+        return seg
+
+    def _map_readonly(self, size: int) -> None:
+        self._unmap()
+        if size > 0:
+            self._map = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
+            self._u8 = np.frombuffer(self._map, np.uint8)
+        self.capacity = size
+
+    def _unmap(self) -> None:
+        if self._prefault is not None:
+            self._prefault.retire()
+            self._prefault = None
+        self._u8 = np.zeros(0, np.uint8)
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a FileSlice view still uses it; unmapped when released
+            self._map = None
+
+    def _activate(self, min_bytes: int = 0) -> None:
+        """Allocate and map writable; indexes become writable too."""
+        want = max(self.size + min_bytes, self.config.segment_bytes if self.config.preallocate
+                   else min(self.config.segment_bytes, self.size + GROWTH_STEP))
+        self._grow(_page_round(want))
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
+        self.active = True
+
+    def _grow(self, capacity: int) -> None:
+        self._unmap()
+        if any(os.pread(self.fd, walk.HEADER, self.size)):
+            self._zero_from(self.size)  # stale bytes after the valid end must never parse as batches
+        if os.fstat(self.fd).st_size < capacity:
+            os.posix_fallocate(self.fd, 0, capacity)
+        self._map = mmap.mmap(self.fd, capacity, access=mmap.ACCESS_WRITE)
+        self._u8 = np.frombuffer(self._map, np.uint8)
+        self.capacity = capacity
+        self._prefault = PrefaultTarget(self._map, capacity)
+        self._prefault.requested = self.size & ~(mmap.PAGESIZE - 1)
+        PREFAULTER.request(self._prefault, self.size + PREFAULT_WINDOW)
+
+    def make_active(self) -> None:
+        if not self.active:
+            self._activate()
+
+    def close_active(self) -> None:
+        """The segment stops taking appends: final time-index entry, trim files, map read-only."""
+        if not self.active:
+            return
+        if self.max_timestamp > 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True)
+        self._unmap()
+        os.ftruncate(self.fd, self.size)
+        self.offset_index.trim()
+        self.time_index.trim()
+        self._map_readonly(self.size)
+        self.active = False
+
+    def close(self) -> None:
+        self._unmap()
+        for idx in (self.offset_index, self.time_index):
+            if idx is not None:
+                idx.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def flush(self) -> None:
+        """Make everything written so far durable (power loss); the mapping is file-backed, so fdatasync suffices."""
+        os.fdatasync(self.fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def rename_deleted(self) -> list[str]:
+        """Close and rename the files to ``*.deleted``; returns the new paths (removed later)."""
+        self.close()
+        out = []
+        for p in (self.log_path, self.index_path, self.timeindex_path):
+            try:
+                os.replace(p, p + DELETED_SUFFIX)
+                out.append(p + DELETED_SUFFIX)
+            except FileNotFoundError:
+                pass
+        return out
+
+    # --- append ------------------------------------------------------------------------------------------
+    def fits(self, nbytes: int) -> bool:
+        return self.size + nbytes <= self.config.segment_bytes or self.size == 0
+
+    def ensure_room(self, nbytes: int) -> None:
+        """Allocate (before writing) so the bytes can never fault on a full disk."""
+        if self.size + nbytes > self.capacity:
+            step = GROWTH_STEP if not self.config.preallocate else 0
+            self._grow(_page_round(max(self.size + nbytes, min(self.capacity + step, self.config.segment_bytes))))
+
+    def append(self, src: np.ndarray, res, first_offset: int, leader_epoch: int, append_time: int,
+               now_ms: int) -> int:
+        """Copy the scanned batches in ``src`` to the end, stamp offsets/epoch (and LogAppendTime); -> next offset.
+
+        The caller checked room with ``ensure_room``. The first batch's baseOffset field is written last (the
+        destination still holds zeros there), so until the caller publishes the new end offset a concurrent
+        reader's header walk stops at this batch. ``src`` is never modified.
+        """
+        count = res.count
+        start = int(res.pos[0])
+        nbytes = int(res.valid_bytes)
+        at = self.size
+        self._u8[at + 8: at + nbytes] = src[start + 8: start + nbytes]
+        positions = res.pos - start + at
+        sizes = res.size
+        deltas = res.last_offset_delta
+        lasts = first_offset + np.cumsum(deltas.astype(np.int64) + 1) - 1
+        for i in range(count - 1, -1, -1):  # the first batch last: see above
+            p = int(positions[i])
+            if append_time >= 0:
+                hotpath.set_log_append_time(self._u8, p, int(sizes[i]), append_time)
+            hotpath.patch_batch(self._u8, p, int(lasts[i]) - int(deltas[i]), leader_epoch)
+        nxt = int(lasts[-1]) + 1
+        max_ts = res.max_timestamp if append_time < 0 else np.full(count, append_time, np.int64)
+        self._index_batches(positions, sizes, lasts, max_ts)
+        self.size = at + nbytes
+        self.next_offset = nxt
+        if self.created_ms < 0:
+            self.created_ms = now_ms
+        if self._prefault is not None and self._prefault.requested - self.size < PREFAULT_WINDOW // 2:
+            PREFAULTER.request(self._prefault, self.size + PREFAULT_WINDOW)
+        return nxt
+
+    def _index_batches(self, positions, sizes, lasts, max_ts) -> None:
+        interval = self.config.index_interval_bytes
+        for i in range(len(positions)):
+            ts = int(max_ts[i])
+            if ts > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = ts, int(lasts[i])
+            if self._bytes_since_index > interval:
+                if self.offset_index.append(int(lasts[i]), int(positions[i])):
+                    self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_index = 0
+            self._bytes_since_index += int(sizes[i])
+
+    @property
+    def index_full(self) -> bool:
+        return self.offset_index.is_full or self.time_index.is_full
+
+    # --- read --------------------------------------------------------------------------------------------
+    def locate(self, offset: int, max_bytes: int, max_offset: int) -> tuple[int, int, int] | None:
+        """(position, length, first offset) of whole batches from the one holding ``offset``."""
+        _, pos = self.offset_index.lookup(offset)
+        return walk.locate(self._u8, pos, self.size, self.base_offset - 1, self.next_offset, offset,
+                           max_offset, max_bytes)
+
+    def slice(self, offset: int, max_bytes: int, max_offset: int) -> FileSlice | None:
+        found = self.locate(offset, max_bytes, max_offset)
+        if found is None:
+            return None
+        pos, length, first = found
+        return FileSlice(self.log_path, self.fd, pos, length, first, self._map)
+
+    def find_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp): base offset and maxTimestamp of the first batch with maxTimestamp >= ``timestamp``."""
+        if self.max_timestamp < timestamp:
+            return None
+        before = self.time_index.offset_before(timestamp)
+        pos = 0 if before is None else self.offset_index.lookup(before + 1)[1]
+        found = walk.find_timestamp(self._u8, pos, self.size, self.base_offset - 1, self.next_offset, timestamp)
+        if found is None:
+            return None
+        _, base, ts = found
+        return base, ts
+
+    # --- recovery and truncation -------------------------------------------------------------------------
+    def load_tail(self) -> None:
+        """Trusted segment (clean shutdown or below the recovery point): find its end from the last index entry
+        without CRC checks, and its largest timestamp from the time index."""
+        _, pos = self.offset_index.last_entry()
+        limit = self.capacity
+        if pos >= limit:
+            pos = 0
+        end, last, ts, ts_off = walk.tail(self._u8, pos, limit, self.base_offset - 1)
+        if pos and end == pos:  # the index pointed at something that is not a batch: do not trust it
+            end, last, ts, ts_off = walk.tail(self._u8, 0, limit, self.base_offset - 1)
+        self.size = end
+        self.next_offset = last + 1 if end else self.base_offset
+        t_ts, t_off = self.time_index.last_entry()
+        self.max_timestamp, self.offset_of_max_timestamp = (ts, ts_off) if ts > t_ts else (t_ts, t_off)
+        self._bytes_since_index = self.size - self.offset_index.last_entry()[1]
+        if self.size > 0 and self.created_ms < 0:
+            self.created_ms = self._first_batch_timestamp()
+
+    def _first_batch_timestamp(self) -> int:
+        return int.from_bytes(self._u8[35:43].tobytes(), "big", signed=True) if self.size >= walk.HEADER else -1
+
+    def indexes_sane(self) -> bool:
+        return self.offset_index.check(max(self.size, 1)) and self.time_index.check(self.next_offset)
+
+    def recover(self) -> bool:
+        """Re-validate every batch (framing + CRC via hotpath), cut at the first invalid byte and rebuild both
+        indexes; returns True when something other than the zero tail followed the valid batches."""
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
+        self._bytes_since_index = 0
+        self.next_offset = self.base_offset
+        self.created_ms = -1
+        if self.capacity:
+            self.offset_index.make_writable()
+            self.time_index.make_writable()
+        pos, prev_last = 0, self.base_offset - 1
+        while pos < self.capacity:
+            res = hotpath.scan_batches(self._u8, max_batch_bytes=MAX_SCAN, max_batches=RECOVERY_CHUNK_BATCHES,
+                                       start=pos, end=self.capacity)
+            count = int(res.count)
+            if count == 0:
+                break
+            bases = res.base_offset
+            lasts = (bases + res.last_offset_delta).astype(np.int64)
+            ok = (bases > np.concatenate(([prev_last], lasts[:-1]))) & (lasts - self.base_offset <= 0x7FFFFFFF)
+            bad = np.flatnonzero(~ok)
+            n = int(bad[0]) if len(bad) else count
+            if n:
+                self._index_batches(res.pos[:n], res.size[:n], lasts[:n], res.max_timestamp[:n])
+                pos = int(res.pos[n - 1] + res.size[n - 1])
+                prev_last = int(lasts[n - 1])
+            if n < count or res.error != 0:
+                break
+        self.size = pos
+        if pos:
+            self.next_offset = prev_last + 1
+            self.created_ms = self._first_batch_timestamp()
+        torn = bool(pos < self.capacity and self._u8[pos: pos + walk.HEADER].any())
+        if torn or (not self.active and pos < os.fstat(self.fd).st_size):
+            self._cut(pos)
+        return torn
+
+    def _zero_from(self, position: int) -> None:
+        """Make every byte from ``position`` read as zero without writing the (possibly huge) tail: zero the rest
+        of its page and give the later blocks back to the filesystem (callers allocate again while active).
+        The page holding ``position`` stays in the file, so a reader peeking at the header there cannot fault."""
+        file_size = os.fstat(self.fd).st_size
+        page_end = min(_page_round(position), file_size)
+        if page_end > position:
+            os.pwrite(self.fd, bytes(page_end - position), position)
+        os.ftruncate(self.fd, max(page_end, position))
+
+    def _cut(self, position: int) -> None:
+        """Drop bytes from ``position``: while active the allocation stays (zeroed), else the file shrinks."""
+        if self.active:
+            self._zero_from(position)
+            os.posix_fallocate(self.fd, 0, self.capacity)
+        else:
+            self._unmap()
+            os.ftruncate(self.fd, position)
+            self._map_readonly(position)
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch holding an offset >= ``offset`` (whole batches); returns bytes removed."""
+        found = self.locate(offset, 0, INT64_MAX) if offset < self.next_offset else None
+        if found is None:
+            return 0
+        cut = found[0]
+        removed = self.size - cut
+        self._cut(cut)
+        self.size = cut
+        end, last, ts, ts_off = walk.tail(self._u8, 0, cut, self.base_offset - 1)
+        self.next_offset = last + 1 if cut else self.base_offset
+        self.offset_index.truncate_to_offset(self.next_offset)
+        self.time_index.truncate_to_offset(self.next_offset)
+        self.max_timestamp, self.offset_of_max_timestamp = (ts, ts_off) if cut else (-1, self.base_offset)
+        self._bytes_since_index = self.size - self.offset_index.last_entry()[1]
+        if cut == 0:
+            self.created_ms = -1
+        return removed
