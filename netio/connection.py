@@ -142,6 +142,9 @@ class Connection:
             self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
             self.out.clear()
             self.out_bytes = 0
+            self.want_write = False
+            self.on_writable_change(self)  # the owner closes it now, not at the peer's next event
+            return
         want = bool(self.out)
         if want != self.want_write:
             self.want_write = want

@@ -6,13 +6,15 @@ decoded here; what a request needs from a partition owner travels through shared
 else (ApiVersions, Metadata, Fetch from segment files) is answered in this process.
 
 Bad input costs only its connection: an oversized size prefix or a malformed frame closes that connection
-with a logged reason; the worker goes on serving everyone else.
+with a logged reason; the worker goes on serving everyone else. Nothing a peer does may end the worker:
+accept errors back off instead of spinning or raising, and a handler bug closes only its connection.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -31,6 +33,28 @@ MAX_INFLIGHT_PER_CONNECTION = 64
 MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 API_VERSIONS_KEY = 18
+# Out of descriptors: stop accepting for this long (the backlog keeps the connections) rather than spin
+# on a listening socket that stays readable.
+ACCEPT_BACKOFF_S = 0.1
+# accept() errors that concern only the connection being accepted (it was reset while queued).
+_PER_CONNECTION_ACCEPT_ERRORS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
+                                 errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP,
+                                 errno.ENETUNREACH)
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Lift the soft descriptor limit to the hard one: every client connection costs one descriptor.
+
+    Returns the (soft, hard) limits now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
 
 
 class Dispatcher(Protocol):
@@ -61,6 +85,8 @@ class NetworkWorker:
         os.set_blocking(self._wake_w, False)
         self.connections_created = 0
         self.connections_closed = 0
+        self._accept_paused_until = 0.0
+        self.max_fds, _ = raise_fd_limit()  # before the worker reports ready: it may be flooded at once
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -80,17 +106,19 @@ class NetworkWorker:
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         for fd, callback in self.extra_readers:
             self.sel.register(fd, selectors.EVENT_READ, ("call", callback))
-        log.info("network worker started", worker=self.index)
+        log.info("network worker started", worker=self.index, max_fds=self.max_fds)
         drain_deadline = None
         while True:
             if self.stopping and drain_deadline is None:
                 drain_deadline = time.monotonic() + 5.0
-                for ls in self.listen_socks:
-                    self.sel.unregister(ls)
+                self._pause_accepting()
             if drain_deadline is not None:
                 if not any(c.slots or c.out for c in self.conns.values()) or time.monotonic() > drain_deadline:
                     break
-            events = self.sel.select(timeout=0.1 if drain_deadline else 1.0)
+            elif self._accept_paused_until and time.monotonic() >= self._accept_paused_until:
+                self._resume_accepting()
+            timeout = 0.1 if drain_deadline or self._accept_paused_until else 1.0
+            events = self.sel.select(timeout=timeout)
             for key, mask in events:
                 kind, obj = key.data
                 if kind == "conn":
@@ -99,6 +127,8 @@ class NetworkWorker:
                     if mask & selectors.EVENT_WRITE and not obj.closed:
                         obj.flush()
                         self._maybe_close(obj)
+                        if not obj.closed and not obj.paused:
+                            self._serve_buffered(obj)
                 elif kind == "accept":
                     self._accept(obj)
                 elif kind == "call":
@@ -123,23 +153,51 @@ class NetworkWorker:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed", worker=self.index, error=e.strerror)
-                    return
-                raise
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.sndbuf > 0:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
-            if self.rcvbuf > 0:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-            self.next_conn_id += 1
-            peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
-            conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed)
-            self.conns[sock.fileno()] = conn
-            self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
-            self.connections_created += 1
-            log.debug("connection opened", conn=conn.id, peer=peer)
+                if e.errno in _PER_CONNECTION_ACCEPT_ERRORS:
+                    continue
+                # EMFILE/ENFILE/ENOBUFS/ENOMEM or anything unexpected: the listening socket stays readable,
+                # so keep selecting on it and this loop spins. Back off; queued connections wait.
+                log.error("accept failed; pausing accepts", worker=self.index, error=e.strerror or repr(e),
+                          connections=len(self.conns), pause_s=ACCEPT_BACKOFF_S)
+                self._pause_accepting()
+                return
+            try:
+                self._add_connection(sock, addr)
+            except OSError as e:  # reset between accept and setup
+                log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
+                sock.close()
+
+    def _add_connection(self, sock: socket.socket, addr) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A peer that vanishes without FIN/RST (host gone mid-request) is found and its buffers freed.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if self.sndbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        if self.rcvbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+        self.next_conn_id += 1
+        conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed)
+        self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
+        self.conns[sock.fileno()] = conn
+        self.connections_created += 1
+        log.debug("connection opened", conn=conn.id, peer=peer)
+
+    def _pause_accepting(self) -> None:
+        if self._accept_paused_until:
+            return
+        self._accept_paused_until = time.monotonic() + ACCEPT_BACKOFF_S
+        for ls in self.listen_socks:
+            try:
+                self.sel.unregister(ls)
+            except (KeyError, ValueError):
+                pass
+
+    def _resume_accepting(self) -> None:
+        self._accept_paused_until = 0.0
+        for ls in self.listen_socks:
+            self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
 
     def _events_for(self, conn: Connection) -> int:
         ev = 0 if conn.paused else selectors.EVENT_READ
@@ -168,9 +226,13 @@ class NetworkWorker:
         self._update_interest(conn)
         self._maybe_close(conn)
 
+    @staticmethod
+    def _over_limits(conn: Connection) -> bool:
+        return len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
+
     def _apply_backpressure(self, conn: Connection) -> bool:
         """Pause reading while the connection owes too much; resume once it has drained."""
-        over = len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
+        over = self._over_limits(conn)
         if over != conn.paused:
             conn.paused = over
             return True
@@ -185,44 +247,48 @@ class NetworkWorker:
             self._close(conn, f"read failed: {e.strerror or e}")
             return
         if not data:
-            self._close(conn, "closed by peer")
+            pending = conn.reader.buffered
+            self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
+                        else "closed by peer")
             return
-        try:
-            conn.reader.feed(data)
-            while not conn.closed and conn.close_reason is None:
-                frame = conn.reader.next_frame()
-                if frame is None:
-                    break
-                self._handle_frame(conn, frame)
-                if len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION:
-                    break
-        except CodecError as e:
-            self._close(conn, f"bad frame: {e}")
-            return
-        except Exception as e:  # a handler bug must not take the worker down with it
-            log.error("request handling failed", exc_info=True, conn=conn.id, error=repr(e))
-            self._close(conn, "internal error")
-            return
-        if self._apply_backpressure(conn):
-            self._update_interest(conn)
-        self._maybe_close(conn)
+        if conn.close_reason is not None:
+            return  # closing once earlier responses are out: what it sends now is never read
+        conn.reader.feed(data)
+        self._serve_buffered(conn)
 
     def resume_paused(self) -> None:
         """Called after completions arrive: connections under their limits read (and frame) again."""
         for conn in list(self.conns.values()):
             if conn.paused and self._apply_backpressure(conn):
                 self._update_interest(conn)
-                self._drain_buffered_frames(conn)
+            if not conn.paused and not conn.closed:
+                self._serve_buffered(conn)
+
+    def _serve_buffered(self, conn: Connection) -> None:
+        self._drain_buffered_frames(conn)
+        if conn.closed:
+            return
+        if self._apply_backpressure(conn):
+            self._update_interest(conn)
+        self._maybe_close(conn)
 
     def _drain_buffered_frames(self, conn: Connection) -> None:
+        """Handle the complete frames already received, up to the in-flight limit.
+
+        Frames stay buffered while the connection is over its limits; this runs again whenever it may
+        have dropped below them, so frames received during a pause are not left waiting for more input.
+        """
         try:
-            while not conn.closed and conn.close_reason is None and len(conn.slots) < MAX_INFLIGHT_PER_CONNECTION:
+            while not conn.closed and conn.close_reason is None and not self._over_limits(conn):
                 frame = conn.reader.next_frame()
                 if frame is None:
                     break
                 self._handle_frame(conn, frame)
         except CodecError as e:
             self._close(conn, f"bad frame: {e}")
+        except Exception as e:  # a handler bug must not take the worker down with it
+            log.error("request handling failed", exc_info=True, conn=conn.id, error=repr(e))
+            self._close(conn, "internal error")
 
     def _handle_frame(self, conn: Connection, frame: memoryview) -> None:
         try:
