@@ -229,7 +229,7 @@ def test_array_count_2_pow_31_minus_1_closes_without_allocating(broker, pids):
 def test_compact_counts_past_the_frame_close(broker, pids):
     # ApiVersions v3 is flexible: header v2 tagged fields, then compact strings.
     huge_tags = frame(header(API_VERSIONS, 3, 9) + b"\xff\xff\xff\xff\x0f" + b"\x00\x00")
-    assert rejected(broker, huge_tags).startswith("bad frame: ")
+    assert rejected(broker, huge_tags).startswith("bad frame: malformed request header")
     huge_string = frame(header(API_VERSIONS, 3, 9) + b"\x00" + b"\xff\xff\xff\xff\x0f" + b"ab")
     assert "runs past the end of the message" in rejected(broker, huge_string)
 
@@ -248,7 +248,8 @@ def test_client_id_past_the_frame_end_closes(broker, pids):
 def test_truncated_body_inside_a_complete_frame_closes(broker, pids):
     full = metadata_request(9, topics=[{"name": "orders"}])[4:]
     reason = rejected(broker, frame(full[:-3]))
-    assert reason.startswith("bad frame: ")
+    assert reason == f"bad frame: length 6 at offset {len(full) - 6} runs past the end of the message " \
+                     f"({len(full) - 3} bytes)"
 
 
 def test_trailing_bytes_after_a_request_close(broker, pids):
