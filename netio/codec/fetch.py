@@ -21,7 +21,6 @@ preferred_read_replica (v11+) | records: int32-length bytes]]
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple, Union
 
 from netio.codec.apis.core import FETCH
@@ -41,12 +40,14 @@ _PART_V4 = struct.Struct(">iqi")        # partition, fetch_offset, partition_max
 _PART_V5 = struct.Struct(">iqqi")       # partition, fetch_offset, log_start_offset, partition_max_bytes
 _PART_V9 = struct.Struct(">iiqqi")      # partition, current_leader_epoch, fetch_offset, log_start_offset, ...
 _ABORTED = struct.Struct(">qq")
-_RESP_HEAD_V4 = struct.Struct(">iii")   # size, correlation_id, throttle_time_ms
-_RESP_HEAD_V7 = struct.Struct(">iiihi")  # ... error_code, session_id
-_RESP_PART_V4 = struct.Struct(">ihqq")  # partition, error_code, high_watermark, last_stable_offset
-_RESP_PART_V5 = struct.Struct(">ihqqq")  # ... log_start_offset
-_NULL_ARRAY = _I32.pack(-1)
-_EMPTY_ARRAY = _I32.pack(0)
+_RESP_HEAD_V4 = struct.Struct(">iii")     # correlation_id, throttle_time_ms, topic count
+_RESP_HEAD_V7 = struct.Struct(">iihii")   # correlation_id, throttle_time_ms, error_code, session_id, count
+# A partition without aborted transactions, up to its records length, in one pack per layout (v4, v5-10, v11):
+# partition, error_code, high_watermark, last_stable_offset, [log_start_offset], aborted count (-1 null or 0),
+# [preferred_read_replica], records length.
+_RESP_PART_PLAIN = {4: struct.Struct(">ihqqii"), 5: struct.Struct(">ihqqqii"), 11: struct.Struct(">ihqqqiii")}
+# ...and with aborted transactions: the fields up to the aborted count.
+_RESP_PART_HEAD = {4: struct.Struct(">ihqqi"), 5: struct.Struct(">ihqqqi"), 11: struct.Struct(">ihqqqi")}
 
 # Smallest encodings of one array element, so a hostile count is refused before any work.
 _TOPIC_MIN = 2 + 4
@@ -62,8 +63,7 @@ class FetchPartition(NamedTuple):
     partition_max_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class FetchRequest:
+class FetchRequest(NamedTuple):
     """A decoded Fetch request; fields a version lacks hold Kafka's defaults (epochs -1, session 0)."""
 
     header: RequestHeader
@@ -237,46 +237,25 @@ def encode_fetch_response(version: int, correlation_id: int, throttle_time_ms: i
 def _encode(version: int, correlation_id: int, throttle_time_ms: int, error_code: int, session_id: int,
             topics) -> list[Part]:
     if version >= 7:
-        out = bytearray(_RESP_HEAD_V7.pack(0, correlation_id, throttle_time_ms, error_code, session_id))
+        head = _RESP_HEAD_V7.pack(correlation_id, throttle_time_ms, error_code, session_id, len(topics))
     else:
-        out = bytearray(_RESP_HEAD_V4.pack(0, correlation_id, throttle_time_ms))
-    parts: list[Part] = []
-    total = 0
+        head = _RESP_HEAD_V4.pack(correlation_id, throttle_time_ms, len(topics))
+    layout = 11 if version >= 11 else 5 if version >= 5 else 4
+    pack_plain = _RESP_PART_PLAIN[layout].pack
+    pack_head = _RESP_PART_HEAD[layout].pack
     pack_i32 = _I32.pack
-    pack_aborted = _ABORTED.pack
-    with_log_start = version >= 5
-    with_replica = version >= 11
-    pack_part = (_RESP_PART_V5 if with_log_start else _RESP_PART_V4).pack
-    out += pack_i32(len(topics))
+    parts: list[Part] = []
+    pending: list[bytes] = [head]  # encoder bytes since the last record set, joined into one part
+    total = 0
     for topic, partitions in topics:
         data = topic.encode("utf-8")
         if len(data) > MAX_STRING:
             raise CodecError(f"topic name of {len(data)} bytes exceeds {MAX_STRING}")
-        out += _I16.pack(len(data))
-        out += data
-        out += pack_i32(len(partitions))
-        for p in partitions:
-            if with_log_start:
-                out += pack_part(p.partition, p.error_code, p.high_watermark, p.last_stable_offset,
-                                 p.log_start_offset)
-            else:
-                out += pack_part(p.partition, p.error_code, p.high_watermark, p.last_stable_offset)
-            aborted = p.aborted_transactions
-            if aborted is None:
-                out += _NULL_ARRAY
-            elif not aborted:
-                out += _EMPTY_ARRAY
-            else:
-                out += pack_i32(len(aborted))
-                for producer_id, first_offset in aborted:
-                    out += pack_aborted(producer_id, first_offset)
-            if with_replica:
-                out += pack_i32(p.preferred_read_replica)
-            records = p.records
+        pending.append(_I16.pack(len(data)) + data + pack_i32(len(partitions)))
+        for partition, error, high_watermark, last_stable, log_start, aborted, replica, records in partitions:
             if records is None:
-                out += _EMPTY_ARRAY
-                continue
-            if isinstance(records, FilePart):
+                size = 0
+            elif isinstance(records, FilePart):
                 size = records.length
             elif isinstance(records, bytes):
                 size = len(records)
@@ -284,19 +263,35 @@ def _encode(version: int, correlation_id: int, throttle_time_ms: int, error_code
                 records = _byte_view(records)
                 size = records.nbytes
             if size < 0 or size > MAX_RECORDS:
-                raise CodecError(f"records of {size} bytes for {topic}-{p.partition} cannot be framed")
-            out += pack_i32(size)
+                raise CodecError(f"records of {size} bytes for {topic}-{partition} cannot be framed")
+            if not aborted:
+                count = -1 if aborted is None else 0
+                if layout == 11:
+                    pending.append(pack_plain(partition, error, high_watermark, last_stable, log_start, count,
+                                              replica, size))
+                elif layout == 5:
+                    pending.append(pack_plain(partition, error, high_watermark, last_stable, log_start, count, size))
+                else:
+                    pending.append(pack_plain(partition, error, high_watermark, last_stable, count, size))
+            else:
+                if layout == 4:
+                    pending.append(pack_head(partition, error, high_watermark, last_stable, len(aborted)))
+                else:
+                    pending.append(pack_head(partition, error, high_watermark, last_stable, log_start, len(aborted)))
+                pending.extend([_ABORTED.pack(producer_id, first_offset) for producer_id, first_offset in aborted])
+                pending.append(pack_i32(replica) + pack_i32(size) if layout == 11 else pack_i32(size))
             if size:
-                total += len(out) + size
-                parts.append(out)
+                chunk = b"".join(pending)
+                total += len(chunk) + size
+                parts.append(chunk)
                 parts.append(records)
-                out = bytearray()
-    if out or not parts:
-        total += len(out)
-        parts.append(out)
-    _I32.pack_into(parts[0], 0, total - 4)
-    # The encoder's own parts are the bytearrays; records arrive as bytes, memoryviews or FileParts.
-    return [bytes(part) if part.__class__ is bytearray else part for part in parts]
+                pending = []
+    if pending or not parts:
+        chunk = b"".join(pending)
+        total += len(chunk)
+        parts.append(chunk)
+    parts[0] = pack_i32(total) + parts[0]
+    return parts
 
 
 def _byte_view(records) -> memoryview:

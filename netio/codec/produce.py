@@ -16,7 +16,7 @@ log_start_offset (v5+) | record_errors: [] (v8) | error_message (v8)]] | throttl
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netio.codec.apis.core import PRODUCE
 from netio.codec.errors import CodecError
@@ -44,12 +44,12 @@ _FAULTS = (struct.error, IndexError, ValueError)
 _ENCODE_FAULTS = (struct.error, TypeError, AttributeError, ValueError, OverflowError)
 
 
-@dataclass(frozen=True, slots=True)
-class ProduceRequest:
+class ProduceRequest(NamedTuple):
     """A decoded Produce request; `partitions` is flat `(topic, partition, records)` in request order.
 
     `records` is a memoryview slice of the frame (or None for a null record set): it stays valid as long as
-    the frame's buffer does, and costs no copy until it is written to a segment.
+    the frame's buffer does, and costs no copy until it is written to a segment. A named tuple rather than a
+    frozen dataclass: it is built once per request on the hot path and costs a third as much.
     """
 
     header: RequestHeader
