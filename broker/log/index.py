@@ -37,6 +37,7 @@ class _Index:
         self._map: mmap.mmap | None = None
         self._u8: np.ndarray | None = None
         self.writable = False
+        self.size_ok = True  # the file held whole entries when opened
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     @classmethod
@@ -46,6 +47,7 @@ class _Index:
         idx._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # only the writer process opens indexes
         try:
             size = os.fstat(idx._fd).st_size
+            idx.size_ok = size % idx.entry_size == 0
             idx.entries = idx._count(size)
             if writable:
                 idx._make_writable()

@@ -313,7 +313,8 @@ class LogSegment:
         return int.from_bytes(self._u8[35:43].tobytes(), "big", signed=True) if self.size >= walk.HEADER else -1
 
     def indexes_sane(self) -> bool:
-        return self.offset_index.check(max(self.size, 1)) and self.time_index.check(self.next_offset)
+        return (self.offset_index.size_ok and self.time_index.size_ok
+                and self.offset_index.check(max(self.size, 1)) and self.time_index.check(self.next_offset))
 
     def recover(self) -> bool:
         """Re-validate every batch (framing + CRC via hotpath), cut at the first invalid byte and rebuild both

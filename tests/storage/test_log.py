@@ -1,0 +1,274 @@
+import os
+
+import numpy as np
+import pytest
+
+import hotpath
+from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError)
+from storage_helpers import batch, read_all, segment_files, small_config
+
+
+def test_append_assigns_consecutive_offsets(open_log):
+    log = open_log()
+    r1 = log.append(batch(3), now_ms=10)
+    r2 = log.append(batch(2), now_ms=11)
+    assert (r1.base_offset, r1.last_offset, r1.record_count, r1.batch_count) == (0, 2, 3, 1)
+    assert (r2.base_offset, r2.last_offset) == (3, 4)
+    assert r1.log_append_time == -1
+    assert log.log_end_offset == log.high_watermark == 5 and log.log_start_offset == 0
+    assert [b for b, _ in read_all(log)] == [0, 3]
+
+
+def test_caller_buffer_is_not_modified(open_log):
+    log = open_log()
+    raw = bytearray(batch(2))
+    before = bytes(raw)
+    log.append(raw)
+    log.append(raw)
+    assert bytes(raw) == before
+    sl = log.read(2, 10_000)
+    assert sl.first_offset == 2 and bytes(sl.view()[16:]) == before[16:]
+    assert int.from_bytes(sl.view()[:8], "big") == 2
+
+
+def test_multi_batch_append_and_numpy_input(open_log):
+    log = open_log()
+    data = np.frombuffer(batch(2, tag=1) + batch(4, tag=2) + batch(1, tag=3), np.uint8)
+    r = log.append(data, leader_epoch=7)
+    assert (r.base_offset, r.last_offset, r.batch_count, r.record_count) == (0, 6, 3, 7)
+    res = hotpath.scan_batches(log.read(0, 1 << 20).view())
+    assert list(res.base_offset) == [0, 2, 6] and list(res.leader_epoch) == [7, 7, 7]
+    assert log.leader_epoch_cache.entries == [(7, 0)]
+
+
+def test_read_returns_batch_containing_offset_and_respects_limits(open_log):
+    log = open_log(small_config(index_interval_bytes=0))
+    for i in range(10):
+        log.append(batch(5, value_size=100, tag=i))
+    size = len(batch(5, value_size=100))
+    sl = log.read(12, 1)  # inside the third batch; smaller than one batch: still one whole batch
+    assert sl.first_offset == 10 and sl.length == size
+    sl = log.read(12, 3 * size)
+    assert sl.first_offset == 10 and sl.length == 3 * size
+    sl = log.read(12, 3 * size - 1)
+    assert sl.length == 2 * size
+    sl = log.read(0, 1 << 20, max_offset=20)
+    assert sl.length == 4 * size  # batches reaching offset 20 are excluded
+    assert log.read(50, 100).length == 0  # at the log end: empty
+    with pytest.raises(OffsetOutOfRange) as e:
+        log.read(51, 100)
+    assert e.value.error_code == 1
+    with pytest.raises(OffsetOutOfRange):
+        log.read(-1, 100)
+
+
+def test_high_watermark_bounds_reads(open_log):
+    log = open_log()
+    for _ in range(4):
+        log.append(batch(2))
+    log.high_watermark = 4
+    assert log.high_watermark == 4
+    assert log.read(4, 1 << 20).length == 0
+    assert [b for b, _ in read_all(log)] == [0, 2]
+    assert log.read(4, 1 << 20, max_offset=log.log_end_offset).first_offset == 4  # follower fetch up to LEO
+    log.high_watermark = 100
+    assert log.high_watermark == 8  # clamped to the log end
+    log.high_watermark = None
+    log.append(batch(1))
+    assert log.high_watermark == 9
+
+
+def test_sendfile_and_fd(open_log, tmp_path):
+    log = open_log()
+    log.append(batch(3, tag=9))
+    sl = log.read(0, 1 << 20)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        sent = sl.sendfile(f.fileno())
+    assert sent == sl.length and out.read_bytes() == bytes(sl.view())
+
+
+@pytest.mark.parametrize("mutate, error", [
+    (lambda b: b[:30] + bytes([b[30] ^ 1]) + b[31:], CorruptRecord),  # CRC-covered byte flipped
+    (lambda b: b[:-1], InvalidRecord),  # truncated
+    (lambda b: b[:16] + b"\x01" + b[17:], InvalidRecord),  # magic 1
+    (lambda b: b"", InvalidRecord),
+])
+def test_invalid_batches_rejected_with_kafka_codes(open_log, mutate, error):
+    log = open_log()
+    with pytest.raises(error) as e:
+        log.append(mutate(batch(3)))
+    assert e.value.error_code in (2, 87)
+    assert log.log_end_offset == 0 and log.read(0, 100).length == 0
+
+
+def test_valid_batch_followed_by_garbage_is_rejected_whole(open_log):
+    log = open_log()
+    with pytest.raises(InvalidRecord):
+        log.append(batch(2) + b"\x00" * 20)
+    assert log.log_end_offset == 0
+
+
+def test_record_too_large(open_log):
+    log = open_log(small_config(max_message_bytes=500))
+    with pytest.raises(RecordTooLarge) as e:
+        log.append(batch(10, value_size=100))
+    assert e.value.error_code == 10
+    log.append(batch(1, value_size=10))
+    assert log.log_end_offset == 1
+
+
+def test_log_append_time_stamps_batches(open_log):
+    log = open_log(small_config(message_timestamp_type="LogAppendTime"))
+    r = log.append(batch(2, ts=5), now_ms=123_456)
+    assert r.log_append_time == 123_456
+    res = hotpath.scan_batches(log.read(0, 1 << 20).view())
+    assert res.error == hotpath.ScanError.OK  # CRC recomputed
+    assert res.max_timestamp[0] == 123_456 and res.attributes[0] & hotpath.TIMESTAMP_TYPE_BIT
+
+
+def test_roll_on_segment_bytes(open_log, part_dir):
+    log = open_log(small_config(segment_bytes=2000))
+    for i in range(20):
+        log.append(batch(2, value_size=100, tag=i))
+    files = segment_files(part_dir)
+    assert len(files) >= 3
+    for name in files[:-1]:  # closed segments are trimmed to their batches
+        assert os.path.getsize(os.path.join(part_dir, name)) <= 2000
+    bases = [int(n[:20]) for n in files]
+    assert bases == sorted(bases) and bases[0] == 0
+    assert [b for b, _ in read_all(log)] == list(range(0, 40, 2))
+
+
+def test_roll_on_segment_ms(open_log, part_dir):
+    log = open_log(small_config(segment_ms=1000), now=0)
+    log.append(batch(1), now_ms=0)
+    log.append(batch(1), now_ms=900)
+    assert len(segment_files(part_dir)) == 1
+    log.append(batch(1), now_ms=1001)
+    assert segment_files(part_dir)[-1] == "00000000000000000002.log"
+
+
+def test_roll_on_full_index(open_log, part_dir):
+    log = open_log(small_config(index_interval_bytes=0, segment_index_bytes=48))  # 4 time-index slots
+    for _ in range(12):
+        log.append(batch(1, ts=1000 + _))
+    assert len(segment_files(part_dir)) >= 3
+    assert [b for b, _ in read_all(log)] == list(range(12))
+
+
+def test_batch_larger_than_segment_gets_its_own_segment(open_log, part_dir):
+    log = open_log(small_config(segment_bytes=1000, max_message_bytes=1 << 20))
+    log.append(batch(1))
+    log.append(batch(20, value_size=200))
+    log.append(batch(1))
+    assert [b for b, _ in read_all(log)] == [0, 1, 21]
+    assert len(segment_files(part_dir)) == 3
+
+
+def test_offsets_survive_clean_reopen(open_log, part_dir):
+    log = open_log(small_config(segment_bytes=3000))
+    for i in range(30):
+        log.append(batch(3, ts=1000 + i, tag=i), leader_epoch=i // 10)
+    expect = read_all(log)
+    log.close()
+    again = open_log(small_config(segment_bytes=3000))
+    assert again.log_end_offset == 90 and read_all(again) == expect
+    assert again.load_report.recovered_segments == 0
+    assert again.leader_epoch_cache.entries == [(0, 0), (1, 30), (2, 60)]
+    assert again.append(batch(1)).base_offset == 90
+
+
+def test_offset_for_timestamp(open_log):
+    log = open_log(small_config(segment_bytes=1500, index_interval_bytes=100))
+    for i in range(40):
+        log.append(batch(2, ts=10_000 + 100 * i))
+    assert log.offset_for_timestamp(0) == (0, 10_000)
+    assert log.offset_for_timestamp(10_000) == (0, 10_000)
+    assert log.offset_for_timestamp(10_050) == (2, 10_100)
+    assert log.offset_for_timestamp(12_345) == (48, 12_400)
+    assert log.offset_for_timestamp(13_900) == (78, 13_900)
+    assert log.offset_for_timestamp(13_901) is None
+    assert log.max_timestamp() == (13_900, 79)
+    log.close()
+
+
+def test_truncate_to(open_log, part_dir):
+    log = open_log(small_config(segment_bytes=1500))
+    for i in range(20):
+        log.append(batch(3, ts=100 + i, tag=i), leader_epoch=i // 5)
+    before = read_all(log)
+    log.truncate_to(31)  # mid-batch: the whole batch holding 31 goes
+    assert log.log_end_offset == 30
+    assert read_all(log) == before[:10]
+    assert log.leader_epoch_cache.entries == [(0, 0), (1, 15)]
+    assert log.append(batch(1, tag=99), leader_epoch=5).base_offset == 30
+    assert all(int(n[:20]) <= 30 for n in segment_files(part_dir))
+    log.truncate_to(0)
+    assert log.log_end_offset == 0 and read_all(log) == []
+    assert log.append(batch(2)).base_offset == 0
+
+
+def test_truncate_survives_reopen_without_stale_batches(open_log):
+    log = open_log()
+    for i in range(10):
+        log.append(batch(2, tag=i))
+    log.truncate_to(6)
+    log.close(clean=False)
+    again = open_log(recover=True)
+    assert again.log_end_offset == 6 and [b for b, _ in read_all(again)] == [0, 2, 4]
+
+
+def test_delete_records_moves_log_start_and_persists(open_log):
+    log = open_log(small_config(segment_bytes=1000))
+    for i in range(30):
+        log.append(batch(2))
+    assert log.delete_records_before(17) == 17
+    assert log.log_start_offset == 17
+    with pytest.raises(OffsetOutOfRange):
+        log.read(16, 100)
+    sl = log.read(17, 100)
+    assert sl.first_offset == 16  # the whole batch holding the log start
+    assert all(seg.base_offset <= 17 for seg in log.segments[:1])
+    with pytest.raises(OffsetOutOfRange):
+        log.delete_records_before(61)
+    log.close()
+    again = open_log(small_config(segment_bytes=1000))
+    assert again.log_start_offset == 17
+    assert again.delete_records_before(-1) == 60  # -1 means the high watermark
+
+
+def test_durable_mode_flushes_every_append(open_log, part_dir):
+    log = open_log(small_config(flush_interval_messages=1))
+    log.append(batch(2))
+    assert log.recovery_point == 2
+    log.append(batch(1))
+    assert log.recovery_point == 3
+
+
+def test_default_policy_leaves_flushing_to_the_os(open_log, part_dir):
+    log = open_log()
+    log.append(batch(2))
+    assert log.recovery_point == 0
+    log.close()
+    cp = os.path.join(os.path.dirname(part_dir), "recovery-point-offset-checkpoint")
+    assert open(cp).read() == "0\n1\ntopic 0 2\n"  # a clean close flushes and checkpoints
+
+
+def test_flush_ms_policy(open_log):
+    log = open_log(small_config(flush_interval_ms=100))
+    log.append(batch(1), now_ms=1)  # earlier than the last flush (the open): not due
+    assert log.recovery_point == 0
+    log.maybe_flush(now=10**13)
+    assert log.recovery_point == 1
+
+
+def test_offline_log_refuses_everything(open_log):
+    log = open_log()
+    log.append(batch(1))
+    log.take_offline(StorageError("EIO", 5, True))
+    with pytest.raises(StorageError) as e:
+        log.append(batch(1))
+    assert e.value.error_code == 56
+    with pytest.raises(StorageError):
+        log.read(0, 10)
