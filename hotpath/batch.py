@@ -381,7 +381,8 @@ def _check_i64(name: str, v: int) -> None:
 def assign_offsets(buf, res: ScanResult, first_offset: int, leader_epoch: int) -> int:
     """Give the scanned batches consecutive offsets from `first_offset`; returns the next offset."""
     arr = _as_buffer(buf, writable=True)
-    _check_i64("first_offset", first_offset)
+    if not 0 <= first_offset < (1 << 63):
+        raise ValueError(f"first_offset must be a non-negative int64, got {first_offset}")
     _check_i32("leader_epoch", leader_epoch)
     positions = res._meta[0, : res.count]
     deltas = res._meta[3, : res.count]

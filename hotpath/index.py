@@ -12,7 +12,7 @@ a lookup falls back to, so an empty preallocated index reading as one zero entry
 
 from __future__ import annotations
 
-from .batch import _as_buffer, _call, be32s, be64s
+from .batch import _as_buffer, _call, _check_i64, be32s, be64s
 from ._jit import U8, kernel, nt
 
 OFFSET_ENTRY = 8
@@ -81,12 +81,14 @@ def _entries(buf, entry_size: int, n_entries: int):
 def offset_index_lookup(index_buf_u8, n_entries: int, target_relative_offset: int) -> int:
     """Slot of the largest offset-index entry with relative offset <= target, -1 if none."""
     arr = _entries(index_buf_u8, OFFSET_ENTRY, n_entries)
+    _check_i64("target_relative_offset", target_relative_offset)
     return int(_call(_offset_lookup, arr, n_entries, target_relative_offset))
 
 
 def time_index_lookup(index_buf_u8, n_entries: int, target_timestamp: int) -> int:
     """Slot of the first time-index entry with timestamp >= target, n_entries if none."""
     arr = _entries(index_buf_u8, TIME_ENTRY, n_entries)
+    _check_i64("target_timestamp", target_timestamp)
     return int(_call(_time_lookup, arr, n_entries, target_timestamp))
 
 

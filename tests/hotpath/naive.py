@@ -1,0 +1,213 @@
+"""Plain-Python twins of the hotpath kernels: slow, obvious, written from the format description.
+
+Each test compares a kernel with its twin here; nothing in this file imports hotpath.
+"""
+
+from __future__ import annotations
+
+import struct
+
+POLY = 0x82F63B78
+HEADER = struct.Struct(">qiibIhiqqqhii")  # the 61-byte RecordBatch v2 header
+FIELDS = (
+    "base_offset", "batch_length", "leader_epoch", "magic", "crc", "attributes", "last_offset_delta",
+    "base_timestamp", "max_timestamp", "producer_id", "producer_epoch", "base_sequence", "record_count",
+)
+
+OK, TRUNCATED, BAD_MAGIC, BAD_LENGTH, TOO_LARGE, COUNT_MISMATCH, CRC_MISMATCH, BAD_RECORD = range(8)
+
+
+# ----------------------------------------------------------------------------------------- crc
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    crc ^= 0xFFFFFFFF
+    for byte in bytes(data):
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ POLY if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+# -------------------------------------------------------------------------------------- varint
+
+
+def encode_uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        if n < 0x80:
+            out.append(n)
+            return bytes(out)
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+
+
+def zigzag(n: int) -> int:
+    return 2 * n if n >= 0 else -2 * n - 1
+
+
+def unzigzag(u: int) -> int:
+    return u // 2 if u % 2 == 0 else -(u + 1) // 2
+
+
+def encode_varint(n: int) -> bytes:
+    return encode_uvarint(zigzag(n))
+
+
+def decode_uvarint(buf: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
+    """-> (value, new pos); raises ValueError if truncated, too long or wider than the type."""
+    value = 0
+    for n in range(max_bytes):
+        if pos >= len(buf):
+            raise ValueError("truncated")
+        b = buf[pos]
+        pos += 1
+        value += (b % 128) * 128**n
+        if b < 128:
+            if value >= 2 ** (32 if max_bytes == 5 else 64):
+                raise ValueError("too wide")
+            return value, pos
+    raise ValueError("too long")
+
+
+def decode_varint(buf: bytes, pos: int, max_bytes: int = 10) -> tuple[int, int]:
+    u, pos = decode_uvarint(buf, pos, max_bytes)
+    return unzigzag(u), pos
+
+
+# ------------------------------------------------------------------------------------- batches
+
+
+def records_ok(body: bytes, count: int) -> bool:
+    """Every record of an uncompressed batch is well framed, with offset deltas 0..count-1."""
+    p = 0
+    try:
+        for i in range(count):
+            length, p = decode_varint(body, p, 5)
+            if length < 6 or p + length > len(body):
+                return False
+            rec, p = body[p : p + length], p + length
+            q = 1
+            _, q = decode_varint(rec, q, 10)
+            delta, q = decode_varint(rec, q, 5)
+            if delta != i:
+                return False
+            for _ in range(2):
+                n, q = decode_varint(rec, q, 5)
+                if n < -1 or q + max(n, 0) > len(rec):
+                    return False
+                q += max(n, 0)
+            headers, q = decode_varint(rec, q, 5)
+            if headers < 0:
+                return False
+            for _ in range(headers):
+                n, q = decode_varint(rec, q, 5)
+                if n < 0 or q + n > len(rec):
+                    return False
+                q += n
+                n, q = decode_varint(rec, q, 5)
+                if n < -1 or q + max(n, 0) > len(rec):
+                    return False
+                q += max(n, 0)
+            if q != len(rec):
+                return False
+    except ValueError:
+        return False
+    return p == len(body)
+
+
+def scan(buf: bytes, max_batch_bytes: int = 2**31 - 1, deep: bool = False, max_batches=None,
+         start: int = 0, end=None):
+    """-> (list of header dicts with pos/size, error, error_pos)."""
+    buf = bytes(buf)
+    end = len(buf) if end is None else end
+    pos = start
+    batches = []
+    while pos < end and (max_batches is None or len(batches) < max_batches):
+        rem = end - pos
+        if rem < 17:
+            return batches, TRUNCATED, pos
+        if buf[pos + 16] != 2:
+            return batches, BAD_MAGIC, pos
+        size = struct.unpack_from(">i", buf, pos + 8)[0] + 12
+        if size < 61:
+            return batches, BAD_LENGTH, pos
+        if size > max_batch_bytes:
+            return batches, TOO_LARGE, pos
+        if rem < size:
+            return batches, TRUNCATED, pos
+        h = dict(zip(FIELDS, HEADER.unpack_from(buf, pos)))
+        if h["record_count"] < 0 or h["record_count"] != h["last_offset_delta"] + 1:
+            return batches, COUNT_MISMATCH, pos
+        if crc32c(buf[pos + 21 : pos + size]) != h["crc"]:
+            return batches, CRC_MISMATCH, pos
+        if deep and h["attributes"] & 7 == 0 and not records_ok(buf[pos + 61 : pos + size], h["record_count"]):
+            return batches, BAD_RECORD, pos
+        h["pos"], h["size"] = pos, size
+        batches.append(h)
+        pos += size
+    return batches, OK, pos
+
+
+def build(records, timestamps, base_offset=0, producer_id=-1, producer_epoch=-1, base_sequence=-1,
+          attributes=0, leader_epoch=-1) -> bytes:
+    """records: list of (key|None, value|None, [(header_key bytes, header_value|None), ...])."""
+    base_ts = timestamps[0]
+    body = bytearray()
+    for i, (key, value, headers) in enumerate(records):
+        rec = bytearray(b"\x00")
+        rec += encode_varint(timestamps[i] - base_ts) + encode_varint(i)
+        for field in (key, value):
+            rec += encode_varint(-1) if field is None else encode_varint(len(field)) + field
+        rec += encode_varint(len(headers))
+        for hk, hv in headers:
+            rec += encode_varint(len(hk)) + hk
+            rec += encode_varint(-1) if hv is None else encode_varint(len(hv)) + hv
+        body += encode_varint(len(rec)) + rec
+    n = len(records)
+    tail = struct.pack(">hiqqqhii", attributes, n - 1, base_ts, max(timestamps), producer_id, producer_epoch,
+                       base_sequence, n) + bytes(body)
+    head = struct.pack(">qiib", base_offset, 61 - 12 + len(body), leader_epoch, 2)
+    return head + struct.pack(">I", crc32c(tail)) + tail
+
+
+def patch(buf: bytes, pos: int, base_offset: int, leader_epoch: int) -> bytes:
+    out = bytearray(buf)
+    struct.pack_into(">q", out, pos, base_offset)
+    struct.pack_into(">i", out, pos + 12, leader_epoch)
+    return bytes(out)
+
+
+def set_log_append_time(buf: bytes, pos: int, size: int, ts: int) -> bytes:
+    out = bytearray(buf)
+    attrs = struct.unpack_from(">h", out, pos + 21)[0] | 0x08
+    struct.pack_into(">h", out, pos + 21, attrs)
+    struct.pack_into(">q", out, pos + 35, ts)
+    struct.pack_into(">I", out, pos + 17, crc32c(out[pos + 21 : pos + size]))
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------- index
+
+
+def offset_index_lookup(entries: list[tuple[int, int]], target: int) -> int:
+    found = -1
+    for i, (rel, _pos) in enumerate(entries):
+        if rel <= target:
+            found = i
+    return found
+
+
+def time_index_lookup(entries: list[tuple[int, int]], target: int) -> int:
+    for i, (ts, _rel) in enumerate(entries):
+        if ts >= target:
+            return i
+    return len(entries)
+
+
+def index_valid_entries(raw: bytes, entry_size: int, max_entries: int) -> int:
+    n = min(max_entries, len(raw) // entry_size)
+    for i in range(1, n):
+        if not any(raw[i * entry_size : (i + 1) * entry_size]):
+            return i
+    return n

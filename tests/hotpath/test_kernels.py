@@ -1,0 +1,52 @@
+"""Kernel hygiene: declared signatures compiled by warmup, contiguous typed arguments, no stray types."""
+
+import numpy as np
+import pytest
+
+import hotpath
+from hotpath import _jit, batch, crc, index
+
+pytestmark = pytest.mark.skipif(_jit.NO_JIT, reason="inspects compiled kernels")
+
+
+def test_warmup_compiles_every_declared_signature():
+    hotpath.warmup()
+    assert _jit._KERNELS
+    for kernel in _jit._KERNELS:
+        assert len(kernel.overloads) == len(kernel._hp_signatures), kernel.py_func.__name__
+
+
+def test_declared_array_arguments_are_contiguous():
+    from numba import types
+
+    for kernel in _jit._KERNELS:
+        for sig in kernel._hp_signatures:
+            for arg in sig.args:
+                if isinstance(arg, types.Buffer):
+                    assert arg.layout == "C", (kernel.py_func.__name__, arg)
+
+
+def test_undeclared_types_are_refused_not_compiled():
+    before = len(batch._scan.overloads)
+    meta = np.empty((12, 4), np.int64)
+    with pytest.raises(TypeError):
+        batch._scan(np.zeros(8, np.int32), 0, 8, 100, False, 4, crc.CRC_TABLES, meta)
+    with pytest.raises(TypeError):
+        index._offset_lookup(np.zeros(16, np.uint8)[::2], 1, 0)
+    assert len(batch._scan.overloads) == before
+
+
+def test_kernels_run_without_the_gil():
+    for kernel in _jit._KERNELS:
+        assert kernel.targetoptions.get("nogil"), kernel.py_func.__name__
+
+
+def test_bounds_checked_build_catches_what_the_wrappers_prevent():
+    """Under NUMBA_BOUNDSCHECK=1 a kernel fed inconsistent arguments (which the public wrapper
+    refuses) raises IndexError; this proves the checked run really checks."""
+    from numba.core import config
+
+    if not config.BOUNDSCHECK:
+        pytest.skip("only meaningful with NUMBA_BOUNDSCHECK=1")
+    with pytest.raises(IndexError):
+        index._offset_lookup(np.zeros(16, np.uint8), 100, 2**31)
