@@ -125,7 +125,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=1))
         return
-    print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, one thread, ops per CPU-second")
+    cpu = platform.processor() or platform.machine()
+    print(f"# {cpu}, python {platform.python_version()}, one thread, ops per CPU-second")
     print(f"{'case':<42} {'generic ops/s':>14} {'fast ops/s':>12} {'ratio':>7}  note")
     for r in results:
         print(f"{r['case']:<42} {r['generic_ops']:>14,} {r['fast_ops']:>12,} {r['ratio']:>6.2f}x  {r['note']}")

@@ -27,7 +27,7 @@ from netio.codec.apis.core import FETCH
 from netio.codec.errors import CodecError
 from netio.codec.frame import Request, RequestHeader, decode_request
 from netio.codec.produce import MAX_STRING, read_header, read_string
-from netio.connection import FilePart
+from netio.connection import FilePart, Part
 
 FAST_VERSIONS = (4, 11)
 MAX_RECORDS = 0x7FFFFFFF
@@ -98,8 +98,6 @@ class PartitionData(NamedTuple):
     preferred_read_replica: int = -1
     records: Records = b""
 
-
-Part = Union[bytes, bytearray, memoryview, FilePart]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -406,7 +406,8 @@ def test_golden_client_frames_decode_as_the_generic_path_does(frame):
 @pytest.mark.parametrize("version", range(3, 9))
 def test_kafka_python_produce_requests_decode(version):
     kp = pytest.importorskip("kafka.protocol.producer")
-    topic_data, partition_data = kp.ProduceRequest.TopicProduceData, kp.ProduceRequest.TopicProduceData.PartitionProduceData
+    topic_data = kp.ProduceRequest.TopicProduceData
+    partition_data = topic_data.PartitionProduceData
     request = kp.ProduceRequest[version](transactional_id="txn", acks=1, timeout_ms=3000, topic_data=[
         topic_data(name="a", partition_data=[partition_data(index=0, records=b"batch-0"),
                                              partition_data(index=5, records=b"batch-5")]),
