@@ -1,0 +1,120 @@
+import json
+import os
+
+import pytest
+
+from broker.log import (InvalidConfig, InvalidPartitions, InvalidTopic, LogManager, StorageError, TopicAlreadyExists,
+                        UnknownTopicOrPartition)
+from storage_helpers import batch, read_all
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return [str(tmp_path / "d1"), str(tmp_path / "d2")]
+
+
+def test_create_topic_places_partitions_and_persists(dirs):
+    m = LogManager(dirs, {"log.segment.bytes": 1 << 20, "log.retention.hours": 1})
+    info = m.create_topic("orders", 3, {"retention.ms": "5000"})
+    assert info.dirs == (0, 1, 0) and len(info.topic_id) == 32
+    for p in range(3):
+        path = m.partition_dir("orders", p)
+        assert os.path.basename(path) == f"orders-{p}" and os.path.isdir(path)
+        assert open(os.path.join(path, "partition.metadata")).read().startswith("version: 0\ntopic_id: ")
+    cfg = m.log_config("orders")
+    assert cfg.retention_ms == 5000 and cfg.segment_bytes == 1 << 20
+    m2 = LogManager(dirs, {})
+    assert m2.topics() == m.topics()
+    assert m2.topic_config("orders") == {"retention.ms": 5000}
+
+
+def test_catalogue_survives_losing_one_directory(dirs):
+    m = LogManager(dirs, {})
+    m.create_topic("a", 1)
+    m.create_topic("b", 2)
+    os.unlink(os.path.join(dirs[1], "__topics.json"))
+    with open(os.path.join(dirs[0], "__topics.json"), "r+") as f:
+        assert json.load(f)["version"] == 2
+    assert set(LogManager(dirs, {}).topics()) == {"a", "b"}
+
+
+def test_topic_errors(dirs):
+    m = LogManager(dirs, {})
+    m.create_topic("t", 1)
+    with pytest.raises(TopicAlreadyExists):
+        m.create_topic("t", 1)
+    with pytest.raises(InvalidTopic):
+        m.create_topic("bad/name", 1)
+    with pytest.raises(InvalidPartitions):
+        m.create_topic("zero", 0)
+    with pytest.raises(InvalidConfig):
+        m.create_topic("c", 1, {"cleanup.policy": "compact"})
+    with pytest.raises(UnknownTopicOrPartition):
+        m.partition_dir("t", 1)
+    with pytest.raises(UnknownTopicOrPartition):
+        m.topic_config("nope")
+    assert set(m.topics()) == {"t"}
+    assert m.create_topic("v", 2, validate_only=True).partitions == 2 and "v" not in m.topics()
+
+
+def test_add_partitions_and_alter_config(dirs):
+    m = LogManager(dirs, {})
+    m.create_topic("t", 2)
+    with pytest.raises(InvalidPartitions):
+        m.add_partitions("t", 2)
+    info = m.add_partitions("t", 5)
+    assert info.partitions == 5 and os.path.isdir(m.partition_dir("t", 4))
+    m.alter_topic_config("t", {"retention.bytes": 100})
+    assert LogManager(dirs, {}).log_config("t").retention_bytes == 100
+
+
+def test_delete_topic_removes_data_and_checkpoint_entries(dirs):
+    m = LogManager(dirs, {})
+    m.create_topic("t", 2)
+    log = m.open_partition("t", 0)
+    log.append(batch(3))
+    log.delete_records_before(2)
+    m.close_all()
+    path = m.partition_dir("t", 0)
+    m.delete_topic("t")
+    assert not os.path.exists(path) and "t" not in m.topics()
+    assert not [n for n in os.listdir(dirs[0]) if n.startswith("t-")]
+    m.create_topic("t", 1)
+    fresh = m.open_partition("t", 0)
+    assert fresh.log_start_offset == 0 and fresh.log_end_offset == 0  # nothing inherited
+
+
+def test_clean_shutdown_marker(dirs):
+    m = LogManager(dirs, {})
+    assert not m.was_clean_shutdown()
+    m.create_topic("t", 1)
+    m.open_partition("t", 0).append(batch(2))
+    m.mark_clean_shutdown()
+    assert all(os.path.exists(os.path.join(d, ".kafka_cleanshutdown")) for d in dirs)
+    m2 = LogManager(dirs, {})
+    assert m2.was_clean_shutdown()
+    assert not any(os.path.exists(os.path.join(d, ".kafka_cleanshutdown")) for d in dirs)  # consumed
+    log = m2.open_partition("t", 0)
+    assert log.load_report.recovered_segments == 0 and log.log_end_offset == 2
+    m2.close_all(clean=False)  # crash
+    m3 = LogManager(dirs, {})
+    assert not m3.was_clean_shutdown()
+    log = m3.open_partition("t", 0)
+    assert log.load_report.recovered_segments == 1 and [b for b, _ in read_all(log)] == [0]
+    m3.close_all()
+
+
+def test_failed_log_takes_its_directory_offline_not_the_process(dirs):
+    m = LogManager(dirs, {})
+    m.create_topic("t", 2)  # t-0 in d1, t-1 in d2
+    a, b = m.open_partition("t", 0), m.open_partition("t", 1)
+    a.append(batch(1))
+    b.append(batch(1))
+    a.take_offline(StorageError("I/O error", 5, True))
+    assert list(m.offline_dirs()) == [dirs[0]]
+    with pytest.raises(StorageError):
+        a.append(batch(1))
+    assert b.append(batch(1)).base_offset == 1  # the other directory keeps working
+    m.create_topic("u", 1)
+    assert m.topic("u").dirs == (1,)  # new partitions avoid the offline directory
+    m.close_all()
