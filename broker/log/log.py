@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -56,6 +57,12 @@ CHECKPOINT_INTERVAL_MS = 60_000  # how often flushes rewrite the shared recovery
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_now_ms = now_ms  # methods take a ``now_ms`` argument that shadows the function
+# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta, baseTimestamp,
+# maxTimestamp, producerId, producerEpoch, baseSequence, recordsCount
+_HEADER = struct.Struct(">qiibIhiqqqhii")
 
 
 @dataclass(frozen=True)
@@ -237,30 +244,46 @@ class PartitionLog:
         request and StorageError for the disk; in every error case nothing is visible."""
         if self.offline:
             raise StorageError(f"log {self.directory} is offline", None, True)
-        now = globals()["now_ms"]() if now_ms is None else now_ms
+        now = _now_ms() if now_ms is None else now_ms
         src = as_u8(batches)
         res = _validate(src, self.config.max_message_bytes)
-        count = res.count
         first = self.log_end_offset
-        records = int((res.last_offset_delta.astype(np.int64) + 1).sum())
-        last = first + records - 1
         nbytes = int(res.valid_bytes)
+        if res.count == 1:  # the common case (Produce v3+ sends one batch per partition): no per-batch arrays
+            _, _, _, _, _, _, delta, _, max_ts, _, _, _, count = _HEADER.unpack_from(src, 0)
+            positions, sizes, lasts, max_tss = (0,), (nbytes,), (first + delta,), (max_ts,)
+            records = count
+        else:
+            deltas = res.last_offset_delta.astype(np.int64)
+            positions, sizes, max_tss = res.pos, res.size, res.max_timestamp
+            lasts = first + np.cumsum(deltas + 1) - 1
+            records = int(res.record_count.sum())
+        last = int(lasts[-1])
         append_time = now if self.config.log_append_time else -1
-        with self._disk("appending to"):
+        try:
             self._maybe_roll(nbytes, last, now)
             seg = self._segments[-1]
-            seg.make_active()
+            if not seg.active:
+                seg.make_active()
             seg.ensure_room(nbytes)
             if leader_epoch > self.leader_epoch_cache.latest_epoch:
                 self.leader_epoch_cache.assign(leader_epoch, first)
-            seg.append(src, res, first, leader_epoch, append_time, now)
-            self._unflushed_messages += records
-            try:
-                self._flush_by_policy(now)
-            except OSError:
-                seg.truncate_to(first)  # not acknowledged, so not visible either
-                raise
-        return AppendResult(first, last, append_time, int(res.record_count.sum()), count, nbytes)
+            seg.append(src, int(positions[0]), nbytes, positions, sizes, lasts, max_tss, leader_epoch,
+                       append_time, now)
+            self._unflushed_messages += last - first + 1
+            if self._unflushed_messages >= self.config.flush_interval_messages or \
+                    now - self._last_flush_ms >= self.config.flush_interval_ms:
+                try:
+                    self._flush_by_policy(now)
+                except OSError:
+                    seg.truncate_to(first)  # not acknowledged, so not visible either
+                    raise
+        except OSError as e:
+            err = StorageError.from_os_error(f"appending to {self.directory}", e)
+            if err.offline:
+                self.take_offline(err)
+            raise err from e
+        return AppendResult(first, last, append_time, records, int(res.count), nbytes)
 
     def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
         seg = self._segments[-1]
@@ -360,14 +383,9 @@ class PartitionLog:
         limit = self.high_watermark if max_offset is None else min(max_offset, self.log_end_offset)
         if offset >= limit:
             return FileSlice.empty(offset)
-        i = max(0, bisect.bisect_right(self._bases, offset) - 1)
-        for seg in self._segments[i:]:
-            if seg.base_offset >= limit:
-                break
-            found = seg.slice(offset, max_bytes, limit)
-            if found is not None:
-                return found
-        return FileSlice.empty(offset)
+        seg = self._segments[max(0, bisect.bisect_right(self._bases, offset) - 1)]
+        found = seg.slice(offset, max_bytes, limit)
+        return FileSlice.empty(offset) if found is None else found
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """ListOffsets by time: (offset, timestamp) of the first batch whose maxTimestamp >= ``timestamp``,
@@ -451,7 +469,7 @@ class PartitionLog:
     def enforce_retention(self, now_ms: int | None = None) -> int:
         """Delete whole segments below the high watermark that retention.ms / retention.bytes / the log start
         offset no longer need; returns how many were deleted."""
-        now = globals()["now_ms"]() if now_ms is None else now_ms
+        now = _now_ms() if now_ms is None else now_ms
         with self._disk("enforcing retention on"):
             deleted = self._delete_segments(lambda seg, nxt: nxt <= self._log_start, now)
             if self.config.retention_ms >= 0:

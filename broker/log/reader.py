@@ -137,26 +137,30 @@ class LogReader:
         return FileSlice.empty(offset)
 
     def _try_read(self, offset: int, max_bytes: int, visible_end: int, limit: int):
+        """(slice or None, whether re-listing may help). Only the segment with the largest base <= ``offset``
+        can hold it: offsets are contiguous and a later segment starts above ``offset``."""
         i = bisect.bisect_right(self._bases, offset) - 1
         if i < 0:
             return None, True
-        for seg in self._segments[i:]:
-            if seg.base >= limit:
-                return None, False
-            try:
-                seg.open()
-                size, entries = seg.sizes()
-            except FileNotFoundError:
-                return None, True  # deleted (retention, truncation): re-list
-            if size == 0:
-                continue
+        seg = self._segments[i]
+        try:
+            seg.open()
+            size, entries = seg.sizes()
             seg.ensure_mapped(size, entries)
-            pos = self._index_position(seg, offset, entries, visible_end)
-            found = walk.locate(seg.u8, pos, size, seg.base - 1, visible_end, offset, limit, max_bytes)
-            if found is not None:
-                p, length, first = found
-                return FileSlice(seg.log_path, seg.fd, p, length, first, seg.map), False
-        return None, True  # past the last known segment: it may have rolled
+        except FileNotFoundError:
+            return None, True  # deleted (retention, truncation): re-list
+        except ValueError:
+            return None, True  # trimmed between fstat and mmap: the segment just closed
+        if size == 0:
+            return None, True
+        pos = self._index_position(seg, offset, entries, visible_end)
+        found = walk.locate(seg.u8, pos, size, seg.base - 1, visible_end, offset, limit, max_bytes)
+        if found is None:
+            return None, True  # the chain ends before ``offset``: a later segment exists that we have not seen
+        p, length, first = found
+        if first > offset:
+            return None, True
+        return FileSlice(seg.log_path, seg.fd, p, length, first, seg.map), False
 
     @staticmethod
     def _index_position(seg: _ReadSegment, offset: int, entries: int, visible_end: int) -> int:

@@ -215,32 +215,30 @@ class LogSegment:
             step = GROWTH_STEP if not self.config.preallocate else 0
             self._grow(_page_round(max(self.size + nbytes, min(self.capacity + step, self.config.segment_bytes))))
 
-    def append(self, src: np.ndarray, res, first_offset: int, leader_epoch: int, append_time: int,
-               now_ms: int) -> int:
-        """Copy the scanned batches in ``src`` to the end, stamp offsets/epoch (and LogAppendTime); -> next offset.
+    def append(self, src: np.ndarray, start: int, nbytes: int, positions, sizes, lasts, max_ts,
+               leader_epoch: int, append_time: int, now_ms: int) -> int:
+        """Copy ``src[start:start+nbytes]`` (validated batches) to the end and stamp offsets/epoch (and
+        LogAppendTime); per-batch ``positions`` (in ``src``), ``sizes``, ``lasts`` (last offsets to assign),
+        ``max_ts``. Returns the next offset.
 
         The caller checked room with ``ensure_room``. The first batch's baseOffset field is written last (the
         destination still holds zeros there), so until the caller publishes the new end offset a concurrent
         reader's header walk stops at this batch. ``src`` is never modified.
         """
-        count = res.count
-        start = int(res.pos[0])
-        nbytes = int(res.valid_bytes)
         at = self.size
+        shift = at - start
         self._u8[at + 8: at + nbytes] = src[start + 8: start + nbytes]
-        positions = res.pos - start + at
-        sizes = res.size
-        deltas = res.last_offset_delta
-        lasts = first_offset + np.cumsum(deltas.astype(np.int64) + 1) - 1
-        for i in range(count - 1, -1, -1):  # the first batch last: see above
-            p = int(positions[i])
+        for i in range(len(positions) - 1, -1, -1):  # the first batch last: see above
+            p = int(positions[i]) + shift
             if append_time >= 0:
                 hotpath.set_log_append_time(self._u8, p, int(sizes[i]), append_time)
-            hotpath.patch_batch(self._u8, p, int(lasts[i]) - int(deltas[i]), leader_epoch)
-        nxt = int(lasts[-1]) + 1
-        max_ts = res.max_timestamp if append_time < 0 else np.full(count, append_time, np.int64)
-        self._index_batches(positions, sizes, lasts, max_ts)
+            last = int(lasts[i])
+            delta = int.from_bytes(self._map[p + 23: p + 27], "big")
+            hotpath.patch_batch(self._u8, p, last - delta, leader_epoch)
+        self._index_batches(positions, shift, sizes, lasts, max_ts if append_time < 0 else
+                            [append_time] * len(positions))
         self.size = at + nbytes
+        nxt = int(lasts[-1]) + 1
         self.next_offset = nxt
         if self.created_ms < 0:
             self.created_ms = now_ms
@@ -248,14 +246,14 @@ class LogSegment:
             PREFAULTER.request(self._prefault, self.size + PREFAULT_WINDOW)
         return nxt
 
-    def _index_batches(self, positions, sizes, lasts, max_ts) -> None:
+    def _index_batches(self, positions, shift, sizes, lasts, max_ts) -> None:
         interval = self.config.index_interval_bytes
         for i in range(len(positions)):
             ts = int(max_ts[i])
             if ts > self.max_timestamp:
                 self.max_timestamp, self.offset_of_max_timestamp = ts, int(lasts[i])
             if self._bytes_since_index > interval:
-                if self.offset_index.append(int(lasts[i]), int(positions[i])):
+                if self.offset_index.append(int(lasts[i]), int(positions[i]) + shift):
                     self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
                 self._bytes_since_index = 0
             self._bytes_since_index += int(sizes[i])
@@ -341,7 +339,7 @@ class LogSegment:
             bad = np.flatnonzero(~ok)
             n = int(bad[0]) if len(bad) else count
             if n:
-                self._index_batches(res.pos[:n], res.size[:n], lasts[:n], res.max_timestamp[:n])
+                self._index_batches(res.pos[:n], 0, res.size[:n], lasts[:n], res.max_timestamp[:n])
                 pos = int(res.pos[n - 1] + res.size[n - 1])
                 prev_last = int(lasts[n - 1])
             if n < count or res.error != 0:
