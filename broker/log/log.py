@@ -353,11 +353,12 @@ class PartitionLog:
         with self._disk("flushing"):
             self._flush(now_ms())
 
-    def _flush(self, now: int) -> None:
-        BACKGROUND.drain()
+    def _flush(self, now: int, indexes: bool = False) -> None:
+        BACKGROUND.drain()  # rolled segments are flushed by the background job; wait for it
+        active = self._segments[-1]
         for seg in self._segments:
-            if seg.next_offset > self._recovery_point or seg is self._segments[-1]:
-                seg.flush()
+            if seg is active or seg.next_offset > max(self._recovery_point, self._flushed_by_roll):
+                seg.flush(indexes=indexes or seg is not active)
         self._unflushed_messages = 0
         self._last_flush_ms = now
         self._recovery_point = self.log_end_offset
@@ -535,7 +536,7 @@ class PartitionLog:
             if clean and not self.offline:
                 with self._disk("closing"):
                     self.active_segment.close_active()
-                    self._flush(now_ms())
+                    self._flush(now_ms(), indexes=True)
                     self._maybe_checkpoint(now_ms(), force=True)
                     _unlink_all([p for _, p in self._pending_deletes for p in p])
                     self._pending_deletes = []

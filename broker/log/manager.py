@@ -288,6 +288,23 @@ class LogManager:
         self._open[key] = log
         return log
 
+    @property
+    def retention_check_interval_ms(self) -> int:
+        return int(self.broker_config.get("log.retention.check.interval.ms") or 300_000)
+
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Run retention on every log this process opened (call every ``retention_check_interval_ms``);
+        returns the number of segments deleted. A failing log goes offline, the others carry on."""
+        deleted = 0
+        for log in list(self._open.values()):
+            if log.offline:
+                continue
+            try:
+                deleted += log.enforce_retention(now_ms)
+            except StorageError:
+                pass  # already reported through on_offline when it took the directory offline
+        return deleted
+
     def opened(self) -> dict[tuple[str, int], PartitionLog]:
         return dict(self._open)
 

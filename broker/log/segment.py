@@ -187,11 +187,15 @@ class LogSegment:
             os.close(self.fd)
             self.fd = -1
 
-    def flush(self) -> None:
-        """Make everything written so far durable (power loss); the mapping is file-backed, so fdatasync suffices."""
+    def flush(self, indexes: bool = True) -> None:
+        """Make everything written so far durable (power loss); the mapping is file-backed, so fdatasync suffices.
+
+        The active segment's indexes may be skipped: after an unclean shutdown the segment holding the recovery
+        point is always re-validated and its indexes rebuilt."""
         os.fdatasync(self.fd)
-        self.offset_index.flush()
-        self.time_index.flush()
+        if indexes:
+            self.offset_index.flush()
+            self.time_index.flush()
 
     def rename_deleted(self) -> list[str]:
         """Close and rename the files to ``*.deleted``; returns the new paths (removed later)."""

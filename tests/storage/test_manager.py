@@ -118,3 +118,19 @@ def test_failed_log_takes_its_directory_offline_not_the_process(dirs):
     m.create_topic("u", 1)
     assert m.topic("u").dirs == (1,)  # new partitions avoid the offline directory
     m.close_all()
+
+
+def test_manager_runs_retention_over_its_logs(dirs):
+    m = LogManager(dirs, {"log.retention.ms": 1000, "log.segment.bytes": 1500,
+                          "log.retention.check.interval.ms": 5000, "log.segment.delete.delay.ms": 0})
+    assert m.retention_check_interval_ms == 5000
+    m.create_topic("t", 2)
+    m.create_topic("keep", 1, {"retention.ms": -1})
+    logs = [m.open_partition("t", 0), m.open_partition("t", 1), m.open_partition("keep", 0)]
+    for log in logs:
+        for i in range(20):
+            log.append(batch(2, value_size=100, ts=1000))
+    assert m.enforce_retention(now_ms=10**9) > 0
+    assert logs[0].log_start_offset > 0 and logs[1].log_start_offset > 0
+    assert logs[2].log_start_offset == 0  # the topic override keeps everything
+    m.close_all()
