@@ -53,23 +53,20 @@ def _header_ok(b, pos, limit, prev_last, visible_end):
 
 
 @njit(cache=True, nogil=True)
-def _locate(b, pos, limit, prev_last, visible_end, target, max_offset, max_bytes, out):
+def _locate(b, pos, limit, prev_last, visible_end, target, max_offset, max_bytes):
     # phase 1: the batch whose last offset >= target
     while True:
         size, last = _header_ok(b, pos, limit, prev_last, visible_end)
         if size == 0:
-            out[0] = NOT_FOUND
-            out[1] = 0
-            out[2] = prev_last
-            return
+            return np.int64(NOT_FOUND), np.int64(0), np.int64(0)
         if last >= target:
             break
         prev_last = last
         pos += size
     start = pos
-    out[2] = _i64(b, pos)  # base offset of the first batch returned
+    first = _i64(b, pos)  # base offset of the first batch returned
     # phase 2: whole batches up to max_bytes (always the first) strictly below max_offset
-    total = 0
+    total = np.int64(0)
     while True:
         size, last = _header_ok(b, pos, limit, prev_last, visible_end)
         if size == 0 or last >= max_offset:
@@ -79,23 +76,18 @@ def _locate(b, pos, limit, prev_last, visible_end, target, max_offset, max_bytes
         total += size
         prev_last = last
         pos += size
-    out[0] = start
-    out[1] = total
+    return start, total, first
 
 
 @njit(cache=True, nogil=True)
-def _by_timestamp(b, pos, limit, prev_last, visible_end, timestamp, out):
+def _by_timestamp(b, pos, limit, prev_last, visible_end, timestamp):
     while True:
         size, last = _header_ok(b, pos, limit, prev_last, visible_end)
         if size == 0:
-            out[0] = NOT_FOUND
-            return
+            return np.int64(NOT_FOUND), np.int64(0), np.int64(0)
         max_ts = _i64(b, pos + 35)
         if max_ts >= timestamp:
-            out[0] = pos
-            out[1] = _i64(b, pos)
-            out[2] = max_ts
-            return
+            return pos, _i64(b, pos), max_ts
         prev_last = last
         pos += size
 
@@ -128,23 +120,15 @@ def locate(buf: np.ndarray, pos: int, limit: int, prev_last: int, visible_end: i
     ``None`` when the chain from ``pos`` ends before ``target`` (offset in a later segment, or not yet
     visible). ``length`` is 0 when the holding batch itself reaches ``max_offset``.
     """
-    out = np.empty(3, np.int64)
-    _locate(buf, np.int64(pos), np.int64(limit), np.int64(prev_last), np.int64(visible_end), np.int64(target),
-            np.int64(max_offset), np.int64(max_bytes), out)
-    if out[0] == NOT_FOUND:
-        return None
-    return int(out[0]), int(out[1]), int(out[2])
+    start, length, first = _locate(buf, pos, limit, prev_last, visible_end, target, max_offset, max_bytes)
+    return None if start == NOT_FOUND else (start, length, first)
 
 
 def find_timestamp(buf: np.ndarray, pos: int, limit: int, prev_last: int, visible_end: int,
                    timestamp: int) -> tuple[int, int, int] | None:
     """(position, base offset, max timestamp) of the first batch from ``pos`` with maxTimestamp >= ``timestamp``."""
-    out = np.empty(3, np.int64)
-    _by_timestamp(buf, np.int64(pos), np.int64(limit), np.int64(prev_last), np.int64(visible_end),
-                  np.int64(timestamp), out)
-    if out[0] == NOT_FOUND:
-        return None
-    return int(out[0]), int(out[1]), int(out[2])
+    found = _by_timestamp(buf, pos, limit, prev_last, visible_end, timestamp)
+    return None if found[0] == NOT_FOUND else found
 
 
 def tail(buf: np.ndarray, pos: int, limit: int, prev_last: int) -> tuple[int, int, int, int]:
