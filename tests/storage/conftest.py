@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.log import LogConfig, PartitionLog
-from storage_helpers import small_config
+from .storage_helpers import small_config
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from broker.log import PartitionLog, StorageError
-from storage_helpers import batch, read_all, small_config
+from .storage_helpers import batch, read_all, small_config
 
 
 @pytest.fixture

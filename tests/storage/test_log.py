@@ -5,7 +5,7 @@ import pytest
 
 import hotpath
 from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError)
-from storage_helpers import batch, read_all, segment_files, small_config
+from .storage_helpers import batch, read_all, segment_files, small_config
 
 
 def test_append_assigns_consecutive_offsets(open_log):

@@ -5,7 +5,7 @@ import pytest
 
 from broker.log import (InvalidConfig, InvalidPartitions, InvalidTopic, LogManager, StorageError, TopicAlreadyExists,
                         UnknownTopicOrPartition)
-from storage_helpers import batch, read_all
+from .storage_helpers import batch, read_all
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 import hotpath
 from broker.log import LogReader, OffsetOutOfRange
-from storage_helpers import batch, small_config
+from .storage_helpers import batch, small_config
 
 
 def slices_equal(a, b):

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from broker.log import PartitionLog
-from storage_helpers import batch, read_all, segment_files, small_config
+from .storage_helpers import batch, read_all, segment_files, small_config
 
 
 def build(open_log, n=30, config=None):

@@ -1,6 +1,6 @@
 import os
 
-from storage_helpers import batch, read_all, segment_files, small_config
+from .storage_helpers import batch, read_all, segment_files, small_config
 
 DAY = 24 * 3600 * 1000
 

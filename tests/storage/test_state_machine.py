@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from broker.log import PartitionLog
-from storage_helpers import batch, read_all, small_config
+from .storage_helpers import batch, read_all, small_config
 
 CONFIG = small_config(segment_bytes=2500, index_interval_bytes=300, segment_index_bytes=240)
 
