@@ -441,11 +441,9 @@ class Ring:
         about one view per message in the interpreter.
         """
         tail = self._tail
-        head = self._head_seen
+        self._head_seen = head = _unpack_u64(self._mm, _OFF_HEAD)[0]  # once per batch
         if tail >= head:
-            self._head_seen = head = _unpack_u64(self._mm, _OFF_HEAD)[0]
-            if tail >= head:
-                return []
+            return []
         out = self._scan_out
         if out is None or out.shape[1] < max_count:
             self._scan_out = out = np.empty((3, max(max_count, 64)), dtype=np.int64)
