@@ -170,3 +170,34 @@ def test_blocked_producer_is_woken_when_the_consumer_frees_space(fork_child):
         child.join(10)
         assert child.exitcode == 0
         assert ring.try_put(1, b"x" * 200)
+
+
+def _echo(requests: Ring, replies: Ring, rounds: int) -> None:
+    for _ in range(rounds):
+        while (msg := requests.peek()) is None:
+            requests.wait(timeout=3)
+        data = bytes(msg[1])
+        del msg
+        requests.advance()
+        while not replies.try_put(1, data):
+            replies.wait_space(len(data), timeout=30)
+
+
+def test_ping_pong_wakes_both_sides_every_round(fork_child):
+    # Every round both sides go to sleep and are woken by the other: a missed wakeup shows up
+    # as a round taking the full 3 s timeout instead of microseconds.
+    rounds = 300
+    with Ring.create(4096) as requests, Ring.create(4096) as replies:
+        fork_child(_echo, requests, replies, rounds)
+        worst = 0.0
+        for i in range(rounds):
+            start = time.monotonic()
+            assert requests.try_put(1, b"%d" % i)
+            while (msg := replies.peek()) is None:
+                replies.wait(timeout=3)
+            assert bytes(msg[1]) == b"%d" % i
+            del msg
+            replies.advance()
+            worst = max(worst, time.monotonic() - start)
+        assert worst < 2.0
+        assert requests.stats.wakeups_sent > rounds // 10  # the child really was asleep
