@@ -13,13 +13,13 @@ import signal
 import socket
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
 from broker.config import BrokerConfig, Listener
+from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
-from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView, load_snapshot
+from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
 
 log = Log("hpbroker.supervisor")
 
@@ -48,6 +48,7 @@ class WorkerSpec:
     boot_failures: int = 0
     restarts: int = 0
     restart_at: float = 0.0
+    channel: Channel | None = None  # the supervisor's end of this worker's control channel
 
 
 @dataclass
@@ -123,20 +124,98 @@ class Supervisor:
         self._sig_r = self._sig_w = -1
         self._ready_r = self._ready_w = -1
         self.metadata: ClusterMetadata | None = None
+        self.shared = None
+        self.log_manager = None
+        self.controller = None
+        self.child_channel: Channel | None = None  # in a child: its end of the control channel
+        self.clean_start = True
+        self.clean_stop = True
 
     # -- start ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        from broker.controller import Controller
+        from broker.ioworker import run_io_worker
+        from broker.log import LogManager
+        from broker.shared import PARTITION_SLOTS, SharedState
+        from netio.process import run_network_worker
+
         cfg = self.config
         prepare_data_dirs(cfg.log_dirs)
         n_net = cfg["num.network.threads"]
+        n_io = cfg["num.io.threads"]
         self.bound = [bind_listener(lst, n_net) for lst in cfg.listeners]
-        self.metadata = self._initial_metadata()
+        self.log_manager = LogManager(list(cfg.log_dirs), cfg.log_defaults())
+        self.clean_start = self.log_manager.was_clean_shutdown()  # the manager consumed the markers
+        host, port = self.advertised()[0]
+        self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS,
+                                     BrokerInfo(cfg["broker.id"], host, port), self.metadata_dir)
+        self.shared = SharedState.create(n_net, n_io, self._largest_message())
+        self.metadata = self.controller.metadata
+        self._reset_slots(self.metadata)
         self.metadata.save(self.metadata_dir)
-        from netio.process import run_network_worker
-
+        self.controller.on_change = self._on_metadata_change
         for i in range(n_net):
             self.workers.append(WorkerSpec("network", i, run_network_worker))
+        for i in range(n_io):
+            self.workers.append(WorkerSpec("io", i, run_io_worker))
+
+    def _largest_message(self) -> int:
+        biggest = self.config["message.max.bytes"]
+        for name in self.log_manager.topics():
+            biggest = max(biggest, self.log_manager.log_config(name).max_message_bytes)
+        return biggest
+
+    def _reset_slots(self, md: ClusterMetadata, only_new_since: ClusterMetadata | None = None) -> None:
+        """Slots of partitions no owner has opened yet read as log end offset -1 ("not available")."""
+        old = set()
+        if only_new_since is not None:
+            old = {p.slot for t in only_new_since.topics.values() for p in t.partitions}
+        for t in md.topics.values():
+            for p in t.partitions:
+                if p.slot not in old:
+                    self.shared.table.claim(p.slot, -1, -1, -1, -1)
+
+    def _on_metadata_change(self, md: ClusterMetadata) -> None:
+        self._reset_slots(md, self.metadata)
+        self.metadata = md
+        md.save(self.metadata_dir)
+        self._sync_io_workers()
+
+    def _sync_io_workers(self, timeout: float = 10.0) -> None:
+        """Tell every I/O worker the snapshot moved and wait until each has opened/closed its partitions."""
+        waiting = {}
+        for w in self.workers:
+            if w.role == "io" and w.pid and w.channel is not None:
+                try:
+                    w.channel.send({"op": "metadata", "id": self.metadata.version})
+                    waiting[w.channel.fileno()] = w
+                except ChannelClosed:
+                    pass
+        import select
+
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            r, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.monotonic()))
+            for fd in r:
+                w = waiting[fd]
+                try:
+                    w.channel.receive()
+                except ChannelClosed:
+                    pass
+                waiting.pop(fd, None)
+        if waiting:
+            log.warning("io workers did not confirm metadata", workers=[w.index for w in waiting.values()])
+
+    def partition_dir(self, topic: str, partition: int) -> str:
+        return self.log_manager.partition_dir(topic, partition)
+
+    def worker_incarnation(self, role: str, index: int) -> int:
+        """How many times this worker was restarted; a restarted I/O worker recovers its logs."""
+        for w in self.workers:
+            if w.role == role and w.index == index:
+                return w.restarts
+        return 0
 
     @property
     def metadata_dir(self) -> str:
@@ -154,15 +233,6 @@ class Supervisor:
                 host = socket.gethostname()
             out.append((host, b.port))
         return out
-
-    def _initial_metadata(self) -> ClusterMetadata:
-        prior = load_snapshot(self.metadata_dir)
-        host, port = self.advertised()[0]
-        broker_id = self.config["broker.id"]
-        cluster_id = prior.cluster_id if prior else uuid.uuid4().hex[:22]
-        topics = prior.topics if prior else {}
-        version = (prior.version + 1) if prior else 1
-        return ClusterMetadata(version, cluster_id, broker_id, (BrokerInfo(broker_id, host, port),), topics)
 
     def metadata_view(self) -> MetadataView:
         return MetadataView(self.metadata_dir, self.metadata)
@@ -204,17 +274,59 @@ class Supervisor:
         return out
 
     def _wait_for_signal(self, timeout: float) -> None:
+        """Sleep until a signal arrives, a worker sends a control message, or `timeout` passes."""
         import select
 
+        chans = {w.channel.fileno(): w for w in self.workers if w.channel is not None and w.pid}
         try:
-            r, _, _ = select.select([self._sig_r], [], [], timeout)
+            r, _, _ = select.select([self._sig_r, *chans], [], [], timeout)
         except InterruptedError:
             return
-        if r:
+        for fd in r:
+            if fd == self._sig_r:
+                try:
+                    os.read(self._sig_r, 4096)
+                except BlockingIOError:
+                    pass
+            else:
+                self._serve_control(chans[fd])
+
+    def _serve_control(self, w: WorkerSpec) -> None:
+        try:
+            msgs = w.channel.receive()
+        except ChannelClosed:
+            return
+        for msg in msgs:
             try:
-                os.read(self._sig_r, 4096)
-            except BlockingIOError:
+                reply = self._control_request(msg)
+            except Exception as e:
+                log.error("control request failed", exc_info=True, op=msg.get("op"))
+                reply = {"error": repr(e)}
+            reply["reply_to"] = msg.get("id")
+            try:
+                w.channel.send(reply)
+            except ChannelClosed:
                 pass
+
+    def _control_request(self, msg: dict) -> dict:
+        op = msg.get("op")
+        c = self.controller
+        if op == "create_topics":
+            return {"results": c.create_topics(msg["topics"], msg.get("validate_only", False))}
+        if op == "delete_topics":
+            return {"results": c.delete_topics(msg["names"], self._hide_before_delete)}
+        if op == "create_partitions":
+            return {"results": c.create_partitions(msg["topics"], msg.get("validate_only", False))}
+        if op == "alter_topic_configs":
+            err, text = c.alter_topic_configs(msg["name"], msg.get("configs") or {}, msg.get("ops"))
+            return {"error_code": int(err), "error_message": text}
+        return {"error": f"unknown op {op!r}"}
+
+    def _hide_before_delete(self, hidden: ClusterMetadata) -> None:
+        """Publish a snapshot without the doomed topics and wait until the owners closed their logs."""
+        self.metadata = hidden
+        hidden.save(self.metadata_dir)
+        self._sync_io_workers()
 
     def _next_timer(self) -> float:
         pending = [w.restart_at for w in self.workers if w.pid == 0 and w.restart_at]
@@ -269,6 +381,9 @@ class Supervisor:
     # -- workers -------------------------------------------------------------------------------------------
 
     def _spawn(self, w: WorkerSpec) -> None:
+        if w.channel is not None:
+            w.channel.close()
+        ours, theirs = Channel.pair()
         pid = os.fork()
         if pid == 0:
             self.is_child = True
@@ -280,6 +395,11 @@ class Supervisor:
                 os.close(self._sig_r)
                 os.close(self._sig_w)
                 os.close(self._ready_r)
+                ours.close()
+                for other in self.workers:
+                    if other.channel is not None and other is not w:
+                        other.channel.close()
+                self.child_channel = theirs
                 w.target(self, w.index)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
@@ -290,6 +410,8 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
+        theirs.close()
+        w.channel = ours
         w.pid = pid
         w.started_at = time.monotonic()
         w.restart_at = 0.0
@@ -316,6 +438,8 @@ class Supervisor:
     def _on_exit(self, w: WorkerSpec, status: int) -> None:
         w.pid = 0
         if self.stopping:
+            if w.role == "io" and os.waitstatus_to_exitcode(status) != 0:
+                self.clean_stop = False
             return
         lived = time.monotonic() - w.started_at
         code = os.waitstatus_to_exitcode(status)
@@ -337,31 +461,54 @@ class Supervisor:
                 self._spawn(w)
 
     def _stop_all(self) -> None:
+        """Network workers first (they stop accepting and drain what is in flight), then the I/O workers
+        (they finish what is in their rings and close their logs)."""
         self.stopping = True
-        for w in self.workers:
-            if w.pid:
-                try:
-                    os.kill(w.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        while any(w.pid for w in self.workers) and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.02)
-        for w in self.workers:
-            if w.pid:
-                log.warning("worker did not stop in time; killing", role=w.role, worker=w.index)
-                try:
-                    os.kill(w.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for role in ("network", "io"):
+            self._stop_role(role)
         while any(w.pid for w in self.workers):
             self._reap()
             time.sleep(0.01)
         for b in self.bound:
             for s in b.sockets:
                 s.close()
-        log.info("stopped", exit=self.exit_code)
+        for w in self.workers:
+            if w.channel is not None:
+                w.channel.close()
+        if self.shared is not None:
+            self.shared.destroy()
+        if self.log_manager is not None and self.exit_code == EXIT_OK and self.clean_stop:
+            self.log_manager.mark_clean_shutdown()
+        log.info("stopped", exit=self.exit_code, clean=self.clean_stop)
+
+
+    def _stop_role(self, role: str) -> None:
+        group = [w for w in self.workers if w.role == role]
+        for w in group:
+            if w.pid:
+                try:
+                    os.kill(w.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(w.pid for w in group) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.02)
+        for w in group:
+            if w.pid:
+                self.clean_stop = False
+                log.warning("worker did not stop in time; killing", role=w.role, worker=w.index)
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def abandon_start(self) -> None:
+        for b in self.bound:
+            for s in b.sockets:
+                s.close()
+        if self.shared is not None:
+            self.shared.destroy()
 
 
 def run_broker(config: BrokerConfig, out=None) -> int:
@@ -369,6 +516,10 @@ def run_broker(config: BrokerConfig, out=None) -> int:
     try:
         sup.start()
     except StartupError as e:
+        sup.abandon_start()
         print(f"hpbroker: cannot start: {e}", file=sys.stderr, flush=True)
         return EXIT_STARTUP_FAILURE
+    except BaseException:
+        sup.abandon_start()
+        raise
     return sup.run()

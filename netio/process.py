@@ -1,42 +1,163 @@
-"""Entry point of a forked network worker: warm the kernels, build the handler context, serve."""
+"""Entry point of a forked network worker: warm the kernels, attach shared memory, build the handler
+context, serve.
+
+`NetContext` is everything a request handler in a network worker may use: configuration, the metadata
+view, the rings to partition owners (`io`), the controller channel, the shared partition-state table and
+read-only views of partition logs for Fetch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import time
 
 from broker.config import BrokerConfig
+from broker.logfmt import Log
 from broker.metadata import MetadataView
 
+log = Log("hpbroker.net")
 
-@dataclass
+
 class NetContext:
-    """What request handlers in a network worker may use."""
+    def __init__(self, config: BrokerConfig, metadata: MetadataView, worker_index: int, shared, io, controller,
+                 log_manager):
+        from broker.api.fetch import ParkedFetches
 
-    config: BrokerConfig
-    metadata: MetadataView
-    worker_index: int
-    auto_create_topics: Callable[[list[str]], dict] | None = None
+        self.config = config
+        self.metadata = metadata
+        self.worker_index = worker_index
+        self.shared = shared
+        self.table = shared.table
+        self.io = io
+        self.controller = controller
+        self.max_ring_message = shared.max_message
+        self.parked_fetches = ParkedFetches(self)
+        self._log_manager = log_manager  # a forked copy: used read-only, for partition directories
+        self._readers: dict[tuple[str, int], object] = {}
+        self._reader_version = -1
+
+    # -- partition state -------------------------------------------------------------------------------
+
+    def partition_state(self, part) -> tuple[int, int, int, int, int]:
+        """(log end offset, high watermark, log start offset, leader epoch, version) as the owner
+        published them; log end offset -1 while the owner has not opened the partition."""
+        version, st = self.table.read_versioned(part.slot)
+        return st.log_end_offset, st.high_watermark, st.log_start_offset, st.leader_epoch, version
+
+    def reader(self, topic: str, partition: int):
+        from broker.log import LogReader
+
+        md = self.metadata.current()
+        if md.version != self._reader_version:  # topics may have been deleted and re-created
+            self._reader_version = md.version
+            self._log_manager.reload()
+            live = {(t.name, p.partition) for t in md.topics.values() for p in t.partitions}
+            for key in [k for k in self._readers if k not in live]:
+                self._readers.pop(key).close()
+        r = self._readers.get((topic, partition))
+        if r is None:
+            r = LogReader(self._log_manager.partition_dir(topic, partition))
+            self._readers[(topic, partition)] = r
+        return r
+
+    def encode_fetch(self, version: int, correlation_id: int, topics: list):
+        """Response parts: encoded header/field bytes, and segment byte ranges for os.sendfile."""
+        from netio.codec.fetch import PartitionData, encode_fetch_response
+        from netio.connection import FilePart
+
+        out = []
+        for topic, parts in topics:
+            pds = []
+            for p in parts:
+                rec = p["records"]
+                if hasattr(rec, "fd"):
+                    rec = FilePart(rec.fd, rec.position, rec.length)
+                pds.append(PartitionData(p["partition_index"], p["error_code"], p["high_watermark"],
+                                         p["last_stable_offset"], p["log_start_offset"], None, -1, rec))
+            out.append((topic, pds))
+        return encode_fetch_response(version, correlation_id, 0, 0, 0, out)
+
+
+class NetPump:
+    """Connects the worker's event loop to the rings and timers: what to wait on, and what to run after."""
+
+    def __init__(self, ctx: NetContext):
+        self.ctx = ctx
+        self.worker = None
+        self._watching: dict[int, int] = {}
+
+    def fds(self) -> list:
+        fds = [(r.fileno(), self._nothing) for r in self.ctx.io.done]
+        fds.append((self.ctx.controller.channel.fileno(), self.ctx.controller.on_readable))
+        fds.append((self.ctx.table.fileno(self.ctx.worker_index), self._nothing))
+        return fds
+
+    def _nothing(self) -> None:
+        pass  # rings and parked fetches are looked at in run(), after every wakeup
+
+    def before_wait(self) -> float:
+        """Announce sleep on the completion rings and on the slots parked fetches wait for; 0 when
+        something already arrived."""
+        from broker.shm.ring import prepare_wait_all
+
+        if self.ctx.io.backlog_pending():
+            return 0.001
+        if not prepare_wait_all(self.ctx.io.done):
+            return 0.0
+        self._watching = self.ctx.parked_fetches.watched_versions()
+        if self._watching and not self.ctx.table.watch(self.ctx.worker_index, self._watching):
+            self._watching = {}
+            self.after_wait()
+            return 0.0
+        deadline = self.ctx.parked_fetches.next_deadline()
+        if deadline is None:
+            return 1.0
+        return max(0.0, min(1.0, deadline - time.monotonic()))
+
+    def after_wait(self) -> None:
+        for r in self.ctx.io.done:
+            r.finish_wait()
+        if self._watching:
+            self.ctx.table.unwatch(self.ctx.worker_index, self._watching)
+            self._watching = {}
+
+    def describe(self) -> dict:
+        io = self.ctx.io
+        return {"pending": len(io.pending), "backlog": [len(q) for q in io.backlog],
+                "parked_fetches": len(self.ctx.parked_fetches.parked),
+                "req_used": [r.used_bytes() for r in io.req], "done_used": [r.used_bytes() for r in io.done]}
+
+    def run(self) -> None:
+        io = self.ctx.io
+        io.poll()
+        if io.backlog_pending():
+            io.flush_backlog()
+        self.ctx.parked_fetches.check()
+        if self.worker is not None:
+            self.worker.resume_paused(io.blocked_conns)
 
 
 def run_network_worker(sup, index: int) -> None:
+    import hotpath
     from broker.api import Dispatcher
+    from broker.control import ControlClient
+    from broker.ioclient import IOClient
     from netio.worker import NetworkWorker
 
-    try:
-        import hotpath
-
-        hotpath.warmup()
-    except ImportError:
-        pass
+    hotpath.warmup()
     cfg = sup.config
-    ctx = NetContext(config=cfg, metadata=sup.metadata_view(), worker_index=index)
+    shared = sup.shared.attach_in_child()
+    io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index))
+    controller = ControlClient(sup.child_channel)
+    ctx = NetContext(cfg, sup.metadata_view(), index, shared, io, controller, sup.log_manager)
+    pump = NetPump(ctx)
     socks = [b.sockets[index] for b in sup.bound]
     for b in sup.bound:  # close the other workers' copies so a dead worker's socket really goes away
         for i, s in enumerate(b.sockets):
             if i != index:
                 s.close()
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
-                           sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"])
+                           sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
+                           pump=pump)
+    pump.worker = worker
     sup.notify_ready()
     worker.run()

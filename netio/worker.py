@@ -22,7 +22,7 @@ import time
 from typing import Callable, Protocol
 
 from broker.logfmt import Log
-from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion, decode_request
+from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion
 from netio.connection import Connection, Slot
 
 log = Log("hpbroker.net")
@@ -58,16 +58,29 @@ def raise_fd_limit() -> tuple[int, int]:
 
 
 class Dispatcher(Protocol):
-    def dispatch(self, conn: Connection, header, body: dict, slot: Slot) -> None: ...
+    def decode(self, frame: memoryview) -> tuple: ...  # (header, body); raises the codec's errors
+
+    def dispatch(self, conn: Connection, header, body, slot: Slot) -> None: ...
 
     def api_versions_error_body(self) -> dict: ...
+
+
+class Pump(Protocol):
+    """What the worker's loop waits on besides sockets, and what runs after every wakeup."""
+
+    def fds(self) -> list[tuple[int, Callable[[], None]]]: ...
+
+    def before_wait(self) -> float: ...  # longest sleep allowed now (0: do not sleep)
+
+    def after_wait(self) -> None: ...
+
+    def run(self) -> None: ...
 
 
 class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
-                 extra_readers: list[tuple[int, Callable[[], None]]] | None = None,
-                 tick: Callable[[], None] | None = None):
+                 pump: Pump | None = None):
         self.index = index
         self.listen_socks = listen_socks
         self.dispatcher = dispatcher
@@ -78,8 +91,8 @@ class NetworkWorker:
         self.conns: dict[int, Connection] = {}
         self.next_conn_id = index << 40
         self.stopping = False
-        self.extra_readers = extra_readers or []
-        self.tick = tick
+        self.pump = pump
+        self.ring_blocked: set = set()  # connections whose requests wait for room in a ring
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -89,6 +102,16 @@ class NetworkWorker:
         self.max_fds, _ = raise_fd_limit()  # before the worker reports ready: it may be flooded at once
 
     # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def _dump_state(self, *_):
+        """SIGUSR1: log what every connection is waiting for (diagnosing a stuck client)."""
+        for conn in self.conns.values():
+            log.warning("connection state", conn=conn.id, peer=conn.peer, paused=conn.paused,
+                        owed=[(s.api_key, s.correlation_id, s.done) for s in list(conn.slots)[:8]],
+                        slots=len(conn.slots), out_bytes=conn.out_bytes, buffered=conn.reader.buffered,
+                        ring_blocked=conn in self.ring_blocked, want_write=conn.want_write)
+        if self.pump is not None and hasattr(self.pump, "describe"):
+            log.warning("pump state", **self.pump.describe())
 
     def request_stop(self, *_):
         self.stopping = True
@@ -100,11 +123,12 @@ class NetworkWorker:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self._dump_state)
         for ls in self.listen_socks:
             ls.setblocking(False)
             self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        for fd, callback in self.extra_readers:
+        for fd, callback in (self.pump.fds() if self.pump else ()):
             self.sel.register(fd, selectors.EVENT_READ, ("call", callback))
         log.info("network worker started", worker=self.index, max_fds=self.max_fds)
         drain_deadline = None
@@ -118,7 +142,13 @@ class NetworkWorker:
             elif self._accept_paused_until and time.monotonic() >= self._accept_paused_until:
                 self._resume_accepting()
             timeout = 0.1 if drain_deadline or self._accept_paused_until else 1.0
-            events = self.sel.select(timeout=timeout)
+            if self.pump is not None:
+                timeout = min(timeout, self.pump.before_wait())
+            try:
+                events = self.sel.select(timeout=timeout)
+            finally:
+                if self.pump is not None:
+                    self.pump.after_wait()
             for key, mask in events:
                 kind, obj = key.data
                 if kind == "conn":
@@ -138,8 +168,8 @@ class NetworkWorker:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
-            if self.tick is not None:
-                self.tick()
+            if self.pump is not None:
+                self.pump.run()
         for conn in list(self.conns.values()):
             self._close(conn, "broker shutting down")
         log.info("network worker stopped", worker=self.index)
@@ -226,9 +256,9 @@ class NetworkWorker:
         self._update_interest(conn)
         self._maybe_close(conn)
 
-    @staticmethod
-    def _over_limits(conn: Connection) -> bool:
-        return len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
+    def _over_limits(self, conn: Connection) -> bool:
+        return (len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
+                or conn in self.ring_blocked)
 
     def _apply_backpressure(self, conn: Connection) -> bool:
         """Pause reading while the connection owes too much; resume once it has drained."""
@@ -256,8 +286,13 @@ class NetworkWorker:
         conn.reader.feed(data)
         self._serve_buffered(conn)
 
-    def resume_paused(self) -> None:
-        """Called after completions arrive: connections under their limits read (and frame) again."""
+    def resume_paused(self, ring_blocked: set | None = None) -> None:
+        """Called after completions arrive: connections under their limits read (and frame) again.
+
+        `ring_blocked` are the connections whose requests wait for room in a full ring: they stay paused.
+        """
+        if ring_blocked is not None:
+            self.ring_blocked = ring_blocked
         for conn in list(self.conns.values()):
             if conn.paused and self._apply_backpressure(conn):
                 self._update_interest(conn)
@@ -292,7 +327,7 @@ class NetworkWorker:
 
     def _handle_frame(self, conn: Connection, frame: memoryview) -> None:
         try:
-            req = decode_request(frame)
+            header, body = self.dispatcher.decode(frame)
         except UnsupportedVersion as e:
             h = e.header
             if h.api_key == API_VERSIONS_KEY:
@@ -305,9 +340,8 @@ class NetworkWorker:
             raise CodecError(f"unsupported version {h.api_version} of api {h.api_key}") from None
         except UnknownApi as e:
             raise CodecError(f"unknown api key {e.header.api_key}") from None
-        h = req.header
-        slot = conn.new_slot(h.api_key, h.api_version, h.correlation_id)
-        self.dispatcher.dispatch(conn, h, req.body, slot)
+        slot = conn.new_slot(header.api_key, header.api_version, header.correlation_id)
+        self.dispatcher.dispatch(conn, header, body, slot)
 
     def _maybe_close(self, conn: Connection) -> None:
         if conn.close_reason is not None and not conn.closed and not conn.out:

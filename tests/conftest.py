@@ -22,3 +22,12 @@ def broker(tmp_path):
     b.start()
     yield b
     b.close()
+
+
+def pytest_configure(config):
+    """Compile the numba kernels once, before xdist workers start brokers: they then load the cache
+    instead of each compiling for ~15 s on a fresh machine."""
+    if not hasattr(config, "workerinput"):
+        import hotpath
+
+        hotpath.warmup()

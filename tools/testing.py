@@ -17,6 +17,7 @@ import time
 from collections import deque
 
 READY_RE = re.compile(r"hpbroker ready .*listeners=PLAINTEXT://([^:,\s]+):(\d+)")
+WORKER_RE = re.compile(r"worker started role=(\w+) worker=(\d+) child=(\d+)")
 
 
 class BrokerProcess:
@@ -100,6 +101,15 @@ class BrokerProcess:
             pass
         self.proc.wait()
 
+    def worker_pids(self, role: str) -> dict[int, int]:
+        """Live worker pids by index, for one role ("network" or "io"), from the supervisor's log lines."""
+        out = {}
+        for line in list(self.output):
+            m = WORKER_RE.search(line)
+            if m and m.group(1) == role:
+                out[int(m.group(2))] = int(m.group(3))
+        return out
+
     def child_pids(self) -> list[int]:
         import psutil
 
@@ -108,6 +118,8 @@ class BrokerProcess:
     def close(self) -> None:
         try:
             self.stop()
+            # Shown by pytest only when the test failed: the broker's side of the story.
+            print(f"--- broker log ({self.bootstrap}) ---\n{self.log_tail(80)}")
         finally:
             if self._tmp is not None:
                 self._tmp.cleanup()

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Callable
 
 from broker.logfmt import Log
-from netio.codec import ErrorCode, api_versions_table
+from netio.codec import ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request
+from netio.codec.fetch import decode_fetch_request
+from netio.codec.produce import decode_produce_request
+from netio.codec.produce import from_generic as produce_from_generic
 from netio.connection import Connection, Slot
 
 log = Log("hpbroker.api")
@@ -21,14 +24,33 @@ class Dispatcher:
     """Routes requests by api key. `ctx` carries what handlers need from the worker: metadata, config, rings."""
 
     def __init__(self, ctx):
-        from broker.api import metadata, versions
+        from broker.api import cluster, configs, fetch, metadata, offsets, produce, topics, versions
 
         self.ctx = ctx
         self.handlers: dict[int, Handler] = {}
-        for module in (versions, metadata):
+        for module in (versions, metadata, produce, fetch, offsets, topics, configs, cluster):
             self.handlers.update(module.HANDLERS)
 
-    def dispatch(self, conn: Connection, header, body: dict, slot: Slot) -> None:
+    def decode(self, frame: memoryview) -> tuple:
+        """(header, body): Produce and Fetch through their fast paths, everything else generically."""
+        if len(frame) >= 2:
+            key = frame[1] if frame[0] == 0 else -1
+            if key == 0:
+                try:
+                    req = decode_produce_request(frame)
+                except UnsupportedVersion as e:
+                    if getattr(e, "body", None) is None:
+                        raise
+                    # Advertised but refused (v0-2): answer every partition with UNSUPPORTED_VERSION.
+                    req = produce_from_generic(Request(e.header, e.body))
+                return req.header, req
+            if key == 1:
+                req = decode_fetch_request(frame)
+                return req.header, req
+        req = decode_request(frame)
+        return req.header, req.body
+
+    def dispatch(self, conn: Connection, header, body, slot: Slot) -> None:
         handler = self.handlers.get(header.api_key)
         if handler is None:
             # Declared in the codec but not served yet: a generic error keeps the client's state machine sane.

@@ -38,27 +38,40 @@ def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
     md = ctx.metadata.current()
     requested = body.get("topics")
     if requested is None or (header.api_version == 0 and not requested):
-        topics = [topic_entry(t) for t in md.topics.values()]
-    else:
-        names = [t["name"] for t in requested]
-        topics = []
-        missing = []
-        for name in names:
-            t = md.topic(name)
-            if t is not None:
-                topics.append(topic_entry(t))
-            else:
-                missing.append(name)
-        if missing:
-            auto = body.get("allow_auto_topic_creation", True) and ctx.config["auto.create.topics.enable"]
-            created = ctx.auto_create_topics(missing) if auto and ctx.auto_create_topics else {}
-            md = ctx.metadata.current()
-            for name in missing:
-                t = md.topic(name)
-                if t is not None:
-                    topics.append(topic_entry(t))
-                else:
-                    topics.append(missing_topic_entry(name, created.get(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)))
+        _reply(slot, md, [topic_entry(t) for t in md.topics.values()])
+        return
+    names = [t["name"] for t in requested]
+    missing = [n for n in names if md.topic(n) is None]
+    auto = body.get("allow_auto_topic_creation", True) and ctx.config["auto.create.topics.enable"]
+    if not missing or not auto:
+        _reply(slot, md, _entries(md, names, {}))
+        return
+
+    def created(msg: dict) -> None:
+        errors = {r["name"]: r["error_code"] for r in msg.get("results") or []}
+        now = ctx.metadata.current()
+        _reply(slot, now, _entries(now, names, errors))
+
+    ctx.controller.call({"op": "create_topics", "auto": True, "topics": [
+        {"name": n, "num_partitions": -1, "replication_factor": -1, "assignments": [], "configs": {}}
+        for n in missing]}, created)
+
+
+def _entries(md, names: list[str], create_errors: dict) -> list[dict]:
+    out = []
+    for name in names:
+        t = md.topic(name)
+        if t is not None:
+            out.append(topic_entry(t))
+            continue
+        code = create_errors.get(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        if code in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+            code = ErrorCode.LEADER_NOT_AVAILABLE  # being created: the client asks again
+        out.append(missing_topic_entry(name, ErrorCode(code)))
+    return out
+
+
+def _reply(slot, md, topics: list[dict]) -> None:
     slot.reply({
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],

@@ -1,0 +1,16 @@
+"""DescribeCluster: brokers, controller and cluster id (what admin clients show as "cluster info")."""
+
+from __future__ import annotations
+
+
+def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
+    md = dispatcher.ctx.metadata.current()
+    slot.reply({
+        "throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
+        "cluster_id": md.cluster_id, "controller_id": md.controller_id,
+        "brokers": [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
+        "cluster_authorized_operations": -2147483648,
+    })
+
+
+HANDLERS = {60: handle_describe_cluster}

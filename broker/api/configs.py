@@ -1,0 +1,100 @@
+"""DescribeConfigs: every topic and broker setting with its effective value and where it came from."""
+
+from __future__ import annotations
+
+from broker.config import BY_NAME, KEYS
+from broker.log.config import TOPIC_CONFIGS
+from netio.codec import ErrorCode
+
+TOPIC = 2
+BROKER = 4
+
+# Kafka's ConfigSource values
+DYNAMIC_TOPIC_CONFIG = 1
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+
+# Kafka's ConfigType values
+_TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "list": 7, "listeners": 7, "hostport": 2}
+
+TOPIC_DEFAULTS = {"cleanup.policy": "delete"}
+TOPIC_TYPES = {"message.timestamp.type": 2, "cleanup.policy": 7}
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _entry(name, value, source, read_only, version, config_type, is_default) -> dict:
+    return {"name": name, "value": _text(value), "read_only": read_only, "is_default": is_default,
+            "config_source": source, "is_sensitive": False, "synonyms": [], "config_type": config_type,
+            "documentation": None}
+
+
+def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int) -> list[dict]:
+    broker_values = cfg.log_defaults()
+    out = []
+    for name, (_parse, broker_key) in TOPIC_CONFIGS.items():
+        if keys is not None and name not in keys:
+            continue
+        ctype = TOPIC_TYPES.get(name, 5)
+        if name in overrides:
+            out.append(_entry(name, overrides[name], DYNAMIC_TOPIC_CONFIG, False, version, ctype, False))
+            continue
+        if broker_key is None:
+            value, source = TOPIC_DEFAULTS.get(name), DEFAULT_CONFIG
+        else:
+            value = broker_values.get(broker_key)
+            base = "log.roll.hours" if broker_key == "log.roll.ms" and cfg["log.roll.ms"] is None else broker_key
+            if broker_key == "log.retention.ms" and cfg["log.retention.ms"] is None:
+                base = "log.retention.minutes" if cfg["log.retention.minutes"] is not None else "log.retention.hours"
+            source = DEFAULT_CONFIG if cfg.sources.get(base, "default") == "default" else STATIC_BROKER_CONFIG
+        out.append(_entry(name, value, source, False, version, ctype, source == DEFAULT_CONFIG))
+    return out
+
+
+def broker_configs(cfg, keys: list[str] | None, version: int) -> list[dict]:
+    out = []
+    for k in KEYS:
+        if keys is not None and k.name not in keys:
+            continue
+        source = DEFAULT_CONFIG if cfg.sources[k.name] == "default" else STATIC_BROKER_CONFIG
+        value = None if cfg[k.name] is None else cfg.display_value(k.name)
+        out.append(_entry(k.name, value, source, True, version, _TYPES.get(BY_NAME[k.name].type, 0),
+                          source == DEFAULT_CONFIG))
+    return out
+
+
+def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    results = []
+    for r in body["resources"]:
+        rtype, rname, keys = r["resource_type"], r["resource_name"], r.get("configuration_keys")
+        res = {"error_code": 0, "error_message": None, "resource_type": rtype, "resource_name": rname,
+               "configs": []}
+        if rtype == TOPIC:
+            t = md.topic(rname)
+            if t is None:
+                res["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                res["error_message"] = f"Topic '{rname}' does not exist."
+            else:
+                res["configs"] = topic_configs(ctx.config, t.configs, keys, header.api_version)
+        elif rtype == BROKER:
+            if rname not in ("", str(ctx.config["broker.id"])):
+                res["error_code"] = int(ErrorCode.INVALID_REQUEST)
+                res["error_message"] = f"Unexpected broker id {rname!r}"
+            else:
+                res["configs"] = broker_configs(ctx.config, keys, header.api_version)
+        else:
+            res["error_code"] = int(ErrorCode.INVALID_REQUEST)
+            res["error_message"] = f"Unsupported resource type {rtype}"
+        results.append(res)
+    slot.reply({"throttle_time_ms": 0, "results": results})
+
+
+HANDLERS = {32: handle_describe_configs}

@@ -1,0 +1,154 @@
+"""Fetch: served in the network worker straight from segment files, never through the partition's owner.
+
+Offsets and visibility come from the shared partition-state table (the owner publishes log end offset and
+high watermark after each append); bytes come from the segment files as (fd, position, length) ranges that
+the connection hands to `os.sendfile`. A fetch that finds fewer than min_bytes parks until an owner
+publishes progress on one of its partitions (the owner rings this worker's doorbell) or max_wait_ms passes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from broker.logfmt import Log
+from netio.codec import ErrorCode
+
+log = Log("hpbroker.fetch")
+
+
+class FetchRequest:
+    __slots__ = ("conn", "slot", "version", "correlation_id", "deadline", "min_bytes", "max_bytes",
+                 "partitions", "versions", "isolation_level")
+
+    def __init__(self, conn, slot, version, correlation_id, deadline, min_bytes, max_bytes, partitions,
+                 isolation_level):
+        self.conn = conn
+        self.slot = slot
+        self.version = version
+        self.correlation_id = correlation_id
+        self.deadline = deadline
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.partitions = partitions  # [(topic, partition, fetch_offset, partition_max_bytes)]
+        self.versions: dict[int, int] = {}  # slot -> partition-state version this request last saw
+        self.isolation_level = isolation_level
+
+
+def _topics_of(req) -> list[tuple[str, int, int, int]]:
+    return [(topic, p.partition, p.fetch_offset, p.partition_max_bytes) for topic, parts in req.topics
+            for p in parts]
+
+
+def read_partitions(ctx, req: FetchRequest) -> tuple[list, int, bool]:
+    """One pass over the request's partitions: (per-topic results, bytes found, any error)."""
+    md = ctx.metadata.current()
+    budget = req.max_bytes
+    total = 0
+    errors = False
+    topics: dict[str, list] = {}
+    req.versions = {}
+    for topic, partition, offset, pmax in req.partitions:
+        info = md.topic(topic)
+        part = info.partitions[partition] if info is not None and 0 <= partition < len(info.partitions) else None
+        entry = {"partition_index": partition, "error_code": 0, "high_watermark": -1,
+                 "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
+                 "preferred_read_replica": -1, "records": b""}
+        topics.setdefault(topic, []).append(entry)
+        if part is None:
+            entry["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            errors = True
+            continue
+        leo, hw, log_start, _epoch, version = ctx.partition_state(part)
+        req.versions[part.slot] = version
+        entry["high_watermark"] = hw
+        entry["last_stable_offset"] = hw
+        entry["log_start_offset"] = log_start
+        if leo < 0:
+            entry["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)  # owner has not opened it yet
+            errors = True
+            continue
+        if offset < log_start or offset > leo:
+            entry["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+            errors = True
+            continue
+        if offset >= hw:
+            continue
+        limit = min(pmax, budget) if total else pmax  # the first batch always goes out whole
+        if limit <= 0:
+            continue
+        try:
+            fs = ctx.reader(topic, partition).read(offset, limit, hw, log_start)
+        except Exception as e:
+            code = getattr(e, "error_code", None)
+            entry["error_code"] = int(code) if code is not None else int(ErrorCode.KAFKA_STORAGE_ERROR)
+            if code is None:
+                log.error("fetch read failed", topic=topic, partition=partition, offset=offset, error=repr(e))
+            errors = True
+            continue
+        if fs.length:
+            entry["records"] = fs
+            total += fs.length
+            budget -= fs.length
+    return [(t, ps) for t, ps in topics.items()], total, errors
+
+
+def respond(ctx, req: FetchRequest, topics: list) -> None:
+    req.slot.reply_parts(ctx.encode_fetch(req.version, req.correlation_id, topics))
+
+
+def handle_fetch(dispatcher, conn, header, body, slot) -> None:
+    """`body` is the fast path's FetchRequest."""
+    ctx = dispatcher.ctx
+    max_bytes = body.max_bytes if body.max_bytes > 0 else 0x7FFFFFFF
+    req = FetchRequest(conn, slot, header.api_version, header.correlation_id,
+                       time.monotonic() + max(0, body.max_wait_ms) / 1000.0, body.min_bytes, max_bytes,
+                       _topics_of(body), body.isolation_level)
+    topics, total, errors = read_partitions(ctx, req)
+    if errors or total >= req.min_bytes or body.max_wait_ms <= 0 or not req.versions:
+        respond(ctx, req, topics)
+        return
+    ctx.parked_fetches.park(req)
+
+
+class ParkedFetches:
+    """Long-poll fetches of one network worker, re-read when a partition they wait on moved (its
+    version in the partition-state table changed) or their max_wait_ms passed."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.parked: list[FetchRequest] = []
+
+    def park(self, req: FetchRequest) -> None:
+        self.parked.append(req)
+
+    def watched_versions(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for req in self.parked:
+            out.update(req.versions)
+        return out
+
+    def next_deadline(self) -> float | None:
+        return min((r.deadline for r in self.parked), default=None)
+
+    def check(self) -> None:
+        if not self.parked:
+            return
+        now = time.monotonic()
+        table = self.ctx.table
+        keep = []
+        for req in self.parked:
+            if req.conn.closed:
+                continue
+            expired = now >= req.deadline
+            if not expired and all(table.version(s) == v for s, v in req.versions.items()):
+                keep.append(req)
+                continue
+            topics, total, errors = read_partitions(self.ctx, req)
+            if expired or errors or total >= req.min_bytes:
+                respond(self.ctx, req, topics)
+            else:
+                keep.append(req)
+        self.parked = keep
+
+
+HANDLERS = {1: handle_fetch}

@@ -1,0 +1,57 @@
+"""ListOffsets: earliest and latest come from the shared partition-state table; by-timestamp lookups go
+to the owner, which holds the time index."""
+
+from __future__ import annotations
+
+from netio.codec import ErrorCode
+
+EARLIEST = -2
+LATEST = -1
+
+
+def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    out: dict[str, list] = {}
+    outstanding = [0]
+
+    def finish() -> None:
+        slot.reply({"throttle_time_ms": 0,
+                    "topics": [{"name": t, "partitions": ps} for t, ps in out.items()]})
+
+    def entry(topic: str, partition: int, error: int, offset: int = -1, timestamp: int = -1,
+              epoch: int = -1) -> None:
+        out.setdefault(topic, []).append({"partition_index": partition, "error_code": error,
+                                          "timestamp": timestamp, "offset": offset, "leader_epoch": epoch})
+
+    for t in body["topics"]:
+        name = t["name"]
+        info = md.topic(name)
+        for p in t["partitions"]:
+            index = p["partition_index"]
+            part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
+            if part is None:
+                entry(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            ts = p["timestamp"]
+            if ts in (EARLIEST, LATEST):
+                leo, hw, log_start, epoch, _version = ctx.partition_state(part)
+                entry(name, index, 0, log_start if ts == EARLIEST else hw, -1, epoch)
+            elif ts < 0:
+                entry(name, index, int(ErrorCode.INVALID_REQUEST))
+            else:
+                outstanding[0] += 1
+
+                def done(result, name=name, index=index):
+                    _token, error, offset, timestamp, epoch = result
+                    entry(name, index, error, offset, timestamp, epoch)
+                    outstanding[0] -= 1
+                    if outstanding[0] == 0:
+                        finish()
+
+                ctx.io.list_offset(part.owner, part.slot, name, index, ts, done)
+    if outstanding[0] == 0:
+        finish()
+
+
+HANDLERS = {2: handle_list_offsets}

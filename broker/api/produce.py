@@ -1,0 +1,94 @@
+"""Produce: route each partition's records to its owning I/O worker; answer when all have completed.
+
+The response goes out only after every partition's completion arrived, and a completion with success is
+posted by the owner only after the batch is in the segment, so acks=1/-1 never acknowledge a record that
+is not in the log. acks=0 takes no response; an error on such a request closes the connection, as Kafka
+does, because the client has no other way to learn of it.
+"""
+
+from __future__ import annotations
+
+from netio.codec import ErrorCode
+from netio.codec.produce import encode_produce_response
+
+MIN_SERVED_VERSION = 3  # magic-2 batches; v0-2 are advertised only for old librdkafka feature probing
+
+
+class ProduceState:
+    __slots__ = ("slot", "version", "acks", "results", "outstanding", "conn")
+
+    def __init__(self, slot, version: int, acks: int, conn):
+        self.slot = slot
+        self.version = version
+        self.acks = acks
+        self.results: dict[str, list[tuple]] = {}
+        self.outstanding = 0
+        self.conn = conn
+
+    def add(self, topic: str, partition: int, error: int, base_offset: int = -1, log_append_time: int = -1,
+            log_start: int = -1, message: str | None = None) -> None:
+        self.results.setdefault(topic, []).append(
+            (partition, error, base_offset, log_append_time, log_start, message))
+
+    def finish(self) -> None:
+        if self.acks == 0:
+            bad = [(t, p[0], p[1]) for t, ps in self.results.items() for p in ps if p[1]]
+            if bad:
+                t, p, code = bad[0]
+                if self.conn.close_reason is None:
+                    self.conn.close_reason = f"acks=0 produce to {t}-{p} failed with {ErrorCode(code).name}"
+                self.conn.flush()
+            return
+        s = self.slot
+        s.reply_parts([encode_produce_response(self.version, s.correlation_id, list(self.results.items()))])
+
+
+def handle_produce(dispatcher, conn, header, req, slot) -> None:
+    """`req` is the fast path's ProduceRequest: flat (topic, partition, records) triples."""
+    ctx = dispatcher.ctx
+    version = header.api_version
+    acks = req.acks
+    state = ProduceState(slot, version, acks, conn)
+    if version < MIN_SERVED_VERSION:
+        code = int(ErrorCode.UNSUPPORTED_VERSION)
+    elif acks not in (0, 1, -1):
+        code = int(ErrorCode.INVALID_REQUIRED_ACKS)
+    elif req.transactional_id is not None:
+        code = int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    else:
+        code = 0
+    md = ctx.metadata.current()
+    io = ctx.io
+    for name, index, records in req.partitions:
+        if code:
+            state.add(name, index, code)
+            continue
+        info = md.topics.get(name)
+        part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
+        if part is None:
+            state.add(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        elif records is None or len(records) == 0:
+            state.add(name, index, int(ErrorCode.INVALID_RECORD), message="no record batch")
+        elif len(records) > ctx.max_ring_message:
+            state.add(name, index, int(ErrorCode.MESSAGE_TOO_LARGE))
+        else:
+            state.outstanding += 1
+            io.append(part.owner, part.slot, name, index, acks, records, _completion(state, name, index), conn)
+    if acks == 0:
+        slot.no_reply()
+    if state.outstanding == 0:
+        state.finish()
+
+
+def _completion(state: ProduceState, topic: str, partition: int):
+    def done(result: tuple) -> None:
+        _token, error, base_offset, log_append_time, log_start = result
+        state.add(topic, partition, error, base_offset, log_append_time, log_start)
+        state.outstanding -= 1
+        if state.outstanding == 0:
+            state.finish()
+
+    return done
+
+
+HANDLERS = {0: handle_produce}

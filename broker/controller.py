@@ -1,0 +1,243 @@
+"""Topic administration on a single node: the one place that changes the cluster metadata.
+
+It runs in the supervisor. Topic records persist through the LogManager (topic store in the data
+directory); everything else in the snapshot (which I/O worker owns a partition, its slot in the shared
+partition-state table) is derived at start, so it can never disagree with the disk.
+
+Owner assignment is stable for a given `num.io.threads`: partition p of topic t goes to I/O worker
+(crc32(t) + p) mod n, which spreads a topic's partitions over all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zlib
+from typing import Callable
+
+from broker.config import BrokerConfig
+from broker.logfmt import Log
+from broker.metadata import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+from netio.codec import ErrorCode
+
+log = Log("hpbroker.controller")
+
+INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
+META_FILE = "meta.properties"
+
+
+def owner_of(topic: str, partition: int, n_io: int) -> int:
+    return (zlib.crc32(topic.encode()) + partition) % n_io
+
+
+class Controller:
+    def __init__(self, config: BrokerConfig, log_manager, n_io: int, slots: int,
+                 broker: BrokerInfo, directory: str):
+        self.config = config
+        self.mgr = log_manager
+        self.n_io = n_io
+        self.max_slots = slots
+        self.broker = broker
+        self.directory = directory
+        self.cluster_id = self._cluster_id()
+        self.version = 0
+        self.slots: dict[tuple[str, int], int] = {}
+        self.free_slots: list[int] = []
+        self.next_slot = 0
+        self.metadata = self._build()
+        self.on_change: Callable[[ClusterMetadata], None] | None = None
+
+    # -- identity -----------------------------------------------------------------------------------------
+
+    def _cluster_id(self) -> str:
+        """cluster.id lives in meta.properties as in Kafka, so it survives restarts."""
+        path = os.path.join(self.directory, META_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    k, _, v = line.strip().partition("=")
+                    if k == "cluster.id" and v:
+                        return v
+        except FileNotFoundError:
+            pass
+        cid = uuid.uuid4().hex[:22]
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"version=1\ncluster.id={cid}\nnode.id={self.config['broker.id']}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return cid
+
+    # -- snapshot -----------------------------------------------------------------------------------------
+
+    def _slot_for(self, topic: str, partition: int) -> int:
+        key = (topic, partition)
+        slot = self.slots.get(key)
+        if slot is None:
+            if self.free_slots:
+                slot = self.free_slots.pop()
+            else:
+                if self.next_slot >= self.max_slots:
+                    raise OverflowError("partition-state table is full")
+                slot = self.next_slot
+                self.next_slot += 1
+            self.slots[key] = slot
+        return slot
+
+    def _build(self) -> ClusterMetadata:
+        self.version += 1
+        bid = self.broker.node_id
+        topics = {}
+        for name, info in sorted(self.mgr.topics().items()):
+            parts = tuple(
+                PartitionInfo(p, bid, (bid,), (bid,), 0, owner_of(name, p, self.n_io), self._slot_for(name, p))
+                for p in range(info.partitions))
+            topics[name] = TopicInfo(name, bytes.fromhex(info.topic_id), parts, dict(info.configs),
+                                     name in INTERNAL_TOPICS)
+        live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions}
+        for key in [k for k in self.slots if k not in live]:
+            self.free_slots.append(self.slots.pop(key))
+        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics)
+
+    def _publish(self) -> None:
+        self.metadata = self._build()
+        self.metadata.save(self.directory)
+        if self.on_change is not None:
+            self.on_change(self.metadata)
+
+    # -- operations ---------------------------------------------------------------------------------------
+
+    def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        """Each item: name, num_partitions (-1: broker default), replication_factor (-1: default),
+        assignments, configs ({name: value}). Returns [{name, error_code, error_message}]."""
+        results = []
+        changed = False
+        for t in topics:
+            name = t["name"]
+            err, msg = self._check_create(t)
+            if err == ErrorCode.NONE and not validate_only:
+                n = t.get("num_partitions", -1)
+                n = self.config["num.partitions"] if n in (-1, None) else n
+                if t.get("assignments"):
+                    n = len(t["assignments"])
+                try:
+                    self.mgr.create_topic(name, n, t.get("configs") or {})
+                    changed = True
+                    log.info("topic created", topic=name, partitions=n)
+                except Exception as e:  # storage refused: report it on this topic only
+                    err, msg = _error_for(e)
+            results.append({"name": name, "error_code": int(err), "error_message": msg})
+        if changed:
+            self._publish()
+        return results
+
+    def _check_create(self, t: dict) -> tuple[ErrorCode, str | None]:
+        from broker.log import InvalidTopic
+        from broker.log.config import validate_topic_name
+
+        name = t["name"]
+        try:
+            validate_topic_name(name)
+        except InvalidTopic as e:
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, str(e)
+        if name in self.mgr.topics():
+            return ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
+        n = t.get("num_partitions", -1)
+        rf = t.get("replication_factor", -1)
+        assignments = t.get("assignments") or []
+        if assignments and (n not in (-1, None) or rf not in (-1, None)):
+            return ErrorCode.INVALID_REQUEST, "Both replication_factor and assignments were given."
+        if not assignments and n not in (-1, None) and n < 1:
+            return ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0."
+        if assignments:
+            for a in assignments:
+                if list(a.get("broker_ids", [])) != [self.broker.node_id]:
+                    return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Replicas must be this single broker."
+        elif rf not in (-1, None) and rf != 1:
+            if rf < 1:
+                return ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
+            return (ErrorCode.INVALID_REPLICATION_FACTOR,
+                    f"Replication factor: {rf} larger than available brokers: 1.")
+        try:
+            self.mgr.create_topic(name, max(1, n if n not in (-1, None) else self.config["num.partitions"]),
+                                  t.get("configs") or {}, validate_only=True)
+        except Exception as e:
+            return _error_for(e)
+        return ErrorCode.NONE, None
+
+    def delete_topics(self, names: list[str], before_delete: Callable[[ClusterMetadata], None]) -> list[dict]:
+        """Removes the topics from the snapshot first (workers close their logs), then their files."""
+        results = []
+        doomed = []
+        for name in names:
+            if name not in self.mgr.topics():
+                results.append({"name": name, "error_code": int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)})
+            elif name in INTERNAL_TOPICS:
+                results.append({"name": name, "error_code": int(ErrorCode.INVALID_TOPIC_EXCEPTION)})
+            else:
+                doomed.append(name)
+                results.append({"name": name, "error_code": int(ErrorCode.NONE)})
+        if doomed:
+            hidden = ClusterMetadata(self.version + 1, self.cluster_id, self.broker.node_id, (self.broker,),
+                                     {k: v for k, v in self.metadata.topics.items() if k not in doomed})
+            before_delete(hidden)
+            for name in doomed:
+                self.mgr.delete_topic(name)
+                log.info("topic deleted", topic=name)
+            self._publish()
+        return results
+
+    def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        results = []
+        changed = False
+        for t in topics:
+            name, count = t["name"], t["count"]
+            if name not in self.mgr.topics():
+                err, msg = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+            elif count <= self.mgr.topic(name).partitions:
+                err, msg = (ErrorCode.INVALID_PARTITIONS,
+                            f"Topic currently has {self.mgr.topic(name).partitions} partitions, "
+                            f"which is higher than or equal to the requested {count}.")
+            elif t.get("assignments") and any(list(a.get("broker_ids", [])) != [self.broker.node_id]
+                                              for a in t["assignments"]):
+                err, msg = ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Replicas must be this single broker."
+            else:
+                err, msg = ErrorCode.NONE, None
+                if not validate_only:
+                    self.mgr.add_partitions(name, count)
+                    changed = True
+            results.append({"name": name, "error_code": int(err), "error_message": msg})
+        if changed:
+            self._publish()
+        return results
+
+    def alter_topic_configs(self, name: str, configs: dict, incremental_ops: list | None = None) -> tuple:
+        """Replace (AlterConfigs) or edit (incremental) a topic's overrides; returns (error, message)."""
+        if name not in self.mgr.topics():
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        current = dict(self.mgr.topic_config(name))
+        if incremental_ops is None:
+            new = dict(configs)
+        else:
+            new = current
+            for key, op, value in incremental_ops:
+                if op == 0:  # SET
+                    new[key] = value
+                elif op == 1:  # DELETE
+                    new.pop(key, None)
+                else:
+                    return ErrorCode.INVALID_CONFIG, f"operation {op} is not supported for {key}"
+        try:
+            self.mgr.alter_topic_config(name, new)
+        except Exception as e:
+            return _error_for(e)
+        self._publish()
+        return ErrorCode.NONE, None
+
+
+def _error_for(e: Exception) -> tuple[ErrorCode, str]:
+    code = getattr(e, "error_code", None)
+    if code is not None:
+        return ErrorCode(int(code)), str(e)
+    return ErrorCode.UNKNOWN_SERVER_ERROR, str(e)

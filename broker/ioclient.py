@@ -1,0 +1,99 @@
+"""The network worker's side of the rings: send requests to partition owners, route completions back.
+
+Each request gets a token; its completion arrives on the paired completion ring and calls the callback
+registered with the token. A request that finds its ring full waits in a per-ring backlog and the
+connection that sent it stops being read until the backlog drains (backpressure, never a drop).
+Tokens start from a random base per process, so completions addressed to a previous incarnation of this
+worker (it crashed and was restarted) match nothing and are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Callable
+
+from broker import ipc
+from broker.logfmt import Log
+
+log = Log("hpbroker.ioclient")
+
+Callback = Callable[[tuple], None]
+
+
+class IOClient:
+    def __init__(self, request_rings: list, completion_rings: list):
+        self.req = request_rings  # index: I/O worker
+        self.done = completion_rings
+        self.pending: dict[int, Callback] = {}
+        self.backlog: list[deque] = [deque() for _ in request_rings]
+        self.next_token = int.from_bytes(os.urandom(6), "little") << 16
+        self.blocked_conns: set = set()
+
+    def _token(self, callback: Callback) -> int:
+        self.next_token += 1
+        self.pending[self.next_token] = callback
+        return self.next_token
+
+    def _put(self, io: int, kind: int, parts: tuple, conn) -> None:
+        if self.backlog[io] or not self.req[io].try_put(kind, *parts):
+            self.backlog[io].append((kind, tuple(bytes(p) for p in parts)))
+            if conn is not None:
+                self.blocked_conns.add(conn)
+
+    def append(self, io: int, slot: int, topic: str, partition: int, acks: int, records, callback: Callback,
+               conn=None) -> None:
+        token = self._token(callback)
+        self._put(io, ipc.APPEND, (ipc.append_header(token, slot, partition, acks, topic.encode()), records), conn)
+
+    def list_offset(self, io: int, slot: int, topic: str, partition: int, timestamp: int,
+                    callback: Callback) -> None:
+        token = self._token(callback)
+        self._put(io, ipc.LIST_OFFSET, (ipc.list_offset_request(token, slot, partition, timestamp,
+                                                                topic.encode()),), None)
+
+    def backlog_pending(self) -> bool:
+        return any(self.backlog)
+
+    def flush_backlog(self) -> bool:
+        """Move waiting requests into their rings; True when every backlog is empty."""
+        empty = True
+        for io, q in enumerate(self.backlog):
+            ring = self.req[io]
+            while q:
+                kind, parts = q[0]
+                if not ring.try_put(kind, *parts):
+                    break
+                q.popleft()
+            if q:
+                empty = False
+        if empty:
+            self.blocked_conns.clear()
+        return empty
+
+    def poll(self) -> int:
+        """Deliver every completion that has arrived; returns how many."""
+        n = 0
+        for ring in self.done:
+            msgs = ring.peek_batch(256)
+            if not msgs:
+                continue
+            results = []
+            for kind, payload in msgs:
+                if kind == ipc.APPEND_DONE:
+                    results.append(ipc.parse_append_done(payload))
+                elif kind == ipc.LIST_OFFSET_DONE:
+                    results.append(ipc.parse_list_offset_done(payload))
+            ring.advance()
+            for result in results:
+                cb = self.pending.pop(result[0], None)
+                if cb is not None:
+                    cb(result)
+                    n += 1
+        return n
+
+    def fail_all_for(self, error: int) -> None:
+        """Used on shutdown: every request still owed a completion gets `error`."""
+        pending, self.pending = self.pending, {}
+        for token, cb in pending.items():
+            cb((token, error, -1, -1, -1))

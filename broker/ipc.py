@@ -1,0 +1,69 @@
+"""Messages between network workers and I/O workers, as they sit in the shared-memory rings.
+
+Requests go network -> I/O on one ring per (network worker, I/O worker) pair; completions come back on the
+paired ring, so a completion needs no return address, only the token the network worker chose. Every
+message is a fixed little-endian header followed by variable bytes; record batches are written once into
+the request ring and appended from there.
+
+Request kinds (network -> I/O):
+  APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, pad u32 | topic | records
+  LIST_OFFSET  token u64, slot i32, partition i32, timestamp i64, topic_len u16, pad 6 | topic
+Completion kinds (I/O -> network):
+  APPEND_DONE       token u64, error i16, pad 6, base_offset i64, log_append_time i64, log_start i64
+  LIST_OFFSET_DONE  token u64, error i16, pad 6, offset i64, timestamp i64, leader_epoch i32, pad 4
+"""
+
+from __future__ import annotations
+
+import struct
+
+APPEND = 1
+LIST_OFFSET = 2
+APPEND_DONE = 11
+LIST_OFFSET_DONE = 12
+
+_APPEND = struct.Struct("<QiihHI")
+_LIST_OFFSET = struct.Struct("<QiiqH6x")
+_APPEND_DONE = struct.Struct("<Qh6xqqq")
+_LIST_OFFSET_DONE = struct.Struct("<Qh6xqqi4x")
+
+APPEND_HEADER_SIZE = _APPEND.size
+
+
+def append_header(token: int, slot: int, partition: int, acks: int, topic: bytes) -> bytes:
+    return _APPEND.pack(token, slot, partition, acks, len(topic), 0) + topic
+
+
+def parse_append(buf: memoryview) -> tuple[int, int, int, int, str, memoryview]:
+    token, slot, partition, acks, tlen, _ = _APPEND.unpack_from(buf, 0)
+    start = _APPEND.size
+    topic = bytes(buf[start:start + tlen]).decode()
+    return token, slot, partition, acks, topic, buf[start + tlen:]
+
+
+def list_offset_request(token: int, slot: int, partition: int, timestamp: int, topic: bytes) -> bytes:
+    return _LIST_OFFSET.pack(token, slot, partition, timestamp, len(topic)) + topic
+
+
+def parse_list_offset(buf: memoryview) -> tuple[int, int, int, int, str]:
+    token, slot, partition, timestamp, tlen = _LIST_OFFSET.unpack_from(buf, 0)
+    start = _LIST_OFFSET.size
+    return token, slot, partition, timestamp, bytes(buf[start:start + tlen]).decode()
+
+
+def append_done(token: int, error: int, base_offset: int = -1, log_append_time: int = -1,
+                log_start: int = -1) -> bytes:
+    return _APPEND_DONE.pack(token, error, base_offset, log_append_time, log_start)
+
+
+def parse_append_done(buf: memoryview) -> tuple[int, int, int, int, int]:
+    return _APPEND_DONE.unpack_from(buf, 0)
+
+
+def list_offset_done(token: int, error: int, offset: int = -1, timestamp: int = -1,
+                     leader_epoch: int = -1) -> bytes:
+    return _LIST_OFFSET_DONE.pack(token, error, offset, timestamp, leader_epoch)
+
+
+def parse_list_offset_done(buf: memoryview) -> tuple[int, int, int, int, int]:
+    return _LIST_OFFSET_DONE.unpack_from(buf, 0)

@@ -1,0 +1,168 @@
+"""Produce and fetch through real clients against the real multiprocess broker."""
+
+import time
+
+import pytest
+
+from tools.testing import BrokerProcess
+
+N_RECORDS = 100_000
+PARTITIONS = 8
+
+
+def _value(p: int, i: int) -> bytes:
+    return b"p%d-%07d-" % (p, i) + b"x" * (i % 50)
+
+
+def _create(bootstrap: str, topic: str, partitions: int = PARTITIONS, **configs) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fut = admin.create_topics([NewTopic(topic, partitions, 1, config={k: str(v) for k, v in configs.items()})])
+    fut[topic].result(15)
+
+
+def produce_confluent(bootstrap: str, topic: str, per_partition: int, acks="all", **extra) -> list:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5, **extra})
+    acked = []
+    errors = []
+
+    def cb(err, msg):
+        if err is None:
+            acked.append((msg.partition(), msg.offset(), msg.value()))
+        else:
+            errors.append(err)
+
+    for i in range(per_partition):
+        for part in range(PARTITIONS):
+            while True:
+                try:
+                    p.produce(topic, value=_value(part, i), key=b"k%d" % i, partition=part, on_delivery=cb)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    assert not errors, errors[:3]
+    return acked
+
+
+def consume_confluent(bootstrap: str, topic: str, expected: int, partitions=PARTITIONS) -> dict:
+    """Every record of the topic up to each partition's high watermark (at least `expected` in all)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
+                  "fetch.wait.max.ms": 100})
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    assert sum(ends.values()) >= expected, (ends, expected)
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: dict[int, list] = {p: [] for p in range(partitions)}
+    done = {p for p in range(partitions) if ends[p] == 0}
+    deadline = time.time() + 120
+    while len(done) < partitions and time.time() < deadline:
+        for m in c.consume(10000, 0.5):
+            assert m.error() is None, m.error()
+            got[m.partition()].append((m.offset(), m.value()))
+            if m.offset() + 1 >= ends[m.partition()]:
+                done.add(m.partition())
+    c.close()
+    return got
+
+
+def check_partitions(got: dict, per_partition: int) -> None:
+    for part, recs in got.items():
+        assert [o for o, _ in recs] == list(range(per_partition)), f"partition {part} offsets"
+        assert [v for _, v in recs] == [_value(part, i) for i in range(per_partition)], f"partition {part} order"
+
+
+@pytest.mark.parametrize("net,io", [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 4)])
+def test_confluent_round_trip(tmp_path, net, io):
+    with BrokerProcess(data_dir=str(tmp_path), network_threads=net, io_threads=io) as b:
+        _create(b.bootstrap, "rt")
+        per = N_RECORDS // PARTITIONS
+        acked = produce_confluent(b.bootstrap, "rt", per)
+        assert len(acked) == N_RECORDS
+        check_partitions(consume_confluent(b.bootstrap, "rt", N_RECORDS), per)
+
+
+@pytest.mark.parametrize("net,io", [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 4)])
+def test_kafka_python_round_trip(tmp_path, net, io):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    with BrokerProcess(data_dir=str(tmp_path), network_threads=net, io_threads=io) as b:
+        _create(b.bootstrap, "kp")
+        per = N_RECORDS // PARTITIONS
+        prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", linger_ms=5, batch_size=65536,
+                             enable_idempotence=False)
+        futures = []
+        for i in range(per):
+            for part in range(PARTITIONS):
+                futures.append(prod.send("kp", value=_value(part, i), partition=part))
+        prod.flush(120)
+        offsets = [f.get(timeout=30) for f in futures]
+        assert all(md.offset >= 0 for md in offsets)
+        prod.close()
+        cons = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
+                             consumer_timeout_ms=10000)
+        cons.assign([TopicPartition("kp", p) for p in range(PARTITIONS)])
+        cons.seek_to_beginning()
+        got = {p: [] for p in range(PARTITIONS)}
+        n = 0
+        for m in cons:
+            got[m.partition].append((m.offset, m.value))
+            n += 1
+            if n == N_RECORDS:
+                break
+        cons.close()
+        check_partitions(got, per)
+
+
+def test_fetch_from_middle_and_list_offsets(broker):
+    from confluent_kafka import Consumer, TopicPartition
+
+    _create(broker.bootstrap, "mid", partitions=PARTITIONS)
+    per = 2000
+    produce_confluent(broker.bootstrap, "mid", per)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    low, high = c.get_watermark_offsets(TopicPartition("mid", 3), timeout=10)
+    assert (low, high) == (0, per)
+    c.assign([TopicPartition("mid", 3, 1234)])
+    first = None
+    while first is None:
+        m = c.poll(5)
+        assert m is not None
+        first = m
+    assert first.offset() == 1234 and first.value() == _value(3, 1234)
+    c.close()
+
+
+def test_long_poll_returns_when_data_arrives(broker):
+    """A consumer parked on an empty partition (fetch.wait.max.ms=5000) gets a new record promptly."""
+    import threading
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    _create(broker.bootstrap, "lp", partitions=1)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "fetch.wait.max.ms": 5000,
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("lp", 0, 0)])
+    assert c.poll(1.5) is None  # connected and parked, nothing yet
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    sent = {}
+
+    def send():
+        sent["t"] = time.monotonic()
+        p.produce("lp", b"wake")
+        p.flush(5)
+
+    threading.Timer(0.5, send).start()
+    m = None
+    while m is None:
+        m = c.poll(10)
+    latency = time.monotonic() - sent["t"]
+    assert m.value() == b"wake"
+    assert latency < 1.5, f"long poll answered after {latency:.2f}s"
+    c.close()
