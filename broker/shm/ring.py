@@ -456,9 +456,10 @@ class Ring:
             return []
         self._peek_end = end
         view = self._view
+        offsets, lengths, kinds = out[:, :n].tolist()
         return [
             (kind, view[pos : pos + length])
-            for pos, length, kind in zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist())
+            for pos, length, kind in zip(offsets, lengths, kinds)
         ]
 
     def _skip(self, tail: int) -> int:

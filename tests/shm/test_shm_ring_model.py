@@ -68,7 +68,9 @@ ops = st.lists(
         st.tuples(st.just("get"), st.integers(1, 4)),
         st.tuples(st.just("batch"), st.integers(1, 6)),
         st.tuples(st.just("reserve"), st.integers(0, 10), st.integers(0, 150), st.integers(0, 150)),
-        st.tuples(st.just("put_batch"), st.integers(0, 10), st.lists(st.integers(0, 90), max_size=5)),
+        st.tuples(
+            st.just("put_batch"), st.integers(0, 10), st.lists(st.integers(0, 90), max_size=5)
+        ),
     ),
     max_size=80,
 )

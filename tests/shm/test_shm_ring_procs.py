@@ -43,7 +43,8 @@ def _produce(ring: Ring, count: int, max_size: int) -> None:
                 ring.wait_space(len(msg), timeout=1)
             seq += 1
         elif how == 1:
-            msgs = [message(0, seq + i, rng.randrange(max_size)) for i in range(rng.randrange(1, 9))]
+            n = rng.randrange(1, 9)
+            msgs = [message(0, seq + i, rng.randrange(max_size)) for i in range(n)]
             msgs = msgs[: count - seq]
             done = 0
             while done < len(msgs):
