@@ -6,7 +6,10 @@ bump.  All integers are native-endian (little-endian on the supported x86-64 hos
 8-byte field sits at an 8-byte aligned offset, so one ``struct.pack_into``/``unpack_from`` with a
 native format is a single aligned 8-byte store/load: a reader never sees half a counter.
 (Standard-size formats such as ``"<Q"`` are packed byte by byte by CPython and must not be used for
-fields another process reads concurrently.)
+fields another process reads concurrently.)  The publish/consume orders below rely on x86-64 TSO:
+stores become visible in program order and loads are not reordered with other loads; a weakly
+ordered CPU would need release/acquire fences at the commit, head/tail and seqlock stores.  The one
+reordering TSO allows (a store followed by a load) is handled by ``barrier.py``.
 
 Every region starts with the same 64-byte preamble, written once by the creator before any other
 process can know the region's name::
