@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 
 import hotpath
-import naive
+from tests.hotpath import naive
 from batch_strategies import batch_kwargs, records_and_timestamps
 
 

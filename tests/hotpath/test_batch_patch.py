@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import hotpath
-import naive
+from tests.hotpath import naive
 
 
 def batches(*counts):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import hotpath
-import naive
+from tests.hotpath import naive
 from batch_strategies import batch_kwargs, records_and_timestamps
 from hotpath import ScanError
 

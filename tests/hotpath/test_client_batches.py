@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import hotpath
-import naive
+from tests.hotpath import naive
 from hotpath import ScanError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "codec" / "golden"

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import hotpath
-import naive
+from tests.hotpath import naive
 from hotpath import _jit, crc
 
 c_crc32c = pytest.importorskip("crc32c").crc32c

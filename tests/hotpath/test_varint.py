@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import hotpath
-import naive
+from tests.hotpath import naive
 from hotpath import _jit, varint
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
