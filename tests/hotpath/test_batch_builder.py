@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 import hotpath
 from tests.hotpath import naive
-from batch_strategies import batch_kwargs, records_and_timestamps
+from tests.hotpath.batch_strategies import batch_kwargs, records_and_timestamps
 
 
 def _columns(items):

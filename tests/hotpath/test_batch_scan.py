@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import hotpath
 from tests.hotpath import naive
-from batch_strategies import batch_kwargs, records_and_timestamps
+from tests.hotpath.batch_strategies import batch_kwargs, records_and_timestamps
 from hotpath import ScanError
 
 FIELDS = ["pos", "size", "base_offset", "last_offset_delta", "record_count", "attributes", "base_timestamp",
