@@ -1,6 +1,7 @@
 """Storage benchmark: append throughput, offset lookup cost, recovery speed, durable-mode cost.
 
-Run: ``python -m perf.bench_storage [--dir DIR] [--mib 256] [--repeat 3]`` (best of ``--repeat`` runs per row). In-process, one partition, no network.
+Run: ``python -m perf.bench_storage [--dir DIR] [--mib 256] [--repeat 3]``
+(best of ``--repeat`` runs per row). In-process, one partition, no network.
 Append rows say whether the segment was pre-faulted before timing (the steady state the background
 pre-faulter aims for) or left to the pre-faulter racing the writer.
 """

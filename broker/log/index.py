@@ -67,10 +67,7 @@ class _Index:
         if valid and not any(self._map[: self.entry_size]):
             valid = 0  # the writer never stores an all-zero first entry: this is an empty preallocated file
         self._unmap()
-        return self._sanitize(valid)
-
-    def _sanitize(self, n: int) -> int:
-        return n
+        return valid
 
     def _map_size(self, size: int, writable: bool) -> None:
         self._unmap()
@@ -145,10 +142,6 @@ class _Index:
 
 class OffsetIndex(_Index):
     entry_size = 8
-
-    def _sanitize(self, n: int) -> int:
-        # a partially written or corrupt index is caught by check(); here only the zero tail is dropped
-        return n
 
     def last_entry(self) -> tuple[int, int]:
         """(offset, position) of the last entry, or (base_offset, 0) when empty."""

@@ -45,7 +45,7 @@ import hotpath
 from . import checkpoint
 from .config import LogConfig
 from .epochs import LeaderEpochCache
-from .errors import (CorruptRecord, InvalidRecord, LogError, OffsetOutOfRange, RecordTooLarge, StorageError)
+from .errors import CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError
 from .fileslice import FileSlice
 from .recovery import LoadReport, load_segments
 from .segment import LogSegment

@@ -71,7 +71,7 @@ class LogSegment:
         self.next_offset = base_offset  # one past the last offset held
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
-        self.created_ms = -1  # wall-clock time of the first append, for segment.ms
+        self.created_ms = -1  # for segment.ms: clock at the first append; after a restart the first batch's timestamp
         self.active = False
         self.offset_index: OffsetIndex | None = None
         self.time_index: TimeIndex | None = None

@@ -2,7 +2,6 @@
 log accepts appends again once space returns. Needs a small tmpfs (root); skipped where mounting is not allowed."""
 
 import errno
-import os
 import subprocess
 
 import pytest

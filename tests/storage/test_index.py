@@ -1,6 +1,5 @@
 import os
 
-import pytest
 
 from broker.log.index import OffsetIndex, TimeIndex
 
