@@ -134,3 +134,43 @@ def test_manager_runs_retention_over_its_logs(dirs):
     assert logs[0].log_start_offset > 0 and logs[1].log_start_offset > 0
     assert logs[2].log_start_offset == 0  # the topic override keeps everything
     m.close_all()
+
+
+def test_real_disk_error_takes_the_directory_offline(dirs):
+    """EFBIG from a file-size limit stands in for EIO: any error but a full disk takes the directory offline,
+    the process keeps running and partitions in other directories keep accepting appends."""
+    import resource
+    import signal
+
+    m = LogManager(dirs, {"log.segment.bytes": 64 << 10, "log.index.size.max.bytes": 4096})
+    m.create_topic("t", 2)  # t-0 in d1, t-1 in d2
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+            a, b = m.open_partition("t", 0), m.open_partition("t", 1)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (32 << 10, 32 << 10))  # below one segment
+            errors = []
+            for _ in range(100):
+                try:
+                    a.append(batch(10, value_size=500))
+                except StorageError as e:
+                    errors.append(e)
+                    break
+            e = errors[0]
+            checks = [
+                e.errno == 27 and e.offline and a.offline,  # EFBIG
+                list(m.offline_dirs()) == [dirs[0]],
+                b.append(batch(1)).base_offset == 0,  # d2's active segment is already allocated
+            ]
+            try:
+                a.read(0, 100)
+                checks.append(False)
+            except StorageError:
+                checks.append(True)
+            code = 0 if all(checks) else 10 + checks.index(False)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
