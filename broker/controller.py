@@ -100,6 +100,14 @@ class Controller:
             self.free_slots.append(self.slots.pop(key))
         return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics)
 
+    def ensure_internal_topics(self) -> None:
+        """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
+        Its records must outlive time retention (committed offsets are rewritten only when they move)."""
+        if "__consumer_offsets" not in self.mgr.topics():
+            self.mgr.create_topic("__consumer_offsets", self.config["offsets.topic.num.partitions"],
+                                  {"retention.ms": -1, "segment.bytes": 104857600})
+            self.metadata = self._build()
+
     def _publish(self) -> None:
         self.metadata = self._build()
         self.metadata.save(self.directory)

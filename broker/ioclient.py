@@ -55,6 +55,10 @@ class IOClient:
     def backlog_pending(self) -> bool:
         return any(self.backlog)
 
+    def forward(self, io: int, key: int, frame, callback: Callback) -> None:
+        token = self._token(callback)
+        self._put(io, ipc.FORWARD, (ipc.forward_header(token, key), frame), None)
+
     def flush_backlog(self) -> bool:
         """Move waiting requests into their rings; True when every backlog is empty."""
         empty = True
@@ -84,6 +88,8 @@ class IOClient:
                     results.append(ipc.parse_append_done(payload))
                 elif kind == ipc.LIST_OFFSET_DONE:
                     results.append(ipc.parse_list_offset_done(payload))
+                elif kind == ipc.FORWARD_DONE:
+                    results.append(ipc.parse_forward_done(payload))
             ring.advance()
             for result in results:
                 cb = self.pending.pop(result[0], None)
@@ -91,9 +97,3 @@ class IOClient:
                     cb(result)
                     n += 1
         return n
-
-    def fail_all_for(self, error: int) -> None:
-        """Used on shutdown: every request still owed a completion gets `error`."""
-        pending, self.pending = self.pending, {}
-        for token, cb in pending.items():
-            cb((token, error, -1, -1, -1))

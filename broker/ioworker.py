@@ -13,10 +13,13 @@ request that the previous incarnation appended but did not complete is appended 
 
 from __future__ import annotations
 
-import os
+import heapq
+import importlib
+import itertools
 import selectors
 import signal
 import time
+from typing import Callable
 
 from broker import ipc
 from broker.logfmt import Log
@@ -25,6 +28,13 @@ from netio.codec import ErrorCode
 log = Log("hpbroker.io")
 
 BATCH = 64
+
+# Modules that extend the partition owner: each defines `attach(worker) -> extension`. An extension may
+# have `handlers` ({api_key: fn(header, body, reply)} for requests forwarded here whole), and the hooks
+# `on_open(owned_partition)`, `on_close(owned_partition)` and `close()`. `reply(body)` may be called later
+# (a parked JoinGroup); request data a handler keeps past its return must be copied (views die with the
+# ring entry). Timers: `worker.call_later(delay_s, fn)`.
+OWNER_MODULES: tuple[str, ...] = ()
 
 
 def error_code_for(exc: Exception) -> int:
@@ -64,6 +74,34 @@ class IOWorker:
         self.stopping = False
         self.next_retention = 0.0
         self.retention_interval = config["log.retention.check.interval.ms"] / 1000.0
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self.extensions = [importlib.import_module(m).attach(self) for m in OWNER_MODULES]
+        self.owner_handlers: dict[int, Callable] = {}
+        for ext in self.extensions:
+            self.owner_handlers.update(getattr(ext, "handlers", {}))
+
+    # -- extension support --------------------------------------------------------------------------------
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self.timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+
+    def run_timers(self, now: float) -> None:
+        while self.timers and self.timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self.timers)
+            try:
+                fn()
+            except Exception as e:
+                log.error("timer failed", exc_info=True, worker=self.index, error=repr(e))
+
+    def _notify(self, hook: str, *args) -> None:
+        for ext in self.extensions:
+            fn = getattr(ext, hook, None)
+            if fn is not None:
+                try:
+                    fn(*args)
+                except Exception as e:
+                    log.error("extension hook failed", exc_info=True, hook=hook, error=repr(e))
 
     # -- partitions ---------------------------------------------------------------------------------------
 
@@ -81,6 +119,7 @@ class IOWorker:
                     wanted[p.slot] = (t.name, p)
         for slot in [s for s, op in self.owned.items() if wanted.get(s, (None,))[0] != op.topic]:
             op = self.owned.pop(slot)
+            self._notify("on_close", op)
             self.mgr.close_partition(op.topic, op.partition)
             log.info("partition closed", topic=op.topic, partition=op.partition, worker=self.index)
         for slot, (name, p) in wanted.items():
@@ -94,6 +133,7 @@ class IOWorker:
             op = OwnedPartition(name, p.partition, slot, plog, p.leader_epoch)
             self.owned[slot] = op
             self.publish(op)
+            self._notify("on_open", op)
             log.debug("partition opened", topic=name, partition=p.partition, slot=slot,
                       leo=plog.log_end_offset)
 
@@ -147,6 +187,44 @@ class IOWorker:
         offset, ts = found
         return ipc.list_offset_done(token, 0, offset, ts, op.leader_epoch)
 
+    def handle_forward(self, ring_index: int, payload: memoryview) -> None:
+        """A whole request for an owner-side handler; its reply may come now or later."""
+        from netio.codec import CodecError, decode_request, encode_response
+
+        token, key, frame = ipc.parse_forward(payload)
+        out = self.done[ring_index]
+        sent = []
+
+        def reply(body: dict | None) -> None:
+            if sent:
+                return
+            sent.append(True)
+            data = b"" if body is None else encode_response(h.api_key, h.api_version, h.correlation_id, body)
+            self.post(out, ipc.FORWARD_DONE, ipc.forward_done_header(token), data)
+
+        try:
+            req = decode_request(frame)
+        except CodecError as e:
+            log.error("forwarded request does not decode", error=str(e))
+            self.post(out, ipc.FORWARD_DONE, ipc.forward_done_header(token), b"")
+            return
+        h = req.header
+        handler = self.owner_handlers.get(h.api_key)
+        if handler is None:
+            log.error("no owner handler", api_key=h.api_key)
+            reply(None)
+            return
+        try:
+            handler(h, req.body, reply, key)
+        except Exception as e:
+            log.error("owner handler failed", exc_info=True, api_key=h.api_key, error=repr(e))
+            reply(None)
+
+    def post(self, out, kind: int, *parts) -> None:
+        """Completion to a network worker; waits for room rather than drop it."""
+        while not out.try_put(kind, *parts):
+            out.wait_space(sum(len(p) for p in parts) + 64, timeout=1.0)
+
     def poll_rings(self) -> int:
         handled = 0
         for n, ring in enumerate(self.req):
@@ -159,14 +237,13 @@ class IOWorker:
                     replies.append((ipc.APPEND_DONE, self.handle_append(n, payload)))
                 elif kind == ipc.LIST_OFFSET:
                     replies.append((ipc.LIST_OFFSET_DONE, self.handle_list_offset(payload)))
+                elif kind == ipc.FORWARD:
+                    self.handle_forward(n, payload)
                 else:
                     log.error("unknown ring message", kind=kind, ring=n)
             out = self.done[n]
             for kind, reply in replies:
-                while not out.try_put(kind, reply):
-                    out.wait_space(len(reply) + 64, timeout=1.0)
-                    if self.stopping:
-                        break
+                self.post(out, kind, reply)
             ring.advance()
             handled += len(msgs)
         return handled
@@ -174,6 +251,7 @@ class IOWorker:
     # -- housekeeping -------------------------------------------------------------------------------------
 
     def housekeeping(self, now: float) -> None:
+        self.run_timers(now)
         for op in self.owned.values():
             tick = getattr(op.log, "maybe_flush", None)
             if tick is not None:
@@ -229,8 +307,11 @@ class IOWorker:
                 self.housekeeping(time.monotonic())
                 continue
             if prepare_wait_all(self.req):
+                timeout = 0.5
+                if self.timers:
+                    timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
                 try:
-                    for key, _ in sel.select(timeout=0.5):
+                    for key, _ in sel.select(timeout=timeout):
                         if key.data == "control":
                             self.handle_control()
                 finally:
@@ -240,6 +321,10 @@ class IOWorker:
         # Finish what is already in the rings, then close the logs cleanly.
         while self.poll_rings():
             pass
+        for ext in self.extensions:
+            close = getattr(ext, "close", None)
+            if close is not None:
+                close()
         for op in self.owned.values():
             try:
                 self.mgr.close_partition(op.topic, op.partition)

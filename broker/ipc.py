@@ -8,9 +8,11 @@ the request ring and appended from there.
 Request kinds (network -> I/O):
   APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, pad u32 | topic | records
   LIST_OFFSET  token u64, slot i32, partition i32, timestamp i64, topic_len u16, pad 6 | topic
+  FORWARD      token u64, key i64 | a whole request frame, answered by an owner-side handler
 Completion kinds (I/O -> network):
   APPEND_DONE       token u64, error i16, pad 6, base_offset i64, log_append_time i64, log_start i64
   LIST_OFFSET_DONE  token u64, error i16, pad 6, offset i64, timestamp i64, leader_epoch i32, pad 4
+  FORWARD_DONE      token u64 | a complete response frame (size prefix included), or nothing (no response)
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import struct
 
 APPEND = 1
 LIST_OFFSET = 2
+FORWARD = 3
 APPEND_DONE = 11
 LIST_OFFSET_DONE = 12
+FORWARD_DONE = 13
 
 _APPEND = struct.Struct("<QiihHI")
 _LIST_OFFSET = struct.Struct("<QiiqH6x")
@@ -67,3 +71,24 @@ def list_offset_done(token: int, error: int, offset: int = -1, timestamp: int = 
 
 def parse_list_offset_done(buf: memoryview) -> tuple[int, int, int, int, int]:
     return _LIST_OFFSET_DONE.unpack_from(buf, 0)
+
+
+_FORWARD = struct.Struct("<Qq")
+_TOKEN = struct.Struct("<Q")
+
+
+def forward_header(token: int, key: int) -> bytes:
+    return _FORWARD.pack(token, key)
+
+
+def parse_forward(buf: memoryview) -> tuple[int, int, memoryview]:
+    token, key = _FORWARD.unpack_from(buf, 0)
+    return token, key, buf[_FORWARD.size:]
+
+
+def forward_done_header(token: int) -> bytes:
+    return _TOKEN.pack(token)
+
+
+def parse_forward_done(buf: memoryview) -> tuple[int, bytes]:
+    return _TOKEN.unpack_from(buf, 0)[0], bytes(buf[_TOKEN.size:])

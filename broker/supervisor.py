@@ -150,6 +150,7 @@ class Supervisor:
         host, port = self.advertised()[0]
         self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS,
                                      BrokerInfo(cfg["broker.id"], host, port), self.metadata_dir)
+        self.controller.ensure_internal_topics()
         self.shared = SharedState.create(n_net, n_io, self._largest_message())
         self.metadata = self.controller.metadata
         self._reset_slots(self.metadata)

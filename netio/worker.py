@@ -60,7 +60,7 @@ def raise_fd_limit() -> tuple[int, int]:
 class Dispatcher(Protocol):
     def decode(self, frame: memoryview) -> tuple: ...  # (header, body); raises the codec's errors
 
-    def dispatch(self, conn: Connection, header, body, slot: Slot) -> None: ...
+    def dispatch(self, conn: Connection, header, body, slot: Slot, frame: memoryview) -> None: ...
 
     def api_versions_error_body(self) -> dict: ...
 
@@ -341,7 +341,7 @@ class NetworkWorker:
         except UnknownApi as e:
             raise CodecError(f"unknown api key {e.header.api_key}") from None
         slot = conn.new_slot(header.api_key, header.api_version, header.correlation_id)
-        self.dispatcher.dispatch(conn, header, body, slot)
+        self.dispatcher.dispatch(conn, header, body, slot, frame)
 
     def _maybe_close(self, conn: Connection) -> None:
         if conn.close_reason is not None and not conn.closed and not conn.out:

@@ -19,17 +19,22 @@ log = Log("hpbroker.api")
 
 Handler = Callable[["Dispatcher", Connection, object, dict, Slot], None]
 
+# Modules whose HANDLERS run in the network worker. A module may also define FORWARDED: api keys whose
+# requests go whole to a partition owner (see `forward`), with a function choosing the owner.
+HANDLER_MODULES = ("versions", "metadata", "produce", "fetch", "offsets", "topics", "configs", "cluster")
+
 
 class Dispatcher:
     """Routes requests by api key. `ctx` carries what handlers need from the worker: metadata, config, rings."""
 
     def __init__(self, ctx):
-        from broker.api import cluster, configs, fetch, metadata, offsets, produce, topics, versions
+        import importlib
 
         self.ctx = ctx
         self.handlers: dict[int, Handler] = {}
-        for module in (versions, metadata, produce, fetch, offsets, topics, configs, cluster):
-            self.handlers.update(module.HANDLERS)
+        for name in HANDLER_MODULES:
+            module = importlib.import_module(f"broker.api.{name}")
+            self.handlers.update(getattr(module, "HANDLERS", {}))
 
     def decode(self, frame: memoryview) -> tuple:
         """(header, body): Produce and Fetch through their fast paths, everything else generically."""
@@ -50,14 +55,28 @@ class Dispatcher:
         req = decode_request(frame)
         return req.header, req.body
 
-    def dispatch(self, conn: Connection, header, body, slot: Slot) -> None:
+    def dispatch(self, conn: Connection, header, body, slot: Slot, frame: memoryview) -> None:
         handler = self.handlers.get(header.api_key)
         if handler is None:
-            # Declared in the codec but not served yet: a generic error keeps the client's state machine sane.
             log.warning("api not served", api_key=header.api_key, conn=conn.id)
             slot.fail_connection(f"api {header.api_key} not served")
             return
+        self.frame = frame
         handler(self, conn, header, body, slot)
+
+    def forward(self, io: int, slot: Slot, key: int = -1) -> None:
+        """Send the request being dispatched, as received, to I/O worker `io`; its owner-side handler
+        answers with a complete response frame that goes out in this request's place. `key` is an
+        owner-defined routing value (a partition-state slot, for instance)."""
+
+        def done(result: tuple) -> None:
+            _token, response = result
+            if response:
+                slot.reply_parts([response])
+            else:
+                slot.no_reply()
+
+        self.ctx.io.forward(io, key, self.frame, done)
 
     def api_versions_error_body(self) -> dict:
         return {"error_code": int(ErrorCode.NONE), "api_keys": self.served_api_versions(), "throttle_time_ms": 0}
