@@ -285,6 +285,43 @@ class PartitionLog:
             raise err from e
         return AppendResult(first, last, append_time, records, int(res.count), nbytes)
 
+    def append_as_follower(self, batches, now_ms: int | None = None) -> AppendResult:
+        """Replication: append the leader's batches as they are, offsets and leader epochs kept.
+
+        Batches must start at or after the log end and increase; the leader-epoch cache learns each new epoch.
+        Same validation (without max.message.bytes, which the leader applied) and error rules as ``append``."""
+        if self.offline:
+            raise StorageError(f"log {self.directory} is offline", None, True)
+        now = _now_ms() if now_ms is None else now_ms
+        src = as_u8(batches)
+        res = _validate(src, INT32_MAX)
+        bases = res.base_offset
+        lasts = bases + res.last_offset_delta.astype(np.int64)
+        first = int(bases[0])
+        if first < self.log_end_offset or (len(bases) > 1 and not (bases[1:] > lasts[:-1]).all()):
+            raise InvalidRecord(f"follower batches must start at or after {self.log_end_offset} and increase")
+        epochs = res.leader_epoch
+        nbytes = int(res.valid_bytes)
+        last = int(lasts[-1])
+        try:
+            self._maybe_roll(nbytes, last, now)
+            seg = self._segments[-1]
+            if not seg.active:
+                seg.make_active()
+            seg.ensure_room(nbytes)
+            for i in range(res.count):
+                if int(epochs[i]) > self.leader_epoch_cache.latest_epoch:
+                    self.leader_epoch_cache.assign(int(epochs[i]), int(bases[i]))
+            seg.append(src, int(res.pos[0]), nbytes, res.pos, res.size, lasts, res.max_timestamp, epochs, -1, now)
+            self._unflushed_messages += int(res.record_count.sum())
+            self._flush_by_policy(now)
+        except OSError as e:
+            err = StorageError.from_os_error(f"appending to {self.directory}", e)
+            if err.offline:
+                self.take_offline(err)
+            raise err from e
+        return AppendResult(first, last, -1, int(res.record_count.sum()), int(res.count), nbytes)
+
     def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
         seg = self._segments[-1]
         if seg.size == 0:

@@ -220,10 +220,10 @@ class LogSegment:
             self._grow(_page_round(max(self.size + nbytes, min(self.capacity + step, self.config.segment_bytes))))
 
     def append(self, src: np.ndarray, start: int, nbytes: int, positions, sizes, lasts, max_ts,
-               leader_epoch: int, append_time: int, now_ms: int) -> int:
+               leader_epoch, append_time: int, now_ms: int) -> int:
         """Copy ``src[start:start+nbytes]`` (validated batches) to the end and stamp offsets/epoch (and
         LogAppendTime); per-batch ``positions`` (in ``src``), ``sizes``, ``lasts`` (last offsets to assign),
-        ``max_ts``. Returns the next offset.
+        ``max_ts``; ``leader_epoch`` is one epoch for all or a per-batch sequence. Returns the next offset.
 
         The caller checked room with ``ensure_room``. The first batch's baseOffset field is written last (the
         destination still holds zeros there), so until the caller publishes the new end offset a concurrent
@@ -238,7 +238,8 @@ class LogSegment:
                 hotpath.set_log_append_time(self._u8, p, int(sizes[i]), append_time)
             last = int(lasts[i])
             delta = int.from_bytes(self._map[p + 23: p + 27], "big")
-            hotpath.patch_batch(self._u8, p, last - delta, leader_epoch)
+            epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
+            hotpath.patch_batch(self._u8, p, last - delta, epoch)
         self._index_batches(positions, shift, sizes, lasts, max_ts if append_time < 0 else
                             [append_time] * len(positions))
         self.size = at + nbytes

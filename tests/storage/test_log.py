@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import hotpath
-from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError)
+from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, PartitionLog, RecordTooLarge,
+                        StorageError)
 from .storage_helpers import batch, read_all, segment_files, small_config
 
 
@@ -288,3 +289,25 @@ def test_segments_grow_in_steps_without_preallocation(open_log, part_dir, monkey
     assert len(expect) == 100
     log.close()
     assert read_all(open_log(small_config(segment_bytes=1 << 20, preallocate=False))) == expect
+
+
+def test_follower_append_keeps_leader_offsets_and_epochs(open_log, tmp_path):
+    leader = PartitionLog.open(str(tmp_path / "lead-0"), small_config(segment_bytes=2000))
+    for i in range(12):
+        leader.append(batch(2 + i % 3, tag=i), leader_epoch=1 + i // 5)
+    follower = open_log(small_config(segment_bytes=1500))
+    while follower.log_end_offset < leader.log_end_offset:  # a replica fetcher: fetch from its LEO, append
+        sl = leader.read(follower.log_end_offset, 700, max_offset=leader.log_end_offset)
+        follower.append_as_follower(sl.view())
+    assert follower.log_end_offset == leader.log_end_offset
+    assert read_all(follower) == read_all(leader)
+    assert follower.leader_epoch_cache.entries == leader.leader_epoch_cache.entries
+    with pytest.raises(InvalidRecord):
+        follower.append_as_follower(leader.read(0, 100).view())  # below the log end
+    follower.truncate_to(10)
+    assert follower.log_end_offset < 10
+    while follower.log_end_offset < leader.log_end_offset:  # a fetch never spans two segment files
+        follower.append_as_follower(leader.read(follower.log_end_offset, 1 << 20,
+                                                max_offset=leader.log_end_offset).view())
+    assert read_all(follower) == read_all(leader)
+    leader.close()
