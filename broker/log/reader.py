@@ -12,7 +12,9 @@ Concurrency with the writer: appends only add bytes after the published end, and
 any batch at or beyond ``visible_end_offset``. A segment is trimmed before the next one is created, so once
 the reader sees a later segment, ``fstat`` gives the earlier one's final size; for the last known segment
 the size is re-read (``fstat``) on every call, after the caller read ``visible_end_offset``. Reads never touch
-a page beyond the size they just observed, so a trim can never raise SIGBUS here.
+a page beyond the size they just observed, so a trim can never raise SIGBUS here. Truncation (a follower
+diverging from its leader) zeroes the removed batches of the active segment in place instead of shrinking
+the file, and retention renames and unlinks files, which leaves existing mappings valid.
 """
 
 from __future__ import annotations

@@ -385,7 +385,12 @@ class LogSegment:
             return 0
         cut = found[0]
         removed = self.size - cut
-        self._cut(cut)
+        if self.active:
+            # zeroed in place, the file keeps its size: a reader still walking the removed batches (it read
+            # the end offset before this truncation) meets zeros, never a page beyond the end of the file
+            self._u8[cut: self.size] = 0
+        else:
+            self._cut(cut)
         self.size = cut
         end, last, ts, ts_off = walk.tail(self._u8, 0, cut, self.base_offset - 1)
         self.next_offset = last + 1 if cut else self.base_offset
