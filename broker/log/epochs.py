@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from .checkpoint import CheckpointError, LEADER_EPOCH_FILE, read_epochs, write_epochs
 
@@ -18,9 +19,11 @@ UNDEFINED_OFFSET = -1
 
 
 class LeaderEpochCache:
-    def __init__(self, partition_dir: str | os.PathLike, entries: list[tuple[int, int]] | None = None):
+    def __init__(self, partition_dir: str | os.PathLike, entries: list[tuple[int, int]] | None = None,
+                 log_end: Callable[[], int] | None = None):
         self.path = Path(partition_dir) / LEADER_EPOCH_FILE
         self._entries: list[tuple[int, int]] = list(entries or [])
+        self.log_end = log_end  # where the latest epoch ends; set by the owning log
 
     @classmethod
     def load(cls, partition_dir: str | os.PathLike) -> "LeaderEpochCache":
@@ -62,8 +65,11 @@ class LeaderEpochCache:
         self._flush()
         return True
 
-    def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
-        """OffsetForLeaderEpoch: (largest known epoch <= ``epoch``, the offset where it ended)."""
+    def end_offset_for(self, epoch: int, log_end_offset: int | None = None) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest known epoch <= ``epoch``, the offset where it ended); the latest
+        epoch ends at the log end (``log_end_offset``, default: the owning log's)."""
+        if log_end_offset is None:
+            log_end_offset = self.log_end() if self.log_end is not None else UNDEFINED_OFFSET
         if not self._entries or epoch < self._entries[0][0]:
             return UNDEFINED_EPOCH, UNDEFINED_OFFSET
         if epoch >= self._entries[-1][0]:

@@ -153,6 +153,7 @@ class PartitionLog:
         self.offline = False
         self.on_offline: Callable[["PartitionLog", StorageError], None] | None = None
         self.leader_epoch_cache = LeaderEpochCache.load(directory)
+        self.leader_epoch_cache.log_end = lambda: self.log_end_offset
         self.leader_epoch_cache.truncate_from(self.log_end_offset)
         self.leader_epoch_cache.truncate_before(self._log_start)
 

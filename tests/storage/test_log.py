@@ -311,3 +311,13 @@ def test_follower_append_keeps_leader_offsets_and_epochs(open_log, tmp_path):
                                                 max_offset=leader.log_end_offset).view())
     assert read_all(follower) == read_all(leader)
     leader.close()
+
+
+def test_epoch_cache_of_a_log_ends_latest_epoch_at_the_log_end(open_log):
+    log = open_log()
+    log.append(batch(3), leader_epoch=2)
+    log.append(batch(2), leader_epoch=4)
+    assert log.leader_epoch_cache.end_offset_for(2) == (2, 3)
+    assert log.leader_epoch_cache.end_offset_for(3) == (2, 3)
+    assert log.leader_epoch_cache.end_offset_for(4) == (4, 5)
+    assert log.leader_epoch_cache.latest_epoch == 4
