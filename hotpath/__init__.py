@@ -26,6 +26,7 @@ from .batch import (
 from .builder import Headers, build_batch, build_records_batch
 from .crc import HAS_SSE42, as_u8, bind_fast_paths, crc32c
 from .index import index_valid_entries, offset_index_lookup, time_index_lookup
+from .ringscan import scan_ring_entries
 from .varint import decode_uvarint, decode_varint, encode_uvarint, encode_varint
 
 NO_JIT = _jit.NO_JIT
@@ -61,6 +62,7 @@ __all__ = [
     "offset_index_lookup",
     "patch_batch",
     "scan_batches",
+    "scan_ring_entries",
     "set_log_append_time",
     "time_index_lookup",
     "warmup",

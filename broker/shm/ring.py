@@ -32,7 +32,7 @@ import numpy as np
 from broker.shm import barrier, layout
 from broker.shm.doorbell import Doorbell
 from broker.shm.region import SharedRegion, unique_name
-from broker.shm.scan import scan_entries
+from hotpath import scan_ring_entries
 
 _HDR = layout.ENTRY_HEADER
 _BASE = layout.RING_HEADER_SIZE  # offset of the data area in the mapping
@@ -437,7 +437,7 @@ class Ring:
     def peek_batch(self, max_count: int) -> list[tuple[int, memoryview]]:
         """Up to ``max_count`` consecutive messages; :meth:`advance` consumes all of them.
 
-        The entries are walked by one compiled call (:mod:`broker.shm.scan`), so a batch costs
+        The entries are walked by one compiled call (:func:`hotpath.scan_ring_entries`), so a batch costs
         about one view per message in the interpreter.
         """
         tail = self._tail
@@ -449,7 +449,7 @@ class Ring:
             self._scan_out = out = np.empty((3, max(max_count, 64)), dtype=np.int64)
         if self._words is None:
             self._words = np.frombuffer(self._mm, dtype=np.int64)
-        n, end = scan_entries(self._words, _BASE, self.capacity, tail, head, max_count, out)
+        n, end = scan_ring_entries(self._words, _BASE, self.capacity, tail, head, max_count, out, _HDR, _PAD)
         if not n:
             if end != tail:
                 self._skip(end)  # only padding was seen
