@@ -25,6 +25,8 @@ _OFF = struct.Struct(">ii")
 _TIME = struct.Struct(">qi")
 
 
+ALLOCATION_STEP = 64 << 10  # index blocks are allocated this far ahead of the last entry
+
 class _Index:
     entry_size = 0
 
@@ -38,6 +40,7 @@ class _Index:
         self._u8: np.ndarray | None = None
         self.writable = False
         self.size_ok = True  # the file held whole entries when opened
+        self._allocated = 0  # bytes of the (sparse) file backed by allocated blocks
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     @classmethod
@@ -86,18 +89,46 @@ class _Index:
             self._map = None
 
     def _make_writable(self) -> None:
-        """Preallocate to the maximum size and map it writable (segment becomes active)."""
+        """Extend (sparse) to the maximum size and map it writable (segment becomes active).
+
+        Blocks are allocated in ALLOCATION_STEP chunks just ahead of the entries (`_reserve`), so an idle
+        partition's index costs a few KiB of disk rather than its maximum size, and a page is never
+        written without a block behind it (a full disk cannot turn an index write into SIGBUS).
+        """
         full = self.max_entries * self.entry_size
         if os.fstat(self._fd).st_size < full:
-            os.posix_fallocate(self._fd, 0, full)
-        self._map_size(full, writable=True)
+            os.ftruncate(self._fd, full)
         used = self.entries * self.entry_size
+        self._allocated = 0
+        self._reserve(used + self.entry_size)
+        self._map_size(full, writable=True)
         if any(self._map[used: used + self.entry_size]):
-            self._map[used:] = bytes(full - used)  # stale bytes past the valid entries would be read back
+            # Stale bytes past the valid entries would be read back: cut them off, extend sparse again.
+            self._unmap()
+            os.ftruncate(self._fd, used)
+            os.ftruncate(self._fd, full)
+            self._allocated = 0
+            self._reserve(used + self.entry_size)
+            self._map_size(full, writable=True)
         self.writable = True
 
     def make_writable(self) -> None:
         self._make_writable()
+
+    def _reserve(self, end: int) -> bool:
+        """Make sure bytes [0, end) have disk blocks; False (the entry is skipped: indexes are sparse
+        anyway) when the disk is full."""
+        if end <= self._allocated:
+            return True
+        full = self.max_entries * self.entry_size
+        upto = min(full, max(end, self._allocated + ALLOCATION_STEP))
+        upto = min(full, (upto + ALLOCATION_STEP - 1) // ALLOCATION_STEP * ALLOCATION_STEP)
+        try:
+            os.posix_fallocate(self._fd, 0, upto)
+        except OSError:
+            return False
+        self._allocated = upto
+        return True
 
     def trim(self) -> None:
         """Shrink the file to its entries (segment closes); the index stays readable."""
@@ -160,6 +191,8 @@ class OffsetIndex(_Index):
                 return False
         elif rel == 0 and position == 0:
             return False  # an all-zero first entry would read back as an empty index
+        if not self._reserve((self.entries + 1) * 8):
+            return False
         _OFF.pack_into(self._map, self.entries * 8, rel, position)
         self.entries += 1
         return True
@@ -215,6 +248,8 @@ class TimeIndex(_Index):
             last_ts, last_rel = _TIME.unpack_from(self._map, (self.entries - 1) * 12)
             if timestamp <= last_ts or rel < last_rel:
                 return False
+        if not self._reserve((self.entries + 1) * 12):
+            return False
         _TIME.pack_into(self._map, self.entries * 12, timestamp, rel)
         self.entries += 1
         return True

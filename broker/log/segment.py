@@ -32,8 +32,10 @@ DELETED_SUFFIX = ".deleted"
 SWAP_SUFFIX = ".swap"
 CLEANED_SUFFIX = ".cleaned"
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
-GROWTH_STEP = 16 << 20  # allocation step when preallocate is off
-PREFAULT_WINDOW = 64 << 20  # how far ahead of the writer pages are populated
+GROWTH_STEP = 16 << 20  # largest allocation step when preallocate is off
+FIRST_ALLOCATION = 1 << 20  # an idle partition costs this much disk; steps double up to GROWTH_STEP
+PREFAULT_WINDOW = 64 << 20  # how far ahead of an appending writer pages are populated
+PREFAULT_START = 1 << 20  # populated ahead of a segment nobody has appended to yet
 MAX_SCAN = 2**31 - 1
 RECOVERY_CHUNK_BATCHES = 1 << 16  # bounds the scan's per-batch arrays
 INT64_MAX = 2**63 - 1
@@ -142,11 +144,14 @@ class LogSegment:
     def _activate(self, min_bytes: int = 0) -> None:
         """Allocate and map writable; indexes become writable too."""
         want = max(self.size + min_bytes, self.config.segment_bytes if self.config.preallocate
-                   else min(self.config.segment_bytes, self.size + GROWTH_STEP))
+                   else min(self.config.segment_bytes, self.size + self._growth_step()))
         self._grow(_page_round(want))
         self.offset_index.make_writable()
         self.time_index.make_writable()
         self.active = True
+
+    def _growth_step(self) -> int:
+        return min(GROWTH_STEP, max(FIRST_ALLOCATION, self.size))
 
     def _grow(self, capacity: int) -> None:
         self._unmap()
@@ -159,7 +164,7 @@ class LogSegment:
         self.capacity = capacity
         self._prefault = PrefaultTarget(self._map, capacity)
         self._prefault.requested = self.size & ~(mmap.PAGESIZE - 1)
-        PREFAULTER.request(self._prefault, self.size + PREFAULT_WINDOW)
+        PREFAULTER.request(self._prefault, self.size + PREFAULT_START)
 
     def make_active(self) -> None:
         if not self.active:
@@ -216,7 +221,7 @@ class LogSegment:
     def ensure_room(self, nbytes: int) -> None:
         """Allocate (before writing) so the bytes can never fault on a full disk."""
         if self.size + nbytes > self.capacity:
-            step = GROWTH_STEP if not self.config.preallocate else 0
+            step = self._growth_step() if not self.config.preallocate else 0
             self._grow(_page_round(max(self.size + nbytes, min(self.capacity + step, self.config.segment_bytes))))
 
     def append(self, src: np.ndarray, start: int, nbytes: int, positions, sizes, lasts, max_ts,
