@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 
 from broker.logfmt import Log
+from broker.metrics import PROC
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.fetch")
 
 
-class FetchRequest:
+class PendingFetch:
     __slots__ = ("conn", "slot", "version", "correlation_id", "deadline", "min_bytes", "max_bytes",
-                 "partitions", "versions", "isolation_level")
+                 "partitions", "versions", "isolation_level", "sent")
 
     def __init__(self, conn, slot, version, correlation_id, deadline, min_bytes, max_bytes, partitions,
                  isolation_level):
@@ -32,6 +33,7 @@ class FetchRequest:
         self.partitions = partitions  # [(topic, partition, fetch_offset, partition_max_bytes)]
         self.versions: dict[int, int] = {}  # slot -> partition-state version this request last saw
         self.isolation_level = isolation_level
+        self.sent: list[tuple[int, int]] = []  # (slot, bytes) read for the response, for bytes-out metrics
 
 
 def _topics_of(req) -> list[tuple[str, int, int, int]]:
@@ -39,7 +41,7 @@ def _topics_of(req) -> list[tuple[str, int, int, int]]:
             for p in parts]
 
 
-def read_partitions(ctx, req: FetchRequest) -> tuple[list, int, bool]:
+def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
     """One pass over the request's partitions: (per-topic results, bytes found, any error)."""
     md = ctx.metadata.current()
     budget = req.max_bytes
@@ -47,6 +49,7 @@ def read_partitions(ctx, req: FetchRequest) -> tuple[list, int, bool]:
     errors = False
     topics: dict[str, list] = {}
     req.versions = {}
+    req.sent = []
     for topic, partition, offset, pmax in req.partitions:
         info = md.topic(topic)
         part = info.partitions[partition] if info is not None and 0 <= partition < len(info.partitions) else None
@@ -87,20 +90,27 @@ def read_partitions(ctx, req: FetchRequest) -> tuple[list, int, bool]:
             continue
         if fs.length:
             entry["records"] = fs
+            req.sent.append((part.slot, fs.length))
             total += fs.length
             budget -= fs.length
     return [(t, ps) for t, ps in topics.items()], total, errors
 
 
-def respond(ctx, req: FetchRequest, topics: list) -> None:
+def respond(ctx, req: PendingFetch, topics: list) -> None:
+    for slot, n in req.sent:
+        PROC.slot_add(2, slot, n)
+    for _topic, entries in topics:
+        for e in entries:
+            if e["error_code"]:
+                PROC.error(1, e["error_code"])
     req.slot.reply_parts(ctx.encode_fetch(req.version, req.correlation_id, topics))
 
 
 def handle_fetch(dispatcher, conn, header, body, slot) -> None:
-    """`body` is the fast path's FetchRequest."""
+    """`body` is the fast path's decoded FetchRequest (netio.codec.fetch)."""
     ctx = dispatcher.ctx
     max_bytes = body.max_bytes if body.max_bytes > 0 else 0x7FFFFFFF
-    req = FetchRequest(conn, slot, header.api_version, header.correlation_id,
+    req = PendingFetch(conn, slot, header.api_version, header.correlation_id,
                        time.monotonic() + max(0, body.max_wait_ms) / 1000.0, body.min_bytes, max_bytes,
                        _topics_of(body), body.isolation_level)
     topics, total, errors = read_partitions(ctx, req)
@@ -116,9 +126,9 @@ class ParkedFetches:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.parked: list[FetchRequest] = []
+        self.parked: list[PendingFetch] = []
 
-    def park(self, req: FetchRequest) -> None:
+    def park(self, req: PendingFetch) -> None:
         self.parked.append(req)
 
     def watched_versions(self) -> dict[int, int]:
