@@ -34,7 +34,7 @@ BATCH = 64
 # `on_open(owned_partition)`, `on_close(owned_partition)` and `close()`. `reply(body)` may be called later
 # (a parked JoinGroup); request data a handler keeps past its return must be copied (views die with the
 # ring entry). Timers: `worker.call_later(delay_s, fn)`.
-OWNER_MODULES: tuple[str, ...] = ()
+OWNER_MODULES: tuple[str, ...] = ("broker.producers.owner",)
 
 
 def error_code_for(exc: Exception) -> int:
@@ -159,12 +159,16 @@ class IOWorker:
         if op is None:
             return ipc.append_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         try:
+            dup = self.producers.before_append(op, records)
+            if dup is not None:  # a retried batch already in the log: its original offset, nothing appended
+                return ipc.append_done(token, 0, dup, -1, op.log.log_start_offset)
             r = op.log.append(records, leader_epoch=op.leader_epoch)
         except Exception as e:
             code = error_code_for(e)
             level = log.error if code == ErrorCode.KAFKA_STORAGE_ERROR else log.warning
             level("append rejected", topic=topic, partition=partition, error=repr(e), code=code)
             return ipc.append_done(token, code)
+        self.producers.after_append(op, r)
         self.publish(op)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
 

@@ -321,6 +321,10 @@ class Supervisor:
         if op == "alter_topic_configs":
             err, text = c.alter_topic_configs(msg["name"], msg.get("configs") or {}, msg.get("ops"))
             return {"error_code": int(err), "error_message": text}
+        if op == "producer_id_block":
+            from broker.producers.ids import allocate_block
+
+            return allocate_block(self.config.log_dirs[0])
         return {"error": f"unknown op {op!r}"}
 
     def _hide_before_delete(self, hidden: ClusterMetadata) -> None:

@@ -1,0 +1,188 @@
+"""Producer state in the partition owner: checks before an append, bookkeeping after it, snapshots.
+
+An owner extension (see `OWNER_MODULES` in broker/ioworker.py). When a partition opens, its state is
+loaded from the newest snapshot and brought to the log end by replaying the batches after it, so
+deduplication survives a kill -9 of the owner or of the whole broker. A snapshot is written when the
+active segment rolls, every `SNAPSHOT_INTERVAL_S` if the state changed, and when the partition closes.
+Idle producers are dropped after producer.id.expiration.ms.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import hotpath
+from broker.logfmt import Log
+from netio.codec import ErrorCode
+
+from . import snapshot
+from .state import ProducerError, ProducerStates, last_sequence
+
+log = Log("hpbroker.producers")
+
+SNAPSHOT_INTERVAL_S = 30.0
+REPLAY_READ_BYTES = 8 << 20
+
+# lastOffsetDelta @23, producerId @43, producerEpoch @51, baseSequence @53 (RecordBatch v2 header)
+_DELTA = struct.Struct(">i")
+_PRODUCER = struct.Struct(">qhi")
+_BATCH_LENGTH = struct.Struct(">i")
+_CONTROL_BIT = 0x20
+
+
+class InvalidRecord(ProducerError):
+    error_code = int(ErrorCode.INVALID_RECORD)
+
+
+def batch_producer(records) -> tuple[int, int, int, int] | None:
+    """(producer id, epoch, first sequence, last sequence) of an idempotent request's batch, None for
+    batches without a producer id. Produce v3+ carries exactly one batch per partition."""
+    if len(records) < 61:
+        return None  # the log's validation rejects it
+    pid, epoch, first_seq = _PRODUCER.unpack_from(records, 43)
+    if pid < 0:
+        return None
+    if _BATCH_LENGTH.unpack_from(records, 8)[0] + 12 != len(records):
+        raise InvalidRecord("an idempotent produce request must carry exactly one record batch")
+    if first_seq < 0:
+        raise InvalidRecord(f"producer {pid} sent a negative sequence")
+    return pid, epoch, first_seq, last_sequence(first_seq, _DELTA.unpack_from(records, 23)[0])
+
+
+def replay(plog, states: ProducerStates, start: int) -> int:
+    """Record every producer batch of `plog` from offset `start` to its log end; returns batches seen."""
+    end = plog.log_end_offset
+    offset = max(start, plog.log_start_offset)
+    seen = 0
+    while offset < end:
+        sl = plog.read(offset, REPLAY_READ_BYTES, max_offset=end)
+        if len(sl) == 0:
+            break
+        res = hotpath.scan_batches(sl.view())
+        if res.count == 0:
+            break
+        bases, deltas = res.base_offset, res.last_offset_delta
+        pids, epochs, seqs = res.producer_id, res.producer_epoch, res.base_sequence
+        attrs, stamps = res.attributes, res.max_timestamp
+        for i in range(res.count):
+            base = int(bases[i])
+            last = base + int(deltas[i])
+            if last < offset or pids[i] < 0 or attrs[i] & _CONTROL_BIT:
+                continue
+            first_seq = int(seqs[i])
+            states.record(int(pids[i]), int(epochs[i]), first_seq, last_sequence(first_seq, int(deltas[i])),
+                          base, last, int(stamps[i]))
+            seen += 1
+        offset = int(bases[res.count - 1]) + int(deltas[res.count - 1]) + 1
+    return seen
+
+
+def load(plog) -> ProducerStates:
+    """State at the log end of `plog`: newest snapshot plus a replay of the batches after it."""
+    found = snapshot.load_latest(plog.directory, plog.log_end_offset)
+    start, states = found if found is not None else (plog.log_start_offset, ProducerStates())
+    replayed = replay(plog, states, start)
+    states.changed = replayed > 0 or found is None
+    return states
+
+
+class _Partition:
+    __slots__ = ("states", "segment_base")
+
+    def __init__(self, states: ProducerStates, segment_base: int):
+        self.states = states
+        self.segment_base = segment_base
+
+
+class ProducerOwner:
+    """Per owned partition producer state, for the append path of one I/O worker."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.expiration_ms = int(worker.config["producer.id.expiration.ms"])
+        self.parts: dict[int, _Partition] = {}
+        self._pending: tuple | None = None
+        worker.call_later(SNAPSHOT_INTERVAL_S, self._tick)
+
+    # -- hooks -------------------------------------------------------------------------------------------
+
+    def on_open(self, op) -> None:
+        states = load(op.log)
+        states.expire(_now_ms(), self.expiration_ms)
+        self.parts[op.slot] = _Partition(states, op.log.active_segment.base_offset)
+        if states.changed:
+            self._snapshot(op, states)
+        log.debug("producer state loaded", topic=op.topic, partition=op.partition, producers=len(states))
+
+    def on_close(self, op) -> None:
+        part = self.parts.pop(op.slot, None)
+        if part is not None and part.states.changed:
+            self._snapshot(op, part.states)
+
+    def close(self) -> None:
+        for op in list(self.worker.owned.values()):
+            self.on_close(op)
+
+    # -- append path -------------------------------------------------------------------------------------
+
+    def before_append(self, op, records) -> int | None:
+        """The original base offset when `records` is a batch already in the log (answer success, append
+        nothing); None to append. Raises a ProducerError (with its Kafka error code) to reject."""
+        self._pending = None
+        found = batch_producer(records)
+        if found is None:
+            return None
+        part = self.parts.get(op.slot)
+        if part is None:
+            self.on_open(op)
+            part = self.parts[op.slot]
+        dup = part.states.check(*found)
+        if dup is None:
+            self._pending = (part, found)
+        return dup
+
+    def after_append(self, op, result) -> None:
+        """Remember the batch `before_append` let through, now at `result.base_offset`."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        part, (pid, epoch, first_seq, last_seq) = pending
+        part.states.record(pid, epoch, first_seq, last_seq, result.base_offset, result.last_offset, _now_ms())
+        base = op.log.active_segment.base_offset
+        if base != part.segment_base:  # the log rolled: bound the replay after a crash to about a segment
+            part.segment_base = base
+            self._snapshot(op, part.states)
+
+    # -- housekeeping ------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = _now_ms()
+        for slot, part in list(self.parts.items()):
+            op = self.worker.owned.get(slot)
+            if op is None:
+                self.parts.pop(slot, None)
+                continue
+            expired = part.states.expire(now, self.expiration_ms)
+            if expired:
+                log.info("producers expired", topic=op.topic, partition=op.partition, count=expired)
+            if part.states.changed:
+                self._snapshot(op, part.states)
+        self.worker.call_later(SNAPSHOT_INTERVAL_S, self._tick)
+
+    def _snapshot(self, op, states: ProducerStates) -> None:
+        try:
+            snapshot.write(op.log.directory, op.log.log_end_offset, states)
+        except OSError as e:
+            log.error("producer snapshot failed", topic=op.topic, partition=op.partition, error=repr(e))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def attach(worker) -> ProducerOwner:
+    """The append path reaches the extension as `worker.producers`."""
+    owner = ProducerOwner(worker)
+    worker.producers = owner
+    return owner
