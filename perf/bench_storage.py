@@ -33,7 +33,8 @@ def make_batch(batch_bytes: int, record_bytes: int = 1000) -> bytes:
 def fresh_log(root: str, name: str, **cfg) -> PartitionLog:
     path = os.path.join(root, f"{name}-0")
     shutil.rmtree(path, ignore_errors=True)
-    config = LogConfig(**{"segment_bytes": 1 << 30, "max_message_bytes": 2 << 20, "retention_ms": -1, **cfg})
+    config = LogConfig(**{"segment_bytes": 1 << 30, "max_message_bytes": 2 << 20, "retention_ms": -1,
+                          "preallocate": True, **cfg})
     return PartitionLog.open(path, config)
 
 
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
                 gbs, us = max(bench_append(root, batch_bytes, total, prefault) for _ in range(args.repeat))
                 label = f"{batch_bytes >> 10} KiB batches, {'pre-faulted' if prefault else 'background pre-fault'}"
                 print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
+        for batch_bytes in (1 << 20, 16 << 10):
+            gbs, us = max(bench_append(root, batch_bytes, total, False, preallocate=False)
+                          for _ in range(args.repeat))
+            label = f"{batch_bytes >> 10} KiB batches, log.preallocate=false"
+            print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
         for batch_bytes in (1 << 20, 16 << 10):
             gbs, us = max(bench_append(root, batch_bytes, min(total, 64 << 20), True, flush_interval_messages=1)
                           for _ in range(args.repeat))

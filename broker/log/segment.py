@@ -79,6 +79,7 @@ class LogSegment:
         self.time_index: TimeIndex | None = None
         self._bytes_since_index = 0
         self._prefault: PrefaultTarget | None = None
+        self._allocated = 0  # bytes of the file backed by disk blocks (the rest of an active file is a hole)
         self.index_missing = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -142,10 +143,14 @@ class LogSegment:
             self._map = None
 
     def _activate(self, min_bytes: int = 0) -> None:
-        """Allocate and map writable; indexes become writable too."""
-        want = max(self.size + min_bytes, self.config.segment_bytes if self.config.preallocate
-                   else min(self.config.segment_bytes, self.size + self._growth_step()))
-        self._grow(_page_round(want))
+        """Map writable (the whole segment, once) and allocate; indexes become writable too.
+
+        With ``preallocate`` the whole segment is allocated now. Otherwise the file is extended sparse to the
+        segment size and disk blocks are allocated in doubling steps just ahead of the writer
+        (``ensure_room``), so an idle partition costs ~1 MiB of disk while the mapping, and the pre-faulter
+        working on it, never have to be re-created as the segment fills."""
+        self._grow(_page_round(max(self.size + min_bytes, self.config.segment_bytes)))
+        self._allocate(self.capacity if self.config.preallocate else self.size + max(min_bytes, self._growth_step()))
         self.offset_index.make_writable()
         self.time_index.make_writable()
         self.active = True
@@ -154,17 +159,31 @@ class LogSegment:
         return min(GROWTH_STEP, max(FIRST_ALLOCATION, self.size))
 
     def _grow(self, capacity: int) -> None:
+        """Extend the file (sparse) to ``capacity`` and map all of it writable."""
         self._unmap()
         if any(os.pread(self.fd, walk.HEADER, self.size)):
             self._zero_from(self.size)  # stale bytes after the valid end must never parse as batches
         if os.fstat(self.fd).st_size < capacity:
-            os.posix_fallocate(self.fd, 0, capacity)
+            os.ftruncate(self.fd, capacity)
+        self._allocated = min(self._allocated, self.size)
         self._map = mmap.mmap(self.fd, capacity, access=mmap.ACCESS_WRITE)
         self._u8 = np.frombuffer(self._map, np.uint8)
         self.capacity = capacity
-        self._prefault = PrefaultTarget(self._map, capacity)
+        self._prefault = PrefaultTarget(self._map, 0)
         self._prefault.requested = self.size & ~(mmap.PAGESIZE - 1)
-        PREFAULTER.request(self._prefault, self.size + PREFAULT_START)
+
+    def _allocate(self, upto: int) -> None:
+        """Give bytes [0, upto) disk blocks (raises OSError, e.g. ENOSPC, before anything is written there);
+        only allocated pages are ever written or pre-faulted, so a full disk never becomes SIGBUS."""
+        upto = min(_page_round(upto), self.capacity)
+        if upto <= self._allocated:
+            return
+        os.posix_fallocate(self.fd, 0, upto)
+        self._allocated = upto
+        if self._prefault is not None:
+            with self._prefault.lock:
+                self._prefault.length = upto
+            PREFAULTER.request(self._prefault, self.size + PREFAULT_START)
 
     def make_active(self) -> None:
         if not self.active:
@@ -220,9 +239,19 @@ class LogSegment:
 
     def ensure_room(self, nbytes: int) -> None:
         """Allocate (before writing) so the bytes can never fault on a full disk."""
-        if self.size + nbytes > self.capacity:
-            step = self._growth_step() if not self.config.preallocate else 0
-            self._grow(_page_round(max(self.size + nbytes, min(self.capacity + step, self.config.segment_bytes))))
+        end = self.size + nbytes
+        if end > self.capacity:  # one batch larger than the segment size
+            self._grow(_page_round(end))
+        if self.config.preallocate:
+            self._allocate(self.capacity)
+            return
+        step = self._growth_step()
+        if end + step // 2 > self._allocated:  # next step early, so the pre-faulter can stay ahead
+            try:
+                self._allocate(max(end, self._allocated + step))
+            except OSError:
+                if end > self._allocated:
+                    raise  # this append needs the space; without it nothing is written
 
     def append(self, src: np.ndarray, start: int, nbytes: int, positions, sizes, lasts, max_ts,
                leader_epoch, append_time: int, now_ms: int) -> int:
@@ -377,7 +406,9 @@ class LogSegment:
         """Drop bytes from ``position``: while active the allocation stays (zeroed), else the file shrinks."""
         if self.active:
             self._zero_from(position)
-            os.posix_fallocate(self.fd, 0, self.capacity)
+            os.ftruncate(self.fd, self.capacity)  # the dropped range comes back as a hole
+            self._allocated = min(self._allocated, position)
+            self._allocate(position + self._growth_step())
         else:
             self._unmap()
             os.ftruncate(self.fd, position)

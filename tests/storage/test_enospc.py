@@ -23,8 +23,10 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_enospc_is_a_storage_error_and_reads_continue(small_fs):
-    cfg = small_config(segment_bytes=512 << 10, segment_index_bytes=4096, max_message_bytes=1 << 20)
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_enospc_is_a_storage_error_and_reads_continue(small_fs, preallocate):
+    cfg = small_config(segment_bytes=512 << 10, segment_index_bytes=4096, max_message_bytes=1 << 20,
+                       preallocate=preallocate)
     log = PartitionLog.open(str(small_fs / "t-0"), cfg)
     payload = batch(20, value_size=1000)
     acked = 0
