@@ -1,9 +1,10 @@
 """One log segment: ``<base>.log`` plus its ``.index`` and ``.timeindex``, named by the 20-digit base offset.
 
-While active, the ``.log`` file is allocated up front (``posix_fallocate``: a full disk fails here, as an
-``OSError``, instead of as SIGBUS on a later store) and mapped shared and writable; appends are a memcpy into
-the mapping and an in-place header patch, and a background thread pre-faults the pages ahead of the write
-position. When the segment closes (roll, clean shutdown) the allocated tail is trimmed so the file holds
+While active, the ``.log`` file spans the whole segment and is mapped shared and writable once; its disk
+blocks are allocated with ``posix_fallocate`` before any byte is written to them (all at creation with
+``preallocate``, else in doubling steps ahead of the writer), so a full disk fails as an ``OSError`` there,
+never as SIGBUS on a store. Appends are a memcpy into the mapping and an in-place header patch; a background
+thread pre-faults the allocated pages ahead of the write position. When the segment closes (roll, clean shutdown) the allocated tail is trimmed so the file holds
 exactly its batches, as Kafka's tools expect, and the mapping becomes read-only.
 
 Only the partition's writer process creates ``LogSegment`` objects; other processes use ``LogReader``.
