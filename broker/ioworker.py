@@ -23,6 +23,8 @@ from typing import Callable
 
 from broker import ipc
 from broker.logfmt import Log
+from broker.metrics import PROC
+from broker.shm import layout as _ml
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.io")
@@ -34,7 +36,7 @@ BATCH = 64
 # `on_open(owned_partition)`, `on_close(owned_partition)` and `close()`. `reply(body)` may be called later
 # (a parked JoinGroup); request data a handler keeps past its return must be copied (views die with the
 # ring entry). Timers: `worker.call_later(delay_s, fn)`.
-OWNER_MODULES: tuple[str, ...] = ("broker.producers.owner",)
+OWNER_MODULES: tuple[str, ...] = ("broker.records_admin", "broker.producers.owner", "broker.groups.coordinator")
 
 
 def error_code_for(exc: Exception) -> int:
@@ -122,6 +124,7 @@ class IOWorker:
             self._notify("on_close", op)
             self.mgr.close_partition(op.topic, op.partition)
             log.info("partition closed", topic=op.topic, partition=op.partition, worker=self.index)
+        self._reconfigure()
         for slot, (name, p) in wanted.items():
             if slot in self.owned:
                 continue
@@ -136,6 +139,24 @@ class IOWorker:
             self._notify("on_open", op)
             log.debug("partition opened", topic=name, partition=p.partition, slot=slot,
                       leo=plog.log_end_offset)
+        PROC.scalars[_ml.MS_PARTITIONS] = len(self.owned)
+
+    def _reconfigure(self) -> None:
+        """Topic configs changed (AlterConfigs): open logs and their segments take the new settings."""
+        configs = {}
+        for op in self.owned.values():
+            if op.topic not in configs:
+                try:
+                    configs[op.topic] = self.mgr.log_config(op.topic)
+                except Exception as e:
+                    log.error("topic config unreadable", topic=op.topic, error=repr(e))
+                    configs[op.topic] = None
+            cfg = configs[op.topic]
+            if cfg is not None and cfg != op.log.config:
+                op.log.config = cfg
+                for seg in op.log.segments:
+                    seg.config = cfg
+                log.info("partition reconfigured", topic=op.topic, partition=op.partition)
 
     def publish(self, op: OwnedPartition) -> None:
         plog = op.log
@@ -170,6 +191,10 @@ class IOWorker:
             return ipc.append_done(token, code)
         self.producers.after_append(op, r)
         self.publish(op)
+        PROC.scalars[_ml.MS_RECORDS_IN] += r.record_count
+        PROC.scalars[_ml.MS_BYTES_IN] += r.size
+        PROC.slot_add(0, slot, r.size)
+        PROC.slot_add(1, slot, r.record_count)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
 
     def handle_list_offset(self, payload: memoryview) -> bytes:
@@ -250,6 +275,7 @@ class IOWorker:
                 self.post(out, kind, reply)
             ring.advance()
             handled += len(msgs)
+            PROC.scalars[_ml.MS_IO_MESSAGES] += len(msgs)
         return handled
 
     # -- housekeeping -------------------------------------------------------------------------------------
@@ -342,6 +368,10 @@ def run_io_worker(sup, index: int) -> None:
 
     hotpath.warmup()
     shared = sup.shared.attach_in_child()
+    if sup.metrics is not None:
+        from broker.metrics.block import ROLE_IO
+
+        PROC.bind(sup.metrics, sup.config["num.network.threads"] + index, ROLE_IO, index)
     worker = IOWorker(index, shared, sup.config, sup.metadata_view(), sup.child_channel, sup.log_manager,
                       recover=True if sup.worker_incarnation("io", index) else None)
     worker.run(sup.notify_ready)

@@ -1,0 +1,228 @@
+"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs.
+
+Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
+owners of the topic's partitions then reconfigure their open logs. Broker configs are static here, so
+altering one is refused with INVALID_REQUEST. DeleteRecords moves log start offsets, which only a
+partition's owner may do: the request is forwarded whole to every owner it names (see
+broker/records_admin.py) and the partial answers are merged. DescribeLogDirs only needs file sizes, which
+the network worker reads itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+from broker.log.config import effective_log_config
+from broker.logfmt import Log
+from netio.codec import CodecError, ErrorCode, decode_response
+
+log = Log("hpbroker.api.admin")
+
+TOPIC = 2
+BROKER = 4
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+LIST_CONFIGS = frozenset({"cleanup.policy"})
+
+
+def _result(rtype: int, rname: str, code: int = 0, message: str | None = None) -> dict:
+    return {"error_code": int(code), "error_message": message, "resource_type": rtype, "resource_name": rname}
+
+
+def _broker_refusal(ctx, rtype: int, rname: str) -> dict:
+    if rname not in ("", str(ctx.config["broker.id"])):
+        return _result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unexpected broker id {rname!r}")
+    return _result(rtype, rname, ErrorCode.INVALID_REQUEST,
+                   "Broker configs are static: set them in server.properties and restart the broker.")
+
+
+def apply_ops(current: dict, ops: list) -> dict:
+    """The overrides that IncrementalAlterConfigs ops produce; APPEND/SUBTRACT edit list-typed keys."""
+    new = dict(current)
+    for key, op, value in ops:
+        if op == SET:
+            new[key] = value
+        elif op == DELETE:
+            new.pop(key, None)
+        elif op in (APPEND, SUBTRACT) and key in LIST_CONFIGS:
+            items = [v for v in str(new.get(key, "delete")).split(",") if v]
+            for v in (value or "").split(","):
+                if op == APPEND and v and v not in items:
+                    items.append(v)
+                elif op == SUBTRACT and v in items:
+                    items.remove(v)
+            new[key] = ",".join(items)
+        else:
+            raise ValueError(f"operation {op} is not supported for {key}")
+    return new
+
+
+def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
+    try:
+        effective_log_config({k: v for k, v in overrides.items() if v is not None}, ctx.config.log_defaults())
+    except Exception as e:
+        return int(getattr(e, "error_code", ErrorCode.INVALID_CONFIG)), str(e)
+    return 0, None
+
+
+def _alter(dispatcher, header, body: dict, slot, incremental: bool) -> None:
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    results: list[dict | None] = []
+    pending = [0]
+    validate_only = bool(body.get("validate_only"))
+
+    def finish() -> None:
+        slot.reply({"throttle_time_ms": 0, "responses": results})
+
+    for r in body["resources"]:
+        rtype, rname = r["resource_type"], r["resource_name"]
+        if rtype == BROKER:
+            results.append(_broker_refusal(ctx, rtype, rname))
+            continue
+        if rtype != TOPIC:
+            results.append(_result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unsupported resource type {rtype}"))
+            continue
+        topic = md.topic(rname)
+        if topic is None:
+            results.append(_result(rtype, rname, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                   f"Topic '{rname}' does not exist."))
+            continue
+        if incremental:
+            ops = [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]
+            try:
+                new = apply_ops(topic.configs, ops)
+            except ValueError as e:
+                results.append(_result(rtype, rname, ErrorCode.INVALID_CONFIG, str(e)))
+                continue
+            msg = {"op": "alter_topic_configs", "name": rname, "configs": new}
+        else:
+            new = {c["name"]: c["value"] for c in r["configs"] if c["value"] is not None}
+            msg = {"op": "alter_topic_configs", "name": rname, "configs": new}
+        code, text = _validate(ctx, new)
+        if code or validate_only:
+            results.append(_result(rtype, rname, code, text))
+            continue
+        index = len(results)
+        results.append(None)
+        pending[0] += 1
+
+        def done(reply: dict, index=index, rtype=rtype, rname=rname) -> None:
+            if "error_code" in reply:
+                results[index] = _result(rtype, rname, reply["error_code"], reply.get("error_message"))
+            else:
+                results[index] = _result(rtype, rname, ErrorCode.COORDINATOR_NOT_AVAILABLE, reply.get("error"))
+            pending[0] -= 1
+            if pending[0] == 0:
+                finish()
+
+        ctx.controller.call(msg, done)
+    if pending[0] == 0:
+        finish()
+
+
+def handle_alter_configs(dispatcher, conn, header, body: dict, slot) -> None:
+    _alter(dispatcher, header, body, slot, incremental=False)
+
+
+def handle_incremental_alter_configs(dispatcher, conn, header, body: dict, slot) -> None:
+    _alter(dispatcher, header, body, slot, incremental=True)
+
+
+def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
+    """Unknown partitions are answered here; the rest by their owners, one forwarded copy per owner."""
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    answers: dict[tuple[str, int], tuple[int, int]] = {}
+    owners: set[int] = set()
+    order: list[tuple[str, int]] = []
+    for t in body["topics"]:
+        info = md.topic(t["name"])
+        for p in t["partitions"]:
+            index = p["partition_index"]
+            order.append((t["name"], index))
+            if info is None or not 0 <= index < len(info.partitions):
+                answers[(t["name"], index)] = (-1, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            else:
+                owners.add(info.partitions[index].owner)
+
+    def finish() -> None:
+        topics: dict[str, list] = {}
+        for name, index in order:
+            low, code = answers.get((name, index), (-1, int(ErrorCode.NOT_LEADER_OR_FOLLOWER)))
+            topics.setdefault(name, []).append({"partition_index": index, "low_watermark": low, "error_code": code})
+        slot.reply({"throttle_time_ms": 0,
+                    "topics": [{"name": n, "partitions": ps} for n, ps in topics.items()]})
+
+    if not owners:
+        finish()
+        return
+    frame = bytes(dispatcher.frame)
+    waiting = [len(owners)]
+
+    def done(result: tuple) -> None:
+        _token, response = result
+        if response:
+            try:
+                _cid, reply = decode_response(21, header.api_version, memoryview(response)[4:])
+                for t in reply["topics"]:
+                    for p in t["partitions"]:
+                        answers[(t["name"], p["partition_index"])] = (p["low_watermark"], p["error_code"])
+            except CodecError as e:
+                log.error("owner answer to DeleteRecords does not decode", error=str(e))
+        waiting[0] -= 1
+        if waiting[0] == 0:
+            finish()
+
+    for io in sorted(owners):
+        ctx.io.forward(io, io, frame, done)
+
+
+def _partition_size(path: str) -> int:
+    total = 0
+    try:
+        with os.scandir(path) as entries:
+            for e in entries:
+                if e.name.endswith(".log"):
+                    total += e.stat().st_size
+    except OSError:
+        return -1
+    return total
+
+
+def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None:
+    """Bytes in segment files per partition, per data directory; a single node has no replica lag."""
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current()
+    wanted = body.get("topics")
+    if wanted is None:
+        selection = [(t.name, [p.partition for p in t.partitions]) for t in md.topics.values()]
+    else:
+        selection = []
+        for t in wanted:
+            info = md.topic(t["topic"])
+            if info is not None:
+                selection.append((t["topic"], [p for p in t["partitions"] if 0 <= p < len(info.partitions)]))
+    results = []
+    for d in ctx.config.log_dirs:
+        code = 0 if os.path.isdir(d) else int(ErrorCode.KAFKA_STORAGE_ERROR)
+        topics = []
+        for name, parts in selection:
+            found = []
+            for p in parts:
+                path = os.path.join(d, f"{name}-{p}")
+                if os.path.isdir(path):
+                    found.append({"partition_index": p, "partition_size": max(0, _partition_size(path)),
+                                  "offset_lag": 0, "is_future_key": False})
+            if found:
+                topics.append({"name": name, "partitions": found})
+        results.append({"error_code": code, "log_dir": d, "topics": topics})
+    slot.reply({"throttle_time_ms": 0, "results": results})
+
+
+HANDLERS = {
+    21: handle_delete_records,
+    33: handle_alter_configs,
+    35: handle_describe_log_dirs,
+    44: handle_incremental_alter_configs,
+}
