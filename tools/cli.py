@@ -82,5 +82,14 @@ def config_show(config_path, overrides, fmt):
         click.echo(f"{k.name:<{width}}  {cfg.display_value(k.name):<40}  ({cfg.sources[k.name]})")
 
 
+from tools.commands.cluster import cluster  # noqa: E402
+from tools.commands.data import consume, produce  # noqa: E402
+from tools.commands.group import group  # noqa: E402
+from tools.commands.topic import topic  # noqa: E402
+
+for _command in (topic, group, produce, consume, cluster):
+    main.add_command(_command)
+
+
 if __name__ == "__main__":
     main()

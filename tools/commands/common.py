@@ -1,0 +1,60 @@
+"""Options every client command shares (--bootstrap, --format) and the mapping of failures to exit codes.
+
+Exit codes of the client commands: 0 success; 1 the broker answered with an error (the Kafka error name
+is printed); 2 bad usage; 4 the broker could not be reached.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from tools.client import Client, KafkaError
+
+EXIT_KAFKA_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 4
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+EXIT_CODES_HELP = ("Exit codes: 0 success; 1 the broker answered with an error; 2 bad usage; "
+                   "4 the broker could not be reached.")
+
+
+def client_command(f):
+    """Adds --bootstrap and --format, opens a Client, maps KafkaError to an exit code."""
+
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                  help="Output as aligned text or as JSON.")
+    @click.option("--bootstrap", "-b", envvar="HPBROKER_BOOTSTRAP", default=DEFAULT_BOOTSTRAP, show_default=True,
+                  help="Broker address(es) host:port[,host:port]; env HPBROKER_BOOTSTRAP.")
+    @functools.wraps(f)
+    def wrapper(bootstrap, fmt, **kwargs):
+        try:
+            with Client(bootstrap) as client:
+                return f(client, fmt, **kwargs)
+        except KafkaError as e:
+            click.echo(f"hpbroker: {e}", err=True)
+            sys.exit(EXIT_UNREACHABLE if e.code is None else EXIT_KAFKA_ERROR)
+
+    return wrapper
+
+
+def emit(fmt: str, data, text: str) -> None:
+    """JSON of `data` or the prepared text."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=False))
+    elif text:
+        click.echo(text)
+
+
+def parse_pairs(items: tuple[str, ...], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        out.append((k, v))
+    return out
