@@ -1,0 +1,159 @@
+"""Consumer-group APIs on the network side: FindCoordinator answers here; everything about a group goes
+whole to its coordinator, the I/O worker owning the group's `__consumer_offsets` partition.
+
+DescribeGroups, DeleteGroups and ListGroups may concern groups of several coordinators: the request goes
+to each of them (key -1: "answer for your own groups") and the answers are merged here, in request order.
+While a coordinator partition is not open yet (its state slot reads log end offset -1) the group gets
+COORDINATOR_NOT_AVAILABLE and clients retry.
+"""
+
+from __future__ import annotations
+
+from broker.groups import OFFSETS_TOPIC, partition_for
+from broker.groups import responses as R
+from broker.groups.coordinator import describe
+from broker.logfmt import Log
+from netio.codec import ErrorCode, decode_response
+
+log = Log("hpbroker.api.groups")
+
+FANOUT_KEY = -1
+
+
+def _coordinator(ctx, group_id: str):
+    """The group's offsets partition if its owner has opened it, else None."""
+    t = ctx.metadata.current().topic(OFFSETS_TOPIC)
+    if t is None or not t.partitions:
+        return None
+    part = t.partitions[partition_for(group_id, len(t.partitions))]
+    leo = ctx.partition_state(part)[0]
+    return part if leo >= 0 else None
+
+
+def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
+    ctx = dispatcher.ctx
+    key_type = body.get("key_type", 0)
+
+    def answer(code: int, node=None, message: str | None = None) -> None:
+        slot.reply({"throttle_time_ms": 0, "error_code": code, "error_message": message,
+                    "node_id": node.node_id if node else -1, "host": node.host if node else "",
+                    "port": node.port if node else -1})
+
+    if key_type != 0:
+        code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key_type == 1 else ErrorCode.INVALID_REQUEST
+        return answer(int(code), message=f"no coordinator for key type {key_type}")
+    md = ctx.metadata.current()
+    me = next((b for b in md.brokers if b.node_id == ctx.config["broker.id"]), None)
+    if me is None or _coordinator(ctx, body["key"]) is None:
+        return answer(int(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+    answer(0, me)
+
+
+def handle_group_request(dispatcher, conn, header, body: dict, slot) -> None:
+    """A request about one group: to its coordinator, whole."""
+    part = _coordinator(dispatcher.ctx, body["group_id"])
+    if part is None:
+        return slot.reply(R.error_body(header.api_key, body, int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
+    dispatcher.forward(part.owner, slot, key=part.slot)
+
+
+def _fan_out(dispatcher, header, owners: set[int], merge) -> None:
+    """Send the request to each owner; `merge(list of decoded bodies)` once all have answered."""
+    ctx = dispatcher.ctx
+    frame = dispatcher.frame
+    bodies: list[dict] = []
+    left = [len(owners)]
+    if not owners:
+        return merge(bodies)
+
+    def done(result: tuple) -> None:
+        _token, response = result
+        if response:
+            try:
+                bodies.append(decode_response(header.api_key, header.api_version, memoryview(response)[4:])[1])
+            except Exception as e:
+                log.error("coordinator answer does not decode", api_key=header.api_key, error=repr(e))
+        left[0] -= 1
+        if left[0] == 0:
+            merge(bodies)
+
+    for io in sorted(owners):
+        ctx.io.forward(io, FANOUT_KEY, frame, done)
+
+
+def _owners_of(ctx, group_ids) -> tuple[set[int], set[str]]:
+    """Owners to ask, and the groups whose coordinator is not available."""
+    owners, unavailable = set(), set()
+    for g in group_ids:
+        part = _coordinator(ctx, g)
+        if part is None:
+            unavailable.add(g)
+        else:
+            owners.add(part.owner)
+    return owners, unavailable
+
+
+def handle_describe_groups(dispatcher, conn, header, body: dict, slot) -> None:
+    names = list(body["groups"])
+    owners, unavailable = _owners_of(dispatcher.ctx, names)
+
+    def merge(bodies: list[dict]) -> None:
+        found = {g["group_id"]: g for b in bodies for g in b["groups"]}
+        out = []
+        for name in names:
+            if name in found:
+                out.append(found[name])
+            elif name in unavailable:
+                out.append(R.describe_error(name, int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
+            else:
+                out.append(describe(name, None))
+        slot.reply({"throttle_time_ms": 0, "groups": out})
+
+    _fan_out(dispatcher, header, owners, merge)
+
+
+def handle_delete_groups(dispatcher, conn, header, body: dict, slot) -> None:
+    names = list(body["groups_names"])
+    owners, unavailable = _owners_of(dispatcher.ctx, names)
+
+    def merge(bodies: list[dict]) -> None:
+        found = {r["group_id"]: r["error_code"] for b in bodies for r in b["results"]}
+        out = []
+        for name in names:
+            code = found.get(name)
+            if code is None:
+                code = int(ErrorCode.COORDINATOR_NOT_AVAILABLE if name in unavailable else ErrorCode.NOT_COORDINATOR)
+            out.append({"group_id": name, "error_code": code})
+        slot.reply({"throttle_time_ms": 0, "results": out})
+
+    _fan_out(dispatcher, header, owners, merge)
+
+
+def handle_list_groups(dispatcher, conn, header, body: dict, slot) -> None:
+    ctx = dispatcher.ctx
+    t = ctx.metadata.current().topic(OFFSETS_TOPIC)
+    parts = t.partitions if t is not None else ()
+    owners = {p.owner for p in parts}
+    loading = any(ctx.partition_state(p)[0] < 0 for p in parts)
+
+    def merge(bodies: list[dict]) -> None:
+        groups = [g for b in bodies for g in b["groups"]]
+        code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if loading or len(bodies) < len(owners) else ErrorCode.NONE
+        slot.reply({"throttle_time_ms": 0, "error_code": int(code), "groups": groups})
+
+    _fan_out(dispatcher, header, owners, merge)
+
+
+HANDLERS = {
+    R.FIND_COORDINATOR: handle_find_coordinator,
+    R.JOIN_GROUP: handle_group_request,
+    R.SYNC_GROUP: handle_group_request,
+    R.HEARTBEAT: handle_group_request,
+    R.LEAVE_GROUP: handle_group_request,
+    R.OFFSET_COMMIT: handle_group_request,
+    R.OFFSET_FETCH: handle_group_request,
+    R.OFFSET_DELETE: handle_group_request,
+    R.DESCRIBE_GROUPS: handle_describe_groups,
+    R.DELETE_GROUPS: handle_delete_groups,
+    R.LIST_GROUPS: handle_list_groups,
+}
