@@ -15,6 +15,8 @@ from typing import Callable
 
 from broker import ipc
 from broker.logfmt import Log
+from broker.metrics import PROC
+from broker.shm.layout import MS_BACKLOG_EVENTS
 
 log = Log("hpbroker.ioclient")
 
@@ -38,6 +40,7 @@ class IOClient:
     def _put(self, io: int, kind: int, parts: tuple, conn) -> None:
         if self.backlog[io] or not self.req[io].try_put(kind, *parts):
             self.backlog[io].append((kind, tuple(bytes(p) for p in parts)))
+            PROC.scalars[MS_BACKLOG_EVENTS] += 1
             if conn is not None:
                 self.blocked_conns.add(conn)
 

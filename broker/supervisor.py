@@ -130,6 +130,9 @@ class Supervisor:
         self.child_channel: Channel | None = None  # in a child: its end of the control channel
         self.clean_start = True
         self.clean_stop = True
+        self.metrics = None  # broker.metrics.MetricsRegion: one counter block per worker
+        self.metrics_server = None
+        self.started_at = time.time()
 
     # -- start ---------------------------------------------------------------------------------------------
 
@@ -152,6 +155,7 @@ class Supervisor:
                                      BrokerInfo(cfg["broker.id"], host, port), self.metadata_dir)
         self.controller.ensure_internal_topics()
         self.shared = SharedState.create(n_net, n_io, self._largest_message())
+        self._start_metrics(n_net + n_io, PARTITION_SLOTS)
         self.metadata = self.controller.metadata
         self._reset_slots(self.metadata)
         self.metadata.save(self.metadata_dir)
@@ -160,6 +164,22 @@ class Supervisor:
             self.workers.append(WorkerSpec("network", i, run_network_worker))
         for i in range(n_io):
             self.workers.append(WorkerSpec("io", i, run_io_worker))
+
+    def _start_metrics(self, blocks: int, slots: int) -> None:
+        """Counter blocks for the workers; the /metrics socket is bound now so a busy port fails the start."""
+        from broker.metrics import MetricsRegion
+        from broker.metrics.server import MetricsServer
+
+        self.metrics = MetricsRegion.create(blocks, slots)
+        where = self.config.metrics_listener
+        if where is None:
+            return
+        from broker.metrics.exposition import render
+
+        try:
+            self.metrics_server = MetricsServer(where[0], where[1], lambda: render(self))
+        except OSError as e:
+            raise StartupError(f"metrics.listener {where[0]}:{where[1]}: cannot bind: {e.strerror}") from None
 
     def _largest_message(self) -> int:
         biggest = self.config["message.max.bytes"]
@@ -255,8 +275,13 @@ class Supervisor:
             self._stop_all()
             return self.exit_code
         listeners = ",".join(f"{b.listener.name}://{b.listener.host}:{b.port}" for b in self.bound)
+        metrics = "none"
+        if self.metrics_server is not None:
+            self.metrics_server.start()
+            metrics = "http://%s:%d/metrics" % self.metrics_server.address
         print(f"hpbroker ready broker.id={self.config['broker.id']} listeners={listeners} "
-              f"log.dirs={','.join(self.config.log_dirs)} pid={os.getpid()}", file=self.out, flush=True)
+              f"log.dirs={','.join(self.config.log_dirs)} pid={os.getpid()} metrics={metrics}",
+              file=self.out, flush=True)
         log.info("ready", listeners=listeners, network_workers=self.config["num.network.threads"])
         while not self.stopping:
             self._wait_for_signal(timeout=self._next_timer())
@@ -401,6 +426,8 @@ class Supervisor:
                 os.close(self._sig_w)
                 os.close(self._ready_r)
                 ours.close()
+                if self.metrics_server is not None:
+                    self.metrics_server.httpd.socket.close()
                 for other in self.workers:
                     if other.channel is not None and other is not w:
                         other.channel.close()
@@ -469,6 +496,8 @@ class Supervisor:
         """Network workers first (they stop accepting and drain what is in flight), then the I/O workers
         (they finish what is in their rings and close their logs)."""
         self.stopping = True
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         for role in ("network", "io"):
             self._stop_role(role)
         while any(w.pid for w in self.workers):
@@ -482,6 +511,8 @@ class Supervisor:
                 w.channel.close()
         if self.shared is not None:
             self.shared.destroy()
+        if self.metrics is not None:
+            self.metrics.destroy()
         if self.log_manager is not None and self.exit_code == EXIT_OK and self.clean_stop:
             self.log_manager.mark_clean_shutdown()
         log.info("stopped", exit=self.exit_code, clean=self.clean_stop)
@@ -514,6 +545,10 @@ class Supervisor:
                 s.close()
         if self.shared is not None:
             self.shared.destroy()
+        if self.metrics is not None:
+            self.metrics.destroy()
+        if self.metrics_server is not None:
+            self.metrics_server.httpd.server_close()
 
 
 def run_broker(config: BrokerConfig, out=None) -> int:

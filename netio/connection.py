@@ -16,7 +16,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
 
+from broker.metrics import PROC, now_us
+from broker.metrics.block import STAGE, errors_in
+from broker.shm import layout as _ml
 from netio.codec import FrameReader, encode_response
+
+_IO, _SEND, _TOTAL = STAGE["io"], STAGE["send"], STAGE["total"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,8 @@ Part = Union[bytes, bytearray, memoryview, FilePart]
 class Slot:
     """A request's place in its connection's response order."""
 
-    __slots__ = ("conn", "api_key", "api_version", "correlation_id", "parts", "done", "close_after")
+    __slots__ = ("conn", "api_key", "api_version", "correlation_id", "parts", "done", "close_after", "t_framed",
+                 "t_dispatched", "t_answered")
 
     def __init__(self, conn: "Connection", api_key: int, api_version: int, correlation_id: int):
         self.conn = conn
@@ -42,8 +48,12 @@ class Slot:
         self.parts: list[Part] | None = None
         self.done = False
         self.close_after: str | None = None
+        self.t_framed = conn.read_us
+        self.t_dispatched = self.t_answered = now_us()
 
     def reply(self, body: dict) -> None:
+        for code in errors_in(body, []):
+            PROC.error(self.api_key, code)
         self.reply_parts([encode_response(self.api_key, self.api_version, self.correlation_id, body)])
 
     def reply_parts(self, parts: list[Part]) -> None:
@@ -51,6 +61,8 @@ class Slot:
             return
         self.parts = parts
         self.done = True
+        self.t_answered = now_us()
+        PROC.observe(_IO, self.api_key, self.t_answered - self.t_dispatched)
         self.conn.slot_done()
 
     def no_reply(self) -> None:
@@ -65,7 +77,7 @@ class Slot:
 
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
-                 "on_writable_change", "want_write", "paused")
+                 "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None]):
@@ -81,6 +93,9 @@ class Connection:
         self.on_writable_change = on_writable_change
         self.want_write = False
         self.paused = False
+        self.read_us = now_us()  # when the last bytes were read: a frame completed then at the latest
+        self.queued_total = self.sent_total = 0  # response bytes handed to `out` / written, for send latency
+        self.sending: deque[tuple[int, Slot]] = deque()
 
     def new_slot(self, api_key: int, api_version: int, correlation_id: int) -> Slot:
         slot = Slot(self, api_key, api_version, correlation_id)
@@ -92,7 +107,10 @@ class Connection:
             slot = self.slots.popleft()
             for part in slot.parts or ():
                 self.out.append(part)
-                self.out_bytes += part.length if isinstance(part, FilePart) else len(part)
+                n = part.length if isinstance(part, FilePart) else len(part)
+                self.out_bytes += n
+                self.queued_total += n
+            self.sending.append((self.queued_total, slot))
             if slot.close_after is not None:
                 self.close_reason = slot.close_after
                 self.slots.clear()
@@ -113,6 +131,7 @@ class Connection:
                     if n == 0:
                         raise ConnectionResetError("sendfile wrote nothing")
                     self.out_bytes -= n
+                    self._sent(n)
                     if n < head.length:
                         self.out[0] = FilePart(head.fd, head.offset + n, head.length - n)
                         break
@@ -125,6 +144,7 @@ class Connection:
                     bufs.append(part)
                 n = self.sock.sendmsg(bufs)
                 self.out_bytes -= n
+                self._sent(n)
                 short = n < sum(len(b) for b in bufs)
                 while n:
                     part = self.out[0]
@@ -142,10 +162,25 @@ class Connection:
             self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
             self.out.clear()
             self.out_bytes = 0
+            self.sending.clear()
             self.want_write = False
             self.on_writable_change(self)  # the owner closes it now, not at the peer's next event
             return
+        if self.sending and self.sending[0][0] <= self.sent_total:
+            self._observe_sent()
         want = bool(self.out)
         if want != self.want_write:
             self.want_write = want
             self.on_writable_change(self)
+
+    def _sent(self, n: int) -> None:
+        self.sent_total += n
+        PROC.scalars[_ml.MS_NET_BYTES_OUT] += n
+
+    def _observe_sent(self) -> None:
+        """Send and total latency of every response whose last byte is now written."""
+        now = now_us()
+        while self.sending and self.sending[0][0] <= self.sent_total:
+            _, slot = self.sending.popleft()
+            PROC.observe(_SEND, slot.api_key, now - slot.t_answered)
+            PROC.observe(_TOTAL, slot.api_key, now - slot.t_framed)

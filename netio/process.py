@@ -146,6 +146,11 @@ def run_network_worker(sup, index: int) -> None:
     hotpath.warmup()
     cfg = sup.config
     shared = sup.shared.attach_in_child()
+    if sup.metrics is not None:
+        from broker.metrics import PROC
+        from broker.metrics.block import ROLE_NETWORK
+
+        PROC.bind(sup.metrics, index, ROLE_NETWORK, index)
     io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index))
     controller = ControlClient(sup.child_channel)
     ctx = NetContext(cfg, sup.metadata_view(), index, shared, io, controller, sup.log_manager)

@@ -22,6 +22,9 @@ import time
 from typing import Callable, Protocol
 
 from broker.logfmt import Log
+from broker.metrics import PROC, now_us
+from broker.metrics.block import STAGE
+from broker.shm import layout as _ml
 from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion
 from netio.connection import Connection, Slot
 
@@ -33,6 +36,7 @@ MAX_INFLIGHT_PER_CONNECTION = 64
 MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 API_VERSIONS_KEY = 18
+_QUEUE = STAGE["queue"]
 # Out of descriptors: stop accepting for this long (the backlog keeps the connections) rather than spin
 # on a listening socket that stays readable.
 ACCEPT_BACKOFF_S = 0.1
@@ -212,6 +216,8 @@ class NetworkWorker:
         self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
         self.conns[sock.fileno()] = conn
         self.connections_created += 1
+        PROC.scalars[_ml.MS_CONN_CREATED] += 1
+        PROC.scalars[_ml.MS_CONN_OPEN] += 1
         log.debug("connection opened", conn=conn.id, peer=peer)
 
     def _pause_accepting(self) -> None:
@@ -265,6 +271,8 @@ class NetworkWorker:
         over = self._over_limits(conn)
         if over != conn.paused:
             conn.paused = over
+            if over:
+                PROC.scalars[_ml.MS_PAUSED_READS] += 1
             return True
         return False
 
@@ -281,8 +289,10 @@ class NetworkWorker:
             self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
                         else "closed by peer")
             return
+        PROC.scalars[_ml.MS_NET_BYTES_IN] += len(data)
         if conn.close_reason is not None:
             return  # closing once earlier responses are out: what it sends now is never read
+        conn.read_us = now_us()
         conn.reader.feed(data)
         self._serve_buffered(conn)
 
@@ -341,6 +351,9 @@ class NetworkWorker:
         except UnknownApi as e:
             raise CodecError(f"unknown api key {e.header.api_key}") from None
         slot = conn.new_slot(header.api_key, header.api_version, header.correlation_id)
+        PROC.scalars[_ml.MS_REQUESTS] += 1
+        PROC.request(header.api_key)
+        PROC.observe(_QUEUE, header.api_key, slot.t_dispatched - slot.t_framed)
         self.dispatcher.dispatch(conn, header, body, slot, frame)
 
     def _maybe_close(self, conn: Connection) -> None:
@@ -361,5 +374,7 @@ class NetworkWorker:
         except OSError:
             pass
         self.connections_closed += 1
+        PROC.scalars[_ml.MS_CONN_CLOSED] += 1
+        PROC.scalars[_ml.MS_CONN_OPEN] -= 1
         level = log.debug if reason in ("closed by peer", "broker shutting down") else log.warning
         level("connection closed", conn=conn.id, peer=conn.peer, reason=reason)

@@ -17,6 +17,7 @@ import time
 from collections import deque
 
 READY_RE = re.compile(r"hpbroker ready .*listeners=PLAINTEXT://([^:,\s]+):(\d+)")
+METRICS_RE = re.compile(r"hpbroker ready .* metrics=(http://\S+)")
 WORKER_RE = re.compile(r"worker started role=(\w+) worker=(\d+) child=(\d+)")
 
 
@@ -39,6 +40,7 @@ class BrokerProcess:
         self.proc: subprocess.Popen | None = None
         self.host = host
         self.port = 0
+        self.metrics_url: str | None = None  # from the ready line when metrics.listener is set
         self.output: deque[str] = deque(maxlen=2000)
         self._ready = threading.Event()
         self._reader: threading.Thread | None = None
@@ -75,6 +77,8 @@ class BrokerProcess:
             m = READY_RE.search(line)
             if m:
                 self.port = int(m.group(2))
+                mm = METRICS_RE.search(line)
+                self.metrics_url = mm.group(1) if mm else None
                 self._ready.set()
 
     def log_tail(self, n: int = 60) -> str:

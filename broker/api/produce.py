@@ -8,6 +8,7 @@ does, because the client has no other way to learn of it.
 
 from __future__ import annotations
 
+from broker.metrics import PROC
 from netio.codec import ErrorCode
 from netio.codec.produce import encode_produce_response
 
@@ -31,6 +32,10 @@ class ProduceState:
             (partition, error, base_offset, log_append_time, log_start, message))
 
     def finish(self) -> None:
+        for ps in self.results.values():
+            for p in ps:
+                if p[1]:
+                    PROC.error(0, p[1])
         if self.acks == 0:
             bad = [(t, p[0], p[1]) for t, ps in self.results.items() for p in ps if p[1]]
             if bad:

@@ -93,10 +93,39 @@ Partition-state table (``partitions.py``; each slot written by one I/O worker, r
     fetch that waits for the slot; written only by worker w, read by the slot's owner after
     each publish to decide which workers' doorbells to ring.
 
-Metrics region (reserved for the metrics collector; nothing writes it yet)::
+Metrics region (``broker/metrics/block.py``; block b written only by the worker process that owns it,
+read by the supervisor's /metrics handler)::
 
-    0            64
-    | preamble   | per-process counter blocks, METRICS_BLOCK bytes each ...
+    0            64                          64 + blocks * block_words * 8
+    | preamble   | block 0 | block 1 | ...   |
+    header fields in the preamble's reserved area:
+    +24  u64  blocks        one per worker: network workers 0..N-1, then I/O workers 0..M-1
+    +32  u64  block_words   i64 words per block (METRICS_BLOCK_WORDS)
+    +40  u64  slots         partition slots covered by the per-slot arrays
+
+    block (i64 words, offsets in words from the block start; every counter is monotonic except
+    the gauges marked so; a restarted worker keeps counting from its predecessor's values)
+    [0]      pid            of the process writing the block now (0: never started)
+    [1]      role           1 network, 2 I/O
+    [2]      index          worker index within its role
+    [3]      started_ns     wall clock (time_ns) of the current incarnation's start
+    [4..7]   reserved
+    [8..39]  scalars        MS_* below: connections, bytes, requests, backpressure, ring fill gauges
+    [40..]   requests       API_SLOTS words: requests received per api key
+    then     errors         API_SLOTS x ERROR_SLOTS: responses per (api key, error code + 1);
+                            code -1 (UNKNOWN_SERVER_ERROR) is column 0, code 0 is never counted
+    then     latency        STAGES x API_SLOTS x (BUCKETS + 2): per (stage, api) the count of
+                            observations per bucket (not cumulative; bucket i covers values up to
+                            LATENCY_BOUNDS_US[i], the last one is +Inf), then the count, then the sum
+                            in microseconds.  Stages: queue (framed -> dispatched), io (dispatched
+                            -> answered: the handler and the partition owner's work), send (answered
+                            -> last byte written, waiting behind earlier responses included), total.
+    then     slot arrays    SLOT_COUNTERS x slots: bytes in, records in (I/O worker: appended),
+                            bytes out (network worker: fetched), per partition-state slot
+
+    Updates are single-writer read-modify-write of one aligned i64 (a numpy element): readers may
+    see a value one update old, never a torn one.  Each counter is read independently, so a
+    histogram's count and buckets may disagree by the updates in flight.
 """
 
 from __future__ import annotations
@@ -153,9 +182,46 @@ SLOT_OFF_FIELDS = 8
 SLOT_FIELDS = struct.Struct("qqqqQ")  # leo, hw, log_start, leader_epoch, generation
 SLOT_OFF_GENERATION = 40
 
-# -- metrics (reserved) ----------------------------------------------------------------------
+# -- metrics --------------------------------------------------------------------------------
 METRICS_START = 64
-METRICS_BLOCK = 512
+METRICS_OFF_BLOCKS = 24
+METRICS_OFF_BLOCK_WORDS = 32
+METRICS_OFF_SLOTS = 40
+MB_PID, MB_ROLE, MB_INDEX, MB_STARTED_NS = 0, 1, 2, 3
+MB_SCALARS = 8
+MB_SCALAR_WORDS = 32
+MB_REQUESTS = MB_SCALARS + MB_SCALAR_WORDS
+API_SLOTS = 96
+ERROR_SLOTS = 128
+MB_ERRORS = MB_REQUESTS + API_SLOTS
+LATENCY_BOUNDS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+                     1000000, 2500000, 10000000)
+BUCKETS = len(LATENCY_BOUNDS_US) + 1
+STAGES = ("queue", "io", "send", "total")
+MB_LATENCY = MB_ERRORS + API_SLOTS * ERROR_SLOTS
+MB_SLOT_ARRAYS = MB_LATENCY + len(STAGES) * API_SLOTS * (BUCKETS + 2)
+SLOT_COUNTERS = ("bytes_in", "records_in", "bytes_out")
+# scalar words, relative to MB_SCALARS
+MS_CONN_CREATED = 0
+MS_CONN_CLOSED = 1
+MS_CONN_OPEN = 2  # gauge
+MS_NET_BYTES_IN = 3  # bytes read from client sockets
+MS_NET_BYTES_OUT = 4  # bytes written to client sockets (sendmsg and sendfile)
+MS_REQUESTS = 5
+MS_BACKLOG_EVENTS = 6  # a request found its ring full and waited in the backlog
+MS_PAUSED_READS = 7  # a connection stopped being read (in-flight, queued-bytes or ring limits)
+MS_IO_MESSAGES = 8  # ring messages an I/O worker handled
+MS_RECORDS_IN = 9
+MS_BYTES_IN = 10  # record-batch bytes appended
+MS_PARTITIONS = 11  # gauge: partitions this I/O worker owns
+
+
+def metrics_block_words(slots: int) -> int:
+    return MB_SLOT_ARRAYS + len(SLOT_COUNTERS) * slots
+
+
+def metrics_region_size(blocks: int, slots: int) -> int:
+    return METRICS_START + blocks * metrics_block_words(slots) * 8
 
 
 def align8(n: int) -> int:
