@@ -1,0 +1,214 @@
+"""Admin APIs with real clients: confluent-kafka's AdminClient and producer, kafka-python's admin."""
+
+import os
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic)
+
+from tools.testing import BrokerProcess
+
+
+@pytest.fixture(scope="module")
+def live():
+    """One broker for this module, with two I/O workers (so requests span partition owners) and a fast
+    retention check."""
+    with BrokerProcess(io_threads=2, settings={"log.retention.check.interval.ms": 200}) as b:
+        yield b
+
+
+def admin(b):
+    return AdminClient({"bootstrap.servers": b.bootstrap})
+
+
+def create(b, partitions=1, **configs):
+    name = f"adm-{uuid.uuid4().hex[:8]}"
+    a = admin(b)
+    fs = a.create_topics([NewTopic(name, partitions, 1, config={k.replace("_", "."): str(v)
+                                                                      for k, v in configs.items()})])
+    fs[name].result(30)
+    return name
+
+
+def produce(b, topic, n, partition=0, size=10, **conf):
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, **conf})
+    reports = []
+    for i in range(n):
+        p.produce(topic, b"x" * size, partition=partition, on_delivery=lambda err, msg: reports.append((err, msg)))
+        p.poll(0)
+    p.flush(30)
+    return reports
+
+
+def configs_of(b, rtype, name):
+    res = ConfigResource(rtype, name)
+    a = admin(b)
+    return a.describe_configs([res])[res].result(30)
+
+
+def test_describe_configs_reports_every_default_with_its_source(live):
+    name = create(live, retention_ms=3600000)
+    topic = configs_of(live, ConfigResource.Type.TOPIC, name)
+    assert topic["retention.ms"].value == "3600000"
+    assert topic["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert topic["cleanup.policy"].value == "delete"
+    assert topic["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    for key in ("retention.bytes", "segment.ms", "max.message.bytes", "message.timestamp.type",
+                "min.insync.replicas"):
+        assert key in topic
+    broker = configs_of(live, ConfigResource.Type.BROKER, "0")
+    assert broker["log.retention.check.interval.ms"].value == "200"
+    assert broker["log.retention.check.interval.ms"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert broker["num.partitions"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert broker["num.partitions"].is_read_only
+
+
+def test_alter_configs_replaces_and_incremental_edits(live):
+    name = create(live, retention_ms=3600000)
+    a = admin(live)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"retention.bytes": "5000000"})
+    a.alter_configs([res])[res].result(30)
+    cfg = configs_of(live, ConfigResource.Type.TOPIC, name)
+    assert cfg["retention.bytes"].value == "5000000"
+    assert cfg["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value  # AlterConfigs replaces the set
+
+    inc = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("segment.ms", "600000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
+    a.incremental_alter_configs([inc])[inc].result(30)
+    cfg = configs_of(live, ConfigResource.Type.TOPIC, name)
+    assert cfg["segment.ms"].value == "600000" and cfg["segment.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert cfg["retention.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    compact = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([compact])[compact].result(30)
+    assert e.value.args[0].code() == 40  # INVALID_CONFIG
+    broker = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException):
+        a.incremental_alter_configs([broker])[broker].result(30)
+    missing = ConfigResource(ConfigResource.Type.TOPIC, "no-such-topic", set_config={"retention.ms": "1"})
+    with pytest.raises(KafkaException):
+        a.alter_configs([missing])[missing].result(30)
+
+
+def test_create_partitions(live):
+    name = create(live, partitions=1)
+    a = admin(live)
+    a.create_partitions([NewPartitions(name, 3)])[name].result(30)
+    md = a.list_topics(name, timeout=10)
+    assert sorted(md.topics[name].partitions) == [0, 1, 2]
+    with pytest.raises(KafkaException):
+        a.create_partitions([NewPartitions(name, 2)])[name].result(30)
+
+
+def test_delete_records_across_owners(live):
+    name = create(live, partitions=4)
+    for p in range(4):
+        produce(live, name, 5, partition=p)
+    a = admin(live)
+    tps = [TopicPartition(name, 0, 3), TopicPartition(name, 1, 5), TopicPartition(name, 2, -1),
+           TopicPartition(name, 3, 0)]
+    results = a.delete_records(tps)
+    lows = {tp.partition: f.result(30).low_watermark for tp, f in results.items()}
+    assert lows == {0: 3, 1: 5, 2: 5, 3: 0}
+    c = Consumer({"bootstrap.servers": live.bootstrap, "group.id": "lw"})
+    try:
+        for p, low in lows.items():
+            assert c.get_watermark_offsets(TopicPartition(name, p), timeout=10) == (low, 5)
+    finally:
+        c.close()
+    beyond = a.delete_records([TopicPartition(name, 0, 99)])
+    with pytest.raises(KafkaException) as e:
+        list(beyond.values())[0].result(30)
+    assert e.value.args[0].code() == 1  # OFFSET_OUT_OF_RANGE
+
+
+def test_list_consumer_group_offsets(live):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    name = create(live, partitions=2)
+    produce(live, name, 3, partition=0)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    c = Consumer({"bootstrap.servers": live.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(name, 0, 2), TopicPartition(name, 1, 0)], asynchronous=False)
+    finally:
+        c.close()
+    req = ConsumerGroupTopicPartitions(group, [TopicPartition(name, 0), TopicPartition(name, 1)])
+    a = admin(live)
+    res = a.list_consumer_group_offsets([req])[group].result(30)
+    assert {tp.partition: tp.offset for tp in res.topic_partitions} == {0: 2, 1: 0}
+
+
+def test_log_append_time_topic_stamps_records(live):
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+
+    name = create(live, message_timestamp_type="LogAppendTime")
+    before = int(time.time() * 1000)
+    reports = produce(live, name, 1)
+    err, msg = reports[0]
+    assert err is None
+    ts_type, ts = msg.timestamp()
+    assert ts_type == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= int(time.time() * 1000) + 1000
+
+    # switching back at run time: the open log takes the change
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])
+    a = admin(live)
+    a.incremental_alter_configs([res])[res].result(30)
+    err, msg = produce(live, name, 1)[0]
+    assert err is None and msg.timestamp()[0] == TIMESTAMP_CREATE_TIME
+
+
+def test_max_message_bytes_and_retention_apply_to_open_logs(live):
+    name = create(live)
+    assert produce(live, name, 1, size=5000)[0][0] is None
+    a = admin(live)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"max.message.bytes": "1000"})
+    a.alter_configs([res])[res].result(30)
+    err, _ = produce(live, name, 1, size=5000)[0]
+    assert err is not None and err.code() == 10  # MESSAGE_TOO_LARGE
+
+    # small segments, then a tiny retention.bytes: old segments go at the next retention check
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"segment.bytes": "1024"})
+    a.alter_configs([res])[res].result(30)
+    for _ in range(6):
+        assert all(err is None for err, _ in produce(live, name, 3, size=200))
+    part_dir = os.path.join(live.data_dir, f"{name}-0")
+    assert len([f for f in os.listdir(part_dir) if f.endswith(".log")]) > 2
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"segment.bytes": "1024",
+                                                                      "retention.bytes": "1"})
+    a.alter_configs([res])[res].result(30)
+    c = Consumer({"bootstrap.servers": live.bootstrap, "group.id": "rt"})
+    try:
+        deadline = time.monotonic() + 20
+        low = 0
+        while time.monotonic() < deadline:
+            low, high = c.get_watermark_offsets(TopicPartition(name, 0), timeout=10)
+            if low > 0:
+                break
+            time.sleep(0.1)
+        assert 0 < low < high == 19
+    finally:
+        c.close()
+
+
+def test_describe_log_dirs(live):
+    from kafka.admin import KafkaAdminClient
+
+    name = create(live, partitions=2)
+    produce(live, name, 10, partition=1, size=100)
+    k = KafkaAdminClient(bootstrap_servers=live.bootstrap)
+    try:
+        reply = k.describe_log_dirs()
+    finally:
+        k.close()
+    dirs = reply.to_object()["log_dirs"] if hasattr(reply, "to_object") else reply
+    text = repr(dirs)
+    assert live.data_dir in text and name in text
