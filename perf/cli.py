@@ -1,0 +1,149 @@
+"""`hpbroker perf`: load the broker (or any Kafka-protocol broker) and measure it.
+
+`produce`, `consume` and `e2e` drive an existing broker; `nullsink` serves a do-nothing Kafka endpoint that
+measures the harness's own ceiling; `suite` starts a broker itself, runs the standard workloads W1-W6 and
+appends the results to perf/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+def _common(f):
+    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")(f)
+    f = click.option("--time-limit", type=float, default=600.0, show_default=True,
+                     help="Stop after this many seconds even if not every record was acknowledged.")(f)
+    f = click.option("--client", type=click.Choice(["native", "confluent"]), default="native", show_default=True,
+                     help="native: the harness's own pipelined client; confluent: confluent-kafka (librdkafka).")(f)
+    f = click.option("--topic", required=True)(f)
+    f = click.option("--bootstrap", required=True, metavar="HOST:PORT")(f)
+    return f
+
+
+def _produce_options(f):
+    f = click.option("--inflight", type=int, default=8, show_default=True,
+                     help="Requests outstanding per connection.")(f)
+    f = click.option("--rate", type=float, default=0.0, help="Records/s over all producers (default: max).")(f)
+    f = click.option("--linger-ms", type=float, default=0.0, show_default=True)(f)
+    f = click.option("--batch-size", type=int, default=65536, show_default=True,
+                     help="Bytes of records per partition batch (Kafka's batch.size).")(f)
+    f = click.option("--producers", type=int, default=1, show_default=True, help="Producer processes.")(f)
+    f = click.option("--acks", type=click.Choice(["0", "1", "all", "-1"]), default="1", show_default=True)(f)
+    f = click.option("--num-records", type=int, required=True)(f)
+    f = click.option("--record-size", type=int, default=1024, show_default=True)(f)
+    f = click.option("--partitions", type=int, default=8, show_default=True,
+                     help="Partitions of the topic if it is created.")(f)
+    return f
+
+
+def _acks(value: str) -> int:
+    return -1 if value in ("all", "-1") else int(value)
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    from perf.display import Progress, render_summary
+
+    Progress(enabled=False).console.print(render_summary(result))
+    if as_json:
+        click.echo(json.dumps(result))
+    if result["errors"] or not result["complete"]:
+        sys.exit(1)
+
+
+def _progress():
+    from perf.display import Progress
+
+    return Progress()
+
+
+@click.group()
+def perf():
+    """Load generator and benchmark suite (Kafka protocol, any broker)."""
+
+
+@perf.command()
+@_common
+@_produce_options
+def produce(bootstrap, topic, client, time_limit, as_json, partitions, record_size, num_records, acks, producers,
+            batch_size, linger_ms, rate, inflight):
+    """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
+    from perf.runner import Workload, run_produce
+
+    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
+                 partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
+                 linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit)
+    _emit(run_produce(w, _progress()), as_json)
+
+
+@perf.command()
+@_common
+@click.option("--num-records", type=int, required=True)
+@click.option("--consumers", type=int, default=1, show_default=True, help="Consumer processes.")
+def consume(bootstrap, topic, client, time_limit, as_json, num_records, consumers):
+    """Fetch NUM_RECORDS records from the start of TOPIC's partitions; throughput."""
+    from perf.runner import Workload, run_consume
+
+    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
+                 time_limit=time_limit)
+    _emit(run_consume(w, _progress()), as_json)
+
+
+@perf.command()
+@_common
+@_produce_options
+@click.option("--consumers", type=int, default=1, show_default=True)
+def e2e(bootstrap, topic, client, time_limit, as_json, partitions, record_size, num_records, acks, producers,
+        batch_size, linger_ms, rate, inflight, consumers):
+    """Produce at a fixed --rate while consuming; latency from each record's scheduled send to its receipt."""
+    from perf.runner import Workload, run_e2e
+
+    if not rate:
+        raise click.UsageError("e2e needs --rate")
+    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
+                 partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
+                 batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
+                 time_limit=time_limit)
+    _emit(run_e2e(w, _progress()), as_json)
+
+
+@perf.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9092, show_default=True)
+@click.option("--processes", type=int, default=2, show_default=True)
+@click.option("--partitions", type=int, default=8, show_default=True)
+@click.option("--record-size", type=int, default=1024, show_default=True, help="Records it serves to Fetch.")
+def nullsink(host, port, processes, partitions, record_size):
+    """Serve a Kafka endpoint that acknowledges everything instantly (until Ctrl-C)."""
+    import signal
+
+    from perf.nullsink import NullSinkProcesses
+
+    sink = NullSinkProcesses(host, port, processes, partitions, record_size).start()
+    click.echo(f"null sink ready bootstrap={sink.bootstrap} processes={processes}", err=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        sink.stop()
+
+
+@perf.command()
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply every workload's record count (0.01 for a quick look).")
+@click.option("--only", multiple=True, help="Run only these workloads (W1 ... W7, NS).")
+@click.option("--results", type=click.Path(dir_okay=False), default="perf/RESULTS.md", show_default=True)
+@click.option("--no-write", is_flag=True, help="Print the section instead of appending it.")
+def suite(scale, only, results, no_write):
+    """Start a broker in a temp dir, run W1-W6 (and the null-sink ceiling), append a dated section to RESULTS."""
+    from perf.suite import run_suite
+
+    section = run_suite(scale=scale, only=set(only), progress=_progress())
+    if no_write:
+        click.echo(section)
+    else:
+        with open(results, "a") as f:
+            f.write("\n" + section)
+        click.echo(f"appended to {results}", err=True)

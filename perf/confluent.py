@@ -1,0 +1,128 @@
+"""The same workloads through confluent-kafka (librdkafka): what a realistic client gets.
+
+Same process interface as `perf.loadgen` (spec, shared counters, result queue). Produce latency is
+librdkafka's own per-message latency (from `produce()` to the delivery report); at a fixed rate it is
+measured from the scheduled time instead, as in the raw driver.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from perf.histogram import Histogram
+from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
+from perf.loadgen import ConsumeSpec, ProduceSpec
+
+
+def _bootstrap(leaders: dict) -> str:
+    host, port = next(iter(leaders.values()))
+    return f"{host}:{port}"
+
+
+def run_producer(spec: ProduceSpec, counters, results) -> None:
+    try:
+        results.put(("ok", _produce(spec, counters).to_state(), ))
+    except Exception as exc:
+        counters[ERRORS] += 1
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _produce(spec: ProduceSpec, counters) -> Histogram:
+    from confluent_kafka import Producer
+
+    hist = Histogram()
+    conf = {"bootstrap.servers": _bootstrap(spec.leaders), "acks": str(spec.acks),
+            "linger.ms": spec.linger_ms, "batch.size": max(spec.batch_records * spec.record_size, 1024),
+            "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+            "compression.type": "none", "enable.idempotence": False,
+            "max.in.flight.requests.per.connection": spec.inflight}
+    producer = Producer(conf)
+    parts = sorted(spec.leaders)
+    rng = np.random.default_rng(spec.seed)
+    values = [rng.bytes(spec.record_size) for _ in range(64)]
+    interval = 1e9 / spec.rate if spec.rate > 0 else 0.0
+    start = time.monotonic_ns()
+    counters[STARTED] = start
+
+    def delivered(err, msg):
+        if err is not None:
+            counters[ERRORS] += 1
+            return
+        if interval:
+            hist.record(time.monotonic_ns() - int.from_bytes(msg.key(), "big"))
+        else:
+            hist.record(int(msg.latency() * 1e9))
+        counters[RECORDS] += 1
+        counters[BYTES] += spec.record_size
+        counters[LAST] = time.monotonic_ns()
+
+    deadline = time.monotonic() + spec.time_limit
+    for i in range(spec.num_records):
+        key = None
+        if interval:
+            due = start + int(i * interval)
+            while time.monotonic_ns() < due:
+                producer.poll(max(0.0, min((due - time.monotonic_ns()) / 1e9, 0.001)))
+            key = due.to_bytes(8, "big")
+        while True:
+            try:
+                producer.produce(spec.topic, values[i & 63], key, partition=parts[i % len(parts)],
+                                 on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.001)
+        if i & 1023 == 0:
+            producer.poll(0)
+            counters[REQUESTS] += 1
+            if time.monotonic() > deadline:
+                break
+    while producer.flush(1.0) and time.monotonic() < deadline:
+        pass
+    return hist
+
+
+def run_consumer(spec: ConsumeSpec, counters, totals, results) -> None:
+    try:
+        results.put(("ok", _consume(spec, counters, totals).to_state()))
+    except Exception as exc:
+        counters[ERRORS] += 1
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _consume(spec: ConsumeSpec, counters, totals) -> Histogram:
+    from confluent_kafka import Consumer, TopicPartition
+
+    hist = Histogram()
+    consumer = Consumer({"bootstrap.servers": _bootstrap(spec.leaders), "group.id": "hpbroker-perf",
+                         "enable.auto.commit": False, "fetch.max.bytes": 64 << 20,
+                         "max.partition.fetch.bytes": spec.partition_max_bytes,
+                         "queued.max.messages.kbytes": 1 << 20, "fetch.wait.max.ms": spec.max_wait_ms})
+    consumer.assign([TopicPartition(spec.topic, p, spec.start_offsets.get(p, 0)) for p in sorted(spec.leaders)])
+    deadline = time.monotonic() + spec.time_limit
+    counters[STARTED] = time.monotonic_ns()
+    try:
+        while time.monotonic() < deadline and sum(t[RECORDS] for t in totals) < spec.num_records:
+            msgs = consumer.consume(10000, 0.2)
+            if not msgs:
+                continue
+            now = time.monotonic_ns()
+            good = 0
+            nbytes = 0
+            for m in msgs:
+                if m.error() is not None:
+                    counters[ERRORS] += 1
+                    continue
+                good += 1
+                nbytes += len(m.value() or b"")
+                if spec.key_times:
+                    hist.record(now - int.from_bytes(m.key(), "big"))
+            counters[RECORDS] += good
+            counters[BYTES] += nbytes
+            if good:
+                counters[LAST] = now
+            counters[REQUESTS] += 1
+    finally:
+        consumer.close()
+    return hist

@@ -1,0 +1,306 @@
+"""Load-generating processes over the harness's own client: producers (max rate or scheduled) and consumers.
+
+Each process gets a frozen spec, reports progress through four shared int64 counters (records, bytes,
+errors, requests) and hands its latency histogram back at the end. Latency is taken from the *scheduled*
+send time: at a fixed rate every record has a due time fixed in advance (start + i / rate), so a stalled
+broker shows up as latency of every record that should have been sent meanwhile (no coordinated
+omission). At max rate a record's due time is when its request was sent.
+"""
+
+from __future__ import annotations
+
+import selectors
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import hotpath
+from perf import wire
+from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
+from perf.histogram import Histogram
+
+TEMPLATES = 4
+_KEY = struct.Struct(">q")
+
+
+@dataclass(frozen=True)
+class ProduceSpec:
+    topic: str
+    leaders: dict              # partition -> (host, port), only this process's partitions
+    record_size: int
+    num_records: int
+    acks: int = 1
+    batch_records: int = 64
+    linger_ms: float = 0.0
+    rate: float = 0.0          # records/s for this process; 0 = as fast as the broker acknowledges
+    inflight: int = 8
+    key_times: bool = False    # e2e: every record's key is its scheduled send time (monotonic ns)
+    time_limit: float = 600.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ConsumeSpec:
+    topic: str
+    leaders: dict
+    num_records: int           # stop when all consumers together have this many
+    partition_max_bytes: int = 4 << 20
+    max_wait_ms: int = 100
+    key_times: bool = False
+    time_limit: float = 600.0
+    start_offsets: dict = field(default_factory=dict)
+
+
+def payload_pool(record_size: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random record values (incompressible, as a benchmark should be) as one column + offsets."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, record_size * count, dtype=np.uint8)
+    return data, np.arange(count + 1, dtype=np.int64) * record_size
+
+
+def build(record_size: int, n: int, seed: int, keys_ns: np.ndarray | None = None) -> np.ndarray:
+    data, offsets = payload_pool(record_size, n, seed)
+    if keys_ns is None:
+        return hotpath.build_batch(data, offsets)
+    kdata = keys_ns.astype(">i8").view(np.uint8)
+    return hotpath.build_batch(data, offsets, kdata, np.arange(n + 1, dtype=np.int64) * 8)
+
+
+def _by_leader(leaders: dict) -> dict[tuple[str, int], list[int]]:
+    out: dict = {}
+    for p, addr in sorted(leaders.items()):
+        out.setdefault(tuple(addr), []).append(p)
+    return out
+
+
+def run_producer(spec: ProduceSpec, counters, results) -> None:
+    """Process entry point: produce `spec.num_records`, then put ("produce", histogram state) on `results`."""
+    try:
+        hist = (_scheduled if spec.rate > 0 else _max_rate)(spec, counters)
+        results.put(("ok", hist.to_state()))
+    except Exception as exc:  # reported to the parent, which exits non-zero
+        counters[ERRORS] += 1
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _max_rate(spec: ProduceSpec, counters) -> Histogram:
+    """Pre-encoded requests sent back to back, `inflight` outstanding per connection."""
+    hist = Histogram()
+    groups = _by_leader(spec.leaders)
+    conns = {addr: wire.Connection(*addr) for addr in groups}
+    plans = []
+    for addr, parts in groups.items():
+        per_request = spec.batch_records * len(parts)
+        frames = [wire.produce_frame(spec.topic, {p: build(spec.record_size, spec.batch_records,
+                                                           spec.seed * 7919 + t * 131 + p) for p in parts},
+                                     spec.acks)
+                  for t in range(TEMPLATES)]
+        plans.append([addr, parts, per_request, frames])
+    remaining = spec.num_records
+    per_conn_left = _split(remaining, [p[2] for p in plans])
+    sel = selectors.DefaultSelector()
+    for addr in conns:
+        sel.register(conns[addr].sock, selectors.EVENT_READ, addr)
+    state = {addr: [left, 0] for (addr, *_), left in zip(plans, per_conn_left)}   # records left, template no
+    plan_of = {p[0]: p for p in plans}
+    deadline = time.monotonic() + spec.time_limit
+    acks0 = spec.acks == 0
+    counters[STARTED] = time.monotonic_ns()
+    while True:
+        busy = False
+        for addr, conn in conns.items():
+            left, t = state[addr]
+            _, parts, per_request, frames = plan_of[addr]
+            while left > 0 and len(conn.pending) < spec.inflight:
+                if left >= per_request:
+                    frame, n = frames[t % TEMPLATES], per_request
+                else:
+                    frame, n = _tail_frame(spec, parts, left), left
+                sent = time.monotonic_ns()
+                conn.send(frame, wire.PRODUCE, wire.PRODUCE_V, (sent, n, n * spec.record_size))
+                left -= n
+                t += 1
+                if acks0:
+                    conn.pending.pop()
+                    _count(counters, hist, n, n * spec.record_size, 0, sent)
+            state[addr] = [left, t]
+            busy = busy or left > 0 or bool(conn.pending)
+        if not busy or time.monotonic() > deadline:
+            break
+        for key, _ in sel.select(1.0):
+            conn = conns[key.data]
+            while True:
+                (corr, _, _, (sent, n, nbytes)), frame = conn.recv()
+                errors = wire.produce_errors(frame)
+                _count(counters, hist, 0 if errors else n, 0 if errors else nbytes, errors, sent)
+                if not conn.pending or not conn.has_buffered_frame():
+                    break
+    sel.close()
+    for conn in conns.values():
+        conn.close()
+    return hist
+
+
+def _count(counters, hist: Histogram, n: int, nbytes: int, errors: int, sent: int) -> None:
+    if n:
+        now = time.monotonic_ns()
+        hist.record(now - sent, n)
+        counters[LAST] = now
+    counters[RECORDS] += n
+    counters[BYTES] += nbytes
+    counters[ERRORS] += errors
+    counters[REQUESTS] += 1
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    shares = [total * w // sum(weights) for w in weights]
+    shares[0] += total - sum(shares)
+    return shares
+
+
+def _tail_frame(spec: ProduceSpec, parts: list[int], left: int) -> bytearray:
+    """The last, partial request: `left` records spread over the partitions."""
+    counts = _split(left, [1] * len(parts))
+    return wire.produce_frame(spec.topic, {p: build(spec.record_size, c, spec.seed + p)
+                                           for p, c in zip(parts, counts) if c > 0}, spec.acks)
+
+
+def _scheduled(spec: ProduceSpec, counters) -> Histogram:
+    """Fixed rate: record i is due at start + i / rate; a batch leaves when full or its oldest waited linger."""
+    hist = Histogram()
+    parts = sorted(spec.leaders)
+    groups = _by_leader(spec.leaders)
+    conns = {addr: wire.Connection(*addr) for addr in groups}
+    conn_of = {p: conns[tuple(spec.leaders[p])] for p in parts}
+    data, _ = payload_pool(spec.record_size, spec.batch_records, spec.seed)
+    interval = 1e9 / spec.rate
+    linger = int(spec.linger_ms * 1e6)
+    start = time.monotonic_ns() + 20_000_000
+    counters[STARTED] = start
+    sent_records = 0
+    rotate = 0
+    deadline = time.monotonic() + spec.time_limit
+    sel = selectors.DefaultSelector()
+    for conn in conns.values():
+        sel.register(conn.sock, selectors.EVENT_READ, conn)
+    while (sent_records < spec.num_records or any(c.pending for c in conns.values())) \
+            and time.monotonic() < deadline:
+        now = time.monotonic_ns()
+        due = min(spec.num_records, int((now - start) / interval) + 1) if now >= start else 0
+        pending = due - sent_records
+        oldest = start + int(sent_records * interval)
+        blocked = False
+        if pending > 0 and (pending >= spec.batch_records or now - oldest >= linger
+                            or due == spec.num_records):
+            p = parts[rotate % len(parts)]
+            conn = conn_of[p]
+            if len(conn.pending) < spec.inflight:
+                n = min(pending, spec.batch_records)
+                scheds = start + (np.arange(sent_records, sent_records + n) * interval).astype(np.int64)
+                keys = scheds if spec.key_times else None
+                offsets = np.arange(n + 1, dtype=np.int64) * spec.record_size
+                batch = hotpath.build_batch(data[:n * spec.record_size], offsets,
+                                            None if keys is None else keys.astype(">i8").view(np.uint8),
+                                            None if keys is None else np.arange(n + 1, dtype=np.int64) * 8)
+                frame = wire.produce_frame(spec.topic, {p: batch}, spec.acks)
+                conn.send(frame, wire.PRODUCE, wire.PRODUCE_V, (scheds, n * spec.record_size))
+                if spec.acks == 0:
+                    conn.pending.pop()
+                    _count_scheduled(counters, hist, scheds, n * spec.record_size, 0)
+                sent_records += n
+                rotate += 1
+                continue
+            blocked = True
+        # wait for a response or for the next record's due time / linger expiry
+        if sent_records < spec.num_records and not blocked:
+            next_due = start + int((sent_records + (pending if pending > 0 else 0)) * interval)
+            wake = min(next_due, oldest + linger) if pending > 0 else next_due
+            timeout = max(0.0, (wake - time.monotonic_ns()) / 1e9)
+        else:
+            timeout = 1.0
+        for key, _ in sel.select(timeout):
+            conn = key.data
+            while conn.pending:
+                (_, _, _, (scheds, nbytes)), frame = conn.recv()
+                errors = wire.produce_errors(frame)
+                _count_scheduled(counters, hist, scheds if not errors else scheds[:0], nbytes, errors)
+                if not conn.has_buffered_frame():
+                    break
+    sel.close()
+    for conn in conns.values():
+        conn.close()
+    return hist
+
+
+def _count_scheduled(counters, hist: Histogram, scheds: np.ndarray, nbytes: int, errors: int) -> None:
+    if len(scheds):
+        now = time.monotonic_ns()
+        hist.record_many(now - scheds)
+        counters[LAST] = now
+        counters[BYTES] += nbytes
+    counters[RECORDS] += len(scheds)
+    counters[ERRORS] += errors
+    counters[REQUESTS] += 1
+
+
+def run_consumer(spec: ConsumeSpec, counters, totals, results) -> None:
+    """Process entry point: fetch until `totals` (all consumers' record counters) reach the target."""
+    try:
+        hist = _consume(spec, counters, totals)
+        results.put(("ok", hist.to_state()))
+    except Exception as exc:
+        counters[ERRORS] += 1
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _consume(spec: ConsumeSpec, counters, totals) -> Histogram:
+    hist = Histogram()
+    groups = _by_leader(spec.leaders)
+    conns = {addr: wire.Connection(*addr) for addr in groups}
+    offsets = {addr: {p: spec.start_offsets.get(p, 0) for p in parts} for addr, parts in groups.items()}
+    sel = selectors.DefaultSelector()
+    for addr, conn in conns.items():
+        sel.register(conn.sock, selectors.EVENT_READ, addr)
+        conn.send(wire.fetch_frame(spec.topic, offsets[addr], spec.max_wait_ms, spec.partition_max_bytes),
+                  wire.FETCH, wire.FETCH_V)
+    deadline = time.monotonic() + spec.time_limit
+    counters[STARTED] = time.monotonic_ns()
+    while time.monotonic() < deadline:
+        if sum(t[RECORDS] for t in totals) >= spec.num_records:
+            break
+        for key, _ in sel.select(0.5):
+            addr = key.data
+            conn = conns[addr]
+            _, frame = conn.recv()
+            now = time.monotonic_ns()
+            for partition, error, records, nbytes, next_offset, spans in walk_and_time(frame, spec.key_times,
+                                                                                     hist, now):
+                if error:
+                    counters[ERRORS] += 1
+                    continue
+                if next_offset >= 0:
+                    offsets[addr][partition] = next_offset
+                counters[RECORDS] += records
+                counters[BYTES] += nbytes
+                if records:
+                    counters[LAST] = now
+            counters[REQUESTS] += 1
+            conn.send(wire.fetch_frame(spec.topic, offsets[addr], spec.max_wait_ms, spec.partition_max_bytes),
+                      wire.FETCH, wire.FETCH_V)
+    sel.close()
+    for conn in conns.values():
+        conn.close()
+    return hist
+
+
+def walk_and_time(frame, key_times: bool, hist: Histogram, now: int):
+    parts = wire.walk_fetch(frame, want_batches=key_times)
+    if key_times:
+        for part in parts:
+            for start, end in part[5]:
+                keys = wire.batch_keys(frame, start, end)
+                sched = np.array([_KEY.unpack(k)[0] for k in keys if len(k) == 8], np.int64)
+                hist.record_many(now - sched)
+    return parts

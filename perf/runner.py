@@ -1,0 +1,232 @@
+"""Runs a workload: creates the topic, forks the load processes, shows live progress, sums up the result.
+
+The result is one flat dict (what `--json` prints): records, records_per_sec, mb_per_sec, elapsed_s,
+latency_ms {p50, p90, p99, p999, max, mean}, errors, requests, plus the workload's parameters. Rates are
+over the span from the first process's start to the last acknowledgement (or consumed record).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, replace
+
+from perf import confluent, loadgen, wire
+from perf.display import Progress
+from perf.histogram import Histogram
+from perf.counters import BYTES, COUNTERS, ERRORS, LAST, RECORDS, REQUESTS, STARTED
+from perf.loadgen import ConsumeSpec, ProduceSpec
+
+
+@dataclass(frozen=True)
+class Workload:
+    bootstrap: str
+    topic: str
+    num_records: int
+    record_size: int = 1024
+    partitions: int = 8
+    acks: int = 1
+    producers: int = 1
+    consumers: int = 1
+    batch_size: int = 65536          # bytes per partition batch, as Kafka's batch.size
+    linger_ms: float = 0.0
+    rate: float = 0.0                # records/s over all producers; 0 = max
+    inflight: int = 8
+    client: str = "native"           # or "confluent"
+    time_limit: float = 600.0
+    topic_configs: tuple = ()
+
+    @property
+    def batch_records(self) -> int:
+        return max(1, self.batch_size // max(self.record_size, 1))
+
+
+def prepare_topic(w: Workload) -> dict[int, tuple[str, int]]:
+    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
+    try:
+        return wire.ensure_topic(conn, w.topic, w.partitions, dict(w.topic_configs))
+    finally:
+        conn.close()
+
+
+def _assign(leaders: dict, n: int) -> list[dict]:
+    parts = sorted(leaders)
+    if n >= len(parts):
+        return [{parts[i % len(parts)]: leaders[parts[i % len(parts)]]} for i in range(n)]
+    return [{p: leaders[p] for p in parts[i::n]} for i in range(n)]
+
+
+def _shares(total: int, n: int) -> list[int]:
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+class _Group:
+    """Forked load processes with their shared counters and result queue."""
+
+    def __init__(self):
+        self.ctx = multiprocessing.get_context("fork")
+        self.results = self.ctx.Queue()
+        self.procs: list = []
+        self.counters: list = []
+
+    def counter(self):
+        c = self.ctx.Array("q", COUNTERS, lock=False)
+        self.counters.append(c)
+        return c
+
+    def start(self, target, *args) -> None:
+        p = self.ctx.Process(target=target, args=args, daemon=True)
+        p.start()
+        self.procs.append(p)
+
+    def totals(self) -> list[int]:
+        return [sum(c[i] for c in self.counters) for i in range(COUNTERS)]
+
+    def span(self) -> float:
+        """Seconds from the first process's start to the last record any of them counted."""
+        starts = [c[STARTED] for c in self.counters if c[STARTED]]
+        ends = [c[LAST] for c in self.counters if c[LAST]]
+        return (max(ends) - min(starts)) / 1e9 if starts and ends else 0.0
+
+    def alive(self) -> bool:
+        return any(p.is_alive() for p in self.procs)
+
+    def collect(self, hist: Histogram, failures: list[str]) -> None:
+        for _ in self.procs:
+            try:
+                status, payload = self.results.get(timeout=30)
+            except Exception:
+                failures.append("a load process exited without a result")
+                continue
+            if status == "ok":
+                hist.merge(Histogram.from_state(payload))
+            else:
+                failures.append(payload)
+        for p in self.procs:
+            p.join(10)
+
+
+def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Histogram,
+             failures: list[str], target: int) -> dict:
+    records = min(counts[RECORDS], target)
+    elapsed = max(elapsed, 1e-9)
+    per_record = counts[BYTES] / counts[RECORDS] if counts[RECORDS] else 0
+    return {
+        "mode": mode, "client": w.client, "topic": w.topic, "records": records,
+        "records_per_sec": round(counts[RECORDS] / elapsed, 1),
+        "mb_per_sec": round(counts[BYTES] / elapsed / 1e6, 2),
+        "elapsed_s": round(elapsed, 3), "latency_ms": {k: round(v, 4) for k, v in hist.summary_ms().items()},
+        "errors": counts[ERRORS] + len(failures), "requests": counts[REQUESTS],
+        "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
+        "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
+        "linger_ms": w.linger_ms, "rate": w.rate, "complete": counts[RECORDS] >= target and not failures,
+        "failures": failures[:5],
+    }
+
+
+def _watch(group: _Group, progress: Progress, label: str, target: int, start: float) -> None:
+    """Refresh the progress display until every process exits."""
+    while group.alive():
+        progress.update(label, group.totals(), target, time.monotonic() - start)
+        time.sleep(0.2)
+    progress.update(label, group.totals(), target, time.monotonic() - start)
+
+
+def run_produce(w: Workload, progress: Progress | None = None, key_times: bool = False) -> dict:
+    leaders = prepare_topic(w)
+    return _produce(w, leaders, progress or Progress(enabled=False), key_times)
+
+
+def _produce_specs(w: Workload, leaders: dict, key_times: bool) -> list[ProduceSpec]:
+    rate = w.rate / w.producers if w.rate else 0.0
+    return [ProduceSpec(topic=w.topic, leaders=own, record_size=w.record_size, num_records=n, acks=w.acks,
+                        batch_records=w.batch_records, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
+                        key_times=key_times, time_limit=w.time_limit, seed=i)
+            for i, (own, n) in enumerate(zip(_assign(leaders, w.producers), _shares(w.num_records, w.producers)))]
+
+
+def _produce(w: Workload, leaders: dict, progress: Progress, key_times: bool) -> dict:
+    import hotpath
+
+    hotpath.warmup()
+    target = loadgen.run_producer if w.client == "native" else confluent.run_producer
+    group = _Group()
+    start = time.monotonic()
+    for spec in _produce_specs(w, leaders, key_times):
+        group.start(target, spec, group.counter(), group.results)
+    hist, failures = Histogram(), []
+    with progress:
+        _watch(group, progress, "produce", w.num_records, start)
+    group.collect(hist, failures)
+    return _summary(w, "produce", group.totals(), group.span(), hist, failures, w.num_records)
+
+
+def run_consume(w: Workload, progress: Progress | None = None) -> dict:
+    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
+    try:
+        leaders = wire.leaders(conn, w.topic)
+    finally:
+        conn.close()
+    w = replace(w, partitions=len(leaders))
+    progress = progress or Progress(enabled=False)
+    group = _Group()
+    target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
+    start = time.monotonic()
+    specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, time_limit=w.time_limit)
+             for own in _assign(leaders, w.consumers)[:max(1, min(w.consumers, len(leaders)))]]
+    for spec in specs:
+        group.counter()
+    for spec, c in zip(specs, group.counters):
+        group.start(target, spec, c, group.counters, group.results)
+    hist, failures = Histogram(), []
+    with progress:
+        _watch(group, progress, "consume", w.num_records, start)
+    group.collect(hist, failures)
+    return _summary(w, "consume", group.totals(), group.span(), hist, failures, w.num_records)
+
+
+def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
+    """Produce at `w.rate` while consuming; latency is consume time minus each record's scheduled send time."""
+    if not w.rate:
+        raise ValueError("e2e needs a fixed --rate")
+    leaders = prepare_topic(w)
+    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
+    try:
+        starts = _end_offsets(conn, w.topic, sorted(leaders))
+    finally:
+        conn.close()
+    import hotpath
+
+    hotpath.warmup()
+    progress = progress or Progress(enabled=False)
+    consumers, producers = _Group(), _Group()
+    cons_target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
+    prod_target = loadgen.run_producer if w.client == "native" else confluent.run_producer
+    specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, key_times=True,
+                         time_limit=w.time_limit, max_wait_ms=100, start_offsets=starts)
+             for own in _assign(leaders, min(w.consumers, len(leaders)))]
+    for _ in specs:
+        consumers.counter()
+    for spec, c in zip(specs, consumers.counters):
+        consumers.start(cons_target, spec, c, consumers.counters, consumers.results)
+    time.sleep(0.3)                       # consumers connected and polling before the first record is due
+    start = time.monotonic()
+    for spec in _produce_specs(w, leaders, key_times=True):
+        producers.start(prod_target, spec, producers.counter(), producers.results)
+    e2e, acks, failures = Histogram(), Histogram(), []
+    with progress:
+        _watch(consumers, progress, "e2e", w.num_records, start)
+    producers.collect(acks, failures)
+    consumers.collect(e2e, failures)
+    out = _summary(w, "e2e", consumers.totals(), consumers.span(), e2e, failures, w.num_records)
+    out["produce_latency_ms"] = {k: round(v, 4) for k, v in acks.summary_ms().items()}
+    out["produced"] = producers.totals()[RECORDS]
+    out["errors"] += producers.totals()[ERRORS]
+    return out
+
+
+def _end_offsets(conn: wire.Connection, topic: str, partitions: list[int]) -> dict[int, int]:
+    body = {"replica_id": -1, "isolation_level": 0, "topics": [{"name": topic, "partitions": [
+        {"partition_index": p, "current_leader_epoch": -1, "timestamp": -1} for p in partitions]}]}
+    resp = conn.call(wire.LIST_OFFSETS, 2, body)
+    return {p["partition_index"]: max(p["offset"], 0) for t in resp["topics"] for p in t["partitions"]}

@@ -1,0 +1,256 @@
+"""The harness's own Kafka client: one blocking socket per broker, pipelined requests, the project's codec.
+
+Requests are encoded with `netio.codec.encode_request`; Produce requests are encoded once per template and
+only their correlation id is patched before each send. Fetch responses are walked with `struct` down to the
+record batch headers (record counts and offsets); record bytes are never copied or decoded, except where the
+end-to-end mode reads record keys.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections import deque
+
+from netio.codec import decode_response, encode_request
+
+PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
+PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V = 7, 11, 5, 3
+TOPIC_ALREADY_EXISTS = 36
+CLIENT_ID = "hpbroker-perf"
+
+_SIZE = struct.Struct(">i")
+_CORR = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_FETCH_PART = struct.Struct(">ihqqqi")     # partition, error, high_watermark, lso, log_start, aborted count
+_BATCH_HEAD = struct.Struct(">qi")         # base offset, batch length
+_LAST_DELTA = struct.Struct(">i")          # at 23
+_COUNT = struct.Struct(">i")               # at 57
+RECV_CHUNK = 4 << 20
+
+
+class KafkaError(Exception):
+    """A Kafka error code from a response, or a broken connection."""
+
+
+class Connection:
+    """A blocking connection with pipelining: `send(frame)` any number of times, then `recv()` in order."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            self.sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+        self._buf = bytearray(RECV_CHUNK)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._next_corr = 1
+        self.pending: deque = deque()      # (correlation id, api key, version, user tag) per sent request
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def next_corr(self) -> int:
+        corr = self._next_corr
+        self._next_corr = (corr + 1) & 0x7FFFFFFF or 1
+        return corr
+
+    def send(self, frame, api_key: int, version: int, tag=None) -> None:
+        """Send a complete frame whose correlation id field (bytes 8-12) is patched here."""
+        corr = self.next_corr()
+        if isinstance(frame, bytearray):
+            _CORR.pack_into(frame, 8, corr)
+        else:
+            frame = bytearray(frame)
+            _CORR.pack_into(frame, 8, corr)
+        self.sock.sendall(frame)
+        self.pending.append((corr, api_key, version, tag))
+
+    def recv_frame(self) -> memoryview:
+        """The next response frame (without its size prefix); valid until the next call."""
+        while True:
+            avail = self._end - self._start
+            if avail >= 4:
+                size = _SIZE.unpack_from(self._buf, self._start)[0]
+                if avail >= 4 + size:
+                    begin = self._start + 4
+                    self._start = begin + size
+                    return self._view[begin:begin + size]
+                need = 4 + size
+            else:
+                need = 4
+            if need > len(self._buf) - self._start:
+                self._compact(need)
+            n = self.sock.recv_into(self._view[self._end:])
+            if n == 0:
+                raise KafkaError("connection closed by the broker")
+            self._end += n
+
+    def _compact(self, need: int) -> None:
+        avail = self._end - self._start
+        if need > len(self._buf):
+            grown = bytearray(max(need, 2 * len(self._buf)))
+            grown[:avail] = self._view[self._start:self._end]
+            self._buf, self._view = grown, memoryview(grown)
+        else:
+            self._buf[:avail] = self._view[self._start:self._end]
+        self._start, self._end = 0, avail
+
+    def has_buffered_frame(self) -> bool:
+        avail = self._end - self._start
+        return avail >= 4 and avail >= 4 + _SIZE.unpack_from(self._buf, self._start)[0]
+
+    def recv(self) -> tuple[tuple, memoryview]:
+        """The oldest pending request's (correlation id, api key, version, tag) and its response frame."""
+        frame = self.recv_frame()
+        entry = self.pending.popleft()
+        corr = _CORR.unpack_from(frame, 0)[0]
+        if corr != entry[0]:
+            raise KafkaError(f"correlation id {corr} does not match the oldest request {entry[0]}")
+        return entry, frame
+
+    def call(self, api_key: int, version: int, body: dict) -> dict:
+        """One request and its decoded response (admin and metadata; not for the data path)."""
+        self.send(encode_request(api_key, version, 0, CLIENT_ID, body), api_key, version)
+        _, frame = self.recv()
+        return decode_response(api_key, version, bytes(frame))[1]
+
+
+def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def metadata(conn: Connection, topics: list[str] | None) -> dict:
+    body = {"topics": None if topics is None else [{"name": t} for t in topics],
+            "allow_auto_topic_creation": False}
+    return conn.call(METADATA, METADATA_V, body)
+
+
+def ensure_topic(conn: Connection, topic: str, partitions: int, configs: dict | None = None,
+                 timeout: float = 30.0) -> dict[int, tuple[str, int]]:
+    """Create `topic` if it does not exist and wait until every partition has a leader.
+
+    Returns partition -> (leader host, port).
+    """
+    body = {"topics": [{"name": topic, "num_partitions": partitions, "replication_factor": 1, "assignments": [],
+                        "configs": [{"name": k, "value": str(v)} for k, v in (configs or {}).items()]}],
+            "timeout_ms": int(timeout * 1000), "validate_only": False}
+    result = conn.call(CREATE_TOPICS, CREATE_TOPICS_V, body)["topics"][0]
+    if result["error_code"] not in (0, TOPIC_ALREADY_EXISTS):
+        raise KafkaError(f"CreateTopics {topic}: error {result['error_code']} {result.get('error_message')}")
+    return leaders(conn, topic, timeout)
+
+
+def leaders(conn: Connection, topic: str, timeout: float = 30.0) -> dict[int, tuple[str, int]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        md = metadata(conn, [topic])
+        brokers = {b["node_id"]: (b["host"], b["port"]) for b in md["brokers"]}
+        t = md["topics"][0]
+        parts = {p["partition_index"]: brokers.get(p["leader_id"]) for p in t["partitions"]
+                 if p["error_code"] == 0}
+        if t["error_code"] == 0 and parts and all(parts.values()):
+            return dict(sorted(parts.items()))
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topic {topic}: no leaders (error {t['error_code']})")
+        time.sleep(0.1)
+
+
+def produce_frame(topic: str, batches: dict[int, bytes], acks: int, timeout_ms: int = 30000) -> bytearray:
+    """A Produce request frame carrying one batch per partition (correlation id patched at send)."""
+    body = {"transactional_id": None, "acks": acks, "timeout_ms": timeout_ms,
+            "topic_data": [{"name": topic, "partition_data": [
+                {"index": p, "records": bytes(b)} for p, b in sorted(batches.items())]}]}
+    return bytearray(encode_request(PRODUCE, PRODUCE_V, 0, CLIENT_ID, body))
+
+
+def produce_errors(frame: memoryview) -> int:
+    """Partitions answered with a non-zero error code in a Produce v7 response."""
+    _, body = decode_response(PRODUCE, PRODUCE_V, frame)
+    return sum(1 for t in body["responses"] for p in t["partition_responses"] if p["error_code"])
+
+
+def fetch_frame(topic: str, offsets: dict[int, int], max_wait_ms: int, partition_max_bytes: int,
+                max_bytes: int = 64 << 20) -> bytearray:
+    body = {"replica_id": -1, "max_wait_ms": max_wait_ms, "min_bytes": 1, "max_bytes": max_bytes,
+            "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+            "topics": [{"topic": topic, "partitions": [
+                {"partition": p, "current_leader_epoch": -1, "fetch_offset": o, "log_start_offset": -1,
+                 "partition_max_bytes": partition_max_bytes} for p, o in sorted(offsets.items())]}],
+            "forgotten_topics_data": []}
+    return bytearray(encode_request(FETCH, FETCH_V, 0, CLIENT_ID, body))
+
+
+def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int, int, int, int, int, list]]:
+    """(partition, error, records, bytes, next offset or -1, [(batch start, batch end)]) per partition.
+
+    Only whole batches count; a batch cut at the size limit is fetched again next time.
+    """
+    buf = frame
+    pos = 4 + 4 + 2 + 4                      # correlation id, throttle, error, session id
+    out = []
+    (ntopics,) = _I32.unpack_from(buf, pos)
+    pos += 4
+    for _ in range(ntopics):
+        (nlen,) = _I16.unpack_from(buf, pos)
+        pos += 2 + max(nlen, 0)
+        (nparts,) = _I32.unpack_from(buf, pos)
+        pos += 4
+        for _ in range(nparts):
+            partition, error, _hw, _lso, _ls, naborted = _FETCH_PART.unpack_from(buf, pos)
+            pos += _FETCH_PART.size + max(naborted, 0) * 16 + 4      # aborted list, preferred replica
+            (rlen,) = _I32.unpack_from(buf, pos)
+            pos += 4
+            end = pos + max(rlen, 0)
+            records = nbytes = 0
+            next_offset = -1
+            spans = []
+            p = pos
+            while p + 61 <= end:
+                base, blen = _BATCH_HEAD.unpack_from(buf, p)
+                bend = p + 12 + blen
+                if bend > end:
+                    break
+                records += _COUNT.unpack_from(buf, p + 57)[0]
+                next_offset = base + _LAST_DELTA.unpack_from(buf, p + 23)[0] + 1
+                nbytes += bend - p
+                if want_batches:
+                    spans.append((p, bend))
+                p = bend
+            out.append((partition, error, records, nbytes, next_offset, spans))
+            pos = end
+    return out
+
+
+def read_varint(buf, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def batch_keys(buf, start: int, end: int) -> list[bytes]:
+    """The keys of the records of one uncompressed batch at buf[start:end]."""
+    keys = []
+    pos = start + 61
+    count = _COUNT.unpack_from(buf, start + 57)[0]
+    for _ in range(count):
+        length, pos = read_varint(buf, pos)
+        rec_end = pos + length
+        p = pos + 1                                   # attributes
+        _, p = read_varint(buf, p)                    # timestamp delta
+        _, p = read_varint(buf, p)                    # offset delta
+        klen, p = read_varint(buf, p)
+        keys.append(bytes(buf[p:p + klen]) if klen > 0 else b"")
+        pos = rec_end
+        if pos > end:
+            break
+    return keys
