@@ -89,6 +89,7 @@ from tools.commands.topic import topic  # noqa: E402
 
 for _command in (topic, group, produce, consume, cluster):
     main.add_command(_command)
+main.add_command(__import__("perf.cli", fromlist=["perf"]).perf)
 
 
 if __name__ == "__main__":
