@@ -90,6 +90,8 @@ from tools.commands.topic import topic  # noqa: E402
 for _command in (topic, group, produce, consume, cluster):
     main.add_command(_command)
 main.add_command(__import__("perf.cli", fromlist=["perf"]).perf)
+main.add_command(__import__("tools.top.command", fromlist=["top"]).top)
+main.add_command(__import__("tools.demo", fromlist=["demo"]).demo)
 
 
 if __name__ == "__main__":
