@@ -29,21 +29,34 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _entry(name, value, source, read_only, version, config_type, is_default) -> dict:
+def _entry(name, value, source, read_only, version, config_type, is_default, synonyms=()) -> dict:
     return {"name": name, "value": _text(value), "read_only": read_only, "is_default": is_default,
-            "config_source": source, "is_sensitive": False, "synonyms": [], "config_type": config_type,
+            "config_source": source, "is_sensitive": False, "synonyms": list(synonyms), "config_type": config_type,
             "documentation": None}
 
 
-def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int) -> list[dict]:
+def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
+                  synonyms: bool = False) -> list[dict]:
+    """Each topic key with its effective value; with `synonyms`, the chain Kafka shows (topic override,
+    then the broker key it overrides, then the default), highest precedence first."""
     broker_values = cfg.log_defaults()
     out = []
     for name, (_parse, broker_key) in TOPIC_CONFIGS.items():
         if keys is not None and name not in keys:
             continue
         ctype = TOPIC_TYPES.get(name, 5)
+        chain = []
+        if synonyms:
+            if name in overrides:
+                chain.append({"name": name, "value": _text(overrides[name]), "source": DYNAMIC_TOPIC_CONFIG})
+            if broker_key is None:
+                chain.append({"name": name, "value": _text(TOPIC_DEFAULTS.get(name)), "source": DEFAULT_CONFIG})
+            else:
+                set_in_file = cfg.sources.get(broker_key, "default") != "default"
+                chain.append({"name": broker_key, "value": _text(broker_values.get(broker_key)),
+                              "source": STATIC_BROKER_CONFIG if set_in_file else DEFAULT_CONFIG})
         if name in overrides:
-            out.append(_entry(name, overrides[name], DYNAMIC_TOPIC_CONFIG, False, version, ctype, False))
+            out.append(_entry(name, overrides[name], DYNAMIC_TOPIC_CONFIG, False, version, ctype, False, chain))
             continue
         if broker_key is None:
             value, source = TOPIC_DEFAULTS.get(name), DEFAULT_CONFIG
@@ -53,7 +66,7 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int) ->
             if broker_key == "log.retention.ms" and cfg["log.retention.ms"] is None:
                 base = "log.retention.minutes" if cfg["log.retention.minutes"] is not None else "log.retention.hours"
             source = DEFAULT_CONFIG if cfg.sources.get(base, "default") == "default" else STATIC_BROKER_CONFIG
-        out.append(_entry(name, value, source, False, version, ctype, source == DEFAULT_CONFIG))
+        out.append(_entry(name, value, source, False, version, ctype, source == DEFAULT_CONFIG, chain))
     return out
 
 
@@ -83,7 +96,8 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
                 res["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
                 res["error_message"] = f"Topic '{rname}' does not exist."
             else:
-                res["configs"] = topic_configs(ctx.config, t.configs, keys, header.api_version)
+                res["configs"] = topic_configs(ctx.config, t.configs, keys, header.api_version,
+                                               bool(body.get("include_synonyms")))
         elif rtype == BROKER:
             if rname not in ("", str(ctx.config["broker.id"])):
                 res["error_code"] = int(ErrorCode.INVALID_REQUEST)

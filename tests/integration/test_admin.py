@@ -56,6 +56,9 @@ def test_describe_configs_reports_every_default_with_its_source(live):
     assert topic["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert topic["cleanup.policy"].value == "delete"
     assert topic["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    chain = [(s.name, s.value, s.source) for s in topic["retention.ms"].synonyms.values()]
+    assert chain[0] == ("retention.ms", "3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert chain[1][0] == "log.retention.ms" and chain[1][2] == ConfigSource.DEFAULT_CONFIG.value
     for key in ("retention.bytes", "segment.ms", "max.message.bytes", "message.timestamp.type",
                 "min.insync.replicas"):
         assert key in topic
