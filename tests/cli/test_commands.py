@@ -182,3 +182,18 @@ def test_help_explains_concepts():
     out = CliRunner().invoke(main, ["group", "--help"]).stdout
     assert "lag" in out.lower() and "rebalance" in out.lower()
     assert "Exit codes" in CliRunner().invoke(main, ["topic", "create", "--help"]).stdout
+
+
+def test_reset_offsets_to_a_datetime_finds_the_first_later_record(kafka_broker):
+    from datetime import datetime, timezone
+
+    name, group = fresh(), fresh("g")
+    run(kafka_broker, "topic", "create", name, "--partitions", "1")
+    run(kafka_broker, "produce", name, input="old1\nold2\nold3\n")
+    time.sleep(0.05)
+    mark = datetime.now(timezone.utc).isoformat()
+    time.sleep(0.05)
+    run(kafka_broker, "produce", name, input="new1\nnew2\n")
+    rows = run_json(kafka_broker, "group", "reset-offsets", group, "--topic", name, "--to-datetime", mark)
+    assert rows == [{"topic": name, "partition": 0, "old_offset": None, "new_offset": 3}]
+    assert run(kafka_broker, "consume", name, "--group", group, "--max", "2").stdout.split() == ["new1", "new2"]
