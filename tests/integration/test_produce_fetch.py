@@ -95,8 +95,7 @@ def test_kafka_python_round_trip(tmp_path, net, io):
     with BrokerProcess(data_dir=str(tmp_path), network_threads=net, io_threads=io) as b:
         _create(b.bootstrap, "kp")
         per = N_RECORDS // PARTITIONS
-        prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", linger_ms=5, batch_size=65536,
-                             enable_idempotence=False)
+        prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", linger_ms=5, batch_size=65536)
         futures = []
         for i in range(per):
             for part in range(PARTITIONS):

@@ -1,17 +1,19 @@
 """Producer state rebuilt from a real partition log, with and without snapshots."""
 
+import os
+
 import numpy as np
+import pytest
 
 import hotpath
 from broker.log import LogConfig, PartitionLog
 from broker.producers import owner, snapshot
 from broker.producers.state import OutOfOrderSequence
 
-import pytest
-
 
 def pbatch(pid: int, epoch: int, seq: int, n: int = 3) -> bytes:
-    return hotpath.build_records_batch([(b"k", b"v%d" % i) for i in range(n)], timestamps=np.full(n, 1_000, np.int64),
+    return hotpath.build_records_batch([(b"k", b"v%d" % i) for i in range(n)],
+                                       timestamps=np.full(n, 1_000, np.int64),
                                        producer_id=pid, producer_epoch=epoch, base_sequence=seq)
 
 
@@ -28,7 +30,7 @@ def fill(plog) -> dict:
         if pid < 0:
             plog.append(hotpath.build_records_batch([(None, b"plain")]))
             continue
-        r = plog.append(pbatch(pid, 2, seqs[pid]))
+        plog.append(pbatch(pid, 2, seqs[pid]))
         seqs[pid] += 3
     return seqs
 
@@ -72,8 +74,8 @@ def test_snapshot_plus_replay_equals_full_replay(tmp_path):
         snapshot.write(d, mid, owner.load(plog))
         fill(plog)
         from_snapshot = owner.load(plog)
-        for name in snapshot.list_snapshots(d):
-            snapshot._unlink(f"{d}/{snapshot.snapshot_name(name)}")
+        for offset in snapshot.list_snapshots(d):
+            os.unlink(os.path.join(d, snapshot.snapshot_name(offset)))
         assert owner.load(plog).entries == from_snapshot.entries
     finally:
         plog.close()
