@@ -119,3 +119,20 @@ def test_processes_and_restarts(loaded_broker):
     assert total(s, "hpbroker_worker_restarts_total", role="network", worker=1) == 1
     # the restarted worker keeps counting from its predecessor's values
     assert total(s, "hpbroker_records_in_total") == N
+
+
+def test_grafana_dashboard_queries_only_metrics_the_broker_exposes(loaded_broker):
+    import json
+    import re
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).resolve().parents[2] / "tools" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", ())]
+    assert len(exprs) >= 20
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"hpbroker_[a-z_]+", e)}
+    s = scrape(loaded_broker.metrics_url)
+    exposed = {re.sub(r"_(bucket|sum|count)$", "", name) for name in s}
+    with urllib.request.urlopen(loaded_broker.metrics_url, timeout=10) as r:
+        declared = set(re.findall(r"^# TYPE (\S+)", r.read().decode(), re.M))
+    missing = used - exposed - declared
+    assert not missing - {"hpbroker_group_lag", "hpbroker_group_committed_offset"}, missing
