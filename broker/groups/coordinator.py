@@ -7,6 +7,10 @@ means "answer for the groups coordinated here". Every commit and membership chan
 offsets partition before it is answered, and `on_open` replays the partition to rebuild offsets and
 groups, so a restart or a kill -9 loses nothing that was acknowledged. Members restored from the log get a
 fresh session timeout: clients that kept running continue with their generation.
+
+The partition is kept short the way compaction would: once enough superseded records pile up, the live
+state (each group's last stored metadata and its offsets) is appended again and the log start moves to
+where that copy begins, so replay at open reads about twice the live state at most.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ log = Log("hpbroker.groups")
 
 TICK_S = 0.2
 READ_CHUNK = 1 << 20
+COMPACT_AFTER = 10000  # records appended since the last compaction, at least
+COMPACT_BATCH = 500
 
 
 class OffsetsPartition:
@@ -31,6 +37,8 @@ class OffsetsPartition:
     def __init__(self, op):
         self.op = op
         self.groups: dict[str, Group] = {}
+        self.stored: dict[str, bytes] = {}  # group -> its last group metadata value in the log
+        self.appended = 0  # records appended since the partition was loaded or compacted
 
 
 class GroupCoordinator:
@@ -77,7 +85,7 @@ class GroupCoordinator:
     def _replay(self, part: OffsetsPartition) -> int:
         plog = part.op.log
         offset, end = plog.log_start_offset, plog.log_end_offset
-        groups: dict[str, storage.GroupValue | None] = {}
+        groups: dict[str, bytes | None] = {}
         offsets: dict[str, dict[tuple[str, int], storage.OffsetValue]] = {}
         n = 0
         while offset < end:
@@ -85,9 +93,9 @@ class GroupCoordinator:
             nxt = storage.next_offset_after(view)
             if nxt <= offset:
                 break
-            for _o, key, value in storage.iter_records(view):
+            for o, key, value in storage.iter_records(view):
                 n += 1
-                if key is None:
+                if key is None or o < plog.log_start_offset:
                     continue
                 try:
                     k = storage.parse_key(key)
@@ -98,7 +106,7 @@ class GroupCoordinator:
                         else:
                             per[(k[2], k[3])] = storage.parse_offset_value(value)
                     elif k[0] == "group":
-                        groups[k[1]] = None if value is None else storage.parse_group_value(value)
+                        groups[k[1]] = value
                         if value is None:
                             offsets.pop(k[1], None)
                 except Exception as e:
@@ -112,7 +120,9 @@ class GroupCoordinator:
             g = self._new_group(part, gid)
             g.offsets = offsets.get(gid, {})
             if value is not None:
-                self._restore(g, value, now)
+                part.stored[gid] = value
+                self._restore(g, storage.parse_group_value(value), now)
+        part.appended = n
         return n
 
     def _restore(self, g: Group, v: storage.GroupValue, now: float) -> None:
@@ -143,6 +153,7 @@ class GroupCoordinator:
         op = part.op
         op.log.append(storage.build_batch(records), leader_epoch=op.leader_epoch)
         self.worker.publish(op)
+        part.appended += len(records)
 
     def _store_group(self, part: OffsetsPartition, g: Group) -> None:
         members = [storage.StoredMember(m.member_id, m.instance_id, m.client_id, m.client_host,
@@ -151,7 +162,39 @@ class GroupCoordinator:
                    for m in g.members.values()]
         value = storage.GroupValue(g.protocol_type, g.generation, g.protocol, g.leader,
                                    int(time.time() * 1000), members)
-        self._append(part, [(storage.group_key(g.group_id), storage.group_value(value))])
+        data = storage.group_value(value)
+        self._append(part, [(storage.group_key(g.group_id), data)])
+        part.stored[g.group_id] = data
+
+    def compact(self, part: OffsetsPartition) -> None:
+        """Append the live state again, then drop everything before it."""
+        records = []
+        for gid, g in part.groups.items():
+            if g.state == DEAD:
+                continue
+            if gid in part.stored:
+                records.append((storage.group_key(gid), part.stored[gid]))
+            records.extend((storage.offset_key(gid, t, p), storage.offset_value(v))
+                           for (t, p), v in g.offsets.items())
+        plog = part.op.log
+        start = plog.log_end_offset
+        try:
+            for i in range(0, len(records), COMPACT_BATCH):
+                self._append(part, records[i:i + COMPACT_BATCH])
+            plog.delete_records_before(start)
+        except Exception as e:
+            log.error("offsets partition compaction failed", partition=part.op.partition, error=repr(e))
+            return
+        self.worker.publish(part.op)
+        part.appended = len(records)
+        log.info("offsets partition compacted", partition=part.op.partition, live=len(records), log_start=start)
+
+    def _maybe_compact(self, part: OffsetsPartition) -> None:
+        if part.appended < COMPACT_AFTER:
+            return
+        live = sum(len(g.offsets) + 1 for g in part.groups.values())
+        if part.appended >= 2 * live:
+            self.compact(part)
 
     # -- routing ------------------------------------------------------------------------------------------
 
@@ -182,6 +225,7 @@ class GroupCoordinator:
                     g.tick(now)
                 except Exception as e:
                     log.error("group timer failed", exc_info=True, group=g.group_id, error=repr(e))
+            self._maybe_compact(part)
 
     # -- membership ---------------------------------------------------------------------------------------
 
@@ -362,6 +406,7 @@ class GroupCoordinator:
                     code = 0
                     g.delete()
                     del part.groups[gid]
+                    part.stored.pop(gid, None)
                 except Exception as e:
                     log.error("group delete not stored", group=gid, error=repr(e))
                     code = int(E.COORDINATOR_NOT_AVAILABLE)

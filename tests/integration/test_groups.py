@@ -239,6 +239,32 @@ def test_offsets_survive_restart_and_kill_9(tmp_path):
         after = _committed(b.bootstrap, "g-durable", "durable", 4)
         assert after == {**first, 3: (9, "m3", 0)}
 
+        # Many commits: the coordinator compacts its partition (the log start moves past superseded
+        # records) and replay still finds the latest offsets.
+        from broker.groups import partition_for
+        from tools.client import Client
+
+        conn, _ = _coordinator(b.bootstrap, "g-churn")
+        for i in range(1, 1101):
+            r = conn.request(8, {"group_id": "g-churn", "generation_id_or_member_epoch": -1, "member_id": "",
+                                 "group_instance_id": None, "retention_time_ms": -1,
+                                 "topics": [{"name": "durable", "partitions": [
+                                     {"partition_index": p, "committed_offset": i + p, "committed_leader_epoch": -1,
+                                      "committed_metadata": None} for p in range(4)] * 3}]})
+            assert all(p["error_code"] == 0 for p in r["topics"][0]["partitions"])
+        conn.close()
+        slot = partition_for("g-churn", SETTINGS["offsets.topic.num.partitions"])
+        with Client(b.bootstrap) as client:
+            deadline = time.time() + 10
+            while client.list_offsets("__consumer_offsets", {slot: -2})[slot][0] == 0:
+                assert time.time() < deadline, "the offsets partition was never compacted"
+                time.sleep(0.2)
+        b.kill()
+        b.start()
+        churn = _committed(b.bootstrap, "g-churn", "durable", 4)
+        assert {p: v[0] for p, v in churn.items()} == {p: 1100 + p for p in range(4)}
+        assert _committed(b.bootstrap, "g-durable", "durable", 4) == after
+
 
 def test_static_members_rejoin_without_rebalance(broker, members):
     topic, group = "static", "g-static"
