@@ -4,7 +4,6 @@ import json
 import time
 import uuid
 
-import pytest
 from click.testing import CliRunner
 
 from tools.cli import main
@@ -65,8 +64,8 @@ def test_produce_and_consume(kafka_broker):
     res = run(kafka_broker, "produce", name, "--key-separator", ":", "--header", "src=test", "-H", "n=1", input=lines)
     assert "produced 41 records" in res.stderr
 
-    records = [json.loads(line) for line in
-               run(kafka_broker, "consume", name, "--from-beginning", "--max", "41", "--format", "json").stdout.splitlines()]
+    out = run(kafka_broker, "consume", name, "--from-beginning", "--max", "41", "--format", "json").stdout
+    records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == 41
     assert sorted(r["value"] for r in records) == sorted([f"value {i}" for i in range(40)] + ["no key here"])
     by_key = {}
@@ -136,6 +135,10 @@ def _consume_in_group(bootstrap, topic, group, count):
     return c, got
 
 
+def committed(bootstrap, group):
+    return {o["partition"]: o["committed_offset"] for o in run_json(bootstrap, "group", "describe", group)["offsets"]}
+
+
 def test_group_commands(kafka_broker):
     name, group = fresh(), fresh("g")
     run(kafka_broker, "topic", "create", name, "--partitions", "2")
@@ -163,13 +166,13 @@ def test_group_commands(kafka_broker):
 
     run(kafka_broker, "group", "reset-offsets", group, "--topic", name, "--to-latest", "-p", "1")
     run(kafka_broker, "group", "reset-offsets", group, "--topic", name, "--to-earliest", "-p", "0", "--dry-run")
-    offsets = {o["partition"]: o["committed_offset"] for o in run_json(kafka_broker, "group", "describe", group)["offsets"]}
+    offsets = committed(kafka_broker, group)
     assert offsets == {0: 2, 1: 4}
     run(kafka_broker, "group", "reset-offsets", group, "--topic", name, "--to-datetime", "2000-01-01T00:00:00Z")
-    offsets = {o["partition"]: o["committed_offset"] for o in run_json(kafka_broker, "group", "describe", group)["offsets"]}
+    offsets = committed(kafka_broker, group)
     assert offsets == {0: 0, 1: 0}
     run(kafka_broker, "group", "reset-offsets", group, "--topic", name, "--to-datetime", "2999-01-01T00:00:00Z")
-    offsets = {o["partition"]: o["committed_offset"] for o in run_json(kafka_broker, "group", "describe", group)["offsets"]}
+    offsets = committed(kafka_broker, group)
     assert offsets == {0: 6, 1: 4}
     run(kafka_broker, "group", "reset-offsets", group, "--topic", name, code=2)
 

@@ -45,7 +45,8 @@ def test_group_rendering_lists_members_and_lag():
 
 def test_cluster_rendering_marks_the_controller():
     info = {"cluster_id": "abc", "controller_id": 1, "topics": 2, "partitions": 4,
-            "brokers": [{"id": 0, "host": "a", "port": 1, "rack": None}, {"id": 1, "host": "b", "port": 2, "rack": "r"}]}
+            "brokers": [{"id": 0, "host": "a", "port": 1, "rack": None},
+                        {"id": 1, "host": "b", "port": 2, "rack": "r"}]}
     lines = render_cluster(info).splitlines()
     assert lines[0] == "CLUSTER     abc"
     assert lines[-1].split() == ["1", "b", "2", "r", "*"]

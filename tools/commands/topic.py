@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tools.client import ErrorCode, KafkaError, check
+from tools.client import ErrorCode, check
 from tools.commands.common import EXIT_CODES_HELP, client_command, emit, parse_pairs
 from tools.commands.render import render_topic, render_topic_list
 
@@ -31,8 +31,10 @@ def topic():
 
 @topic.command("create", epilog=EXIT_CODES_HELP)
 @click.argument("name")
-@click.option("--partitions", "-p", type=int, default=-1, help="Number of partitions (default: the broker's num.partitions).")
-@click.option("--replication-factor", "-r", type=int, default=-1, help="Copies of each partition (default: the broker's).")
+@click.option("--partitions", "-p", type=int, default=-1,
+              help="Number of partitions (default: the broker's num.partitions).")
+@click.option("--replication-factor", "-r", type=int, default=-1,
+              help="Copies of each partition (default: the broker's).")
 @click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE",
               help="Topic config override, repeatable, e.g. -c retention.ms=3600000.")
 @client_command
@@ -171,5 +173,3 @@ def add_partitions(client, fmt, name, total):
         check(r["error_code"], r.get("error_message"), f"adding partitions to {name!r}")
     emit(fmt, {"name": name, "partitions": total}, f"topic {name} now has {total} partitions")
 
-
-__all__ = ["topic", "KafkaError"]
