@@ -132,6 +132,7 @@ class Supervisor:
         self.clean_stop = True
         self.metrics = None  # broker.metrics.MetricsRegion: one counter block per worker
         self.metrics_server = None
+        self.group_offsets = None  # () -> [(group, topic, partition, committed offset)]
         self.started_at = time.time()
 
     # -- start ---------------------------------------------------------------------------------------------
@@ -175,11 +176,19 @@ class Supervisor:
         if where is None:
             return
         from broker.metrics.exposition import render
+        from broker.metrics.groups import GroupOffsets
 
+        self.group_offsets = GroupOffsets(self._local_address).rows
         try:
             self.metrics_server = MetricsServer(where[0], where[1], lambda: render(self))
         except OSError as e:
             raise StartupError(f"metrics.listener {where[0]}:{where[1]}: cannot bind: {e.strerror}") from None
+
+    def _local_address(self) -> tuple[str, int]:
+        """Where this process reaches its own first listener."""
+        b = self.bound[0]
+        host = b.listener.host
+        return ("127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host), b.port
 
     def _largest_message(self) -> int:
         biggest = self.config["message.max.bytes"]

@@ -136,3 +136,17 @@ def test_grafana_dashboard_queries_only_metrics_the_broker_exposes(loaded_broker
         declared = set(re.findall(r"^# TYPE (\S+)", r.read().decode(), re.M))
     missing = used - exposed - declared
     assert not missing - {"hpbroker_group_lag", "hpbroker_group_committed_offset"}, missing
+
+
+def test_consumer_group_committed_offset_and_lag(loaded_broker):
+    c = Consumer({"bootstrap.servers": loaded_broker.bootstrap, "group.id": "obs-lag", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("obs", 0, 1500)], asynchronous=False)
+    c.close()
+    deadline = time.monotonic() + 20  # group offsets are cached for a few seconds
+    while time.monotonic() < deadline:
+        s = scrape(loaded_broker.metrics_url)
+        if total(s, "hpbroker_group_committed_offset", group="obs-lag", topic="obs", partition=0) == 1500:
+            break
+        time.sleep(0.5)
+    assert total(s, "hpbroker_group_committed_offset", group="obs-lag", topic="obs", partition=0) == 1500
+    assert total(s, "hpbroker_group_lag", group="obs-lag", topic="obs", partition=0) == N - 1500
