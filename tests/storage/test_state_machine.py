@@ -17,11 +17,13 @@ CONFIG = small_config(segment_bytes=2500, index_interval_bytes=300, segment_inde
 
 
 class LogMachine(RuleBasedStateMachine):
+    config = CONFIG
+
     @initialize()
     def start(self):
         self.root = tempfile.mkdtemp()
         self.dir = os.path.join(self.root, "m-0")
-        self.log = PartitionLog.open(self.dir, CONFIG)
+        self.log = PartitionLog.open(self.dir, self.config)
         self.model: list[tuple[int, bytes]] = []  # (base offset, bytes from magic on)
         self.next_offset = 0
 
@@ -52,13 +54,13 @@ class LogMachine(RuleBasedStateMachine):
     @rule()
     def clean_restart(self):
         self.log.close()
-        self.log = PartitionLog.open(self.dir, CONFIG)
+        self.log = PartitionLog.open(self.dir, self.config)
         self._check_contents()
 
     @rule()
     def crash(self):
         self.log.close(clean=False)
-        self.log = PartitionLog.open(self.dir, CONFIG, recover=True)
+        self.log = PartitionLog.open(self.dir, self.config, recover=True)
         self._check_contents()
 
     @rule(which=st.floats(0, 1), where=st.floats(0, 1))
@@ -76,7 +78,7 @@ class LogMachine(RuleBasedStateMachine):
             b = f.read(1)
             f.seek(at)
             f.write(bytes([b[0] ^ 0x5A]))
-        self.log = PartitionLog.open(self.dir, CONFIG, recover=True)
+        self.log = PartitionLog.open(self.dir, self.config, recover=True)
         self._keep(lambda b, raw: b < base)
         self._check_contents()
 
@@ -89,7 +91,7 @@ class LogMachine(RuleBasedStateMachine):
         cut = int(where * end)
         self.log.close(clean=False)
         os.truncate(self._active_path(), cut)
-        self.log = PartitionLog.open(self.dir, CONFIG, recover=True)
+        self.log = PartitionLog.open(self.dir, self.config, recover=True)
         lost = {base for pos, base, raw in batches if pos + len(raw) + 16 > cut}
         self._keep(lambda b, raw: b not in lost)
         self._check_contents()
@@ -102,7 +104,7 @@ class LogMachine(RuleBasedStateMachine):
         with open(self._active_path(), "r+b") as f:
             f.seek(end)
             f.write(b"\x01" + junk)
-        self.log = PartitionLog.open(self.dir, CONFIG, recover=True)
+        self.log = PartitionLog.open(self.dir, self.config, recover=True)
         self._check_contents()
 
     # --- model helpers ---
@@ -140,6 +142,14 @@ def _records(raw_from_magic: bytes) -> int:
     return int.from_bytes(raw_from_magic[57 - 16: 61 - 16], "big")
 
 
+class SparseLogMachine(LogMachine):
+    """Same rules with segments allocated in steps (log.preallocate=false)."""
+
+    config = small_config(segment_bytes=2500, index_interval_bytes=300, segment_index_bytes=240, preallocate=False)
+
+
+SETTINGS = settings(max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TestLogMachine = LogMachine.TestCase
-TestLogMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
-                                   suppress_health_check=[HealthCheck.too_slow])
+TestLogMachine.settings = SETTINGS
+TestSparseLogMachine = SparseLogMachine.TestCase
+TestSparseLogMachine.settings = SETTINGS
