@@ -44,6 +44,17 @@ def _acks(value: str) -> int:
     return -1 if value in ("all", "-1") else int(value)
 
 
+def _guarded(run) -> dict:
+    """Run a workload; a broker that cannot be reached or answers with an error exits 1 with one line."""
+    from perf.wire import KafkaError
+
+    try:
+        return run()
+    except (OSError, KafkaError) as exc:
+        click.echo(f"hpbroker perf: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+
+
 def _emit(result: dict, as_json: bool) -> None:
     from perf.display import Progress, render_summary
 
@@ -76,7 +87,7 @@ def produce(bootstrap, topic, client, time_limit, as_json, partitions, record_si
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
                  linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit)
-    _emit(run_produce(w, _progress()), as_json)
+    _emit(_guarded(lambda: run_produce(w, _progress())), as_json)
 
 
 @perf.command()
@@ -89,7 +100,7 @@ def consume(bootstrap, topic, client, time_limit, as_json, num_records, consumer
 
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
                  time_limit=time_limit)
-    _emit(run_consume(w, _progress()), as_json)
+    _emit(_guarded(lambda: run_consume(w, _progress())), as_json)
 
 
 @perf.command()
@@ -107,7 +118,7 @@ def e2e(bootstrap, topic, client, time_limit, as_json, partitions, record_size, 
                  partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
                  batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
                  time_limit=time_limit)
-    _emit(run_e2e(w, _progress()), as_json)
+    _emit(_guarded(lambda: run_e2e(w, _progress())), as_json)
 
 
 @perf.command()

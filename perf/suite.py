@@ -1,0 +1,169 @@
+"""The standard workloads W1-W7 and the null-sink ceiling, against brokers the suite starts itself.
+
+Every workload is bounded in records (times `scale`) and in time; brokers run on loopback in temporary
+directories (`tools.testing.BrokerProcess`). The result is a dated Markdown section for perf/RESULTS.md
+with the machine, the commit, the equivalent `hpbroker perf` command of every row and its numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from dataclasses import replace
+
+from perf.runner import Workload, run_consume, run_e2e, run_produce
+
+TIME_LIMIT = 180.0
+CORES = os.cpu_count() or 1
+
+TARGETS = {
+    "W1": "≥ 1,000,000 rec/s (1 GB/s)", "W2": "≥ 3,000,000 rec/s", "W4": "produce-to-ack p99 ≤ 1 ms",
+    "W5": "≥ 2 GB/s", "W7": "broker not the bottleneck (~250k rec/s client)",
+}
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{model}, {CORES} cores, Linux {platform.release()}, Python {platform.python_version()}; "
+            f"load average at the end {load} (the machine is shared)")
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.abspath(__file__)), check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command_line(verb: str, w: Workload) -> str:
+    parts = [f"hpbroker perf {verb} --bootstrap B --topic {w.topic} --num-records {w.num_records}"]
+    if verb != "consume":
+        parts.append(f"--record-size {w.record_size} --partitions {w.partitions} "
+                     f"--acks {'all' if w.acks == -1 else w.acks} --producers {w.producers} "
+                     f"--batch-size {w.batch_size}")
+        if w.linger_ms:
+            parts.append(f"--linger-ms {w.linger_ms:g}")
+        if w.rate:
+            parts.append(f"--rate {w.rate:g}")
+    if verb != "produce":
+        parts.append(f"--consumers {w.consumers}")
+    if w.client != "native":
+        parts.append(f"--client {w.client}")
+    return " ".join(parts)
+
+
+def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "") -> dict:
+    return {"name": name, "what": what, "command": command_line(verb, w), "result": r, "note": note,
+            "target": TARGETS.get(name, "")}
+
+
+def _broker(network: int = CORES, io: int = CORES, settings: dict | None = None):
+    from tools.testing import BrokerProcess
+
+    return BrokerProcess(network_threads=network, io_threads=io, settings=settings)
+
+
+def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -> str:
+    import hotpath
+
+    hotpath.warmup()
+    want = {o.upper() for o in (only or set())}
+
+    def on(name: str) -> bool:
+        return not want or name in want
+
+    def n(count: int) -> int:
+        return max(1000, int(count * scale))
+
+    rows: list[dict] = []
+    base = dict(time_limit=TIME_LIMIT, partitions=8)
+    if on("NS"):
+        from perf.nullsink import NullSinkProcesses
+
+        with NullSinkProcesses(processes=1) as sink:
+            for name, w, verb in (
+                ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
+                ("NS", Workload(sink.bootstrap, "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
+                ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), consumers=2, **base), "consume"),
+            ):
+                r = (run_produce if verb == "produce" else run_consume)(w, progress)
+                rows.append(_row(name, f"null sink ceiling, {verb} {w.record_size} B", verb, w, r,
+                                 "sink: 1 process; generator and sink share the cores"))
+    if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
+        with _broker() as b:
+            bs = b.bootstrap
+            if on("W1"):
+                w = Workload(bs, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
+                rows.append(_row("W1", "1 KiB, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
+            if on("W2"):
+                w = Workload(bs, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
+                rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
+            if on("W4"):
+                w = Workload(bs, "w4", n(100_000), 1024, acks=1, rate=10_000, batch_size=1024, inflight=64, **base)
+                rows.append(_row("W4", "1 KiB at a fixed 10k records/s, produce-to-ack latency", "produce", w,
+                                 run_produce(w, progress), "one record per request (batch 1 KiB, linger 0)"))
+                w = replace(w, topic="w4e2e", num_records=n(50_000))
+                rows.append(_row("W4", "1 KiB at 10k records/s, end-to-end (produce to consumer receipt)", "e2e",
+                                 w, run_e2e(w, progress), "latency column: end to end"))
+            if on("W5"):
+                w = Workload(bs, "w5", n(3_000_000), 1024, acks=1, producers=2, **base)
+                fill = run_produce(w, progress)
+                rows.append(_row("W5", "backlog fill (produce)", "produce", w, fill))
+                w = replace(w, consumers=2)
+                rows.append(_row("W5", "consume the backlog from offset 0", "consume", w, run_consume(w, progress)))
+            if on("W7"):
+                w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
+                             **base)
+                rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
+                                 run_produce(w, progress), "linger.ms=5, batch.size=64 KiB"))
+    if on("W3"):
+        with _broker(settings={"log.flush.interval.messages": 1}) as b:
+            w = Workload(b.bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
+            rows.append(_row("W3", "1 KiB, acks=all, log.flush.interval.messages=1", "produce", w,
+                             run_produce(w, progress)))
+    if on("W6"):
+        for net in (1, 2):
+            for io in (1, 2):
+                with _broker(network=net, io=io) as b:
+                    w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
+                    rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
+                                     w, run_produce(w, progress)))
+    return render_section(rows, scale)
+
+
+def render_section(rows: list[dict], scale: float) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"## perf suite, {now}", "",
+           f"Machine: {machine()}. Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
+           f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
+           "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",
+           "receipt). Commands below name the broker `B`.", "",
+           "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | target |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        r = row["result"]
+        lat = r["latency_ms"]
+        out.append(f"| {row['name']} | {row['what']} | {r['records']:,} | {r['records_per_sec']:,.0f} | "
+                   f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
+                   f"{lat['max']:.3f} | {r['errors']} | {row['target']} |")
+    out += ["", "Commands:", ""]
+    for row in rows:
+        note = f" ({row['note']})" if row["note"] else ""
+        out.append(f"- {row['name']}: `{row['command']}`{note}")
+    failures = [f for row in rows for f in row["result"].get("failures", [])]
+    if failures:
+        out += ["", "Failures: " + "; ".join(failures[:5])]
+    return "\n".join(out) + "\n"

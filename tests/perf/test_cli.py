@@ -1,0 +1,66 @@
+"""`hpbroker perf` end to end against a real broker: tiny runs, numbers read back from the --json line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def perf(*args: str, timeout: float = 120) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", *args, "--json"], capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check(result: dict, records: int) -> None:
+    assert result["records"] == records
+    assert result["errors"] == 0 and result["complete"]
+    assert result["records_per_sec"] > 0 and result["mb_per_sec"] > 0
+    lat = result["latency_ms"]
+    assert set(lat) >= {"p50", "p99", "p999", "max"}
+    assert lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+
+
+def test_produce_then_consume_every_record(broker):
+    produced = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "cli", "--partitions", "3",
+                    "--record-size", "200", "--num-records", "5000", "--producers", "2", "--batch-size", "4000")
+    check(produced, 5000)
+    assert produced["avg_record_bytes"] == 200
+    assert produced["mb_per_sec"] == pytest.approx(produced["records_per_sec"] * 200 / 1e6, rel=0.01)
+    consumed = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "cli", "--num-records", "5000",
+                    "--consumers", "2")
+    assert consumed["records"] == 5000 and consumed["errors"] == 0 and consumed["complete"]
+    assert consumed["records_per_sec"] > 0
+
+
+def test_acks_all_and_fixed_rate(broker):
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "rated", "--record-size", "100",
+                  "--num-records", "600", "--acks", "all", "--rate", "2000", "--batch-size", "1000")
+    check(result, 600)
+    assert result["acks"] == -1 and result["rate"] == 2000
+
+
+def test_e2e_latency_from_scheduled_send(broker):
+    result = perf("e2e", "--bootstrap", broker.bootstrap, "--topic", "e2e", "--partitions", "2",
+                  "--record-size", "64", "--num-records", "500", "--rate", "1000", "--batch-size", "640")
+    check(result, 500)
+    assert result["produced"] == 500
+    assert result["produce_latency_ms"]["max"] > 0
+
+
+def test_confluent_client(broker):
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "conf", "--record-size", "100",
+                  "--num-records", "2000", "--client", "confluent", "--linger-ms", "2")
+    check(result, 2000)
+    consumed = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "conf", "--num-records", "2000",
+                    "--client", "confluent")
+    assert consumed["records"] == 2000 and consumed["errors"] == 0
+
+
+def test_unreachable_broker_fails_with_a_message():
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "produce", "--bootstrap", "127.0.0.1:1",
+                           "--topic", "x", "--num-records", "1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "Connection refused" in proc.stderr + proc.stdout

@@ -1,0 +1,56 @@
+"""The null sink speaks enough Kafka for the harness and for a real client, and counts what it is sent."""
+
+from confluent_kafka import Producer
+
+from netio.codec import decode_response
+from perf import wire
+from perf.loadgen import build
+from perf.nullsink import NullSinkProcesses
+from perf.runner import Workload, run_consume, run_produce
+
+
+def test_produce_offsets_advance_per_partition_and_fetch_starts_at_the_requested_offset():
+    with NullSinkProcesses(processes=1, partitions=3, record_size=100) as sink:
+        conn = wire.Connection("127.0.0.1", sink.port)
+        try:
+            assert sorted(wire.ensure_topic(conn, "t", 3)) == [0, 1, 2]
+            bases = []
+            for _ in range(3):
+                conn.send(wire.produce_frame("t", {0: build(100, 5, 1), 2: build(100, 7, 2)}, acks=1),
+                          wire.PRODUCE, wire.PRODUCE_V)
+                _, frame = conn.recv()
+                body = decode_response(wire.PRODUCE, wire.PRODUCE_V, bytes(frame))[1]
+                parts = body["responses"][0]["partition_responses"]
+                assert [p["error_code"] for p in parts] == [0, 0]
+                bases.append([p["base_offset"] for p in parts])
+            assert bases == [[0, 0], [5, 7], [10, 14]]
+
+            conn.send(wire.fetch_frame("t", {1: 1000}, 0, 1 << 20), wire.FETCH, wire.FETCH_V)
+            _, frame = conn.recv()
+            [(partition, error, records, nbytes, next_offset, _)] = wire.walk_fetch(frame)
+            assert (partition, error) == (1, 0)
+            assert records > 0 and nbytes > 0
+            assert next_offset == 1000 + records
+        finally:
+            conn.close()
+
+
+def test_harness_runs_against_the_sink():
+    with NullSinkProcesses(processes=1) as sink:
+        w = Workload(sink.bootstrap, "sink", 20_000, record_size=512, partitions=4, producers=2, consumers=2,
+                     time_limit=60)
+        produced = run_produce(w)
+        consumed = run_consume(w)
+    for r in (produced, consumed):
+        assert r["records"] == 20_000 and r["errors"] == 0 and r["complete"], r
+    assert produced["mb_per_sec"] > 0 and produced["latency_ms"]["max"] >= produced["latency_ms"]["p50"] > 0
+
+
+def test_a_real_client_produces_to_the_sink():
+    delivered = []
+    with NullSinkProcesses(processes=1, partitions=2) as sink:
+        p = Producer({"bootstrap.servers": sink.bootstrap, "linger.ms": 1})
+        for i in range(100):
+            p.produce("real", b"v%d" % i, partition=i % 2, on_delivery=lambda err, msg: delivered.append(err))
+        assert p.flush(30) == 0
+    assert len(delivered) == 100 and all(err is None for err in delivered)
