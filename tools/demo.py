@@ -1,5 +1,8 @@
 """`hpbroker demo`: a broker in a temporary directory, a moderate load against it, and the dashboard.
 
+The load is `hpbroker perf e2e` (produce at a fixed rate and consume) plus a consumer group reading the
+same topic, so every panel of the dashboard has something to show.
+
 Everything it starts is its own child process, and everything it creates is under one temporary
 directory: quitting the dashboard (q or Ctrl-C) stops the load and the broker and removes the directory.
 """
@@ -19,34 +22,22 @@ TOPIC = "demo"
 PARTITIONS = 4
 
 
-def load(bootstrap: str, rate: int, size: int) -> None:
-    """Produce about `rate` records/s of `size` bytes to the demo topic and consume them in a group."""
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+def perf_load(bootstrap: str, rate: int, size: int) -> list[str]:
+    """`hpbroker perf e2e`: produce at `rate` records/s and consume them, for an hour at most."""
+    return [sys.executable, "-m", "tools.cli", "perf", "e2e", "--bootstrap", bootstrap, "--topic", TOPIC,
+            "--partitions", str(PARTITIONS), "--rate", str(rate), "--record-size", str(size),
+            "--num-records", str(rate * 3600), "--time-limit", "3600"]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].exception(timeout=10)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "none"})
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-consumers",
-                         "auto.offset.reset": "earliest"})
+
+def group_reader(bootstrap: str) -> None:
+    """A consumer group reading the demo topic, so the dashboard has a group and its lag to show."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-readers",
+                         "auto.offset.reset": "earliest", "auto.commit.interval.ms": 1000})
     consumer.subscribe([TOPIC])
-    payload = os.urandom(size // 2).hex().encode()[:size]
-    tick = 0.05
-    per_tick = max(1, int(rate * tick))
-    n = 0
-    next_t = time.monotonic()
     while True:
-        for _ in range(per_tick):
-            try:
-                producer.produce(TOPIC, payload, key=str(n % 64).encode())
-            except BufferError:
-                producer.poll(0.01)
-            n += 1
-        producer.poll(0)
-        for m in consumer.consume(num_messages=1000, timeout=0):
-            pass
-        next_t += tick
-        time.sleep(max(0.0, next_t - time.monotonic()))
+        consumer.consume(num_messages=500, timeout=0.5)
 
 
 @click.command()
@@ -57,8 +48,9 @@ def load(bootstrap: str, rate: int, size: int) -> None:
 def demo(rate: int, size: int, network_threads: int, io_threads: int) -> None:
     """Start a throwaway broker with a moderate load and open the dashboard.
 
-    A broker runs in a temporary directory on a free port, a producer and a consumer group drive it,
-    and `hpbroker top` shows what happens. q or Ctrl-C stops everything and removes what it created.
+    A broker runs in a temporary directory on a free port, `hpbroker perf e2e` produces and consumes
+    at --rate, a consumer group reads along, and `hpbroker top` shows what happens. q or Ctrl-C stops
+    everything and removes what it created.
     """
     from tools.testing import BrokerProcess
     from tools.top.app import run
@@ -67,28 +59,29 @@ def demo(rate: int, size: int, network_threads: int, io_threads: int) -> None:
     click.echo(f"starting a broker in {tmp.name} ...")
     broker = BrokerProcess(data_dir=tmp.name, settings={"metrics.listener": "127.0.0.1:0"},
                            network_threads=network_threads, io_threads=io_threads)
-    loader = None
+    loaders: list[subprocess.Popen] = []
     try:
         broker.start()
         click.echo(f"broker at {broker.bootstrap}, metrics at {broker.metrics_url}; starting the load ...")
-        loader = subprocess.Popen([sys.executable, "-m", "tools.demo", broker.bootstrap, str(rate), str(size)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        for cmd in (perf_load(broker.bootstrap, rate, size), [sys.executable, "-m", "tools.demo", broker.bootstrap]):
+            loaders.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True))
         run(broker.metrics_url)
     except KeyboardInterrupt:
         pass
     finally:
-        if loader is not None:
-            loader.send_signal(signal.SIGTERM)
+        for proc in loaders:
+            proc.send_signal(signal.SIGTERM)
+        for proc in loaders:
             try:
-                loader.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                loader.kill()
-                loader.wait()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         broker.stop()
         tmp.cleanup()
         click.echo("demo stopped; its broker and data are gone")
 
 
 if __name__ == "__main__":
-    load(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    group_reader(sys.argv[1])
