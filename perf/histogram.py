@@ -34,6 +34,14 @@ def bucket_of(values: np.ndarray) -> np.ndarray:
     return np.where(small, v, _SUB + (shift - 1) * _HALF + (mantissa - _HALF))
 
 
+def bucket_index(value: int) -> int:
+    """`bucket_of` for one Python int, without numpy (the per-request path)."""
+    shift = value.bit_length() - SUB_BITS
+    if shift <= 0:
+        return value
+    return _SUB + (shift - 1) * _HALF + ((value >> shift) - _HALF)
+
+
 def bucket_high(index: int) -> int:
     """Highest value that falls in bucket `index`."""
     if index < _SUB:
@@ -60,7 +68,7 @@ class Histogram:
         value = max(int(value), 0)
         if times <= 0:
             return
-        self.counts[int(bucket_of(np.array([value]))[0])] += times
+        self.counts[bucket_index(value)] += times
         self._extend(value, value, times, value * times)
 
     def record_many(self, values) -> None:

@@ -175,6 +175,7 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     conns = {addr: wire.Connection(*addr) for addr in groups}
     conn_of = {p: conns[tuple(spec.leaders[p])] for p in parts}
     data, _ = payload_pool(spec.record_size, spec.batch_records, spec.seed)
+    framers = {p: wire.SinglePartitionFrames(spec.topic, p, spec.acks) for p in parts}
     interval = 1e9 / spec.rate
     linger = int(spec.linger_ms * 1e6)
     start = time.monotonic_ns() + 20_000_000
@@ -204,7 +205,7 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
                 batch = hotpath.build_batch(data[:n * spec.record_size], offsets,
                                             None if keys is None else keys.astype(">i8").view(np.uint8),
                                             None if keys is None else np.arange(n + 1, dtype=np.int64) * 8)
-                frame = wire.produce_frame(spec.topic, {p: batch}, spec.acks)
+                frame = framers[p].frame(batch)
                 conn.send(frame, wire.PRODUCE, wire.PRODUCE_V, (scheds, n * spec.record_size))
                 if spec.acks == 0:
                     conn.pending.pop()
@@ -237,7 +238,10 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
 def _count_scheduled(counters, hist: Histogram, scheds: np.ndarray, nbytes: int, errors: int) -> None:
     if len(scheds):
         now = time.monotonic_ns()
-        hist.record_many(now - scheds)
+        if len(scheds) == 1:
+            hist.record(now - int(scheds[0]))
+        else:
+            hist.record_many(now - scheds)
         counters[LAST] = now
         counters[BYTES] += nbytes
     counters[RECORDS] += len(scheds)

@@ -168,6 +168,20 @@ def produce_frame(topic: str, batches: dict[int, bytes], acks: int, timeout_ms: 
     return bytearray(encode_request(PRODUCE, PRODUCE_V, 0, CLIENT_ID, body))
 
 
+class SinglePartitionFrames:
+    """Produce frames for one partition and one record set each, from a template encoded once."""
+
+    def __init__(self, topic: str, partition: int, acks: int, timeout_ms: int = 30000):
+        self.head = bytes(produce_frame(topic, {partition: b""}, acks, timeout_ms)[:-4])
+
+    def frame(self, records) -> bytearray:
+        out = bytearray(self.head)
+        out += _I32.pack(len(records))
+        out += memoryview(records).cast("B")
+        _SIZE.pack_into(out, 0, len(out) - 4)
+        return out
+
+
 def produce_errors(frame: memoryview) -> int:
     """Partitions answered with a non-zero error code in a Produce v7 response."""
     _, body = decode_response(PRODUCE, PRODUCE_V, frame)

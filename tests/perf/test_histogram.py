@@ -78,3 +78,10 @@ def test_summary_is_in_milliseconds():
     s = h.summary_ms()
     assert 1.0 <= s["p50"] <= 1.0 * (1 + RELATIVE_ERROR)
     assert s["max"] == 250.0
+
+
+@given(st.integers(0, (1 << 53) - 1))
+def test_scalar_and_vector_bucket_index_agree(v):
+    from perf.histogram import bucket_index
+
+    assert bucket_index(v) == int(bucket_of(np.array([v]))[0])
