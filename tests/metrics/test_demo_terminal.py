@@ -22,7 +22,7 @@ def test_demo_runs_load_and_cleans_up_on_q():
         def busy(text: str) -> bool:
             return "demo-readers" in text and re.search(r"demo-\d", text) is not None and "Produce" in text
 
-        term.wait_for(busy, timeout=90)
+        term.wait_for(busy, timeout=150)  # broker start, topic creation and the first group commit
         term.keys("q")
         after = term.wait_for(lambda t: "DEMO-EXITED=" in t, timeout=60)
         assert "DEMO-EXITED=0" in after and "Traceback" not in after
