@@ -3,8 +3,11 @@
 An owner extension (see `OWNER_MODULES` in broker/ioworker.py). When a partition opens, its state is
 loaded from the newest snapshot and brought to the log end by replaying the batches after it, so
 deduplication survives a kill -9 of the owner or of the whole broker. A snapshot is written when the
-active segment rolls, every `SNAPSHOT_INTERVAL_S` if the state changed, and when the partition closes.
-Idle producers are dropped after producer.id.expiration.ms.
+active segment rolls, every `SNAPSHOT_INTERVAL_S` if the state changed, after a replay, and when the
+partition closes with its log end past the last snapshot; so a replay covers about a segment at most.
+Only the snapshot at close is fsynced: a snapshot lost or torn in a power failure fails its CRC and the
+previous one plus a longer replay takes its place. Idle producers are dropped after
+producer.id.expiration.ms.
 """
 
 from __future__ import annotations
@@ -78,21 +81,22 @@ def replay(plog, states: ProducerStates, start: int) -> int:
     return seen
 
 
-def load(plog) -> ProducerStates:
-    """State at the log end of `plog`: newest snapshot plus a replay of the batches after it."""
+def load(plog) -> tuple[ProducerStates, int]:
+    """State at the log end of `plog` and the offset of the snapshot it started from (-1: none): the
+    newest snapshot plus a replay of the batches after it."""
     found = snapshot.load_latest(plog.directory, plog.log_end_offset)
-    start, states = found if found is not None else (plog.log_start_offset, ProducerStates())
-    replayed = replay(plog, states, start)
-    states.changed = replayed > 0 or found is None
-    return states
+    start, states = found if found is not None else (-1, ProducerStates())
+    states.changed = replay(plog, states, max(start, 0)) > 0
+    return states, start
 
 
 class _Partition:
-    __slots__ = ("states", "segment_base")
+    __slots__ = ("states", "segment_base", "snapshot_offset")
 
-    def __init__(self, states: ProducerStates, segment_base: int):
+    def __init__(self, states: ProducerStates, segment_base: int, snapshot_offset: int):
         self.states = states
         self.segment_base = segment_base
+        self.snapshot_offset = snapshot_offset
 
 
 class ProducerOwner:
@@ -108,17 +112,18 @@ class ProducerOwner:
     # -- hooks -------------------------------------------------------------------------------------------
 
     def on_open(self, op) -> None:
-        states = load(op.log)
+        states, snap = load(op.log)
         states.expire(_now_ms(), self.expiration_ms)
-        self.parts[op.slot] = _Partition(states, op.log.active_segment.base_offset)
-        if states.changed:
-            self._snapshot(op, states)
-        log.debug("producer state loaded", topic=op.topic, partition=op.partition, producers=len(states))
+        part = self.parts[op.slot] = _Partition(states, op.log.active_segment.base_offset, snap)
+        if _stale(part, op.log):
+            self._snapshot(op, part)  # the next open need not replay the same batches again
+        log.debug("producer state loaded", topic=op.topic, partition=op.partition, producers=len(states),
+                  snapshot=snap)
 
     def on_close(self, op) -> None:
         part = self.parts.pop(op.slot, None)
-        if part is not None and part.states.changed:
-            self._snapshot(op, part.states)
+        if part is not None and _stale(part, op.log):
+            self._snapshot(op, part, fsync=True)
 
     def close(self) -> None:
         for op in list(self.worker.owned.values()):
@@ -145,14 +150,18 @@ class ProducerOwner:
     def after_append(self, op, result) -> None:
         """Remember the batch `before_append` let through, now at `result.base_offset`."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        part, (pid, epoch, first_seq, last_seq) = pending
-        part.states.record(pid, epoch, first_seq, last_seq, result.base_offset, result.last_offset, _now_ms())
+        if pending is not None:
+            part, (pid, epoch, first_seq, last_seq) = pending
+            part.states.record(pid, epoch, first_seq, last_seq, result.base_offset, result.last_offset,
+                               _now_ms())
+        else:
+            part = self.parts.get(op.slot)
+            if part is None:
+                return
         base = op.log.active_segment.base_offset
         if base != part.segment_base:  # the log rolled: bound the replay after a crash to about a segment
             part.segment_base = base
-            self._snapshot(op, part.states)
+            self._snapshot(op, part)
 
     # -- housekeeping ------------------------------------------------------------------------------------
 
@@ -167,14 +176,22 @@ class ProducerOwner:
             if expired:
                 log.info("producers expired", topic=op.topic, partition=op.partition, count=expired)
             if part.states.changed:
-                self._snapshot(op, part.states)
+                self._snapshot(op, part)
         self.worker.call_later(SNAPSHOT_INTERVAL_S, self._tick)
 
-    def _snapshot(self, op, states: ProducerStates) -> None:
+    def _snapshot(self, op, part: _Partition, fsync: bool = False) -> None:
+        offset = op.log.log_end_offset
         try:
-            snapshot.write(op.log.directory, op.log.log_end_offset, states)
+            snapshot.write(op.log.directory, offset, part.states, fsync=fsync)
+            part.snapshot_offset = offset
         except OSError as e:
             log.error("producer snapshot failed", topic=op.topic, partition=op.partition, error=repr(e))
+
+
+def _stale(part: _Partition, plog) -> bool:
+    """Whether the newest snapshot misses state changes or log batches (an empty log needs none)."""
+    leo = plog.log_end_offset
+    return part.states.changed or (part.snapshot_offset < leo and leo > plog.log_start_offset)
 
 
 def _now_ms() -> int:

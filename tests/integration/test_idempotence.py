@@ -363,5 +363,20 @@ def test_sequence_rules_and_ids_unique_across_restarts(tmp_path):
         after = c.init_producer_id()
         assert after["error_code"] == 0 and after["producer_id"] > max(ids)
         c.sock.close()
+
+        assert b.stop() == 0  # clean: the state is snapshotted at the log end
+        part_dir = tmp_path / "data" / "raw-0"
+        assert "00000000000000000010.snapshot" in os.listdir(part_dir)
+        b.start()
+        c = Raw(b.bootstrap)
+        assert c.produce("raw", pid, 1, 2) == (0, 8)
+        c.sock.close()
+
+        assert b.stop() == 0
+        b.settings["producer.id.expiration.ms"] = "1"
+        b.start()
+        c = Raw(b.bootstrap)
+        assert c.produce("raw", pid, 1, 9) == (0, 10)  # expired: known no more, any sequence starts it again
+        c.sock.close()
     finally:
         b.close()

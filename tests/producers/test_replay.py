@@ -48,11 +48,12 @@ def test_rebuilt_without_snapshot_after_unclean_close(tmp_path):
     plog = PartitionLog.open(d, config())
     seqs = fill(plog)
     assert len(plog.segments) > 1
-    before = owner.load(plog)
+    before, snap = owner.load(plog)
+    assert snap == -1
     plog.close(clean=False)
     plog = PartitionLog.open(d, config(), recover=True)
     try:
-        states = owner.load(plog)
+        states, _ = owner.load(plog)
         assert states.entries == before.entries
         for pid, nxt in seqs.items():
             last = states.entries[pid].batches[-1]
@@ -71,11 +72,12 @@ def test_snapshot_plus_replay_equals_full_replay(tmp_path):
     try:
         fill(plog)
         mid = plog.log_end_offset
-        snapshot.write(d, mid, owner.load(plog))
+        snapshot.write(d, mid, owner.load(plog)[0])
         fill(plog)
-        from_snapshot = owner.load(plog)
+        from_snapshot, snap = owner.load(plog)
+        assert snap == mid
         for offset in snapshot.list_snapshots(d):
             os.unlink(os.path.join(d, snapshot.snapshot_name(offset)))
-        assert owner.load(plog).entries == from_snapshot.entries
+        assert owner.load(plog)[0].entries == from_snapshot.entries
     finally:
         plog.close()
