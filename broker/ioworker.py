@@ -366,6 +366,9 @@ class IOWorker:
 def run_io_worker(sup, index: int) -> None:
     import hotpath
 
+    from broker.logfmt import set_context
+
+    set_context(role="io", worker=index)
     hotpath.warmup()
     shared = sup.shared.attach_in_child()
     if sup.metrics is not None:

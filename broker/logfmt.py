@@ -13,10 +13,24 @@ import sys
 import time
 
 
+_CONTEXT: dict = {}
+
+
+def set_context(**fields) -> None:
+    """Fields every later line of this process carries: a worker names its role and index once."""
+    _CONTEXT.clear()
+    _CONTEXT.update(fields)
+
+
+def _fields(record: logging.LogRecord) -> dict:
+    fields = getattr(record, "fields", None) or {}
+    return {**_CONTEXT, **fields} if _CONTEXT else fields
+
+
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        fields = getattr(record, "fields", None) or {}
+        fields = _fields(record)
         kv = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         line = f"{ts}.{int(record.msecs):03d}Z {record.levelname:<5} {record.name} pid={record.process} " \
                f"{record.getMessage()}"
@@ -36,7 +50,7 @@ class _JsonFormatter(logging.Formatter):
             "pid": record.process,
             "msg": record.getMessage(),
         }
-        obj.update(getattr(record, "fields", None) or {})
+        obj.update(_fields(record))
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
         return json.dumps(obj, default=str)

@@ -143,6 +143,9 @@ def run_network_worker(sup, index: int) -> None:
     from broker.ioclient import IOClient
     from netio.worker import NetworkWorker
 
+    from broker.logfmt import set_context
+
+    set_context(role="network", worker=index)
     hotpath.warmup()
     cfg = sup.config
     shared = sup.shared.attach_in_child()
