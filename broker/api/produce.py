@@ -76,6 +76,9 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
             state.add(name, index, int(ErrorCode.INVALID_RECORD), message="no record batch")
         elif len(records) > ctx.max_ring_message:
             state.add(name, index, int(ErrorCode.MESSAGE_TOO_LARGE))
+        elif acks == -1 and len(part.isr) < info.configs.get("min.insync.replicas",
+                                                             ctx.config["min.insync.replicas"]):
+            state.add(name, index, int(ErrorCode.NOT_ENOUGH_REPLICAS))
         else:
             state.outstanding += 1
             io.append(part.owner, part.slot, name, index, acks, records, _completion(state, name, index), conn)

@@ -215,3 +215,11 @@ def test_describe_log_dirs(live):
     dirs = reply.to_object()["log_dirs"] if hasattr(reply, "to_object") else reply
     text = repr(dirs)
     assert live.data_dir in text and name in text
+
+
+def test_min_insync_replicas_above_the_isr_refuses_acks_all(live):
+    name = create(live, min_insync_replicas=2)
+    err, _ = produce(live, name, 1, acks="all", retries=0, **{"message.timeout.ms": 5000})[0]
+    assert err is not None and err.code() == 19  # NOT_ENOUGH_REPLICAS
+    err, _ = produce(live, name, 1, acks=1)[0]
+    assert err is None
