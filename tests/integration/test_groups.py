@@ -52,7 +52,7 @@ def _produce(bootstrap, topic, n, partitions=PARTITIONS, tag=b""):
 def confluent_member(bootstrap, group, topic, name, out, extra):
     """A group member: reports its assignment after every change and every record it consumed; commits
     each record synchronously after reporting it."""
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
 
     owned = set()
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name, **CONSUMER, **extra})
@@ -72,7 +72,12 @@ def confluent_member(bootstrap, group, topic, name, out, extra):
             if msg is None or msg.error():
                 continue
             out.put(("record", name, msg.partition(), msg.offset()))
-            c.commit(message=msg, asynchronous=False)
+            for _ in range(50):  # the coordinator may be restarting: retry, as an application would
+                try:
+                    c.commit(message=msg, asynchronous=False)
+                    break
+                except KafkaException:
+                    time.sleep(0.2)
     finally:
         c.close()
 
@@ -264,6 +269,37 @@ def test_offsets_survive_restart_and_kill_9(tmp_path):
         churn = _committed(b.bootstrap, "g-churn", "durable", 4)
         assert {p: v[0] for p, v in churn.items()} == {p: 260 + p for p in range(4)}
         assert _committed(b.bootstrap, "g-durable", "durable", 4) == after
+
+
+def test_group_carries_on_over_a_coordinator_crash(broker, members):
+    """The I/O workers (coordinators included) die with kill -9 and restart: membership comes back from
+    the offsets partition, so the members keep their generation and partitions, and nothing is lost or
+    consumed twice."""
+    topic, group = "coord-crash", "g-coord-crash"
+    _create(broker.bootstrap, topic, 6)
+    for n in ("x", "y"):
+        members.start(confluent_member, n, broker.bootstrap, group, topic, n, members.out, {})
+    members.wait(lambda: members.covering(["x", "y"], 6), 45, "two members sharing the topic")
+    _produce(broker.bootstrap, topic, 60, partitions=6)
+    members.wait(lambda: len(members.records) >= 60, 30, "the first records")
+    before = dict(members.assignment)
+    changes = sum(1 for e in members.events if e[0] == "assignment")
+    old = broker.worker_pids("io")
+    for pid in old.values():
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while any(broker.worker_pids("io").get(i) == pid for i, pid in old.items()):
+        assert time.time() < deadline, "I/O workers were not restarted"
+        time.sleep(0.1)
+    count = len(members.records)
+    _produce(broker.bootstrap, topic, 60, partitions=6, tag=b"after")
+    members.wait(lambda: len(members.records) - count >= 60, 45, "records produced after the crash")
+    time.sleep(1.0)
+    members.drain()
+    after = members.records[count:]
+    assert len(after) == 60 and len(set(after)) == 60 and not set(after) & set(members.records[:count])
+    assert members.assignment == before
+    assert sum(1 for e in members.events if e[0] == "assignment") == changes  # no rebalance
 
 
 def test_static_members_rejoin_without_rebalance(broker, members):
