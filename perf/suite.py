@@ -7,10 +7,12 @@ with the machine, the commit, the equivalent `hpbroker perf` command of every ro
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import subprocess
+import sys
 from dataclasses import replace
 
 from perf.runner import Workload, run_consume, run_e2e, run_produce
@@ -70,10 +72,17 @@ def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "") 
             "target": TARGETS.get(name, "")}
 
 
+@contextlib.contextmanager
 def _broker(network: int = CORES, io: int = CORES, settings: dict | None = None):
+    """A broker in a temp dir; its log tail goes to stderr when it stops, keeping stdout for the results."""
     from tools.testing import BrokerProcess
 
-    return BrokerProcess(network_threads=network, io_threads=io, settings=settings)
+    b = BrokerProcess(network_threads=network, io_threads=io, settings=settings).start()
+    try:
+        yield b
+    finally:
+        with contextlib.redirect_stdout(sys.stderr):
+            b.close()
 
 
 def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -> str:
