@@ -200,8 +200,8 @@ class Group:
         m.client_host = req.client_host or m.client_host
 
     def _park_join(self, m: Member, reply: Reply) -> None:
-        if m.join_reply is not None:  # a retried join replaces the earlier one
-            m.join_reply(join_body(int(E.UNKNOWN_MEMBER_ID), member_id=m.member_id))
+        if m.join_reply is not None:  # a retried join replaces the earlier one, which the member forgot
+            m.join_reply(join_body(int(E.REBALANCE_IN_PROGRESS), member_id=m.member_id))
         m.join_reply = reply
 
     def _add_and_join(self, member_id: str, req: JoinRequest, reply: Reply, now: float) -> None:

@@ -229,3 +229,39 @@ def test_sync_that_cannot_be_stored_is_refused():
 def test_every_member_answered_once_per_rebalance(n):
     g, ids, _ = stable_group(n)
     assert g.generation == n and len(g.members) == n
+
+
+def test_retried_join_replaces_the_parked_one():
+    g, (a, b), _ = stable_group(2)
+    join_new(g, 1.0)
+    first = join(g, 1.1, member_id=a)
+    second = join(g, 1.2, member_id=a)
+    assert first.body["error_code"] == E.REBALANCE_IN_PROGRESS and second.bodies == []
+    join(g, 1.3, member_id=b)
+    assert second.body["error_code"] == 0 and second.body["generation_id"] == 3
+
+
+def test_leader_that_never_syncs_is_dropped_after_the_rebalance_timeout():
+    g = new_group(delay_ms=500)
+    a, box_a = join_new(g, 0.0)
+    b, box_b = join_new(g, 0.0)
+    g.tick(0.6)
+    assert box_a.body["leader"] == a and g.state == COMPLETING
+    follower = sync(g, b, 1, 0.5)
+    for t in (3.0, 6.0, 9.0):
+        assert g.heartbeat(a, None, 1, t) == 0  # alive, but its SyncGroup never comes
+        g.tick(t)
+    assert follower.bodies == []
+    g.tick(0.6 + REBALANCE / 1000 + 0.1)
+    assert a not in g.members and follower.body["error_code"] == E.REBALANCE_IN_PROGRESS
+    rejoin = join(g, 10.8, member_id=b)
+    assert rejoin.body["leader"] == b and rejoin.body["generation_id"] == 2
+
+
+def test_member_id_handed_out_but_never_used_expires():
+    g, (a,), _ = stable_group(1)
+    first = join(g, 1.0)
+    assert first.body["error_code"] == E.MEMBER_ID_REQUIRED and g.pending
+    g.heartbeat(a, None, 1, 5.0)
+    g.tick(7.5)  # the id's session timeout passed without a join
+    assert not g.pending and g.state == STABLE
