@@ -82,15 +82,24 @@ def confluent_member(bootstrap, group, topic, name, out, extra):
         c.close()
 
 
-def kafka_python_member(bootstrap, group, topic, out):
+def kafka_python_member(bootstrap, group, topic, name, out):
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                      enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500,
-                      consumer_timeout_ms=60000)
-    for msg in c:
-        out.put(("record", "kp", msg.partition, msg.offset))
-        c.commit()
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id=name,
+                      auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
+                      heartbeat_interval_ms=500)
+    last = None
+    while True:
+        batches = c.poll(timeout_ms=200)
+        now = sorted(tp.partition for tp in c.assignment())
+        if now != last:
+            out.put(("assignment", name, now))
+            last = now
+        for msgs in batches.values():
+            for msg in msgs:
+                out.put(("record", name, msg.partition, msg.offset))
+        if batches:
+            c.commit()
 
 
 class Members:
@@ -321,20 +330,26 @@ def test_static_members_rejoin_without_rebalance(broker, members):
     assert members.assignment["s2"] == before["s2"]
 
 
-def test_kafka_python_group_consumer(broker, members):
+def test_kafka_python_group_consumers(broker, members):
+    """kafka-python runs its own coordinator code: two members split the topic, consume every record once
+    and commit."""
     topic, group = "kp", "g-kp"
-    _create(broker.bootstrap, topic, 3)
-    _produce(broker.bootstrap, topic, 90, partitions=3)
-    members.start(kafka_python_member, "kp", broker.bootstrap, group, topic, members.out)
-    members.wait(lambda: len(members.records) >= 90, 60, "kafka-python consuming the topic")
-    assert len(set(members.records)) == 90
+    _create(broker.bootstrap, topic, 4)
+    for n in ("kp1", "kp2"):
+        members.start(kafka_python_member, n, broker.bootstrap, group, topic, n, members.out)
+    members.wait(lambda: members.covering(["kp1", "kp2"], 4), 60, "two kafka-python members sharing the topic")
+    _produce(broker.bootstrap, topic, 120, partitions=4)
+    members.wait(lambda: len(members.records) >= 120, 60, "kafka-python consuming the topic")
+    time.sleep(1.0)
+    members.drain()
+    assert len(members.records) == len(set(members.records)) == 120
     deadline = time.time() + 10
     while time.time() < deadline:
-        committed = _committed(broker.bootstrap, group, topic, 3)
+        committed = _committed(broker.bootstrap, group, topic, 4)
         if all(v[0] == 30 for v in committed.values()):
             break
         time.sleep(0.2)
-    assert {p: v[0] for p, v in committed.items()} == {0: 30, 1: 30, 2: 30}
+    assert {p: v[0] for p, v in committed.items()} == {p: 30 for p in range(4)}
 
 
 def test_admin_describe_list_lag_and_delete(broker, members):
