@@ -11,6 +11,7 @@ session timeouts, rebalance timeouts and the initial rebalance delay, so the mac
 
 from __future__ import annotations
 
+import struct
 import uuid
 from typing import Callable
 
@@ -99,9 +100,6 @@ class Group:
         self.initial_limit = 0.0
 
     # -- queries ------------------------------------------------------------------------------------------
-
-    def is_empty(self) -> bool:
-        return self.state == EMPTY
 
     def subscribed_topics(self) -> set[str] | None:
         """Topics the members subscribe to (consumer protocol), None when it cannot be told."""
@@ -480,8 +478,6 @@ def sync_body(error: int, assignment: bytes = b"") -> dict:
 
 def parse_subscription(data: bytes) -> list[str] | None:
     """Topics of a ConsumerProtocolSubscription (version i16, topics [str], ...); None if it does not parse."""
-    import struct
-
     try:
         pos = 2
         (n,) = struct.unpack_from(">i", data, pos)
