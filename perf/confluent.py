@@ -23,7 +23,7 @@ def _bootstrap(leaders: dict) -> str:
 
 def run_producer(spec: ProduceSpec, counters, results) -> None:
     try:
-        results.put(("ok", _produce(spec, counters).to_state(), ))
+        results.put(("ok", _produce(spec, counters).to_state()))
     except Exception as exc:
         counters[ERRORS] += 1
         results.put(("error", f"{type(exc).__name__}: {exc}"))

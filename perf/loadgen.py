@@ -76,7 +76,7 @@ def _by_leader(leaders: dict) -> dict[tuple[str, int], list[int]]:
 
 
 def run_producer(spec: ProduceSpec, counters, results) -> None:
-    """Process entry point: produce `spec.num_records`, then put ("produce", histogram state) on `results`."""
+    """Process entry point: produce `spec.num_records`, then put ("ok", histogram state) or ("error", why)."""
     try:
         hist = (_scheduled if spec.rate > 0 else _max_rate)(spec, counters)
         results.put(("ok", hist.to_state()))

@@ -47,7 +47,7 @@ class NullSink:
         self.batch_records = batch_records
         self.offsets: dict[tuple[str, int], int] = {}
         self.sel = selectors.DefaultSelector()
-        self.bufs: dict[socket.socket, bytearray] = {}
+        self.inboxes: dict[socket.socket, _Inbox] = {}
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
@@ -61,20 +61,20 @@ class NullSink:
                         continue
                     conn.setblocking(True)
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self.bufs[conn] = _Inbox()
+                    self.inboxes[conn] = _Inbox()
                     self.sel.register(conn, selectors.EVENT_READ, conn)
                 else:
                     self._readable(key.data)
 
     def _readable(self, conn: socket.socket) -> None:
-        inbox = self.bufs[conn]
+        inbox = self.inboxes[conn]
         try:
             frames = inbox.receive(conn)
         except OSError:
             frames = None
         if frames is None:
             self.sel.unregister(conn)
-            del self.bufs[conn]
+            del self.inboxes[conn]
             conn.close()
             return
         try:
