@@ -9,7 +9,7 @@ COORDINATOR_NOT_AVAILABLE and clients retry.
 
 from __future__ import annotations
 
-from broker.groups import OFFSETS_TOPIC, partition_for
+from broker.groups import OFFSETS_TOPIC, partition_for, route_key
 from broker.groups import responses as R
 from broker.groups.coordinator import describe
 from broker.logfmt import Log
@@ -54,7 +54,7 @@ def handle_group_request(dispatcher, conn, header, body: dict, slot) -> None:
     part = _coordinator(dispatcher.ctx, body["group_id"])
     if part is None:
         return slot.reply(R.error_body(header.api_key, body, int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
-    dispatcher.forward(part.owner, slot, key=part.slot)
+    dispatcher.forward(part.owner, slot, key=route_key(part.slot, conn.peer))
 
 
 def _fan_out(dispatcher, header, owners: set[int], merge) -> None:

@@ -25,3 +25,29 @@ def partition_for(group_id: str, partitions: int) -> int:
     """Kafka's `Utils.abs(groupId.hashCode) % partitions` (Utils.abs maps MIN_VALUE to 0)."""
     h = java_string_hashcode(group_id)
     return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+_SLOT_BITS = 24
+_HAS_HOST = 1 << 56
+
+
+def route_key(slot: int, peer: str) -> int:
+    """The key a group request is forwarded with: the coordinator partition's state slot in the low 24
+    bits and, for an IPv4 client, its address above them (members show it as their client host)."""
+    import ipaddress
+
+    try:
+        ip = int(ipaddress.IPv4Address(peer.rpartition(":")[0]))
+    except ValueError:
+        return slot
+    return _HAS_HOST | (ip << _SLOT_BITS) | slot
+
+
+def parse_route_key(key: int) -> tuple[int, str]:
+    """(slot, client host as Kafka prints it, "/a.b.c.d", or "") from `route_key`; -1 stays -1."""
+    import ipaddress
+
+    if key < 0 or not key & _HAS_HOST:
+        return key, ""
+    ip = (key & (_HAS_HOST - 1)) >> _SLOT_BITS
+    return key & ((1 << _SLOT_BITS) - 1), "/" + str(ipaddress.IPv4Address(ip))

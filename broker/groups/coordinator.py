@@ -1,9 +1,9 @@
 """The group coordinator inside an I/O worker: serves the group APIs for the groups whose
 `__consumer_offsets` partition this worker owns, and keeps that partition as their durable record.
 
-Requests arrive whole (forwarded by a network worker) with `key` = the partition-state slot of the
-group's offsets partition; `key` -1 (DescribeGroups, DeleteGroups, ListGroups fanned out to every owner)
-means "answer for the groups coordinated here". Every commit and membership change is appended to the
+Requests arrive whole (forwarded by a network worker) with `key` naming the partition-state slot of the
+group's offsets partition and the client's address (`route_key`); `key` -1 (DescribeGroups, DeleteGroups,
+ListGroups fanned out to every owner) means "answer for the groups coordinated here". Every commit and membership change is appended to the
 offsets partition before it is answered, and `on_open` replays the partition to rebuild offsets and
 groups, so a restart or a kill -9 loses nothing that was acknowledged. Members restored from the log get a
 fresh session timeout: clients that kept running continue with their generation.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from broker.groups import OFFSETS_TOPIC, partition_for, storage
+from broker.groups import OFFSETS_TOPIC, parse_route_key, partition_for, storage
 from broker.groups import responses as R
 from broker.groups.group import DEAD, EMPTY, STABLE, Group, JoinRequest, Member
 from broker.logfmt import Log
@@ -209,7 +209,8 @@ class GroupCoordinator:
     def _locate(self, group_id: str, key: int, create: bool) -> tuple[int, Group | None, OffsetsPartition | None]:
         """(error, group, partition) for a request routed to the partition at slot `key`."""
         part = self._coordinated(group_id)
-        if part is None or (key >= 0 and part.op.slot != key):
+        slot = parse_route_key(key)[0]
+        if part is None or (slot >= 0 and part.op.slot != slot):
             return int(E.NOT_COORDINATOR), None, None
         g = part.groups.get(group_id)
         if g is None and create:
@@ -236,7 +237,7 @@ class GroupCoordinator:
         protocols = [(p["name"], bytes(p["metadata"])) for p in body["protocols"]]
         req = JoinRequest(body["member_id"], body.get("group_instance_id"), h.client_id or "",
                           body["session_timeout_ms"], body.get("rebalance_timeout_ms", -1),
-                          body["protocol_type"], protocols, h.api_version)
+                          body["protocol_type"], protocols, h.api_version, parse_route_key(key)[1])
         g.join(req, reply, time.monotonic())
 
     def sync_group(self, h, body: dict, reply, key: int) -> None:

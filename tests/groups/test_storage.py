@@ -2,7 +2,7 @@
 
 import struct
 
-from broker.groups import java_string_hashcode, partition_for
+from broker.groups import java_string_hashcode, parse_route_key, partition_for, route_key
 from broker.groups import storage as s
 
 
@@ -58,3 +58,10 @@ def test_records_round_trip_through_a_batch_with_tombstones():
     assert s.parse_offset_value(out[3][2]).offset == 30
     assert s.next_offset_after(batch + bytes(second)) == 7
     assert s.next_offset_after(batch + bytes(second)[:30]) == 6  # a torn tail is not read
+
+
+def test_route_key_carries_slot_and_ipv4_client():
+    assert parse_route_key(route_key(17, "10.1.2.3:5555")) == (17, "/10.1.2.3")
+    assert parse_route_key(route_key((1 << 24) - 1, "255.255.255.255:1")) == ((1 << 24) - 1, "/255.255.255.255")
+    assert parse_route_key(route_key(3, "::1:9092")) == (3, "")  # IPv6: the slot alone
+    assert parse_route_key(-1) == (-1, "")

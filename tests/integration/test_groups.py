@@ -369,7 +369,7 @@ def test_admin_describe_list_lag_and_delete(broker, members):
     desc = admin.describe_consumer_groups([group, "g-never-seen"])
     d = desc[group].result(15)
     assert d.state == ConsumerGroupState.STABLE and d.partition_assignor == "range"
-    assert len(d.members) == 1 and d.members[0].client_id == "m1"
+    assert len(d.members) == 1 and d.members[0].client_id == "m1" and d.members[0].host == "/127.0.0.1"
     assert sorted(tp.partition for tp in d.members[0].assignment.topic_partitions) == [0, 1, 2, 3]
     assert desc["g-never-seen"].result(15).state == ConsumerGroupState.DEAD
 
