@@ -145,6 +145,9 @@ class ProducerOwner:
         dup = part.states.check(*found)
         if dup is None:
             self._pending = (part, found)
+        else:
+            log.debug("duplicate batch", topic=op.topic, partition=op.partition, producer=found[0],
+                      sequence=found[2], offset=dup)
         return dup
 
     def after_append(self, op, result) -> None:
