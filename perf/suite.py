@@ -107,9 +107,11 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
                 ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
                 ("NS", Workload(sink.bootstrap, "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
                 ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), consumers=2, **base), "consume"),
+                ("NS", Workload(sink.bootstrap, "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base),
+                 "produce"),
             ):
                 r = (run_produce if verb == "produce" else run_consume)(w, progress)
-                rows.append(_row(name, f"null sink ceiling, {verb} {w.record_size} B", verb, w, r,
+                rows.append(_row(name, f"null sink ceiling, {verb} {w.record_size} B ({w.client})", verb, w, r,
                                  "sink: 1 process; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
         with _broker() as b:
