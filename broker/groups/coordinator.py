@@ -120,8 +120,11 @@ class GroupCoordinator:
             g = self._new_group(part, gid)
             g.offsets = offsets.get(gid, {})
             if value is not None:
-                part.stored[gid] = value
-                self._restore(g, storage.parse_group_value(value), now)
+                try:
+                    self._restore(g, storage.parse_group_value(value), now)
+                    part.stored[gid] = value
+                except Exception as e:  # offsets stay; the members simply join again
+                    log.warning("group metadata not restored", group=gid, error=repr(e))
         part.appended = n
         return n
 
