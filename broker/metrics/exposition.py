@@ -245,8 +245,11 @@ def render(sup) -> str:
         t.family("hpbroker_partition_size_bytes", "gauge", "Bytes of segment files on disk.")
         for (topic, part), st in states.items():
             if st.log_end_offset >= 0:
-                t.sample("hpbroker_partition_size_bytes", _dir_size(sup.partition_dir(topic, part)),
-                         topic=topic, partition=part)
+                try:
+                    where = sup.partition_dir(topic, part)
+                except Exception:  # the topic is being deleted while we look
+                    continue
+                t.sample("hpbroker_partition_size_bytes", _dir_size(where), topic=topic, partition=part)
         t.family("hpbroker_partition_isr_size", "gauge", "In-sync replicas of each partition.")
         under = 0
         for ti in md.topics.values():
