@@ -14,6 +14,8 @@ import click
 
 
 def _common(f):
+    f = click.option("--connections", type=int, default=1, show_default=True,
+                     help="Connections per process and broker (native client), partitions spread over them.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")(f)
     f = click.option("--time-limit", type=float, default=600.0, show_default=True,
                      help="Stop after this many seconds even if not every record was acknowledged.")(f)
@@ -79,14 +81,15 @@ def perf():
 @perf.command()
 @_common
 @_produce_options
-def produce(bootstrap, topic, client, time_limit, as_json, partitions, record_size, num_records, acks, producers,
-            batch_size, linger_ms, rate, inflight):
+def produce(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
+            producers, batch_size, linger_ms, rate, inflight):
     """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
     from perf.runner import Workload, run_produce
 
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
-                 linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit)
+                 linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
+                 connections=connections)
     _emit(_guarded(lambda: run_produce(w, _progress())), as_json)
 
 
@@ -94,12 +97,12 @@ def produce(bootstrap, topic, client, time_limit, as_json, partitions, record_si
 @_common
 @click.option("--num-records", type=int, required=True)
 @click.option("--consumers", type=int, default=1, show_default=True, help="Consumer processes.")
-def consume(bootstrap, topic, client, time_limit, as_json, num_records, consumers):
+def consume(bootstrap, topic, client, connections, time_limit, as_json, num_records, consumers):
     """Fetch NUM_RECORDS records from the start of TOPIC's partitions; throughput."""
     from perf.runner import Workload, run_consume
 
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
-                 time_limit=time_limit)
+                 time_limit=time_limit, connections=connections)
     _emit(_guarded(lambda: run_consume(w, _progress())), as_json)
 
 
@@ -107,8 +110,8 @@ def consume(bootstrap, topic, client, time_limit, as_json, num_records, consumer
 @_common
 @_produce_options
 @click.option("--consumers", type=int, default=1, show_default=True)
-def e2e(bootstrap, topic, client, time_limit, as_json, partitions, record_size, num_records, acks, producers,
-        batch_size, linger_ms, rate, inflight, consumers):
+def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
+        producers, batch_size, linger_ms, rate, inflight, consumers):
     """Produce at a fixed --rate while consuming; latency from each record's scheduled send to its receipt."""
     from perf.runner import Workload, run_e2e
 
@@ -117,7 +120,7 @@ def e2e(bootstrap, topic, client, time_limit, as_json, partitions, record_size, 
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
                  batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
-                 time_limit=time_limit)
+                 time_limit=time_limit, connections=connections)
     _emit(_guarded(lambda: run_e2e(w, _progress())), as_json)
 
 

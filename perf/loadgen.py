@@ -39,6 +39,7 @@ class ProduceSpec:
     key_times: bool = False    # e2e: every record's key is its scheduled send time (monotonic ns)
     time_limit: float = 600.0
     seed: int = 0
+    connections: int = 1       # connections per broker, partitions spread over them
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ConsumeSpec:
     key_times: bool = False
     time_limit: float = 600.0
     start_offsets: dict = field(default_factory=dict)
+    connections: int = 1
 
 
 def payload_pool(record_size: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +70,24 @@ def build(record_size: int, n: int, seed: int, keys_ns: np.ndarray | None = None
     return hotpath.build_batch(data, offsets, kdata, np.arange(n + 1, dtype=np.int64) * 8)
 
 
-def _by_leader(leaders: dict) -> dict[tuple[str, int], list[int]]:
-    out: dict = {}
+def _by_leader(leaders: dict, connections: int = 1) -> dict[tuple, list[int]]:
+    """Partitions per connection, keyed by (leader address, connection number).
+
+    Several connections to one broker let a run use every network worker of a broker that spreads
+    connections by hash (`SO_REUSEPORT`), independently of where one connection happens to land.
+    """
+    per_leader: dict = {}
     for p, addr in sorted(leaders.items()):
-        out.setdefault(tuple(addr), []).append(p)
+        per_leader.setdefault(tuple(addr), []).append(p)
+    out: dict = {}
+    for addr, parts in per_leader.items():
+        for k in range(min(max(connections, 1), len(parts))):
+            out[(addr, k)] = parts[k::max(connections, 1)]
     return out
+
+
+def _connect(groups: dict) -> dict:
+    return {key: wire.Connection(*key[0]) for key in groups}
 
 
 def run_producer(spec: ProduceSpec, counters, results) -> None:
@@ -88,8 +103,8 @@ def run_producer(spec: ProduceSpec, counters, results) -> None:
 def _max_rate(spec: ProduceSpec, counters) -> Histogram:
     """Pre-encoded requests sent back to back, `inflight` outstanding per connection."""
     hist = Histogram()
-    groups = _by_leader(spec.leaders)
-    conns = {addr: wire.Connection(*addr) for addr in groups}
+    groups = _by_leader(spec.leaders, spec.connections)
+    conns = _connect(groups)
     plans = []
     for addr, parts in groups.items():
         per_request = spec.batch_records * len(parts)
@@ -171,9 +186,9 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     """Fixed rate: record i is due at start + i / rate; a batch leaves when full or its oldest waited linger."""
     hist = Histogram()
     parts = sorted(spec.leaders)
-    groups = _by_leader(spec.leaders)
-    conns = {addr: wire.Connection(*addr) for addr in groups}
-    conn_of = {p: conns[tuple(spec.leaders[p])] for p in parts}
+    groups = _by_leader(spec.leaders, spec.connections)
+    conns = _connect(groups)
+    conn_of = {p: conns[key] for key, ps in groups.items() for p in ps}
     data, _ = payload_pool(spec.record_size, spec.batch_records, spec.seed)
     framers = {p: wire.SinglePartitionFrames(spec.topic, p, spec.acks) for p in parts}
     interval = 1e9 / spec.rate
@@ -261,8 +276,8 @@ def run_consumer(spec: ConsumeSpec, counters, totals, results) -> None:
 
 def _consume(spec: ConsumeSpec, counters, totals) -> Histogram:
     hist = Histogram()
-    groups = _by_leader(spec.leaders)
-    conns = {addr: wire.Connection(*addr) for addr in groups}
+    groups = _by_leader(spec.leaders, spec.connections)
+    conns = _connect(groups)
     offsets = {addr: {p: spec.start_offsets.get(p, 0) for p in parts} for addr, parts in groups.items()}
     sel = selectors.DefaultSelector()
     for addr, conn in conns.items():

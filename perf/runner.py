@@ -33,6 +33,7 @@ class Workload:
     rate: float = 0.0                # records/s over all producers; 0 = max
     inflight: int = 8
     client: str = "native"           # or "confluent"
+    connections: int = 1             # per process and broker (native client)
     time_limit: float = 600.0
     topic_configs: tuple = ()
 
@@ -141,7 +142,8 @@ def _produce_specs(w: Workload, leaders: dict, key_times: bool) -> list[ProduceS
     rate = w.rate / w.producers if w.rate else 0.0
     return [ProduceSpec(topic=w.topic, leaders=own, record_size=w.record_size, num_records=n, acks=w.acks,
                         batch_records=w.batch_records, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
-                        key_times=key_times, time_limit=w.time_limit, seed=i)
+                        key_times=key_times, time_limit=w.time_limit, seed=i,
+                        connections=w.connections)
             for i, (own, n) in enumerate(zip(_assign(leaders, w.producers), _shares(w.num_records, w.producers)))]
 
 
@@ -172,7 +174,8 @@ def run_consume(w: Workload, progress: Progress | None = None) -> dict:
     group = _Group()
     target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
     start = time.monotonic()
-    specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, time_limit=w.time_limit)
+    specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, time_limit=w.time_limit,
+                         connections=w.connections)
              for own in _assign(leaders, w.consumers)[:max(1, min(w.consumers, len(leaders)))]]
     for spec in specs:
         group.counter()

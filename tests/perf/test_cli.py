@@ -25,12 +25,13 @@ def check(result: dict, records: int) -> None:
 
 def test_produce_then_consume_every_record(broker):
     produced = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "cli", "--partitions", "3",
-                    "--record-size", "200", "--num-records", "5000", "--producers", "2", "--batch-size", "4000")
+                    "--record-size", "200", "--num-records", "5000", "--producers", "2", "--batch-size", "4000",
+                    "--connections", "2")
     check(produced, 5000)
     assert produced["avg_record_bytes"] == 200
     assert produced["mb_per_sec"] == pytest.approx(produced["records_per_sec"] * 200 / 1e6, rel=0.01)
     consumed = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "cli", "--num-records", "5000",
-                    "--consumers", "2")
+                    "--consumers", "2", "--connections", "2")
     assert consumed["records"] == 5000 and consumed["errors"] == 0 and consumed["complete"]
     assert consumed["records_per_sec"] > 0
 
