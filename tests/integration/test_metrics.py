@@ -150,3 +150,19 @@ def test_consumer_group_committed_offset_and_lag(loaded_broker):
         time.sleep(0.5)
     assert total(s, "hpbroker_group_committed_offset", group="obs-lag", topic="obs", partition=0) == 1500
     assert total(s, "hpbroker_group_lag", group="obs-lag", topic="obs", partition=0) == N - 1500
+
+
+def test_busy_metrics_port_fails_the_start(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                            "--set", f"log.dirs={tmp_path}", "--set", f"metrics.listener=127.0.0.1:{port}"],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"metrics.listener 127.0.0.1:{port}: cannot bind" in r.stderr

@@ -24,6 +24,8 @@ def run(url: str, console: Console | None = None, frames: int | None = None) -> 
     collector = Collector(url)
     fd = sys.stdin.fileno() if sys.stdin.isatty() else None
     saved = termios.tcgetattr(fd) if fd is not None else None
+    if not console.is_terminal:  # piped or scripted: print frames one after another, no screen control
+        return _print_frames(collector, console, frames)
     try:
         if fd is not None:
             tty.setcbreak(fd)
@@ -48,4 +50,17 @@ def run(url: str, console: Console | None = None, frames: int | None = None) -> 
     finally:
         if saved is not None:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return 0
+
+
+def _print_frames(collector: Collector, console: Console, frames: int | None) -> int:
+    shown = 0
+    try:
+        while frames is None or shown < frames:
+            if shown:
+                time.sleep(REFRESH_S)
+            console.print(make_layout(collector.snapshot(), console.width, console.height), height=console.height)
+            shown += 1
+    except KeyboardInterrupt:
+        pass
     return 0

@@ -61,7 +61,7 @@ def render_header(h: Header) -> Text:
     t.append("hpbroker ", style="bold cyan")
     t.append(f"{h.version}  ")
     if h.error:
-        t.append(h.error, style="bold red")
+        t = Text(f"hpbroker top: {h.error}\nretrying every second; q quits", style="bold red")
         return t
     t.append(f"up {duration(h.uptime_s)}  ")
     t.append(f"net {h.network_threads} io {h.io_threads}  ", style="dim")
