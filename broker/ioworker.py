@@ -23,13 +23,15 @@ from typing import Callable
 
 from broker import ipc
 from broker.logfmt import Log
-from broker.metrics import PROC
+from broker.metrics import PROC, now_us
+from broker.metrics.block import STAGE
 from broker.shm import layout as _ml
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.io")
 
 BATCH = 64
+_OWNER_STAGE = STAGE["owner"]
 
 # Modules that extend the partition owner: each defines `attach(worker) -> extension`. An extension may
 # have `handlers` ({api_key: fn(header, body, reply)} for requests forwarded here whole), and the hooks
@@ -175,6 +177,7 @@ class IOWorker:
     # -- requests -----------------------------------------------------------------------------------------
 
     def handle_append(self, ring_index: int, payload: memoryview) -> bytes:
+        t0 = now_us()
         token, slot, partition, acks, topic, records = ipc.parse_append(payload)
         op = self.partition(slot, topic, partition)
         if op is None:
@@ -195,6 +198,7 @@ class IOWorker:
         PROC.scalars[_ml.MS_BYTES_IN] += r.size
         PROC.slot_add(0, slot, r.size)
         PROC.slot_add(1, slot, r.record_count)
+        PROC.observe(_OWNER_STAGE, 0, now_us() - t0)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
 
     def handle_list_offset(self, payload: memoryview) -> bytes:

@@ -186,7 +186,8 @@ def render(sup) -> str:
                  error=errs.get(code, str(code)), code=code)
     t.family("hpbroker_request_latency_seconds", "histogram",
              "Request latency per API and stage: queue (framed to dispatched), io (dispatched to answered, "
-             "partition owner included), send (answered to written), total.")
+             "partition owner included), send (answered to written), total; owner: one partition's append "
+             "inside its I/O worker.")
     for s, stage in enumerate(L.STAGES):
         for k in np.nonzero(latency[s, :, _NB])[0]:
             row = latency[s, k]

@@ -119,7 +119,9 @@ read by the supervisor's /metrics handler)::
                             LATENCY_BOUNDS_US[i], the last one is +Inf), then the count, then the sum
                             in microseconds.  Stages: queue (framed -> dispatched), io (dispatched
                             -> answered: the handler and the partition owner's work), send (answered
-                            -> last byte written, waiting behind earlier responses included), total.
+                            -> last byte written, waiting behind earlier responses included), total,
+                            and owner (written by I/O workers: one partition's append inside the
+                            owner, counted under Produce).
     then     slot arrays    SLOT_COUNTERS x slots: bytes in, records in (I/O worker: appended),
                             bytes out (network worker: fetched), per partition-state slot
 
@@ -197,7 +199,7 @@ MB_ERRORS = MB_REQUESTS + API_SLOTS
 LATENCY_BOUNDS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
                      1000000, 2500000, 10000000)
 BUCKETS = len(LATENCY_BOUNDS_US) + 1
-STAGES = ("queue", "io", "send", "total")
+STAGES = ("queue", "io", "send", "total", "owner")
 MB_LATENCY = MB_ERRORS + API_SLOTS * ERROR_SLOTS
 MB_SLOT_ARRAYS = MB_LATENCY + len(STAGES) * API_SLOTS * (BUCKETS + 2)
 SLOT_COUNTERS = ("bytes_in", "records_in", "bytes_out")

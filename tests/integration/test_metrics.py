@@ -70,7 +70,7 @@ def test_requests_latency_and_connections(loaded_broker):
     s = scrape(loaded_broker.metrics_url)
     assert total(s, "hpbroker_requests_total", api="Produce") >= 1
     assert total(s, "hpbroker_requests_total", api="Fetch") >= 1
-    for stage in ("queue", "io", "send", "total"):
+    for stage in ("queue", "io", "send", "total", "owner"):
         count = total(s, "hpbroker_request_latency_seconds_count", api="Produce", stage=stage)
         inf = total(s, "hpbroker_request_latency_seconds_bucket", api="Produce", stage=stage, le="+Inf")
         assert count >= 1 and inf == count
