@@ -98,7 +98,7 @@ def render(sup) -> str:
     cfg = sup.config
     md = sup.metadata
     region: MetricsRegion = sup.metrics
-    views = [v for v in region.views()] if region is not None else []
+    views = region.views() if region is not None else []
     apis = _api_names()
     errs = _error_names()
 
