@@ -159,7 +159,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
 def render_section(rows: list[dict], scale: float) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## perf suite, {now}", "",
-           f"Machine: {machine()}. Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
+           f"Machine: {machine()}.", "",
+           f"Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
            f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
            "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",
            "receipt). Commands below name the broker `B`.", "",
