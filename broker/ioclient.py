@@ -31,6 +31,7 @@ class IOClient:
         self.backlog: list[deque] = [deque() for _ in request_rings]
         self.next_token = int.from_bytes(os.urandom(6), "little") << 16
         self.blocked_conns: set = set()
+        self.forwards: dict[int, int] = {}  # token -> I/O worker, for whole requests forwarded to an owner
 
     def _token(self, callback: Callback) -> int:
         self.next_token += 1
@@ -60,7 +61,18 @@ class IOClient:
 
     def forward(self, io: int, key: int, frame, callback: Callback) -> None:
         token = self._token(callback)
+        self.forwards[token] = io
         self._put(io, ipc.FORWARD, (ipc.forward_header(token, key), frame), None)
+
+    def abandon_forwards(self, io: int) -> None:
+        """I/O worker `io` died: requests it held (a parked JoinGroup) will never be answered. Their
+        callbacks get `(token, None)`; appends are not affected (its successor re-reads the ring)."""
+        lost = [t for t, owner in self.forwards.items() if owner == io]
+        for token in lost:
+            del self.forwards[token]
+            cb = self.pending.pop(token, None)
+            if cb is not None:
+                cb((token, None))
 
     def flush_backlog(self) -> bool:
         """Move waiting requests into their rings; True when every backlog is empty."""
@@ -95,6 +107,7 @@ class IOClient:
                     results.append(ipc.parse_forward_done(payload))
             ring.advance()
             for result in results:
+                self.forwards.pop(result[0], None)
                 cb = self.pending.pop(result[0], None)
                 if cb is not None:
                     cb(result)

@@ -486,6 +486,8 @@ class Supervisor:
         code = os.waitstatus_to_exitcode(status)
         w.boot_failures = w.boot_failures + 1 if lived < BOOT_FAILURE_WINDOW_S else 0
         log.warning("worker exited", role=w.role, worker=w.index, exit=code, lived_s=round(lived, 2))
+        if w.role == "io":
+            self._tell_network_workers({"op": "io_exited", "io": w.index})
         if w.boot_failures >= MAX_BOOT_FAILURES:
             log.error("worker keeps failing at start; stopping the broker", role=w.role, worker=w.index)
             self.exit_code = EXIT_WORKER_BOOT_FAILURE
@@ -494,6 +496,14 @@ class Supervisor:
         w.restarts += 1
         delay = min(5.0, 0.1 * 2 ** w.boot_failures) if w.boot_failures else 0.05
         w.restart_at = time.monotonic() + delay
+
+    def _tell_network_workers(self, msg: dict) -> None:
+        for other in self.workers:
+            if other.role == "network" and other.pid and other.channel is not None:
+                try:
+                    other.channel.send(msg)
+                except ChannelClosed:
+                    pass
 
     def _restart_due(self) -> None:
         now = time.monotonic()

@@ -156,6 +156,7 @@ def run_network_worker(sup, index: int) -> None:
         PROC.bind(sup.metrics, index, ROLE_NETWORK, index)
     io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index))
     controller = ControlClient(sup.child_channel)
+    controller.on_notice = lambda msg: io.abandon_forwards(msg["io"]) if msg.get("op") == "io_exited" else None
     ctx = NetContext(cfg, sup.metadata_view(), index, shared, io, controller, sup.log_manager)
     pump = NetPump(ctx)
     socks = [b.sockets[index] for b in sup.bound]

@@ -72,7 +72,9 @@ class Dispatcher:
 
         def done(result: tuple) -> None:
             _token, response = result
-            if response:
+            if response is None:  # the owner died holding it: the client reconnects and retries
+                slot.fail_connection("partition owner restarted")
+            elif response:
                 slot.reply_parts([response])
             else:
                 slot.no_reply()

@@ -68,8 +68,9 @@ class GroupCoordinator:
         self.parts[op.partition] = part
         started = time.monotonic()
         records = self._replay(part)
-        log.info("offsets partition loaded", partition=op.partition, groups=len(part.groups), records=records,
-                 seconds=round(time.monotonic() - started, 3))
+        (log.info if records else log.debug)("offsets partition loaded", partition=op.partition,
+                                             groups=len(part.groups), records=records,
+                                             seconds=round(time.monotonic() - started, 3))
 
     def on_close(self, op) -> None:
         part = self.parts.get(op.partition)
