@@ -72,6 +72,8 @@ class IOWorker:
         self.recover = recover  # None: recover only if the last shutdown was not clean
         self.req = shared.request_rings_for_io(index)
         self.done = shared.completion_rings_for_io(index)
+        for ring in self.done:
+            ring.defer_wakeups()  # flushed once per batch and once per loop pass (timer-driven replies)
         self.table = shared.table
         self.owned: dict[int, OwnedPartition] = {}
         self.md_version = -1
@@ -256,6 +258,7 @@ class IOWorker:
     def post(self, out, kind: int, *parts) -> None:
         """Completion to a network worker; waits for room rather than drop it."""
         while not out.try_put(kind, *parts):
+            out.flush_wakeup()
             out.wait_space(sum(len(p) for p in parts) + 64, timeout=1.0)
 
     def poll_rings(self) -> int:
@@ -277,6 +280,7 @@ class IOWorker:
             out = self.done[n]
             for kind, reply in replies:
                 self.post(out, kind, reply)
+            out.flush_wakeup()
             ring.advance()
             handled += len(msgs)
             PROC.scalars[_ml.MS_IO_MESSAGES] += len(msgs)
@@ -286,6 +290,8 @@ class IOWorker:
 
     def housekeeping(self, now: float) -> None:
         self.run_timers(now)
+        for ring in self.done:
+            ring.flush_wakeup()
         for op in self.owned.values():
             tick = getattr(op.log, "maybe_flush", None)
             if tick is not None:

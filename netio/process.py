@@ -94,11 +94,16 @@ class NetPump:
     def _nothing(self) -> None:
         pass  # rings and parked fetches are looked at in run(), after every wakeup
 
+    def flush_wakeups(self) -> None:
+        for ring in self.ctx.io.req:
+            ring.flush_wakeup()
+
     def before_wait(self) -> float:
         """Announce sleep on the completion rings and on the slots parked fetches wait for; 0 when
         something already arrived."""
         from broker.shm.ring import prepare_wait_all
 
+        self.flush_wakeups()  # one doorbell per owner for everything this pass put in its ring
         if self.ctx.io.backlog_pending():
             return 0.001
         if not prepare_wait_all(self.ctx.io.done):
@@ -155,6 +160,8 @@ def run_network_worker(sup, index: int) -> None:
 
         PROC.bind(sup.metrics, index, ROLE_NETWORK, index)
     io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index))
+    for ring in io.req:
+        ring.defer_wakeups()
     controller = ControlClient(sup.child_channel)
     controller.on_notice = lambda msg: io.abandon_forwards(msg["io"]) if msg.get("op") == "io_exited" else None
     ctx = NetContext(cfg, sup.metadata_view(), index, shared, io, controller, sup.log_manager)

@@ -35,6 +35,7 @@ MAX_INFLIGHT_PER_CONNECTION = 64
 # ...or with this many bytes queued for the socket.
 MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 256 * 1024
+MAX_READ = 16 * 1024 * 1024  # one recv for the rest of a large frame, up to this much
 API_VERSIONS_KEY = 18
 _QUEUE = STAGE["queue"]
 # Out of descriptors: stop accepting for this long (the backlog keeps the connections) rather than spin
@@ -278,7 +279,7 @@ class NetworkWorker:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(READ_CHUNK)
+            data = conn.sock.recv(min(max(READ_CHUNK, conn.reader.wanted), MAX_READ))
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:

@@ -70,7 +70,7 @@ class Ring:
     __slots__ = (
         "name", "capacity", "_region", "_mm", "_view", "_data_bell", "_space_bell",
         "_wakeups_sent", "_ticket_base", "_ticket_seq", "_reservation",
-        "_head", "_tail_seen", "_rung_consumer",
+        "_head", "_tail_seen", "_rung_consumer", "_deferred", "_wake_due",
         "_tail", "_head_seen", "_peek_end", "_rung_producer", "_words", "_scan_out",
         "__weakref__",
     )  # fmt: skip
@@ -87,6 +87,7 @@ class Ring:
         self._data_bell = data_bell  # producer -> consumer: "data available"
         self._space_bell = space_bell  # consumer -> producer: "space available"
         self._wakeups_sent = 0
+        self._deferred = False  # see defer_wakeups()
         self._ticket_seq = 0
         self._words: np.ndarray | None = None  # int64 view of the mapping for the scan kernel
         self._scan_out: np.ndarray | None = None
@@ -100,6 +101,7 @@ class Ring:
         self._head = head  # producer: next byte to write (== published head between calls)
         self._tail_seen = tail  # producer: last tail read (lower bound of the real tail)
         self._rung_consumer = 0  # producer: consumer sleep ticket already rung
+        self._wake_due = 0  # producer: ticket to ring at flush_wakeup() (deferred wakeups)
         self._tail = tail  # consumer: next byte to read (== published tail between calls)
         self._head_seen = head  # consumer: last head read
         self._peek_end = tail  # consumer: end of what peek/peek_batch handed out
@@ -293,7 +295,24 @@ class Ring:
         if ticket and ticket != self._rung_consumer:
             self._ring_consumer(ticket)
 
+    def defer_wakeups(self) -> None:
+        """From now on puts only note that the sleeping consumer needs a wakeup; `flush_wakeup()` rings
+        once for everything put since (a producer that puts several messages per event-loop pass)."""
+        self._deferred = True
+
+    def flush_wakeup(self) -> None:
+        ticket = self._wake_due
+        if ticket:
+            self._wake_due = 0
+            if ticket != self._rung_consumer:
+                self._rung_consumer = ticket
+                self._wakeups_sent += 1
+                self._data_bell.ring()
+
     def _ring_consumer(self, ticket: int) -> None:
+        if self._deferred:
+            self._wake_due = ticket
+            return
         self._rung_consumer = ticket
         self._wakeups_sent += 1
         self._data_bell.ring()

@@ -63,6 +63,12 @@ class FrameReader:
         """Bytes received but not yet returned as frames (including a parsed size prefix's body so far)."""
         return self._available
 
+    @property
+    def wanted(self) -> int:
+        """Bytes still missing from the frame being assembled (0 when its size is not known yet): a
+        caller can receive that much at once instead of in small chunks that must be joined."""
+        return self._size - self._available if self._size is not None else 0
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -99,15 +105,17 @@ class FrameReader:
             else:
                 chunks[0] = first[n:]
             return first[:n]
-        out = bytearray()
-        while len(out) < n:
+        out = bytearray(n)  # one allocation, one copy of each piece: a frame spanning chunks
+        filled = 0
+        while filled < n:
             chunk = chunks.popleft()
-            need = n - len(out)
+            need = n - filled
             if len(chunk) > need:
                 chunks.appendleft(chunk[need:])
                 chunk = chunk[:need]
-            out += chunk
-        return memoryview(bytes(out))
+            out[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        return memoryview(out)
 
 
 # ---------------------------------------------------------------------------------------------------------
