@@ -26,6 +26,10 @@ _IO, _SEND, _TOTAL = STAGE["io"], STAGE["send"], STAGE["total"]
 
 @dataclass(frozen=True, slots=True)
 class FilePart:
+    """A byte range of a file to send with os.sendfile. It owns `fd` (a duplicate of the segment's
+    descriptor): the segment may be closed or deleted while the response waits in the queue, and the
+    connection closes the descriptor once the range is sent or dropped."""
+
     fd: int
     offset: int
     length: int
@@ -103,6 +107,10 @@ class Connection:
         return slot
 
     def slot_done(self) -> None:
+        if self.closed:  # answered after the client left: nothing to send, file ranges to let go
+            self.release_files()
+            self.slots.clear()
+            return
         while self.slots and self.slots[0].done:
             slot = self.slots.popleft()
             for part in slot.parts or ():
@@ -113,6 +121,9 @@ class Connection:
             self.sending.append((self.queued_total, slot))
             if slot.close_after is not None:
                 self.close_reason = slot.close_after
+                out, self.out = self.out, deque()  # keep what is queued; drop only later responses
+                self.release_files()
+                self.out = out
                 self.slots.clear()
                 break
         self.flush()
@@ -136,6 +147,7 @@ class Connection:
                         self.out[0] = FilePart(head.fd, head.offset + n, head.length - n)
                         break
                     self.out.popleft()
+                    os.close(head.fd)
                     continue
                 bufs = []
                 for part in self.out:
@@ -160,6 +172,7 @@ class Connection:
             pass
         except OSError as e:
             self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
+            self.release_files()
             self.out.clear()
             self.out_bytes = 0
             self.sending.clear()
@@ -172,6 +185,17 @@ class Connection:
         if want != self.want_write:
             self.want_write = want
             self.on_writable_change(self)
+
+    def release_files(self) -> None:
+        """Close the descriptors of file ranges that will not be sent (the connection is going away)."""
+        for part in self.out:
+            if isinstance(part, FilePart):
+                os.close(part.fd)
+        for slot in self.slots:
+            for part in slot.parts or ():
+                if isinstance(part, FilePart):
+                    os.close(part.fd)
+            slot.parts = None
 
     def _sent(self, n: int) -> None:
         self.sent_total += n

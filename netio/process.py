@@ -8,6 +8,7 @@ read-only views of partition logs for Fetch.
 
 from __future__ import annotations
 
+import os
 import time
 
 from broker.config import BrokerConfig
@@ -70,7 +71,7 @@ class NetContext:
             for p in parts:
                 rec = p["records"]
                 if hasattr(rec, "fd"):
-                    rec = FilePart(rec.fd, rec.position, rec.length)
+                    rec = FilePart(os.dup(rec.fd), rec.position, rec.length)
                 pds.append(PartitionData(p["partition_index"], p["error_code"], p["high_watermark"],
                                          p["last_stable_offset"], p["log_start_offset"], None, -1, rec))
             out.append((topic, pds))

@@ -365,6 +365,7 @@ class NetworkWorker:
         if conn.closed:
             return
         conn.closed = True
+        conn.release_files()
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):

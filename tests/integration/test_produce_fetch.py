@@ -138,6 +138,21 @@ def test_fetch_from_middle_and_list_offsets(broker):
     c.close()
 
 
+def test_fetch_file_ranges_do_not_leak_descriptors(broker):
+    """Fetch responses carry duplicated segment descriptors; every one is closed once sent."""
+    import psutil
+
+    _create(broker.bootstrap, "fds", partitions=PARTITIONS)
+    produce_confluent(broker.bootstrap, "fds", 500)
+    net = psutil.Process(broker.worker_pids("network")[0])
+    consume_confluent(broker.bootstrap, "fds", 500 * PARTITIONS)  # warms readers and connections
+    before = net.num_fds()
+    for _ in range(5):
+        consume_confluent(broker.bootstrap, "fds", 500 * PARTITIONS)
+    time.sleep(0.5)
+    assert net.num_fds() - before < 16, (before, net.num_fds())
+
+
 def test_long_poll_returns_when_data_arrives(broker):
     """A consumer parked on an empty partition (fetch.wait.max.ms=5000) gets a new record promptly."""
     import threading
