@@ -14,6 +14,7 @@ import time
 from collections import deque
 
 from netio.codec import decode_response, encode_request
+from netio.codec.records import decode_batches
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
 PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V = 7, 11, 5, 3
@@ -240,31 +241,6 @@ def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int,
     return out
 
 
-def read_varint(buf, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
 def batch_keys(buf, start: int, end: int) -> list[bytes]:
     """The keys of the records of one uncompressed batch at buf[start:end]."""
-    keys = []
-    pos = start + 61
-    count = _COUNT.unpack_from(buf, start + 57)[0]
-    for _ in range(count):
-        length, pos = read_varint(buf, pos)
-        rec_end = pos + length
-        p = pos + 1                                   # attributes
-        _, p = read_varint(buf, p)                    # timestamp delta
-        _, p = read_varint(buf, p)                    # offset delta
-        klen, p = read_varint(buf, p)
-        keys.append(bytes(buf[p:p + klen]) if klen > 0 else b"")
-        pos = rec_end
-        if pos > end:
-            break
-    return keys
+    return [r.key or b"" for r in decode_batches(buf[start:end])]

@@ -20,6 +20,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from netio.codec.records import decode_batches
+
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
 
@@ -214,54 +216,14 @@ def parse_group_value(value: bytes) -> GroupValue:
     return GroupValue(protocol_type, generation, protocol, leader, state_ts, members)
 
 
-def _varint(buf, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-_BATCH_HEAD = struct.Struct(">qiibIhiqqqhii")  # through recordsCount: 61 bytes
-ATTR_COMPRESSION = 0x07
-ATTR_CONTROL = 0x20
-
-
 def iter_records(buf) -> Iterator[tuple[int, bytes | None, bytes | None]]:
     """(offset, key, value) of every record of the uncompressed, non-control batches laid end to end in
     `buf` (the coordinator only writes uncompressed batches); a trailing partial batch is ignored."""
-    mv = memoryview(buf)
-    pos = 0
-    while pos + _BATCH_HEAD.size <= len(mv):
-        (base, length, _epoch, _magic, _crc, attrs, _delta, _bts, _mts, _pid, _pe, _seq,
-         count) = _BATCH_HEAD.unpack_from(mv, pos)
-        end = pos + 12 + length
-        if end > len(mv):
-            break
-        if not attrs & (ATTR_COMPRESSION | ATTR_CONTROL):
-            p = pos + _BATCH_HEAD.size
-            for _ in range(count):
-                _length, p = _varint(mv, p)
-                p += 1  # record attributes
-                _ts, p = _varint(mv, p)
-                delta, p = _varint(mv, p)
-                klen, p = _varint(mv, p)
-                key = None if klen < 0 else bytes(mv[p:p + klen])
-                p += max(klen, 0)
-                vlen, p = _varint(mv, p)
-                value = None if vlen < 0 else bytes(mv[p:p + vlen])
-                p += max(vlen, 0)
-                nheaders, p = _varint(mv, p)
-                for _ in range(nheaders):
-                    hk, p = _varint(mv, p)
-                    p += hk
-                    hv, p = _varint(mv, p)
-                    p += max(hv, 0)
-                yield base + delta, key, value
-        pos = end
+    for r in decode_batches(buf):
+        yield r.offset, r.key, r.value
+
+
+_BATCH_HEAD = struct.Struct(">qiibIhiqqqhii")  # through recordsCount: 61 bytes
 
 
 def next_offset_after(buf) -> int:

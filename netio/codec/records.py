@@ -1,6 +1,8 @@
-"""Record batches (magic v2) built and read in plain Python for the CLI: a few records per call, so no
-kernels to compile. Compressed batches from other producers are read when they use gzip; other codecs
-are reported, not guessed."""
+"""Records inside RecordBatch v2, built and read in plain Python: for the CLI, the group coordinator's
+replay of `__consumer_offsets` and the load harness's latency keys, where a few records per call do not
+justify compiling kernels (the broker's data path never looks inside records). Compressed batches from
+other producers are read when they use gzip; other codecs are reported, not guessed. CRC-32C comes from
+the `crc32c` package so a command-line tool starts without a JIT warmup."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import struct
 import crc32c
 import pytest
 
-from tools.batches import Record, decode_batches, encode_batch
+from netio.codec.records import Record, decode_batches, encode_batch
 from tools.commands.data import murmur2, partition_for
 from tools.commands.group import decode_assignment, lag_rows, parse_datetime
 from tools.commands.render import (record_dict, render_cluster, render_group, render_record, render_topic,

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from tools.batches import decode_batches, encode_batch
+from netio.codec.records import decode_batches, encode_batch
 from tools.client import ErrorCode, KafkaError, check
 from tools.commands.common import EXIT_CODES_HELP, client_command, parse_pairs
 from tools.commands.offsets import commit_offsets, committed_offsets
