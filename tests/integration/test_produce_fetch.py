@@ -1,5 +1,6 @@
 """Produce and fetch through real clients against the real multiprocess broker."""
 
+import os
 import time
 
 import pytest
@@ -180,3 +181,33 @@ def test_long_poll_returns_when_data_arrives(broker):
     assert m.value() == b"wake"
     assert latency < 1.5, f"long poll answered after {latency:.2f}s"
     c.close()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_are_stored_and_served_as_produced(broker, codec):
+    """Clients compress; the broker validates header and CRC, stores the batch as is and serves it back."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = f"z-{codec}"
+    _create(broker.bootstrap, topic, partitions=1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 20})
+    values = [b"%s-%06d-" % (codec.encode(), i) + b"abc" * (i % 40) for i in range(3000)]
+    for v in values:
+        p.produce(topic, v, partition=0)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < len(values) and time.time() < deadline:
+        for m in c.consume(1000, 0.5):
+            assert m.error() is None, m.error()
+            got.append(m.value())
+    c.close()
+    assert got == values
+    d = os.path.join(broker.data_dir, f"{topic}-0")
+    seg = sorted(f for f in os.listdir(d) if f.endswith(".log"))[0]
+    with open(os.path.join(d, seg), "rb") as f:
+        head = f.read(23)
+    codec_id = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
+    assert head[22] & 0x07 == codec_id, "the stored batch keeps the producer's compression"
