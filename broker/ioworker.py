@@ -375,11 +375,13 @@ class IOWorker:
 
 def run_io_worker(sup, index: int) -> None:
     import hotpath
+    from broker.log import warmup as broker_log_warmup
 
     from broker.logfmt import set_context
 
     set_context(role="io", worker=index)
     hotpath.warmup()
+    broker_log_warmup()  # the segment-walk kernels used by Fetch and recovery
     shared = sup.shared.attach_in_child()
     if sup.metrics is not None:
         from broker.metrics.block import ROLE_IO

@@ -144,6 +144,7 @@ class NetPump:
 
 def run_network_worker(sup, index: int) -> None:
     import hotpath
+    from broker.log import warmup as broker_log_warmup
     from broker.api import Dispatcher
     from broker.control import ControlClient
     from broker.ioclient import IOClient
@@ -153,6 +154,7 @@ def run_network_worker(sup, index: int) -> None:
 
     set_context(role="network", worker=index)
     hotpath.warmup()
+    broker_log_warmup()  # the segment-walk kernels used by Fetch and recovery
     cfg = sup.config
     shared = sup.shared.attach_in_child()
     if sup.metrics is not None:

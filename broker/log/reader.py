@@ -129,7 +129,7 @@ class LogReader:
         limit = visible_end_offset if max_offset is None else min(max_offset, visible_end_offset)
         if offset >= limit:
             return FileSlice.empty(offset)
-        for attempt in range(2):
+        for attempt in range(4):  # a writer rolling segments as fast as we list them may need a few looks
             found, need_relist = self._try_read(offset, max_bytes, visible_end_offset, limit)
             if found is not None:
                 return found
