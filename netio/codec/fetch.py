@@ -25,8 +25,9 @@ from typing import NamedTuple, Union
 
 from netio.codec.apis.core import FETCH
 from netio.codec.errors import CodecError
-from netio.codec.frame import Request, RequestHeader, decode_request
-from netio.codec.produce import MAX_STRING, read_header, read_string
+from netio.codec.frame import Request, RequestHeader
+from netio.codec import fastpath
+from netio.codec.fastpath import MAX_STRING, read_string
 from netio.connection import FilePart, Part
 
 FAST_VERSIONS = (4, 11)
@@ -51,7 +52,6 @@ _RESP_PART_HEAD = {4: struct.Struct(">ihqqi"), 5: struct.Struct(">ihqqqi"), 11: 
 
 # Smallest encodings of one array element, so a hostile count is refused before any work.
 _TOPIC_MIN = 2 + 4
-_FAULTS = (struct.error, IndexError, ValueError)
 _ENCODE_FAULTS = (struct.error, TypeError, AttributeError, ValueError, OverflowError)
 
 
@@ -110,19 +110,7 @@ def decode_fetch_request(frame) -> FetchRequest:
     Raises CodecError (with `.header` once the header is known) on malformed input; versions other than
     v4-v11 and frames of other APIs are handed to `decode_request`, so they raise what it raises.
     """
-    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
-    parsed = read_header(buf, FETCH.key, *FAST_VERSIONS)
-    if parsed is None:
-        return _decode_generic(buf)
-    header, pos = parsed
-    try:
-        return _decode_body(buf, pos, header)
-    except CodecError as exc:
-        exc.header = header
-        raise
-    except _FAULTS as exc:
-        raise CodecError(f"malformed Fetch v{header.api_version} request: {type(exc).__name__}: {exc}",
-                         header=header) from None
+    return fastpath.decode(frame, FETCH, FAST_VERSIONS, _decode_body, from_generic)
 
 
 def _decode_body(buf: memoryview, pos: int, header: RequestHeader) -> FetchRequest:
@@ -189,13 +177,6 @@ def _decode_body(buf: memoryview, pos: int, header: RequestHeader) -> FetchReque
 def _check_count(count: int, item_size: int, remaining: int, what: str) -> None:
     if count < 0 or count * item_size > remaining:
         raise CodecError(f"{what} count {count} cannot fit in {remaining} remaining bytes")
-
-
-def _decode_generic(buf: memoryview) -> FetchRequest:
-    request = decode_request(buf)
-    if request.header.api_key != FETCH.key:
-        raise CodecError(f"api key {request.header.api_key} is not Fetch", header=request.header)
-    return from_generic(request)
 
 
 def from_generic(request: Request) -> FetchRequest:

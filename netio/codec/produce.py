@@ -19,15 +19,15 @@ import struct
 from typing import NamedTuple
 
 from netio.codec.apis.core import PRODUCE
+from netio.codec import fastpath
 from netio.codec.errors import CodecError
-from netio.codec.frame import Request, RequestHeader, decode_request, encode_response
+from netio.codec.fastpath import MAX_STRING, read_string
+from netio.codec.frame import Request, RequestHeader, encode_response
 
 FAST_VERSIONS = (3, 8)
-MAX_STRING = 0x7FFF
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
-_PREFIX = struct.Struct(">hhi")
 _ACKS_TIMEOUT_COUNT = struct.Struct(">hii")
 _PARTITION_HEAD = struct.Struct(">ii")
 _RESPONSE_PARTITION = {
@@ -40,7 +40,6 @@ _NULL_STRING = _I16.pack(-1)
 # Smallest encodings of one array element, so a hostile count is refused before any work.
 _TOPIC_MIN = 2 + 4
 _PARTITION_MIN = 4 + 4
-_FAULTS = (struct.error, IndexError, ValueError)
 _ENCODE_FAULTS = (struct.error, TypeError, AttributeError, ValueError, OverflowError)
 
 
@@ -64,45 +63,6 @@ class ProduceRequest(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# header
-
-
-def read_header(buf: memoryview, api_key: int, lo: int, hi: int) -> tuple[RequestHeader, int] | None:
-    """Header v1 of a request for `api_key` at a version in [lo, hi], or None if the frame is anything else.
-
-    Malformed input raises CodecError exactly where `decode_request` would: a frame shorter than 8 bytes
-    without a header, a bad client id with the 8-byte prefix as header. [lo, hi] must be advertised versions.
-    """
-    n = len(buf)
-    if n < 8:
-        raise CodecError(f"request of {n} bytes is shorter than a header")
-    key, version, correlation_id = _PREFIX.unpack_from(buf, 0)
-    if key != api_key or not lo <= version <= hi:
-        return None
-    if n >= 10:
-        (length,) = _I16.unpack_from(buf, 8)
-        if length == -1:
-            return RequestHeader(key, version, correlation_id, None), 10
-        end = 10 + length
-        if length >= 0 and end <= n:
-            try:
-                return RequestHeader(key, version, correlation_id, str(buf[10:end], "utf-8")), end
-            except UnicodeDecodeError:
-                pass
-    raise CodecError("malformed request header client id", header=RequestHeader(key, version, correlation_id))
-
-
-def read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
-    """A non-nullable int16-length UTF-8 string at pos."""
-    (length,) = _I16.unpack_from(buf, pos)
-    pos += 2
-    stop = pos + length
-    if length < 0 or stop > end:
-        raise CodecError(f"invalid string length {length} at offset {pos - 2}")
-    return str(buf[pos:stop], "utf-8"), stop
-
-
-# ---------------------------------------------------------------------------------------------------------
 # request
 
 
@@ -112,19 +72,7 @@ def decode_produce_request(frame) -> ProduceRequest:
     Raises CodecError (with `.header` once the header is known) on malformed input; versions other than
     v3-v8 and frames of other APIs are handed to `decode_request`, so they raise what it raises.
     """
-    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
-    parsed = read_header(buf, PRODUCE.key, *FAST_VERSIONS)
-    if parsed is None:
-        return _decode_generic(buf)
-    header, pos = parsed
-    try:
-        return _decode_body(buf, pos, header)
-    except CodecError as exc:
-        exc.header = header
-        raise
-    except _FAULTS as exc:
-        raise CodecError(f"malformed Produce v{header.api_version} request: {type(exc).__name__}: {exc}",
-                         header=header) from None
+    return fastpath.decode(frame, PRODUCE, FAST_VERSIONS, _decode_body, from_generic)
 
 
 def _decode_body(buf: memoryview, pos: int, header: RequestHeader) -> ProduceRequest:
@@ -171,13 +119,6 @@ def _decode_body(buf: memoryview, pos: int, header: RequestHeader) -> ProduceReq
     if pos != end:
         raise CodecError(f"{end - pos} unexpected bytes after Produce v{header.api_version} request")
     return ProduceRequest(header, transactional_id, acks, timeout_ms, partitions)
-
-
-def _decode_generic(buf: memoryview) -> ProduceRequest:
-    request = decode_request(buf)
-    if request.header.api_key != PRODUCE.key:
-        raise CodecError(f"api key {request.header.api_key} is not Produce", header=request.header)
-    return from_generic(request)
 
 
 def from_generic(request: Request) -> ProduceRequest:
