@@ -4,7 +4,6 @@ it reconnects and retries (Kafka clients do), instead of waiting for its own req
 import os
 import signal
 import socket
-import struct
 import time
 
 from broker.controller import owner_of
