@@ -31,6 +31,7 @@ from netio.codec import ErrorCode
 log = Log("hpbroker.io")
 
 BATCH = 64
+FLUSH_CHECK_INTERVAL_S = 0.01  # time-based flush (flush.ms) is checked this often
 _OWNER_STAGE = STAGE["owner"]
 
 # Modules that extend the partition owner: each defines `attach(worker) -> extension`. An extension may
@@ -79,6 +80,7 @@ class IOWorker:
         self.md_version = -1
         self.stopping = False
         self.next_retention = 0.0
+        self.next_flush_check = 0.0
         self.retention_interval = config["log.retention.check.interval.ms"] / 1000.0
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -113,7 +115,7 @@ class IOWorker:
 
     def sync_partitions(self) -> None:
         """Open the partitions this worker owns in the current snapshot; close the ones that went away."""
-        md = self.metadata.current()
+        md = self.metadata.current(max_age=0)
         if md.version == self.md_version:
             return
         self.md_version = md.version
@@ -292,6 +294,9 @@ class IOWorker:
         self.run_timers(now)
         for ring in self.done:
             ring.flush_wakeup()
+        if now < self.next_flush_check:
+            return
+        self.next_flush_check = now + FLUSH_CHECK_INTERVAL_S  # a pass over every partition, not per batch
         for op in self.owned.values():
             tick = getattr(op.log, "maybe_flush", None)
             if tick is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 
 SNAPSHOT_FILE = "__cluster_metadata.json"
@@ -102,15 +103,25 @@ def load_snapshot(directory: str) -> ClusterMetadata | None:
 
 
 class MetadataView:
-    """A worker's cached view of the snapshot; `current()` reloads only when the file changed."""
+    """A worker's cached view of the snapshot.
+
+    `current()` trusts its copy for `max_age` seconds before looking at the file again (a stat per Produce
+    request is measurable); callers that must see a change they just caused, or that missed a topic, ask
+    with `max_age=0`.
+    """
 
     def __init__(self, directory: str, initial: ClusterMetadata | None = None):
         self.directory = directory
         self._path = os.path.join(directory, SNAPSHOT_FILE)
         self._stamp: tuple[int, int] | None = None
         self._md = initial
+        self._checked = 0.0
 
-    def current(self) -> ClusterMetadata:
+    def current(self, max_age: float = 0.05) -> ClusterMetadata:
+        now = time.monotonic()
+        if self._md is not None and now - self._checked < max_age:
+            return self._md
+        self._checked = now
         try:
             st = os.stat(self._path)
             stamp = (st.st_mtime_ns, st.st_ino)

@@ -67,7 +67,7 @@ def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
 
 def _alter(dispatcher, header, body: dict, slot, incremental: bool) -> None:
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     results: list[dict | None] = []
     pending = [0]
     validate_only = bool(body.get("validate_only"))
@@ -132,7 +132,7 @@ def handle_incremental_alter_configs(dispatcher, conn, header, body: dict, slot)
 def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
     """Unknown partitions are answered here; the rest by their owners, one forwarded copy per owner."""
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     answers: dict[tuple[str, int], tuple[int, int]] = {}
     owners: set[int] = set()
     order: list[tuple[str, int]] = []
@@ -193,7 +193,7 @@ def _partition_size(path: str) -> int:
 def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None:
     """Bytes in segment files per partition, per data directory; a single node has no replica lag."""
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     wanted = body.get("topics")
     if wanted is None:
         selection = [(t.name, [p.partition for p in t.partitions]) for t in md.topics.values()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
-    md = dispatcher.ctx.metadata.current()
+    md = dispatcher.ctx.metadata.current(max_age=0)
     slot.reply({
         "throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": md.cluster_id, "controller_id": md.controller_id,

@@ -84,7 +84,7 @@ def broker_configs(cfg, keys: list[str] | None, version: int) -> list[dict]:
 
 def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     results = []
     for r in body["resources"]:
         rtype, rname, keys = r["resource_type"], r["resource_name"], r.get("configuration_keys")

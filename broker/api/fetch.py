@@ -52,6 +52,9 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
     req.sent = []
     for topic, partition, offset, pmax in req.partitions:
         info = md.topic(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            md = ctx.metadata.current(max_age=0)  # created a moment ago, perhaps through another worker
+            info = md.topic(topic)
         part = info.partitions[partition] if info is not None and 0 <= partition < len(info.partitions) else None
         entry = {"partition_index": partition, "error_code": 0, "high_watermark": -1,
                  "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,

@@ -35,7 +35,7 @@ def missing_topic_entry(name: str, error: ErrorCode) -> dict:
 
 def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     requested = body.get("topics")
     if requested is None or (header.api_version == 0 and not requested):
         _reply(slot, md, [topic_entry(t) for t in md.topics.values()])
@@ -49,7 +49,7 @@ def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
 
     def created(msg: dict) -> None:
         errors = {r["name"]: r["error_code"] for r in msg.get("results") or []}
-        now = ctx.metadata.current()
+        now = ctx.metadata.current(max_age=0)
         _reply(slot, now, _entries(now, names, errors))
 
     ctx.controller.call({"op": "create_topics", "auto": True, "topics": [

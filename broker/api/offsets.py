@@ -11,7 +11,7 @@ LATEST = -1
 
 def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
     ctx = dispatcher.ctx
-    md = ctx.metadata.current()
+    md = ctx.metadata.current(max_age=0)
     out: dict[str, list] = {}
     outstanding = [0]
 

@@ -69,6 +69,9 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
             state.add(name, index, code)
             continue
         info = md.topics.get(name)
+        if info is None or not 0 <= index < len(info.partitions):
+            md = ctx.metadata.current(max_age=0)  # created a moment ago, perhaps through another worker
+            info = md.topics.get(name)
         part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
         if part is None:
             state.add(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
