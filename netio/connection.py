@@ -81,7 +81,8 @@ class Slot:
 
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
-                 "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending")
+                 "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
+                 "dirty")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None]):
@@ -100,6 +101,9 @@ class Connection:
         self.read_us = now_us()  # when the last bytes were read: a frame completed then at the latest
         self.queued_total = self.sent_total = 0  # response bytes handed to `out` / written, for send latency
         self.sending: deque[tuple[int, Slot]] = deque()
+        # With a set here, finished responses are written once per event-loop pass by whoever owns the set
+        # (one sendmsg for every response of the pass) instead of one write per response.
+        self.dirty: set | None = None
 
     def new_slot(self, api_key: int, api_version: int, correlation_id: int) -> Slot:
         slot = Slot(self, api_key, api_version, correlation_id)
@@ -126,7 +130,10 @@ class Connection:
                 self.out = out
                 self.slots.clear()
                 break
-        self.flush()
+        if self.dirty is not None:
+            self.dirty.add(self)
+        else:
+            self.flush()
 
     # -- writing ----------------------------------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class NetworkWorker:
         self.stopping = False
         self.pump = pump
         self.ring_blocked: set = set()  # connections whose requests wait for room in a ring
+        self.dirty: set[Connection] = set()  # connections with responses finished this pass
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -175,6 +176,7 @@ class NetworkWorker:
                         pass
             if self.pump is not None:
                 self.pump.run()
+            self._flush_dirty()
         for conn in list(self.conns.values()):
             self._close(conn, "broker shutting down")
         log.info("network worker stopped", worker=self.index)
@@ -214,6 +216,7 @@ class NetworkWorker:
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         self.next_conn_id += 1
         conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed)
+        conn.dirty = self.dirty
         self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
         self.conns[sock.fileno()] = conn
         self.connections_created += 1
@@ -357,6 +360,14 @@ class NetworkWorker:
         PROC.observe(_QUEUE, header.api_key, slot.t_dispatched - slot.t_framed)
         self.dispatcher.dispatch(conn, header, body, slot, frame)
 
+    def _flush_dirty(self) -> None:
+        """Write the responses this pass finished: one write per connection, not one per response."""
+        while self.dirty:
+            conn = self.dirty.pop()
+            if not conn.closed:
+                conn.flush()
+                self._maybe_close(conn)
+
     def _maybe_close(self, conn: Connection) -> None:
         if conn.close_reason is not None and not conn.closed and not conn.out:
             self._close(conn, conn.close_reason)
@@ -364,6 +375,9 @@ class NetworkWorker:
     def _close(self, conn: Connection, reason: str) -> None:
         if conn.closed:
             return
+        if conn in self.dirty:  # responses finished before the reason to close still go out (best effort)
+            self.dirty.discard(conn)
+            conn.flush()
         conn.closed = True
         conn.release_files()
         try:
