@@ -243,7 +243,7 @@ class PartitionLog:
     def append(self, batches, leader_epoch: int = 0, now_ms: int | None = None) -> AppendResult:
         """Validate, assign offsets, write. Raises CorruptRecord / InvalidRecord / RecordTooLarge for a bad
         request and StorageError for the disk; in every error case nothing is visible."""
-        if self.offline:
+        if self.offline:  # before validating: a request to an offline log is answered with the storage error
             raise StorageError(f"log {self.directory} is offline", None, True)
         now = _now_ms() if now_ms is None else now_ms
         src = as_u8(batches)
@@ -261,7 +261,7 @@ class PartitionLog:
             records = int(res.record_count.sum())
         last = int(lasts[-1])
         append_time = now if self.config.log_append_time else -1
-        try:
+        with self._disk("appending to"):
             self._maybe_roll(nbytes, last, now)
             seg = self._segments[-1]
             if not seg.active:
@@ -279,11 +279,6 @@ class PartitionLog:
                 except OSError:
                     seg.truncate_to(first)  # not acknowledged, so not visible either
                     raise
-        except OSError as e:
-            err = StorageError.from_os_error(f"appending to {self.directory}", e)
-            if err.offline:
-                self.take_offline(err)
-            raise err from e
         return AppendResult(first, last, append_time, records, int(res.count), nbytes)
 
     def append_as_follower(self, batches, now_ms: int | None = None) -> AppendResult:
@@ -304,7 +299,7 @@ class PartitionLog:
         epochs = res.leader_epoch
         nbytes = int(res.valid_bytes)
         last = int(lasts[-1])
-        try:
+        with self._disk("appending to"):
             self._maybe_roll(nbytes, last, now)
             seg = self._segments[-1]
             if not seg.active:
@@ -316,11 +311,6 @@ class PartitionLog:
             seg.append(src, int(res.pos[0]), nbytes, res.pos, res.size, lasts, res.max_timestamp, epochs, -1, now)
             self._unflushed_messages += int(res.record_count.sum())
             self._flush_by_policy(now)
-        except OSError as e:
-            err = StorageError.from_os_error(f"appending to {self.directory}", e)
-            if err.offline:
-                self.take_offline(err)
-            raise err from e
         return AppendResult(first, last, -1, int(res.record_count.sum()), int(res.count), nbytes)
 
     def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
