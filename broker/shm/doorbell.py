@@ -93,3 +93,22 @@ class Doorbell:
 
     def __reduce__(self):
         return (Doorbell.attach, (self.name,))
+
+
+def open_bells(region, names: list[str], create: bool) -> list[Doorbell]:
+    """The doorbells that belong to `region`, created (by the region's creator) or attached. If any
+    fails, those already opened and the region itself are released (and unlinked when creating)."""
+    bells: list[Doorbell] = []
+    try:
+        for name in names:
+            bells.append(Doorbell.create(name) if create else Doorbell.attach(name))
+        return bells
+    except BaseException:
+        for bell in bells:
+            bell.close()
+            if create:
+                bell.unlink()
+        region.close()
+        if create:
+            region.unlink()
+        raise

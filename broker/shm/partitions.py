@@ -22,7 +22,7 @@ import time
 from typing import Iterable, NamedTuple
 
 from broker.shm import barrier, layout
-from broker.shm.doorbell import Doorbell
+from broker.shm.doorbell import Doorbell, open_bells
 from broker.shm.region import SharedRegion, unique_name
 
 _pack_u64 = layout.U64.pack_into
@@ -76,33 +76,13 @@ class PartitionTable:
         _pack_u64(region.mm, layout.PART_OFF_WATCHERS, watchers)
         for slot in range(slots):  # an unclaimed slot reads as "no such partition yet"
             _pack_fields(region.mm, _SLOTS + slot * _SLOT + _FIELDS, 0, 0, 0, -1, 0)
-        bells: list[Doorbell] = []
-        try:
-            for w in range(watchers):
-                bells.append(Doorbell.create(f"{name}.w{w}"))
-            return cls(region, bells)
-        except BaseException:
-            for bell in bells:
-                bell.close()
-                bell.unlink()
-            region.close()
-            region.unlink()
-            raise
+        return cls(region, open_bells(region, [f"{name}.w{w}" for w in range(watchers)], create=True))
 
     @classmethod
     def attach(cls, name: str) -> PartitionTable:
         region = SharedRegion.attach(name, layout.KIND_PARTITIONS)
-        bells: list[Doorbell] = []
-        try:
-            watchers = _unpack_u64(region.mm, layout.PART_OFF_WATCHERS)[0]
-            for w in range(watchers):
-                bells.append(Doorbell.attach(f"{name}.w{w}"))
-            return cls(region, bells)
-        except BaseException:
-            for bell in bells:
-                bell.close()
-            region.close()
-            raise
+        watchers = _unpack_u64(region.mm, layout.PART_OFF_WATCHERS)[0]
+        return cls(region, open_bells(region, [f"{name}.w{w}" for w in range(watchers)], create=False))
 
     def close(self) -> None:
         for bell in self._bells:

@@ -30,7 +30,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from broker.shm import barrier, layout
-from broker.shm.doorbell import Doorbell
+from broker.shm.doorbell import Doorbell, open_bells
 from broker.shm.region import SharedRegion, unique_name
 from hotpath import scan_ring_entries
 
@@ -120,32 +120,12 @@ class Ring:
             name, layout.ring_region_size(capacity_bytes), layout.KIND_RING
         )
         _pack_u64(region.mm, layout.RING_OFF_CAPACITY, capacity_bytes)
-        bells: list[Doorbell] = []
-        try:
-            bells.append(Doorbell.create(f"{name}.data"))
-            bells.append(Doorbell.create(f"{name}.space"))
-            return cls(region, *bells)
-        except BaseException:
-            for bell in bells:
-                bell.close()
-                bell.unlink()
-            region.close()
-            region.unlink()
-            raise
+        return cls(region, *open_bells(region, [f"{name}.data", f"{name}.space"], create=True))
 
     @classmethod
     def attach(cls, name: str) -> Ring:
         region = SharedRegion.attach(name, layout.KIND_RING)
-        bells: list[Doorbell] = []
-        try:
-            bells.append(Doorbell.attach(f"{name}.data"))
-            bells.append(Doorbell.attach(f"{name}.space"))
-            return cls(region, *bells)
-        except BaseException:
-            for bell in bells:
-                bell.close()
-            region.close()
-            raise
+        return cls(region, *open_bells(region, [f"{name}.data", f"{name}.space"], create=False))
 
     def close(self) -> None:
         """Release this process's mapping and descriptors (the segment stays for others)."""
