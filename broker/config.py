@@ -97,6 +97,18 @@ KEYS: tuple[Key, ...] = (
         "host:port serving Prometheus /metrics; `none` disables.", nullable=True),
     Key("etcd.connect", "string", None, "Comma-separated etcd host:port; unset runs a single node.",
         nullable=True),
+    Key("etcd.prefix", "string", "/hpbroker", "Key prefix under which the cluster keeps its state in etcd."),
+    Key("broker.session.timeout.ms", "int", 9000,
+        "A broker whose etcd lease is not renewed for this long leaves the cluster.", min=2000),
+    Key("broker.heartbeat.interval.ms", "int", 2000, "How often the etcd lease is renewed.", min=100),
+    Key("replica.fetch.wait.max.ms", "int", 500, "Longest a follower's Fetch waits at the leader.", min=0),
+    Key("replica.fetch.max.bytes", "int", 1048576, "Bytes a follower asks for per partition.", min=1),
+    Key("replica.fetch.backoff.ms", "int", 200, "Pause after a failed follower fetch.", min=0),
+    Key("replica.socket.timeout.ms", "int", 30000, "Socket timeout of follower fetches.", min=1),
+    Key("unclean.leader.election.enable", "bool", False,
+        "Elect a replica outside the ISR when no in-sync one is alive (may lose acknowledged records)."),
+    Key("replica.ack.timeout.ms", "int", 30000,
+        "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT.", min=1),
 )
 
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
