@@ -57,6 +57,20 @@ def render_cluster(info: dict) -> str:
             f"TOPICS      {info['topics']}\nPARTITIONS  {info['partitions']}\n\n{brokers}")
 
 
+def render_partition_health(info: dict) -> str:
+    """The under-replicated and offline partitions of `hpbroker cluster info`: a count, then a table if any."""
+    out = []
+    for title, key in (("UNDER-REPLICATED PARTITIONS", "under_replicated_partitions"),
+                       ("OFFLINE PARTITIONS", "offline_partitions")):
+        rows = info[key]
+        out.append(f"{title}  {len(rows)}")
+        if rows:
+            out.append(table(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"],
+                             [[r["topic"], r["partition"], r["leader"], ",".join(map(str, r["replicas"])),
+                               ",".join(map(str, r["isr"])) or "-"] for r in rows]) + "\n")
+    return "\n".join(out).rstrip()
+
+
 def render_offsets(rows: list[dict]) -> str:
     return table(["TOPIC", "PARTITION", "OLD-OFFSET", "NEW-OFFSET"],
                  [[r["topic"], r["partition"], r["old_offset"], r["new_offset"]] for r in rows])
