@@ -251,19 +251,28 @@ def render(sup) -> str:
                 except Exception:  # the topic is being deleted while we look
                     continue
                 t.sample("hpbroker_partition_size_bytes", _dir_size(where), topic=topic, partition=part)
-        t.family("hpbroker_partition_isr_size", "gauge", "In-sync replicas of each partition.")
-        under = 0
-        for ti in md.topics.values():
-            for p in ti.partitions:
-                t.sample("hpbroker_partition_isr_size", len(p.isr), topic=ti.name, partition=p.partition)
-                under += len(p.isr) < len(p.replicas)
-        t.family("hpbroker_under_replicated_partitions", "gauge", "Partitions with fewer in-sync replicas "
-                 "than replicas.")
-        t.sample("hpbroker_under_replicated_partitions", under)
+        _replication(t, md, cfg["broker.id"])
     _groups(t, sup)
     t.family("hpbroker_scrape_time_seconds", "gauge", "When this page was rendered.")
     t.sample("hpbroker_scrape_time_seconds", round(time.time(), 3))
     return t.text()
+
+
+def _replication(t: Text, md, broker_id: int) -> None:
+    """ISR and replica counts of the partitions hosted here (a broker reports only its own, so a cluster's
+    series are not repeated by every broker), and how many of those led here lack in-sync replicas (each
+    under-replicated partition is counted once in the cluster: by its leader)."""
+    hosted = [(ti.name, p) for ti in md.topics.values() for p in ti.partitions if p.slot >= 0]
+    t.family("hpbroker_partition_isr_size", "gauge", "In-sync replicas of each partition hosted here.")
+    for topic, p in hosted:
+        t.sample("hpbroker_partition_isr_size", len(p.isr), topic=topic, partition=p.partition)
+    t.family("hpbroker_partition_replicas", "gauge", "Replicas (assigned brokers) of each partition hosted here.")
+    for topic, p in hosted:
+        t.sample("hpbroker_partition_replicas", len(p.replicas), topic=topic, partition=p.partition)
+    t.family("hpbroker_under_replicated_partitions", "gauge",
+             "Partitions led by this broker with fewer in-sync replicas than replicas.")
+    t.sample("hpbroker_under_replicated_partitions",
+             sum(p.leader == broker_id and len(p.isr) < len(p.replicas) for _, p in hosted))
 
 
 def _groups(t: Text, sup) -> None:
