@@ -1,0 +1,1 @@
+"""Cluster mode: brokers share membership, controller election and partition state through etcd."""
