@@ -298,9 +298,9 @@ class Watch:
     `callback(events, revision)` runs in that thread; `revision` is the mod_revision of the last event, so
     the caller's view is complete up to it. A dropped stream (etcd restarted, endpoint lost) is reopened
     from that revision + 1 on the next reachable endpoint. When that revision has been compacted away the
-    callback gets `([], -1)`: the caller reloads everything; the watch then continues from etcd's revision
-    at that moment, so events at or below the caller's reload revision may arrive again (compare their
-    mod_revision with it).
+    callback gets `([], -1)`: the caller reloads everything; the watch then continues from the oldest
+    revision etcd still keeps, so events at or below the caller's reload revision arrive again (compare
+    their mod_revision with it).
     """
 
     RETRY_S = (0.1, 0.2, 0.5, 1.0)
@@ -378,7 +378,7 @@ class Watch:
             if int(result.get("compact_revision", 0)) > 0:
                 log.warning("etcd watch compacted", prefix=self.prefix, wanted=self.next_revision,
                             compact_revision=result["compact_revision"])
-                self.next_revision = _revision(result) + 1
+                self.next_revision = int(result["compact_revision"])
                 self._deliver([], -1)
                 return True
             if result.get("canceled"):
