@@ -1,0 +1,336 @@
+"""This broker as a member of an etcd-coordinated cluster: registration, controller duties, topic changes.
+
+It runs in the supervisor, whose loop calls it; etcd does the consensus. Every change is a
+compare-and-swap transaction on the key's mod_revision, so a stale controller or a fenced leader loses
+the race instead of overwriting newer state. The node never trusts its cached view for a write: it reads
+the prefix (one range request), decides (`broker.cluster.state`), and writes with the revisions it read.
+The watch only says "something moved"; the supervisor then reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+import zlib
+
+from broker.cluster.etcd import Compare, EtcdClient, EtcdError, Lease, Op, campaign
+from broker.cluster.state import (ClusterState, PartState, TopicRecord, assign_replicas, elect, revive,
+                                  topic_value)
+from broker.logfmt import Log
+from broker.metadata import BrokerInfo
+from netio.codec import ErrorCode
+
+log = Log("hpbroker.cluster")
+
+MAX_TXN_OPS = 100  # etcd refuses more than 128 operations in one transaction by default
+
+
+class ClusterNode:
+    def __init__(self, config, broker: BrokerInfo):
+        self.config = config
+        self.broker = broker
+        self.prefix = config["etcd.prefix"].rstrip("/")
+        self.client = EtcdClient(config["etcd.connect"], timeout=5.0)
+        self.ttl_s = max(2, round(config["broker.session.timeout.ms"] / 1000))
+        self.interval_s = config["broker.heartbeat.interval.ms"] / 1000
+        self.incarnation = uuid.uuid4().hex
+        self.lease: Lease | None = None
+        self.lease_lost = threading.Event()
+        self.watch = None
+        self.state = ClusterState()
+        self.known: dict[int, str] = {}  # broker id -> incarnation, as the controller last saw them
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # -- keys -----------------------------------------------------------------------------------------------
+
+    def key(self, *parts) -> str:
+        return "/".join((self.prefix, *map(str, parts)))
+
+    @property
+    def node_id(self) -> int:
+        return self.broker.node_id
+
+    @property
+    def is_controller(self) -> bool:
+        return self.state.controller_id == self.node_id
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> ClusterState:
+        self.client.txn([Compare.create_revision(self.key("cluster_id"), "=", 0)],
+                        [Op.put(self.key("cluster_id"), json.dumps(uuid.uuid4().hex[:22]).encode())])
+        self._register()
+        state = self.reload()
+        self.watch = self.client.watch_prefix(self.prefix + "/", state.revision + 1, self._on_events)
+        return state
+
+    def _register(self) -> None:
+        if self.lease is not None:
+            self.lease.revoke()
+        self.lease_lost.clear()
+        self.lease = Lease(self.client, self.ttl_s, self.interval_s, on_lost=self._on_lease_lost)
+        b = self.broker
+        self.client.put(self.key("brokers", b.node_id), json.dumps(
+            {"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
+             "incarnation": self.incarnation}).encode(), lease=self.lease.id)
+        log.info("registered in etcd", broker=b.node_id, lease=self.lease.id, ttl_s=self.ttl_s)
+
+    def _on_lease_lost(self) -> None:
+        log.warning("etcd lease lost", broker=self.node_id)
+        self.lease_lost.set()
+        self._wake()
+
+    def _on_events(self, events, revision) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"w")
+        except BlockingIOError:
+            pass
+
+    def fileno(self) -> int:
+        return self._wake_r
+
+    def drain(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def stop(self) -> None:
+        """Leave at once (the lease and with it our registration and any controllership go now, so the
+        cluster moves leadership without waiting for the session timeout)."""
+        if self.watch is not None:
+            self.watch.cancel()
+        if self.lease is not None:
+            try:
+                self.lease.revoke()
+            except Exception as e:
+                log.warning("lease revoke failed", error=repr(e))
+        self.client.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def reload(self) -> ClusterState:
+        kvs, revision = self.client.get_prefix(self.prefix + "/")
+        self.state = ClusterState.from_kvs(self.prefix, kvs, revision)
+        return self.state
+
+    # -- duties (called by the supervisor after each reload and once a second) -------------------------------
+
+    def maintain(self) -> bool:
+        """Keep registered, hold or contend for the controller, and as controller repair leadership.
+        Returns True when it wrote something (the caller reloads)."""
+        wrote = False
+        if self.lease_lost.is_set() or self.node_id not in self.state.brokers or \
+                self.state.brokers[self.node_id].incarnation != self.incarnation:
+            self.incarnation = uuid.uuid4().hex  # a new incarnation: the controller must not trust old leadership
+            self._register()
+            wrote = True
+        if self.state.controller_id < 0 and self.lease is not None:
+            if campaign(self.client, self.key("controller"), json.dumps({"id": self.node_id}).encode(),
+                        self.lease.id):
+                log.info("elected controller", broker=self.node_id)
+                self.known = {}
+                wrote = True
+        if self.is_controller and not wrote:
+            wrote = self._reconcile()
+        return wrote
+
+    def _reconcile(self) -> bool:
+        st = self.state
+        live = set(st.brokers)
+        gone = {b for b, inc in self.known.items() if b in st.brokers and st.brokers[b].incarnation != inc}
+        gone |= {b for b in self.known if b not in st.brokers}
+        ops = []
+        unclean = self.config["unclean.leader.election.enable"]
+        for name, rec in st.topics.items():
+            for p, replicas in enumerate(rec.replicas):
+                cur = st.states.get((name, p))
+                if cur is None:
+                    continue
+                new = elect(replicas, cur, live, gone, unclean) if (
+                    cur.leader >= 0 and (cur.leader not in live or cur.leader in gone
+                                         or any(b not in live or b in gone for b in cur.isr))) else None
+                if new is None:
+                    new = revive(replicas, cur, live - gone)
+                if new is not None:
+                    ops.append((name, p, cur, new))
+        wrote = False
+        for name, p, cur, new in ops:
+            key = self.key("state", name, p)
+            res = self.client.txn([Compare.mod_revision(key, "=", cur.mod_revision)], [Op.put(key, new.to_json())])
+            if res.succeeded:
+                wrote = True
+                log.info("partition leadership changed", topic=name, partition=p, leader=new.leader,
+                         leader_epoch=new.leader_epoch, isr=list(new.isr))
+        self.known = {b: r.incarnation for b, r in st.brokers.items()}
+        wrote |= self._ensure_offsets_topic()
+        return wrote
+
+    def _ensure_offsets_topic(self) -> bool:
+        from broker.groups import OFFSETS_TOPIC
+
+        if OFFSETS_TOPIC in self.state.topics:
+            return False
+        rf = self.config["offsets.topic.replication.factor"]
+        if len(self.state.brokers) < rf:
+            return False
+        results = self.create_topics([{"name": OFFSETS_TOPIC, "num_partitions":
+                                       self.config["offsets.topic.num.partitions"], "replication_factor": rf,
+                                       "configs": {"retention.ms": -1, "segment.bytes": 104857600}}])
+        return results[0]["error_code"] == 0
+
+    # -- topic changes (any broker; atomic per topic) -------------------------------------------------------
+
+    def check_create(self, t: dict) -> tuple[ErrorCode, str | None, list[tuple[int, ...]]]:
+        """Validate one CreateTopics item against the live brokers; returns its replica assignment."""
+        name = t["name"]
+        if name in self.state.topics:
+            return ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.", []
+        n = t.get("num_partitions", -1)
+        rf = t.get("replication_factor", -1)
+        assignments = t.get("assignments") or []
+        if assignments:
+            if n not in (-1, None) or rf not in (-1, None):
+                return ErrorCode.INVALID_REQUEST, "Both replication_factor and assignments were given.", []
+            replicas = [tuple(a.get("broker_ids", [])) for a in sorted(assignments,
+                                                                       key=lambda a: a.get("partition_index", 0))]
+            for r in replicas:
+                if not r or len(set(r)) != len(r) or any(b not in self.state.brokers for b in r):
+                    return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid replica assignment {list(r)}.", []
+            return ErrorCode.NONE, None, replicas
+        n = self.config["num.partitions"] if n in (-1, None) else n
+        rf = self.config["default.replication.factor"] if rf in (-1, None) else rf
+        if n < 1:
+            return ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.", []
+        if rf < 1:
+            return ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.", []
+        try:
+            return ErrorCode.NONE, None, assign_replicas(n, rf, list(self.state.brokers),
+                                                         start=zlib.crc32(name.encode()))
+        except ValueError as e:
+            return ErrorCode.INVALID_REPLICATION_FACTOR, str(e), []
+
+    def create_topics(self, topics: list[dict], validate_only: bool = False,
+                      validate_local=None) -> list[dict]:
+        results = []
+        for t in topics:
+            name = t["name"]
+            err, msg, replicas = self.check_create(t)
+            if err == ErrorCode.NONE and validate_local is not None:
+                err, msg = validate_local(t, len(replicas))
+            if err == ErrorCode.NONE and not validate_only:
+                err, msg = self._create(name, replicas, t.get("configs") or {})
+            results.append({"name": name, "error_code": int(err), "error_message": msg})
+        return results
+
+    def _create(self, name: str, replicas: list[tuple[int, ...]], configs: dict) -> tuple[ErrorCode, str | None]:
+        rec = TopicRecord(name, uuid.uuid4().hex, dict(configs), tuple(replicas))
+        key = self.key("topics", name)
+        states = [Op.put(self.key("state", name, p), PartState(r[0], 0, tuple(r)).to_json())
+                  for p, r in enumerate(replicas)]
+        first, rest = states[:MAX_TXN_OPS - 1], states[MAX_TXN_OPS - 1:]
+        # States first (in the same transaction as the topic when they fit): a topic is never seen without them.
+        res = self.client.txn([Compare.create_revision(key, "=", 0)], [*first, Op.put(key, topic_value(rec))]) \
+            if not rest else None
+        if rest:
+            for i in range(0, len(states), MAX_TXN_OPS):
+                self.client.txn([Compare.create_revision(key, "=", 0)], states[i:i + MAX_TXN_OPS])
+            res = self.client.txn([Compare.create_revision(key, "=", 0)], [Op.put(key, topic_value(rec))])
+        if not res.succeeded:
+            return ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
+        log.info("topic created", topic=name, partitions=len(replicas), replication_factor=len(replicas[0]))
+        self.reload()
+        return ErrorCode.NONE, None
+
+    def delete_topic(self, name: str) -> ErrorCode:
+        rec = self.state.topics.get(name)
+        if rec is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        key = self.key("topics", name)
+        res = self.client.txn([Compare.mod_revision(key, "=", rec.mod_revision)],
+                              [Op.delete(key), Op.delete(self.key("state", name) + "/", prefix=True)])
+        if not res.succeeded:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        log.info("topic deleted", topic=name)
+        self.reload()
+        return ErrorCode.NONE
+
+    def add_partitions(self, name: str, total: int, assignments=None) -> tuple[ErrorCode, str | None]:
+        rec = self.state.topics.get(name)
+        if rec is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        have = len(rec.replicas)
+        if total <= have:
+            return (ErrorCode.INVALID_PARTITIONS, f"Topic currently has {have} partitions, which is higher than "
+                                                  f"or equal to the requested {total}.")
+        if assignments:
+            extra = [tuple(a.get("broker_ids", [])) for a in assignments]
+            if len(extra) != total - have or any(not r or any(b not in self.state.brokers for b in r)
+                                                 for r in extra):
+                return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Invalid replica assignment."
+        else:
+            try:
+                extra = assign_replicas(total - have, len(rec.replicas[0]), list(self.state.brokers),
+                                        start=zlib.crc32(name.encode()), first_partition=have)
+            except ValueError as e:
+                return ErrorCode.INVALID_REPLICATION_FACTOR, str(e)
+        new = TopicRecord(name, rec.id, rec.configs, rec.replicas + tuple(extra))
+        key = self.key("topics", name)
+        ops = [Op.put(self.key("state", name, have + i), PartState(r[0], 0, tuple(r)).to_json())
+               for i, r in enumerate(extra)]
+        res = self.client.txn([Compare.mod_revision(key, "=", rec.mod_revision)],
+                              [*ops[:MAX_TXN_OPS - 1], Op.put(key, topic_value(new))])
+        if not res.succeeded:
+            return ErrorCode.INVALID_PARTITIONS, "The topic changed meanwhile; retry."
+        for i in range(MAX_TXN_OPS - 1, len(ops), MAX_TXN_OPS):
+            self.client.txn([], ops[i:i + MAX_TXN_OPS])
+        self.reload()
+        return ErrorCode.NONE, None
+
+    def set_topic_configs(self, name: str, configs: dict) -> ErrorCode:
+        rec = self.state.topics.get(name)
+        if rec is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        new = TopicRecord(name, rec.id, dict(configs), rec.replicas)
+        key = self.key("topics", name)
+        res = self.client.txn([Compare.mod_revision(key, "=", rec.mod_revision)], [Op.put(key, topic_value(new))])
+        if not res.succeeded:
+            return ErrorCode.INVALID_CONFIG
+        self.reload()
+        return ErrorCode.NONE
+
+    # -- ISR changes (the partition's leader asks) ---------------------------------------------------------
+
+    def update_isr(self, topic: str, partition: int, leader_epoch: int, isr: list[int]) -> ErrorCode:
+        key = self.key("state", topic, partition)
+        for _ in range(3):
+            kv = self.client.get(key)
+            if kv is None:
+                return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            doc = json.loads(kv.value)
+            if doc["leader"] != self.node_id or doc["leader_epoch"] != leader_epoch:
+                return ErrorCode.FENCED_LEADER_EPOCH
+            if self.node_id not in isr:
+                return ErrorCode.INVALID_REQUEST
+            new = PartState(self.node_id, leader_epoch, tuple(isr))
+            res = self.client.txn([Compare.mod_revision(key, "=", kv.mod_revision)], [Op.put(key, new.to_json())])
+            if res.succeeded:
+                log.info("isr changed", topic=topic, partition=partition, leader_epoch=leader_epoch, isr=isr)
+                return ErrorCode.NONE
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+__all__ = ["ClusterNode", "EtcdError"]

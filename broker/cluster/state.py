@@ -1,0 +1,158 @@
+"""The cluster's state as etcd holds it, and the controller's decisions over it.
+
+Everything here is pure: `ClusterState.from_kvs` reads one consistent range of the prefix, and the
+functions below say what should change (replica placement, leader elections after a broker left). The
+node (`broker.cluster.node`) applies those changes with compare-and-swap transactions, so two controllers
+acting on stale views can never both win.
+
+Keys under the prefix (values are JSON):
+  cluster_id                 the cluster's id, created once
+  brokers/<id>               {"id", "host", "port", "rack", "incarnation"}  attached to the broker's lease
+  controller                 {"id"}                                         attached to the controller's lease
+  topics/<name>              {"id": hex, "configs": {}, "replicas": [[broker ids] per partition]}
+  state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BrokerRecord:
+    id: int
+    host: str
+    port: int
+    rack: str | None
+    incarnation: str
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    name: str
+    id: str  # 32 hex digits
+    configs: dict
+    replicas: tuple[tuple[int, ...], ...]
+    mod_revision: int = 0
+
+
+@dataclass(frozen=True)
+class PartState:
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    mod_revision: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps({"leader": self.leader, "leader_epoch": self.leader_epoch,
+                           "isr": list(self.isr)}).encode()
+
+
+@dataclass
+class ClusterState:
+    revision: int = 0
+    cluster_id: str | None = None
+    controller_id: int = -1
+    brokers: dict[int, BrokerRecord] = field(default_factory=dict)
+    topics: dict[str, TopicRecord] = field(default_factory=dict)
+    states: dict[tuple[str, int], PartState] = field(default_factory=dict)
+
+    @classmethod
+    def from_kvs(cls, prefix: str, kvs, revision: int) -> "ClusterState":
+        st = cls(revision=revision)
+        base = prefix.rstrip("/") + "/"
+        for kv in kvs:
+            if not kv.key.startswith(base):
+                continue
+            rel = kv.key[len(base):]
+            try:
+                doc = json.loads(kv.value) if kv.value else None
+            except ValueError:
+                continue
+            if rel == "cluster_id":
+                st.cluster_id = doc if isinstance(doc, str) else str(doc)
+            elif rel == "controller":
+                st.controller_id = int(doc["id"])
+            elif rel.startswith("brokers/"):
+                st.brokers[int(doc["id"])] = BrokerRecord(int(doc["id"]), doc["host"], int(doc["port"]),
+                                                          doc.get("rack"), str(doc.get("incarnation", "")))
+            elif rel.startswith("topics/"):
+                name = rel[len("topics/"):]
+                st.topics[name] = TopicRecord(name, doc["id"], dict(doc.get("configs") or {}),
+                                              tuple(tuple(r) for r in doc["replicas"]), kv.mod_revision)
+            elif rel.startswith("state/"):
+                name, _, part = rel[len("state/"):].rpartition("/")
+                st.states[(name, int(part))] = PartState(int(doc["leader"]), int(doc["leader_epoch"]),
+                                                         tuple(doc["isr"]), kv.mod_revision)
+        return st
+
+    def partition_state(self, topic: str, partition: int) -> PartState | None:
+        return self.states.get((topic, partition))
+
+
+def topic_value(record: TopicRecord) -> bytes:
+    return json.dumps({"id": record.id, "configs": record.configs,
+                       "replicas": [list(r) for r in record.replicas]}).encode()
+
+
+def assign_replicas(partitions: int, replication_factor: int, brokers: list[int], start: int = 0,
+                    first_partition: int = 0) -> list[tuple[int, ...]]:
+    """Kafka's rack-unaware placement: leaders round-robin over the brokers, followers shifted after them,
+    so leadership and replicas spread evenly. Raises ValueError when there are fewer brokers than replicas."""
+    ids = sorted(brokers)
+    n = len(ids)
+    if replication_factor > n:
+        raise ValueError(f"Replication factor: {replication_factor} larger than available brokers: {n}.")
+    out = []
+    for p in range(first_partition, first_partition + partitions):
+        first = (start + p) % n
+        shift = 1 + (start + p) // n % max(1, n - 1) if n > 1 else 0
+        replicas = [ids[first]]
+        for j in range(replication_factor - 1):
+            replicas.append(ids[(first + shift + j) % n] if n > 1 else ids[first])
+        seen: list[int] = []
+        for r in replicas:  # a shift that wraps onto the leader takes the next free broker instead
+            while r in seen:
+                r = ids[(ids.index(r) + 1) % n]
+            seen.append(r)
+        out.append(tuple(seen))
+    return out
+
+
+def elect(replicas: tuple[int, ...], current: PartState, live: set[int], gone: set[int],
+          unclean: bool) -> PartState | None:
+    """The new state of one partition after brokers left (`gone`: left or restarted, so not trusted to still
+    lead), or None when nothing changes.
+
+    ISR members that are not live leave the ISR, except that the last member stays (Kafka keeps it so that,
+    with unclean election off, the partition waits for it rather than lose acknowledged records). The new
+    leader is the first replica (in assignment order) that is in the ISR and live; none -> leader -1
+    (offline). With unclean election on, any live replica may lead an offline partition.
+    """
+    isr = tuple(b for b in current.isr if b in live and b not in gone)
+    if current.leader in isr:
+        leader = current.leader
+    else:
+        candidates = [r for r in replicas if r in isr]
+        alive = [r for r in replicas if r in live and r not in gone]
+        leader = candidates[0] if candidates else alive[0] if unclean and alive else -1
+        if leader >= 0 and leader not in isr:
+            isr = (leader,)  # unclean: the new leader's log is the truth now
+    if leader < 0:  # offline: remember the last member so that it, and only it, may lead again
+        last = current.leader if current.leader in current.isr else (current.isr[-1] if current.isr else -1)
+        isr = (last,) if last >= 0 else ()
+    if leader == current.leader and isr == current.isr:
+        return None
+    epoch = current.leader_epoch + 1 if leader != current.leader else current.leader_epoch
+    return PartState(leader, epoch, isr, current.mod_revision)
+
+
+def revive(replicas: tuple[int, ...], current: PartState, live: set[int]) -> PartState | None:
+    """An offline partition (leader -1) whose remaining ISR member is back gets it as leader."""
+    if current.leader >= 0:
+        return None
+    for r in replicas:
+        if r in current.isr and r in live:
+            return PartState(r, current.leader_epoch + 1, current.isr, current.mod_revision)
+    return None
