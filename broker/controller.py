@@ -1,8 +1,11 @@
-"""Topic administration on a single node: the one place that changes the cluster metadata.
+"""Topic administration and the local metadata snapshot: the one place that changes what workers see.
 
-It runs in the supervisor. Topic records persist through the LogManager (topic store in the data
-directory); everything else in the snapshot (which I/O worker owns a partition, its slot in the shared
-partition-state table) is derived at start, so it can never disagree with the disk.
+It runs in the supervisor. On a single node topic records persist through the LogManager (topic store in
+the data directory). In a cluster (`etcd.connect`) etcd holds topics, replica assignments, leaders and
+ISRs (`broker.cluster`); this controller turns that state into the local snapshot and keeps the local
+logs of the partitions hosted here in step with it. Either way everything else in the snapshot (which I/O
+worker owns a partition, its slot in the shared partition-state table) is derived, so it can never
+disagree with the disk.
 
 Owner assignment is stable for a given `num.io.threads`: partition p of topic t goes to I/O worker
 (crc32(t) + p) mod n, which spreads a topic's partitions over all workers.
@@ -32,14 +35,17 @@ def owner_of(topic: str, partition: int, n_io: int) -> int:
 
 class Controller:
     def __init__(self, config: BrokerConfig, log_manager, n_io: int, slots: int,
-                 broker: BrokerInfo, directory: str):
+                 broker: BrokerInfo, directory: str, node=None):
         self.config = config
+        self.node = node  # broker.cluster.node.ClusterNode in a cluster, else None
         self.mgr = log_manager
         self.n_io = n_io
         self.max_slots = slots
         self.broker = broker
         self.directory = directory
         self.cluster_id = self._cluster_id()
+        if node is not None and node.state.cluster_id:
+            self.cluster_id = node.state.cluster_id
         self.version = 0
         self.slots: dict[tuple[str, int], int] = {}
         self.free_slots: list[int] = []
@@ -87,6 +93,8 @@ class Controller:
 
     def _build(self) -> ClusterMetadata:
         self.version += 1
+        if self.node is not None:
+            return self._build_cluster()
         bid = self.broker.node_id
         topics = {}
         for name, info in sorted(self.mgr.topics().items()):
@@ -100,10 +108,93 @@ class Controller:
             self.free_slots.append(self.slots.pop(key))
         return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics)
 
+    def _build_cluster(self) -> ClusterMetadata:
+        st = self.node.state
+        me = self.broker.node_id
+        topics = {}
+        for name, rec in sorted(st.topics.items()):
+            parts = []
+            for p, replicas in enumerate(rec.replicas):
+                ps = st.states.get((name, p))
+                leader, epoch, isr = (ps.leader, ps.leader_epoch, ps.isr) if ps else (-1, 0, ())
+                hosted = me in replicas and name in self.mgr.topics()
+                parts.append(PartitionInfo(p, leader, tuple(replicas), tuple(isr), epoch,
+                                           owner_of(name, p, self.n_io) if hosted else -1,
+                                           self._slot_for(name, p) if hosted else -1))
+            topics[name] = TopicInfo(name, bytes.fromhex(rec.id), tuple(parts), dict(rec.configs),
+                                     name in INTERNAL_TOPICS)
+        live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions if p.slot >= 0}
+        for key in [k for k in self.slots if k not in live]:
+            self.free_slots.append(self.slots.pop(key))
+        brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack) for _, b in sorted(st.brokers.items()))
+        return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics)
+
+    def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:
+        """Cluster mode: read etcd, do this node's duties, bring local logs and the snapshot in step.
+        Returns True when a new snapshot was published."""
+        node = self.node
+        node.reload()
+        if node.maintain():
+            node.reload()
+        self._sync_local(before_delete)
+        candidate = self._build()
+        old = self.metadata.to_json()
+        new = candidate.to_json()
+        old.pop("version")
+        new.pop("version")
+        if old == new:
+            self.version -= 1
+            return False
+        self.metadata = candidate
+        self.metadata.save(self.directory)
+        if self.on_change is not None:
+            self.on_change(self.metadata)
+        return True
+
+    def _sync_local(self, before_delete: Callable[[ClusterMetadata], None]) -> None:
+        """Local topic records and partition directories for every topic with a replica here; local
+        topics that etcd no longer has (or has recreated under a new id) are removed, after the owners
+        closed their logs."""
+        st = self.node.state
+        me = self.broker.node_id
+        local = self.mgr.topics()
+        doomed = [n for n, info in local.items()
+                  if n not in st.topics or st.topics[n].id != info.topic_id
+                  or me not in {b for r in st.topics[n].replicas for b in r}]
+        if doomed:
+            hidden = ClusterMetadata(self.version + 1, self.cluster_id, self.metadata.controller_id,
+                                     self.metadata.brokers,
+                                     {k: v for k, v in self.metadata.topics.items() if k not in doomed})
+            self.version += 1
+            self.metadata = hidden
+            before_delete(hidden)
+            for name in doomed:
+                try:
+                    self.mgr.delete_topic(name)
+                    log.info("local replica of topic removed", topic=name)
+                except Exception as e:
+                    log.error("local topic removal failed", topic=name, error=repr(e))
+        local = self.mgr.topics()
+        for name, rec in st.topics.items():
+            if me not in {b for r in rec.replicas for b in r}:
+                continue
+            try:
+                info = local.get(name)
+                if info is None:
+                    self.mgr.create_topic(name, len(rec.replicas), rec.configs, topic_id=rec.id)
+                else:
+                    if info.partitions < len(rec.replicas):
+                        self.mgr.add_partitions(name, len(rec.replicas))
+                    if dict(info.configs) != _parsed(rec.configs):
+                        self.mgr.alter_topic_config(name, rec.configs)
+            except Exception as e:
+                log.error("local replica of topic not created", topic=name, error=repr(e))
+
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
-        Its records must outlive time retention (committed offsets are rewritten only when they move)."""
-        if "__consumer_offsets" not in self.mgr.topics():
+        Its records must outlive time retention (committed offsets are rewritten only when they move).
+        In a cluster the controller creates it in etcd once enough brokers are up."""
+        if self.node is None and "__consumer_offsets" not in self.mgr.topics():
             self.mgr.create_topic("__consumer_offsets", self.config["offsets.topic.num.partitions"],
                                   {"retention.ms": -1, "segment.bytes": 104857600})
             self.metadata = self._build()
@@ -119,6 +210,9 @@ class Controller:
     def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
         """Each item: name, num_partitions (-1: broker default), replication_factor (-1: default),
         assignments, configs ({name: value}). Returns [{name, error_code, error_message}]."""
+        if self.node is not None:
+            results = self.node.create_topics(topics, validate_only, self._check_local)
+            return results
         results = []
         changed = False
         for t in topics:
@@ -139,6 +233,22 @@ class Controller:
         if changed:
             self._publish()
         return results
+
+    def _check_local(self, t: dict, partitions: int) -> tuple[ErrorCode, str | None]:
+        """Name and configs, as this broker's storage would take them (cluster mode)."""
+        from broker.log import InvalidTopic
+        from broker.log.config import validate_topic_name
+
+        try:
+            validate_topic_name(t["name"])
+            self.mgr.create_topic(t["name"], max(1, partitions), t.get("configs") or {}, validate_only=True)
+        except InvalidTopic as e:
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, str(e)
+        except Exception as e:
+            if t["name"] in self.mgr.topics():  # a stale local copy; etcd said the name is free
+                return ErrorCode.NONE, None
+            return _error_for(e)
+        return ErrorCode.NONE, None
 
     def _check_create(self, t: dict) -> tuple[ErrorCode, str | None]:
         from broker.log import InvalidTopic
@@ -176,6 +286,14 @@ class Controller:
 
     def delete_topics(self, names: list[str], before_delete: Callable[[ClusterMetadata], None]) -> list[dict]:
         """Removes the topics from the snapshot first (workers close their logs), then their files."""
+        if self.node is not None:
+            results = []
+            for name in names:
+                if name in INTERNAL_TOPICS:
+                    results.append({"name": name, "error_code": int(ErrorCode.INVALID_TOPIC_EXCEPTION)})
+                else:
+                    results.append({"name": name, "error_code": int(self.node.delete_topic(name))})
+            return results
         results = []
         doomed = []
         for name in names:
@@ -197,6 +315,17 @@ class Controller:
         return results
 
     def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        if self.node is not None:
+            results = []
+            for t in topics:
+                if validate_only:
+                    rec = self.node.state.topics.get(t["name"])
+                    err, msg = (ErrorCode.NONE, None) if rec and t["count"] > len(rec.replicas) else \
+                        (ErrorCode.INVALID_PARTITIONS if rec else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)
+                else:
+                    err, msg = self.node.add_partitions(t["name"], t["count"], t.get("assignments"))
+                results.append({"name": t["name"], "error_code": int(err), "error_message": msg})
+            return results
         results = []
         changed = False
         for t in topics:
@@ -222,9 +351,15 @@ class Controller:
 
     def alter_topic_configs(self, name: str, configs: dict, incremental_ops: list | None = None) -> tuple:
         """Replace (AlterConfigs) or edit (incremental) a topic's overrides; returns (error, message)."""
-        if name not in self.mgr.topics():
+        if self.node is not None:
+            rec = self.node.state.topics.get(name)
+            if rec is None:
+                return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+            current = dict(rec.configs)
+        elif name not in self.mgr.topics():
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
-        current = dict(self.mgr.topic_config(name))
+        else:
+            current = dict(self.mgr.topic_config(name))
         if incremental_ops is None:
             new = dict(configs)
         else:
@@ -236,12 +371,29 @@ class Controller:
                     new.pop(key, None)
                 else:
                     return ErrorCode.INVALID_CONFIG, f"operation {op} is not supported for {key}"
+        if self.node is not None:
+            from broker.log.config import effective_log_config, validate_topic_configs
+
+            try:
+                effective_log_config(validate_topic_configs(new), self.mgr.broker_config)
+            except Exception as e:
+                return _error_for(e)
+            return self.node.set_topic_configs(name, new), None
         try:
             self.mgr.alter_topic_config(name, new)
         except Exception as e:
             return _error_for(e)
         self._publish()
         return ErrorCode.NONE, None
+
+
+def _parsed(configs: dict) -> dict:
+    from broker.log.config import validate_topic_configs
+
+    try:
+        return dict(validate_topic_configs(configs))
+    except Exception:
+        return dict(configs)
 
 
 def _error_for(e: Exception) -> tuple[ErrorCode, str]:

@@ -20,6 +20,7 @@ from broker.config import BrokerConfig, Listener
 from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
+from netio.codec import ErrorCode
 
 log = Log("hpbroker.supervisor")
 
@@ -32,6 +33,7 @@ BOOT_FAILURE_WINDOW_S = 2.0
 MAX_BOOT_FAILURES = 5
 STOP_GRACE_S = 10.0
 READY_TIMEOUT_S = 120.0
+CLUSTER_CHECK_INTERVAL_S = 1.0
 
 
 class StartupError(Exception):
@@ -133,6 +135,9 @@ class Supervisor:
         self.metrics = None  # broker.metrics.MetricsRegion: one counter block per worker
         self.metrics_server = None
         self.group_offsets = None  # () -> [(group, topic, partition, committed offset)]
+        self.node = None  # broker.cluster.node.ClusterNode when etcd.connect is set
+        self.next_cluster_check = 0.0
+        self.deferred: list[tuple[WorkerSpec, dict]] = []  # worker requests read while waiting for replies
         self.started_at = time.time()
 
     # -- start ---------------------------------------------------------------------------------------------
@@ -152,9 +157,14 @@ class Supervisor:
         self.log_manager = LogManager(list(cfg.log_dirs), cfg.log_defaults())
         self.clean_start = self.log_manager.was_clean_shutdown()  # the manager consumed the markers
         host, port = self.advertised()[0]
-        self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS,
-                                     BrokerInfo(cfg["broker.id"], host, port), self.metadata_dir)
+        me = BrokerInfo(cfg["broker.id"], host, port)
+        if cfg["etcd.connect"]:
+            self.node = self._join_cluster(me)
+        self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS, me, self.metadata_dir,
+                                     node=self.node)
         self.controller.ensure_internal_topics()
+        if self.node is not None:
+            self.controller.refresh(lambda hidden: None)  # no worker runs yet
         self.shared = SharedState.create(n_net, n_io, self._largest_message())
         self._start_metrics(n_net + n_io, PARTITION_SLOTS)
         self.metadata = self.controller.metadata
@@ -165,6 +175,29 @@ class Supervisor:
             self.workers.append(WorkerSpec("network", i, run_network_worker))
         for i in range(n_io):
             self.workers.append(WorkerSpec("io", i, run_io_worker))
+
+    def _join_cluster(self, me: BrokerInfo):
+        from broker.cluster.etcd import EtcdError
+        from broker.cluster.node import ClusterNode
+
+        node = ClusterNode(self.config, me)
+        try:
+            node.start()
+        except (EtcdError, OSError) as e:
+            node.stop()
+            raise StartupError(f"etcd.connect {self.config['etcd.connect']}: {e}") from None
+        return node
+
+    def _cluster_tick(self, woken: bool = False) -> None:
+        """Cluster mode: after a watch event (or once a second) reload etcd's state and act on it."""
+        now = time.monotonic()
+        if not woken and now < self.next_cluster_check:
+            return
+        self.next_cluster_check = now + CLUSTER_CHECK_INTERVAL_S
+        try:
+            self.controller.refresh(self._hide_before_delete)
+        except Exception as e:
+            log.warning("cluster state refresh failed", error=repr(e))
 
     def _start_metrics(self, blocks: int, slots: int) -> None:
         """Counter blocks for the workers; the /metrics socket is bound now so a busy port fails the start."""
@@ -203,7 +236,7 @@ class Supervisor:
             old = {p.slot for t in only_new_since.topics.values() for p in t.partitions}
         for t in md.topics.values():
             for p in t.partitions:
-                if p.slot not in old:
+                if p.slot >= 0 and p.slot not in old:
                     self.shared.table.claim(p.slot, -1, -1, -1, -1)
 
     def _on_metadata_change(self, md: ClusterMetadata) -> None:
@@ -230,10 +263,15 @@ class Supervisor:
             for fd in r:
                 w = waiting[fd]
                 try:
-                    w.channel.receive()
+                    msgs = w.channel.receive()
                 except ChannelClosed:
-                    pass
-                waiting.pop(fd, None)
+                    waiting.pop(fd, None)
+                    continue
+                for msg in msgs:
+                    if "op" in msg:  # the worker's own request, crossing our message: served after this
+                        self.deferred.append((w, msg))
+                    elif msg.get("id") == self.metadata.version:
+                        waiting.pop(fd, None)
         if waiting:
             log.warning("io workers did not confirm metadata", workers=[w.index for w in waiting.values()])
 
@@ -298,6 +336,11 @@ class Supervisor:
                 getattr(self, f"handle_{signal.Signals(sig).name.lower()}", lambda: None)()
             self._reap()
             self._restart_due()
+            if self.node is not None:
+                self._cluster_tick()
+            while self.deferred:
+                w, msg = self.deferred.pop(0)
+                self._serve_messages(w, [msg])
         self._stop_all()
         return self.exit_code
 
@@ -313,12 +356,16 @@ class Supervisor:
         import select
 
         chans = {w.channel.fileno(): w for w in self.workers if w.channel is not None and w.pid}
+        extra = [self.node.fileno()] if self.node is not None else []
         try:
-            r, _, _ = select.select([self._sig_r, *chans], [], [], timeout)
+            r, _, _ = select.select([self._sig_r, *chans, *extra], [], [], timeout)
         except InterruptedError:
             return
         for fd in r:
-            if fd == self._sig_r:
+            if extra and fd == extra[0]:
+                self.node.drain()
+                self._cluster_tick(woken=True)
+            elif fd == self._sig_r:
                 try:
                     os.read(self._sig_r, 4096)
                 except BlockingIOError:
@@ -331,7 +378,12 @@ class Supervisor:
             msgs = w.channel.receive()
         except ChannelClosed:
             return
+        self._serve_messages(w, msgs)
+
+    def _serve_messages(self, w: WorkerSpec, msgs: list[dict]) -> None:
         for msg in msgs:
+            if "op" not in msg:
+                continue  # a late confirmation of a metadata change
             try:
                 reply = self._control_request(msg)
             except Exception as e:
@@ -346,20 +398,36 @@ class Supervisor:
     def _control_request(self, msg: dict) -> dict:
         op = msg.get("op")
         c = self.controller
+        if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs"):
+            if self.node is not None:  # act on the newest cluster state, then show workers the result
+                c.refresh(self._hide_before_delete)
+            reply = self._topic_op(op, msg)
+            if self.node is not None:
+                c.refresh(self._hide_before_delete)
+            return reply
+        if op == "isr_update":
+            if self.node is None:
+                return {"error_code": int(ErrorCode.INVALID_REQUEST)}
+            code = self.node.update_isr(msg["topic"], msg["partition"], msg["leader_epoch"], msg["isr"])
+            if code == ErrorCode.NONE:
+                self.controller.refresh(self._hide_before_delete)
+            return {"error_code": int(code)}
+        if op == "producer_id_block":
+            from broker.producers.ids import allocate_block
+
+            return allocate_block(self.config.log_dirs[0])
+        return {"error": f"unknown op {op!r}"}
+
+    def _topic_op(self, op: str, msg: dict) -> dict:
+        c = self.controller
         if op == "create_topics":
             return {"results": c.create_topics(msg["topics"], msg.get("validate_only", False))}
         if op == "delete_topics":
             return {"results": c.delete_topics(msg["names"], self._hide_before_delete)}
         if op == "create_partitions":
             return {"results": c.create_partitions(msg["topics"], msg.get("validate_only", False))}
-        if op == "alter_topic_configs":
-            err, text = c.alter_topic_configs(msg["name"], msg.get("configs") or {}, msg.get("ops"))
-            return {"error_code": int(err), "error_message": text}
-        if op == "producer_id_block":
-            from broker.producers.ids import allocate_block
-
-            return allocate_block(self.config.log_dirs[0])
-        return {"error": f"unknown op {op!r}"}
+        err, text = c.alter_topic_configs(msg["name"], msg.get("configs") or {}, msg.get("ops"))
+        return {"error_code": int(err), "error_message": text}
 
     def _hide_before_delete(self, hidden: ClusterMetadata) -> None:
         """Publish a snapshot without the doomed topics and wait until the owners closed their logs."""
@@ -532,6 +600,8 @@ class Supervisor:
             self.shared.destroy()
         if self.metrics is not None:
             self.metrics.destroy()
+        if self.node is not None:
+            self.node.stop()
         if self.log_manager is not None and self.exit_code == EXIT_OK and self.clean_stop:
             self.log_manager.mark_clean_shutdown()
         log.info("stopped", exit=self.exit_code, clean=self.clean_stop)
@@ -559,6 +629,8 @@ class Supervisor:
                     pass
 
     def abandon_start(self) -> None:
+        if self.node is not None:
+            self.node.stop()
         for b in self.bound:
             for s in b.sockets:
                 s.close()

@@ -24,6 +24,7 @@ class NetContext:
         from broker.api.fetch import ParkedFetches
 
         self.config = config
+        self.broker_id = config["broker.id"]
         self.metadata = metadata
         self.worker_index = worker_index
         self.shared = shared
@@ -37,6 +38,10 @@ class NetContext:
         self._reader_version = -1
 
     # -- partition state -------------------------------------------------------------------------------
+
+    def leads(self, part) -> bool:
+        """This broker leads the partition and hosts its log (on a single node: every partition)."""
+        return part.slot >= 0 and part.leader == self.broker_id
 
     def partition_state(self, part) -> tuple[int, int, int, int, int]:
         """(log end offset, high watermark, log start offset, leader epoch, version) as the owner

@@ -143,6 +143,8 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
             order.append((t["name"], index))
             if info is None or not 0 <= index < len(info.partitions):
                 answers[(t["name"], index)] = (-1, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            elif not ctx.leads(info.partitions[index]):
+                answers[(t["name"], index)] = (-1, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
             else:
                 owners.add(info.partitions[index].owner)
 

@@ -20,17 +20,24 @@ log = Log("hpbroker.api.groups")
 FANOUT_KEY = -1
 
 
-def _coordinator(ctx, group_id: str):
-    """The group's offsets partition if its owner has opened it, else None."""
+def _offsets_partition(ctx, group_id: str):
     t = ctx.metadata.current().topic(OFFSETS_TOPIC)
     if t is None or not t.partitions:
         return None
-    part = t.partitions[partition_for(group_id, len(t.partitions))]
+    return t.partitions[partition_for(group_id, len(t.partitions))]
+
+
+def _coordinator(ctx, group_id: str):
+    """The group's offsets partition if this broker leads it and its owner has opened it, else None."""
+    part = _offsets_partition(ctx, group_id)
+    if part is None or not ctx.leads(part):
+        return None
     leo = ctx.partition_state(part)[0]
     return part if leo >= 0 else None
 
 
 def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
+    """The coordinator is the leader of the group's offsets partition, on whichever broker that is."""
     ctx = dispatcher.ctx
     key_type = body.get("key_type", 0)
 
@@ -43,15 +50,20 @@ def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
         code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key_type == 1 else ErrorCode.INVALID_REQUEST
         return answer(int(code), message=f"no coordinator for key type {key_type}")
     md = ctx.metadata.current()
-    me = next((b for b in md.brokers if b.node_id == ctx.config["broker.id"]), None)
-    if me is None or _coordinator(ctx, body["key"]) is None:
+    part = _offsets_partition(ctx, body["key"])
+    node = None if part is None else next((b for b in md.brokers if b.node_id == part.leader), None)
+    if node is None or (node.node_id == ctx.broker_id and _coordinator(ctx, body["key"]) is None):
         return answer(int(ErrorCode.COORDINATOR_NOT_AVAILABLE))
-    answer(0, me)
+    answer(0, node)
 
 
 def handle_group_request(dispatcher, conn, header, body: dict, slot) -> None:
     """A request about one group: to its coordinator, whole."""
-    part = _coordinator(dispatcher.ctx, body["group_id"])
+    ctx = dispatcher.ctx
+    part = _offsets_partition(ctx, body["group_id"])
+    if part is not None and part.leader >= 0 and not ctx.leads(part):
+        return slot.reply(R.error_body(header.api_key, body, int(ErrorCode.NOT_COORDINATOR)))
+    part = _coordinator(ctx, body["group_id"])
     if part is None:
         return slot.reply(R.error_body(header.api_key, body, int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
     dispatcher.forward(part.owner, slot, key=route_key(part.slot, conn.peer))
@@ -132,7 +144,7 @@ def handle_delete_groups(dispatcher, conn, header, body: dict, slot) -> None:
 def handle_list_groups(dispatcher, conn, header, body: dict, slot) -> None:
     ctx = dispatcher.ctx
     t = ctx.metadata.current().topic(OFFSETS_TOPIC)
-    parts = t.partitions if t is not None else ()
+    parts = [p for p in t.partitions if ctx.leads(p)] if t is not None else []
     owners = {p.owner for p in parts}
     loading = any(ctx.partition_state(p)[0] < 0 for p in parts)
 

@@ -33,6 +33,9 @@ def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
             if part is None:
                 entry(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
+            if not ctx.leads(part):
+                entry(name, index, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+                continue
             ts = p["timestamp"]
             if ts in (EARLIEST, LATEST):
                 leo, hw, log_start, epoch, _version = ctx.partition_state(part)

@@ -75,6 +75,8 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
         part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
         if part is None:
             state.add(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        elif not ctx.leads(part):
+            state.add(name, index, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         elif records is None or len(records) == 0:
             state.add(name, index, int(ErrorCode.INVALID_RECORD), message="no record batch")
         elif len(records) > ctx.max_ring_message:

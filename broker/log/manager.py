@@ -163,7 +163,8 @@ class LogManager:
         return effective_log_config(self.topic(name).configs, self.broker_config)
 
     def create_topic(self, name: str, partitions: int, configs: Mapping[str, Any] | None = None,
-                     validate_only: bool = False) -> TopicInfo:
+                     validate_only: bool = False, topic_id: str | None = None) -> TopicInfo:
+        """`topic_id` (32 hex digits) keeps a cluster's id for the topic on every broker; default: a new one."""
         validate_topic_name(name)
         if name in self._topics:
             raise TopicAlreadyExists(f"topic {name!r} already exists")
@@ -171,7 +172,7 @@ class LogManager:
             raise InvalidPartitions(f"partitions must be in [1, {MAX_PARTITIONS}], got {partitions}")
         parsed = validate_topic_configs(configs)
         effective_log_config(parsed, self.broker_config)  # rejects combinations LogConfig refuses
-        info = TopicInfo(name, uuid.uuid4().hex, partitions, parsed, tuple(self._place(partitions)))
+        info = TopicInfo(name, topic_id or uuid.uuid4().hex, partitions, parsed, tuple(self._place(partitions)))
         if validate_only:
             return info
         self._topics[name] = info
