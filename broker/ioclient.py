@@ -56,6 +56,14 @@ class IOClient:
         self._put(io, ipc.LIST_OFFSET, (ipc.list_offset_request(token, slot, partition, timestamp,
                                                                 topic.encode()),), None)
 
+    def replica_pos(self, io: int, slot: int, topic: str, partition: int, replica_id: int,
+                    fetch_offset: int) -> None:
+        """Tell a leader's owner how far a follower's Fetch reached. Never waits: with the ring full (or
+        requests already waiting for it) the message is dropped, and the follower's next Fetch repeats it."""
+        if not self.backlog[io]:
+            self.req[io].try_put(ipc.REPLICA_POS, ipc.replica_pos(slot, partition, replica_id, fetch_offset,
+                                                                  topic.encode()))
+
     def backlog_pending(self) -> bool:
         return any(self.backlog)
 

@@ -9,6 +9,9 @@ Request kinds (network -> I/O):
   APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, pad u32 | topic | records
   LIST_OFFSET  token u64, slot i32, partition i32, timestamp i64, topic_len u16, pad 6 | topic
   FORWARD      token u64, key i64 | a whole request frame, answered by an owner-side handler
+  REPLICA_POS  slot i32, partition i32, replica_id i32, pad 4, fetch_offset i64, topic_len u16, pad 6 | topic
+               (a follower's Fetch reached this offset; no completion: a dropped one is repeated by the
+               follower's next Fetch)
 Completion kinds (I/O -> network):
   APPEND_DONE       token u64, error i16, pad 6, base_offset i64, log_append_time i64, log_start i64
   LIST_OFFSET_DONE  token u64, error i16, pad 6, offset i64, timestamp i64, leader_epoch i32, pad 4
@@ -22,12 +25,14 @@ import struct
 APPEND = 1
 LIST_OFFSET = 2
 FORWARD = 3
+REPLICA_POS = 4
 APPEND_DONE = 11
 LIST_OFFSET_DONE = 12
 FORWARD_DONE = 13
 
 _APPEND = struct.Struct("<QiihHI")
 _LIST_OFFSET = struct.Struct("<QiiqH6x")
+_REPLICA_POS = struct.Struct("<iii4xqH6x")
 _APPEND_DONE = struct.Struct("<Qh6xqqq")
 _LIST_OFFSET_DONE = struct.Struct("<Qh6xqqi4x")
 
@@ -53,6 +58,16 @@ def parse_list_offset(buf: memoryview) -> tuple[int, int, int, int, str]:
     token, slot, partition, timestamp, tlen = _LIST_OFFSET.unpack_from(buf, 0)
     start = _LIST_OFFSET.size
     return token, slot, partition, timestamp, bytes(buf[start:start + tlen]).decode()
+
+
+def replica_pos(slot: int, partition: int, replica_id: int, fetch_offset: int, topic: bytes) -> bytes:
+    return _REPLICA_POS.pack(slot, partition, replica_id, fetch_offset, len(topic)) + topic
+
+
+def parse_replica_pos(buf: memoryview) -> tuple[int, int, int, int, str]:
+    slot, partition, replica_id, fetch_offset, tlen = _REPLICA_POS.unpack_from(buf, 0)
+    start = _REPLICA_POS.size
+    return slot, partition, replica_id, fetch_offset, bytes(buf[start:start + tlen]).decode()
 
 
 def append_done(token: int, error: int, base_offset: int = -1, log_append_time: int = -1,

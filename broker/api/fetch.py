@@ -4,6 +4,11 @@ Offsets and visibility come from the shared partition-state table (the owner pub
 high watermark after each append); bytes come from the segment files as (fd, position, length) ranges that
 the connection hands to `os.sendfile`. A fetch that finds fewer than min_bytes parks until an owner
 publishes progress on one of its partitions (the owner rings this worker's doorbell) or max_wait_ms passes.
+
+Only the partition's leader serves it. A follower broker's Fetch (replica_id >= 0, from a live broker that is
+one of the partition's replicas) reads up to the log end offset instead of the high watermark, and each of
+its fetch offsets is posted to the partition's owner (REPLICA_POS): that is how the leader learns the
+follower's log end offset, moves the high watermark and keeps the ISR.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ log = Log("hpbroker.fetch")
 
 class PendingFetch:
     __slots__ = ("conn", "slot", "version", "correlation_id", "deadline", "min_bytes", "max_bytes",
-                 "partitions", "versions", "isolation_level", "sent")
+                 "partitions", "versions", "isolation_level", "sent", "replica_id")
 
     def __init__(self, conn, slot, version, correlation_id, deadline, min_bytes, max_bytes, partitions,
-                 isolation_level):
+                 isolation_level, replica_id=-1):
         self.conn = conn
         self.slot = slot
         self.version = version
@@ -30,15 +35,16 @@ class PendingFetch:
         self.deadline = deadline
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
-        self.partitions = partitions  # [(topic, partition, fetch_offset, partition_max_bytes)]
+        self.partitions = partitions  # [(topic, partition, fetch_offset, partition_max_bytes, current_epoch)]
         self.versions: dict[int, int] = {}  # slot -> partition-state version this request last saw
         self.isolation_level = isolation_level
         self.sent: list[tuple[int, int]] = []  # (slot, bytes) read for the response, for bytes-out metrics
+        self.replica_id = replica_id  # >= 0: a follower broker fetching (reads up to the log end offset)
 
 
-def _topics_of(req) -> list[tuple[str, int, int, int]]:
-    return [(topic, p.partition, p.fetch_offset, p.partition_max_bytes) for topic, parts in req.topics
-            for p in parts]
+def _topics_of(req) -> list[tuple[str, int, int, int, int]]:
+    return [(topic, p.partition, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch)
+            for topic, parts in req.topics for p in parts]
 
 
 def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
@@ -50,7 +56,9 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
     topics: dict[str, list] = {}
     req.versions = {}
     req.sent = []
-    for topic, partition, offset, pmax in req.partitions:
+    me = ctx.config["broker.id"]
+    replica = req.replica_id
+    for topic, partition, offset, pmax, current_epoch in req.partitions:
         info = md.topic(topic)
         if info is None or not 0 <= partition < len(info.partitions):
             md = ctx.metadata.current(max_age=0)  # created a moment ago, perhaps through another worker
@@ -64,7 +72,11 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
             entry["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
             errors = True
             continue
-        leo, hw, log_start, _epoch, version = ctx.partition_state(part)
+        if part.leader != me or (replica != -1 and replica not in part.replicas):
+            entry["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            errors = True
+            continue
+        leo, hw, log_start, epoch, version = ctx.partition_state(part)
         req.versions[part.slot] = version
         entry["high_watermark"] = hw
         entry["last_stable_offset"] = hw
@@ -73,17 +85,23 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
             entry["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)  # owner has not opened it yet
             errors = True
             continue
+        if current_epoch >= 0 and current_epoch != epoch:
+            entry["error_code"] = int(ErrorCode.FENCED_LEADER_EPOCH if current_epoch < epoch
+                                      else ErrorCode.UNKNOWN_LEADER_EPOCH)
+            errors = True
+            continue
         if offset < log_start or offset > leo:
             entry["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
             errors = True
             continue
-        if offset >= hw:
+        visible = hw if replica < 0 else leo
+        if offset >= visible:
             continue
         limit = min(pmax, budget) if total else pmax  # the first batch always goes out whole
         if limit <= 0:
             continue
         try:
-            fs = ctx.reader(topic, partition).read(offset, limit, hw, log_start)
+            fs = ctx.reader(topic, partition).read(offset, limit, visible, log_start)
         except Exception as e:
             code = getattr(e, "error_code", None)
             entry["error_code"] = int(code) if code is not None else int(ErrorCode.KAFKA_STORAGE_ERROR)
@@ -115,12 +133,32 @@ def handle_fetch(dispatcher, conn, header, body, slot) -> None:
     max_bytes = body.max_bytes if body.max_bytes > 0 else 0x7FFFFFFF
     req = PendingFetch(conn, slot, header.api_version, header.correlation_id,
                        time.monotonic() + max(0, body.max_wait_ms) / 1000.0, body.min_bytes, max_bytes,
-                       _topics_of(body), body.isolation_level)
+                       _topics_of(body), body.isolation_level, body.replica_id)
+    if body.replica_id >= 0 and not _from_live_broker(ctx, req):
+        req.replica_id = -2  # answered NOT_LEADER_OR_FOLLOWER per partition (no replica has that id)
     topics, total, errors = read_partitions(ctx, req)
     if errors or total >= req.min_bytes or body.max_wait_ms <= 0 or not req.versions:
         respond(ctx, req, topics)
         return
     ctx.parked_fetches.park(req)
+
+
+def _from_live_broker(ctx, req: PendingFetch) -> bool:
+    """A follower's Fetch: True when it comes from a live broker; then every fetch offset it carries
+    goes to the partition's owner (also those returning nothing: that is how a caught-up follower
+    shows it)."""
+    md = ctx.metadata.current()
+    replica = req.replica_id
+    if not any(b.node_id == replica for b in md.brokers):
+        return False
+    for topic, partition, offset, _pmax, _epoch in req.partitions:
+        info = md.topic(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            continue
+        part = info.partitions[partition]
+        if part.slot >= 0 and replica in part.replicas:
+            ctx.io.replica_pos(part.owner, part.slot, topic, partition, replica, offset)
+    return True
 
 
 class ParkedFetches:
