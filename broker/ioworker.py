@@ -9,6 +9,11 @@ asks) is a completion with success posted, so an acknowledgement always means "i
 A restarted I/O worker attaches to the same rings and continues with the oldest unconsumed request: a
 request that the previous incarnation appended but did not complete is appended again and completed once
 (at-least-once, as a Kafka client retry would do), never acknowledged without being in the log.
+
+In a cluster each owned partition is led or followed here (`broker.replication`): appends reach only led
+partitions, an acks=all append to a replicated partition is answered once the ISR has it, and followed
+partitions are written by the replica fetcher. A role change (or a new leader epoch) closes and reopens
+the partition for the extensions, so their state is rebuilt from the log for the new role.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from broker import ipc
 from broker.logfmt import Log
 from broker.metrics import PROC, now_us
 from broker.metrics.block import STAGE
+from broker.replication import Replication
 from broker.shm import layout as _ml
 from netio.codec import ErrorCode
 
@@ -52,14 +58,21 @@ def error_code_for(exc: Exception) -> int:
 
 
 class OwnedPartition:
-    __slots__ = ("topic", "partition", "slot", "log", "leader_epoch")
+    __slots__ = ("topic", "partition", "slot", "log", "leader_epoch", "leader", "replicas", "isr", "is_leader",
+                 "leader_state")
 
-    def __init__(self, topic: str, partition: int, slot: int, plog, leader_epoch: int):
+    def __init__(self, topic: str, partition: int, slot: int, plog, leader_epoch: int, leader: int = -1,
+                 replicas: tuple = (), isr: tuple = (), is_leader: bool = True):
         self.topic = topic
         self.partition = partition
         self.slot = slot
         self.log = plog
         self.leader_epoch = leader_epoch
+        self.leader = leader
+        self.replicas = replicas
+        self.isr = isr
+        self.is_leader = is_leader  # False: followed here, written only by the replica fetcher
+        self.leader_state = None  # broker.replication.leader.LeaderState when led with several replicas
 
 
 class IOWorker:
@@ -84,6 +97,8 @@ class IOWorker:
         self.retention_interval = config["log.retention.check.interval.ms"] / 1000.0
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
+        self.sel = selectors.DefaultSelector()
+        self.replication = Replication(self)
         self.extensions = [importlib.import_module(m).attach(self) for m in OWNER_MODULES]
         self.owner_handlers: dict[int, Callable] = {}
         for ext in self.extensions:
@@ -120,6 +135,8 @@ class IOWorker:
             return
         self.md_version = md.version
         self.mgr.reload()  # the supervisor changed the topic catalogue
+        me = self.config["broker.id"]
+        now = time.monotonic()
         wanted = {}
         for t in md.topics.values():
             for p in t.partitions:
@@ -127,25 +144,53 @@ class IOWorker:
                     wanted[p.slot] = (t.name, p)
         for slot in [s for s, op in self.owned.items() if wanted.get(s, (None,))[0] != op.topic]:
             op = self.owned.pop(slot)
+            self.replication.drop_leader(op)
             self._notify("on_close", op)
             self.mgr.close_partition(op.topic, op.partition)
             log.info("partition closed", topic=op.topic, partition=op.partition, worker=self.index)
         self._reconfigure()
         for slot, (name, p) in wanted.items():
-            if slot in self.owned:
+            op = self.owned.get(slot)
+            if op is not None:
+                self._update_role(op, p, md, me, now)
                 continue
             try:
                 plog = self.mgr.open_partition(name, p.partition, recover=self.recover)
             except Exception as e:
                 log.error("partition open failed", topic=name, partition=p.partition, error=repr(e))
                 continue
-            op = OwnedPartition(name, p.partition, slot, plog, p.leader_epoch)
+            op = OwnedPartition(name, p.partition, slot, plog, p.leader_epoch, p.leader, tuple(p.replicas),
+                                tuple(p.isr), p.leader == me)
             self.owned[slot] = op
+            self._take_role(op, md, now)
             self.publish(op)
             self._notify("on_open", op)
             log.debug("partition opened", topic=name, partition=p.partition, slot=slot,
-                      leo=plog.log_end_offset)
+                      leo=plog.log_end_offset, leader=p.leader)
+        self.replication.sync_followers(md)
         PROC.scalars[_ml.MS_PARTITIONS] = len(self.owned)
+
+    def _take_role(self, op: OwnedPartition, md, now: float) -> None:
+        if op.is_leader:
+            self.replication.become_leader(op, md, now)
+        else:
+            self.replication.become_follower(op)
+
+    def _update_role(self, op: OwnedPartition, p, md, me: int, now: float) -> None:
+        """A partition already open here: a new leader or epoch is a role change (the extensions close and
+        reopen it); a new ISR or replica list only updates the leader's view."""
+        is_leader = p.leader == me
+        op.replicas, op.isr = tuple(p.replicas), tuple(p.isr)
+        if is_leader == op.is_leader and p.leader_epoch == op.leader_epoch and p.leader == op.leader:
+            self.replication.update_assignment(op, md, now)
+            return
+        self._notify("on_close", op)
+        op.leader, op.leader_epoch, op.is_leader = p.leader, p.leader_epoch, is_leader
+        self._take_role(op, md, now)
+        self.publish(op)
+        self._notify("on_open", op)
+        log.info("partition role changed", topic=op.topic, partition=op.partition, leader=p.leader,
+                 epoch=p.leader_epoch, role="leader" if is_leader else "follower")
 
     def _reconfigure(self) -> None:
         """Topic configs changed (AlterConfigs): open logs and their segments take the new settings."""
@@ -180,11 +225,12 @@ class IOWorker:
 
     # -- requests -----------------------------------------------------------------------------------------
 
-    def handle_append(self, ring_index: int, payload: memoryview) -> bytes:
+    def handle_append(self, ring_index: int, payload: memoryview) -> bytes | None:
+        """The completion to post now, or None when it is posted later (acks=all waiting for the ISR)."""
         t0 = now_us()
         token, slot, partition, acks, topic, records = ipc.parse_append(payload)
         op = self.partition(slot, topic, partition)
-        if op is None:
+        if op is None or not op.is_leader:
             return ipc.append_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         try:
             dup = self.producers.before_append(op, records)
@@ -197,18 +243,39 @@ class IOWorker:
             level("append rejected", topic=topic, partition=partition, error=repr(e), code=code)
             return ipc.append_done(token, code)
         self.producers.after_append(op, r)
+        state = op.leader_state
+        if state is not None:
+            self.replication.appended(op, state)
         self.publish(op)
         PROC.scalars[_ml.MS_RECORDS_IN] += r.record_count
         PROC.scalars[_ml.MS_BYTES_IN] += r.size
         PROC.slot_add(0, slot, r.size)
         PROC.slot_add(1, slot, r.record_count)
         PROC.observe(_OWNER_STAGE, 0, now_us() - t0)
+        if state is not None and acks == -1:
+            return self._wait_for_isr(ring_index, token, op, state, r)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+
+    def _wait_for_isr(self, ring_index: int, token: int, op: OwnedPartition, state, r) -> bytes | None:
+        def reply(code: int) -> bytes:
+            if code:
+                log.warning("acks=all append failed", topic=op.topic, partition=op.partition, code=code)
+            return ipc.append_done(token, code, -1 if code else r.base_offset, r.log_append_time,
+                                   op.log.log_start_offset)
+
+        code = self.replication.wait_for_isr(
+            op, state, r.last_offset, lambda code: self.post(self.done[ring_index], ipc.APPEND_DONE, reply(code)))
+        return None if code is None else reply(code)
+
+    def flush_completions(self) -> None:
+        """Completions posted outside a ring pass (acks=all answered by a follower's progress) go out now."""
+        for ring in self.done:
+            ring.flush_wakeup()
 
     def handle_list_offset(self, payload: memoryview) -> bytes:
         token, slot, partition, timestamp, topic = ipc.parse_list_offset(payload)
         op = self.partition(slot, topic, partition)
-        if op is None:
+        if op is None or not op.is_leader:
             return ipc.list_offset_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         plog = op.log
         try:
@@ -272,7 +339,11 @@ class IOWorker:
             replies = []
             for kind, payload in msgs:
                 if kind == ipc.APPEND:
-                    replies.append((ipc.APPEND_DONE, self.handle_append(n, payload)))
+                    reply = self.handle_append(n, payload)
+                    if reply is not None:
+                        replies.append((ipc.APPEND_DONE, reply))
+                elif kind == ipc.REPLICA_POS:
+                    self.replication.replica_pos(payload)
                 elif kind == ipc.LIST_OFFSET:
                     replies.append((ipc.LIST_OFFSET_DONE, self.handle_list_offset(payload)))
                 elif kind == ipc.FORWARD:
@@ -292,6 +363,7 @@ class IOWorker:
 
     def housekeeping(self, now: float) -> None:
         self.run_timers(now)
+        self.replication.poll()
         for ring in self.done:
             ring.flush_wakeup()
         if now < self.next_flush_check:
@@ -323,6 +395,9 @@ class IOWorker:
             self.stopping = True
             return
         for msg in msgs:
+            if "reply_to" in msg:
+                self.replication.control_reply(msg)
+                continue
             op = msg.get("op")
             if op == "metadata":
                 self.sync_partitions()
@@ -340,7 +415,7 @@ class IOWorker:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.sync_partitions()
-        sel = selectors.DefaultSelector()
+        sel = self.sel
         for ring in self.req:
             sel.register(ring.fileno(), selectors.EVENT_READ)
         sel.register(self.channel.fileno(), selectors.EVENT_READ, "control")
@@ -359,6 +434,8 @@ class IOWorker:
                     for key, _ in sel.select(timeout=timeout):
                         if key.data == "control":
                             self.handle_control()
+                        elif key.data == "replica":
+                            self.replication.fetcher.poll()
                 finally:
                     for ring in self.req:
                         ring.finish_wait()
@@ -366,6 +443,7 @@ class IOWorker:
         # Finish what is already in the rings, then close the logs cleanly.
         while self.poll_rings():
             pass
+        self.replication.close()
         for ext in self.extensions:
             close = getattr(ext, "close", None)
             if close is not None:

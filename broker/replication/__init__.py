@@ -1,0 +1,189 @@
+"""Replication inside an I/O worker: the role of each hosted partition and what that role does.
+
+Every partition this worker owns is either led here (the snapshot's leader is this broker) or followed.
+A led partition with more than one replica gets a `LeaderState` (`leader.py`): followers' positions arrive
+as REPLICA_POS ring messages from the network workers that served their Fetch requests, the high watermark
+is the smallest log end offset over the ISR, acks=all appends are answered when it covers them, and ISR
+changes are asked of the supervisor over the control channel ({"op": "isr_update"}; the new ISR comes back
+in the next metadata snapshot). A followed partition is copied from its leader by the worker's
+`ReplicaFetcher` (`follower.py`). A partition with one replica needs none of this: its high watermark
+follows its log end offset, as on a single node.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+
+from broker import ipc
+from broker.logfmt import Log
+from broker.replication.follower import ReplicaFetcher
+from broker.replication.leader import LeaderState
+
+log = Log("hpbroker.replication")
+
+TICK_S = 0.1  # ISR and acks=all timeout checks of led replicated partitions
+
+
+class Replication:
+    def __init__(self, worker):
+        self.worker = worker
+        self.config = worker.config
+        self.me = worker.config["broker.id"]
+        self.lag_s = worker.config["replica.lag.time.max.ms"] / 1000.0
+        self.ack_timeout_s = worker.config["replica.ack.timeout.ms"] / 1000.0
+        self.leaders: dict[int, LeaderState] = {}  # slot -> state, led partitions with several replicas
+        self.fetcher: ReplicaFetcher | None = None
+        self.isr_calls: dict[int, int] = {}  # control request id -> slot
+        self._next_id = 0
+        self._ticking = False
+
+    # -- roles --------------------------------------------------------------------------------------------
+
+    def min_isr(self, md, topic: str) -> int:
+        info = md.topic(topic)
+        value = info.configs.get("min.insync.replicas") if info is not None else None
+        return int(value) if value is not None else int(self.config["min.insync.replicas"])
+
+    def become_leader(self, op, md, now: float) -> None:
+        """`op` is led here from now on (or under a new epoch)."""
+        self.drop_leader(op)
+        plog = op.log
+        leo = plog.log_end_offset
+        if op.leader_epoch > plog.leader_epoch_cache.latest_epoch:
+            plog.leader_epoch_cache.assign(op.leader_epoch, leo)
+        if len(op.replicas) <= 1:
+            plog.high_watermark = None
+            return
+        state = LeaderState(self.me, op.replicas, op.isr, plog.high_watermark, leo, now, self.lag_s,
+                            self.min_isr(md, op.topic))
+        state.advance(leo)
+        plog.high_watermark = state.hw
+        op.leader_state = state
+        self.leaders[op.slot] = state
+        if not self._ticking:
+            self._ticking = True
+            self.worker.call_later(TICK_S, self._tick)
+
+    def become_follower(self, op) -> None:
+        self.drop_leader(op)
+        op.log.high_watermark = op.log.high_watermark  # frozen here; the leader's Fetch answers move it
+
+    def drop_leader(self, op) -> None:
+        state = self.leaders.pop(op.slot, None)
+        op.leader_state = None
+        if state is not None:
+            state.abandon()
+
+    def update_assignment(self, op, md, now: float) -> None:
+        """Same leader and epoch, possibly a new ISR or replica list."""
+        state = op.leader_state
+        if state is not None:
+            state.update_assignment(op.replicas, op.isr, self.min_isr(md, op.topic), now)
+            self._advanced(op, state, now)
+
+    def sync_followers(self, md) -> None:
+        """Point the replica fetcher at the leaders of the partitions followed here."""
+        wanted = {}
+        brokers = {b.node_id: (b.host, b.port) for b in md.brokers}
+        for op in self.worker.owned.values():
+            if not op.is_leader and len(op.replicas) > 1:
+                wanted[(op.topic, op.partition)] = (op.slot, op.leader, op.leader_epoch, brokers.get(op.leader))
+        if not wanted and self.fetcher is None:
+            return
+        if self.fetcher is None:
+            self.fetcher = ReplicaFetcher(self.me, self.config, self._follower_log, self._follower_progress)
+            self.worker.sel.register(self.fetcher.fileno(), selectors.EVENT_READ, "replica")
+        self.fetcher.assign(wanted)
+
+    def _follower_log(self, slot: int):
+        op = self.worker.owned.get(slot)
+        return op.log if op is not None and not op.is_leader else None
+
+    def _follower_progress(self, slot: int) -> None:
+        op = self.worker.owned.get(slot)
+        if op is not None:
+            self.worker.publish(op)
+
+    # -- leader side --------------------------------------------------------------------------------------
+
+    def replica_pos(self, payload) -> None:
+        slot, partition, replica_id, fetch_offset, topic = ipc.parse_replica_pos(payload)
+        state = self.leaders.get(slot)
+        if state is None:
+            return
+        op = self.worker.owned.get(slot)
+        if op is None or op.topic != topic or op.partition != partition:
+            return
+        now = time.monotonic()
+        if state.follower_fetch(replica_id, fetch_offset, op.log.log_end_offset, now):
+            self._advanced(op, state, now)
+        if replica_id not in state.isr:
+            self._maybe_change_isr(op, state, now)
+
+    def appended(self, op, state: LeaderState) -> None:
+        """The leader appended: with an ISR of one the high watermark moves at once."""
+        if state.advance(op.log.log_end_offset):
+            op.log.high_watermark = state.hw
+
+    def wait_for_isr(self, op, state: LeaderState, last_offset: int, done) -> int | None:
+        return state.wait_for(last_offset, time.monotonic(), self.ack_timeout_s, done)
+
+    def _advanced(self, op, state: LeaderState, now: float) -> None:
+        state.advance(op.log.log_end_offset)
+        if state.hw != op.log.high_watermark:
+            op.log.high_watermark = state.hw
+            self.worker.publish(op)
+        if state.complete(now):
+            self.worker.flush_completions()
+
+    def _maybe_change_isr(self, op, state: LeaderState, now: float) -> None:
+        isr = state.isr_change(op.log.log_end_offset, now)
+        if isr is None:
+            return
+        self._next_id += 1
+        self.isr_calls[self._next_id] = op.slot
+        log.info("isr change asked", topic=op.topic, partition=op.partition, isr=list(isr), old=list(state.isr),
+                 epoch=op.leader_epoch)
+        self.worker.channel.send({"op": "isr_update", "id": self._next_id, "topic": op.topic,
+                                  "partition": op.partition, "leader_epoch": op.leader_epoch, "isr": list(isr)})
+
+    def control_reply(self, msg: dict) -> None:
+        slot = self.isr_calls.pop(msg.get("reply_to"), None)
+        if slot is None:
+            return
+        state = self.leaders.get(slot)
+        code = int(msg.get("error_code", 0) or 0)
+        if code:
+            log.warning("isr change refused", slot=slot, code=code)
+        if state is not None:
+            state.isr_answered(code)
+
+    def _tick(self) -> None:
+        if not self.leaders:
+            self._ticking = False
+            return
+        self.worker.call_later(TICK_S, self._tick)
+        now = time.monotonic()
+        for slot, state in list(self.leaders.items()):
+            op = self.worker.owned.get(slot)
+            if op is None:
+                continue
+            self._maybe_change_isr(op, state, now)
+            if state.acks and state.complete(now):
+                self.worker.flush_completions()
+
+    # -- follower side ------------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if self.fetcher is not None and not self.fetcher.results.empty():
+            self.fetcher.poll()
+
+    def close(self) -> None:
+        for slot in list(self.leaders):
+            op = self.worker.owned.get(slot)
+            if op is not None:
+                self.drop_leader(op)
+        if self.fetcher is not None:
+            self.fetcher.close()
+            self.fetcher = None
