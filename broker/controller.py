@@ -210,9 +210,9 @@ class Controller:
     def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
         """Each item: name, num_partitions (-1: broker default), replication_factor (-1: default),
         assignments, configs ({name: value}). Returns [{name, error_code, error_message}]."""
-        if self.node is not None:
-            results = self.node.create_topics(topics, validate_only, self._check_local)
-            return results
+        if self.node is not None:  # etcd keeps configs typed, as the local topic store does
+            return self.node.create_topics([{**t, "configs": _parsed(t.get("configs") or {})} for t in topics],
+                                           validate_only, self._check_local)
         results = []
         changed = False
         for t in topics:
@@ -375,7 +375,8 @@ class Controller:
             from broker.log.config import effective_log_config, validate_topic_configs
 
             try:
-                effective_log_config(validate_topic_configs(new), self.mgr.broker_config)
+                new = validate_topic_configs(new)
+                effective_log_config(new, self.mgr.broker_config)
             except Exception as e:
                 return _error_for(e)
             return self.node.set_topic_configs(name, new), None

@@ -413,8 +413,10 @@ class Supervisor:
                 self.controller.refresh(self._hide_before_delete)
             return {"error_code": int(code)}
         if op == "producer_id_block":
-            from broker.producers.ids import allocate_block
+            from broker.producers.ids import BLOCK_SIZE, allocate_block
 
+            if self.node is not None:
+                return self.node.producer_id_block(BLOCK_SIZE)
             return allocate_block(self.config.log_dirs[0])
         return {"error": f"unknown op {op!r}"}
 

@@ -312,6 +312,20 @@ class ClusterNode:
         self.reload()
         return ErrorCode.NONE
 
+    # -- producer ids ----------------------------------------------------------------------------------------
+
+    def producer_id_block(self, size: int) -> dict:
+        """The next `size` producer ids, unique across the cluster (a CAS-incremented counter in etcd)."""
+        key = self.key("producer_id_block")
+        for _ in range(20):
+            kv = self.client.get(key)
+            start = json.loads(kv.value)["next"] if kv is not None else 0
+            cmp = Compare.mod_revision(key, "=", kv.mod_revision) if kv is not None else \
+                Compare.create_revision(key, "=", 0)
+            if self.client.txn([cmp], [Op.put(key, json.dumps({"next": start + size}).encode())]).succeeded:
+                return {"start": start, "count": size}
+        raise EtcdError("producer id block: too much contention")
+
     # -- ISR changes (the partition's leader asks) ---------------------------------------------------------
 
     def update_isr(self, topic: str, partition: int, leader_epoch: int, isr: list[int]) -> ErrorCode:

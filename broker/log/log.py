@@ -151,6 +151,7 @@ class PartitionLog:
         self._pending_deletes: list[tuple[int, list[str]]] = []
         self.load_report = report
         self.offline = False
+        self.truncations = 0  # grows with every truncation: state derived from the log must be rebuilt
         self.on_offline: Callable[["PartitionLog", StorageError], None] | None = None
         self.leader_epoch_cache = LeaderEpochCache.load(directory)
         self.leader_epoch_cache.log_end = lambda: self.log_end_offset
@@ -467,6 +468,7 @@ class PartitionLog:
         self._after_truncation()
 
     def _after_truncation(self) -> None:
+        self.truncations += 1
         leo = self.log_end_offset
         self.leader_epoch_cache.truncate_from(leo)
         if self._hw is not None:

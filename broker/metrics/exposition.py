@@ -290,6 +290,6 @@ def _groups(t: Text, sup) -> None:
     for group, topic, part, off in rows:
         t.sample("hpbroker_group_committed_offset", off, group=group, topic=topic, partition=part)
         ti = md.topics.get(topic) if md is not None else None
-        if ti is not None and 0 <= part < len(ti.partitions):
+        if ti is not None and 0 <= part < len(ti.partitions) and ti.partitions[part].slot >= 0:
             hw = sup.shared.table.read(ti.partitions[part].slot).high_watermark
             t.sample("hpbroker_group_lag", max(0, hw - off), group=group, topic=topic, partition=part)

@@ -91,12 +91,14 @@ def load(plog) -> tuple[ProducerStates, int]:
 
 
 class _Partition:
-    __slots__ = ("states", "segment_base", "snapshot_offset")
+    __slots__ = ("states", "segment_base", "snapshot_offset", "replayed_to", "truncations")
 
-    def __init__(self, states: ProducerStates, segment_base: int, snapshot_offset: int):
+    def __init__(self, states: ProducerStates, segment_base: int, snapshot_offset: int, plog):
         self.states = states
         self.segment_base = segment_base
         self.snapshot_offset = snapshot_offset
+        self.replayed_to = plog.log_end_offset  # the state covers the log up to here
+        self.truncations = getattr(plog, "truncations", 0)
 
 
 class ProducerOwner:
@@ -114,7 +116,7 @@ class ProducerOwner:
     def on_open(self, op) -> None:
         states, snap = load(op.log)
         states.expire(_now_ms(), self.expiration_ms)
-        part = self.parts[op.slot] = _Partition(states, op.log.active_segment.base_offset, snap)
+        part = self.parts[op.slot] = _Partition(states, op.log.active_segment.base_offset, snap, op.log)
         if _stale(part, op.log):
             self._snapshot(op, part)  # the next open need not replay the same batches again
         log.debug("producer state loaded", topic=op.topic, partition=op.partition, producers=len(states),
@@ -161,10 +163,28 @@ class ProducerOwner:
             part = self.parts.get(op.slot)
             if part is None:
                 return
+        part.replayed_to = op.log.log_end_offset
         base = op.log.active_segment.base_offset
         if base != part.segment_base:  # the log rolled: bound the replay after a crash to about a segment
             part.segment_base = base
             self._snapshot(op, part)
+
+    def follower_progress(self, op) -> None:
+        """A follower appended the leader's batches (or truncated): keep the state what the log says, so
+        it is right (and its snapshots are) the moment this replica becomes leader."""
+        part = self.parts.get(op.slot)
+        plog = op.log
+        if part is None or part.truncations != plog.truncations or plog.log_end_offset < part.replayed_to:
+            self.on_open(op)  # truncated: snapshots past the new end are dropped, the rest replayed
+            return
+        if plog.log_end_offset > part.replayed_to:
+            if replay(plog, part.states, part.replayed_to):
+                part.states.changed = True
+            part.replayed_to = plog.log_end_offset
+            base = plog.active_segment.base_offset
+            if base != part.segment_base:
+                part.segment_base = base
+                self._snapshot(op, part)
 
     # -- housekeeping ------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from broker.replication.leader import LeaderState
 
 log = Log("hpbroker.replication")
 
-TICK_S = 0.1  # ISR and acks=all timeout checks of led replicated partitions
+TICK_S = 0.25  # ISR and acks=all timeout checks of led replicated partitions
 
 
 class Replication:
@@ -103,6 +103,7 @@ class Replication:
     def _follower_progress(self, slot: int) -> None:
         op = self.worker.owned.get(slot)
         if op is not None:
+            self.worker.producers.follower_progress(op)
             self.worker.publish(op)
 
     # -- leader side --------------------------------------------------------------------------------------

@@ -11,3 +11,46 @@ def etcd_server(tmp_path):
     server = EtcdServer(str(tmp_path / "etcd")).start()
     yield server
     server.stop()
+
+
+class Cluster:
+    """etcd plus `n` real brokers (ids 1..n) on loopback, each with its own data directory."""
+
+    def __init__(self, etcd, base_dir, n: int = 3, settings: dict | None = None):
+        from tools.testing import BrokerProcess
+
+        self.etcd = etcd
+        common = {"etcd.connect": etcd.endpoint, "broker.session.timeout.ms": 3000,
+                  "broker.heartbeat.interval.ms": 500, "replica.lag.time.max.ms": 3000,
+                  "offsets.topic.num.partitions": 4, "replica.fetch.wait.max.ms": 200}
+        common.update(settings or {})
+        self.brokers = {i: BrokerProcess(data_dir=str(base_dir / f"b{i}"), settings={**common, "broker.id": i})
+                        for i in range(1, n + 1)}
+
+    def start(self) -> "Cluster":
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(len(self.brokers)) as ex:
+            list(ex.map(lambda b: b.start(), self.brokers.values()))
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values() if b.proc and b.proc.poll() is None)
+
+    def close(self) -> None:
+        for b in self.brokers.values():
+            try:
+                b.close()
+            except Exception:
+                b.kill()
+
+
+@pytest.fixture
+def cluster3(etcd_server, tmp_path):
+    c = Cluster(etcd_server, tmp_path, 3)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()

@@ -1,0 +1,278 @@
+"""Three real brokers and a real etcd on loopback: membership, replica placement, replication, failover."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+def _admin(bootstrap: str):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, rf: int, configs: dict | None = None) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    admin = _admin(bootstrap)
+    fut = admin.create_topics([NewTopic(name, partitions, rf, config=configs or {})], operation_timeout=10)[name]
+    fut.result(15)
+
+
+def describe(bootstrap: str, topic: str) -> dict:
+    """partition -> (leader, replicas, isr) as the cluster reports it."""
+    md = _admin(bootstrap).list_topics(topic, timeout=10)
+    t = md.topics[topic]
+    return {p.id: (p.leader, tuple(p.replicas), tuple(sorted(p.isrs))) for p in t.partitions.values()}
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:  # the cluster is moving; ask again
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+def consume_all(bootstrap: str, topic: str, partitions: int, expect: int, timeout: float = 60) -> dict:
+    """partition -> [(offset, value)] up to `expect` records in all."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "verify", "enable.auto.commit": False,
+                  "fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: dict[int, list] = {p: [] for p in range(partitions)}
+    n = 0
+    deadline = time.monotonic() + timeout
+    while n < expect and time.monotonic() < deadline:
+        for m in c.consume(5000, 0.5):
+            if m.error() is None:
+                got[m.partition()].append((m.offset(), m.value()))
+                n += 1
+    c.close()
+    return got
+
+
+def log_bytes(partition_dir: str) -> bytes:
+    """The record batches of a partition's segments, up to the last complete one (segment files are
+    longer than their contents while active)."""
+    import os
+
+    out = []
+    for seg in sorted(f for f in os.listdir(partition_dir) if f.endswith(".log")):
+        with open(os.path.join(partition_dir, seg), "rb") as f:
+            while True:
+                head = f.read(12)
+                if len(head) < 12:
+                    break
+                length = int.from_bytes(head[8:12], "big")
+                if length <= 0:
+                    break
+                body = f.read(length)
+                if len(body) < length:
+                    break
+                out.append(head + body)
+    return b"".join(out)
+
+
+def test_brokers_register_and_topics_are_replicated(cluster3):
+    b = cluster3.bootstrap
+    md = _admin(b).list_topics(timeout=10)
+    assert sorted(md.brokers) == [1, 2, 3]
+    assert md.controller_id in (1, 2, 3)
+    create_topic(b, "r3", 6, 3, {"min.insync.replicas": "2"})
+    parts = wait_for(lambda: describe(b, "r3"), 10, "topic visible")
+    assert len(parts) == 6
+    assert {p[0] for p in parts.values()} == {1, 2, 3}  # leadership spread over the brokers
+    for leader, replicas, isr in parts.values():
+        assert sorted(replicas) == [1, 2, 3] and leader == replicas[0] and isr == (1, 2, 3)
+    # Every broker answers Metadata the same way.
+    for broker in cluster3.brokers.values():
+        assert describe(broker.bootstrap, "r3") == parts
+
+
+def test_acks_all_round_trip_and_followers_hold_the_same_bytes(cluster3):
+    import os
+
+    from confluent_kafka import Producer
+
+    b = cluster3.bootstrap
+    create_topic(b, "rt", 3, 3, {"min.insync.replicas": "2"})
+    p = Producer({"bootstrap.servers": b, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    acked = []
+    for i in range(3000):
+        p.produce("rt", b"v%05d" % i, partition=i % 3,
+                  on_delivery=lambda err, m: acked.append((m.partition(), m.offset())) if err is None else None)
+    assert p.flush(30) == 0
+    assert len(acked) == 3000
+    got = consume_all(b, "rt", 3, 3000)
+    assert sum(len(v) for v in got.values()) == 3000
+    for part, recs in got.items():
+        assert [v for _, v in recs] == [b"v%05d" % i for i in range(part, 3000, 3)]
+
+    def same_bytes():
+        for part in range(3):
+            logs = []
+            for broker in cluster3.brokers.values():
+                logs.append(log_bytes(os.path.join(broker.data_dir, f"rt-{part}")))
+            if not (logs[0] == logs[1] == logs[2] and logs[0]):
+                return False
+        return True
+
+    wait_for(same_bytes, 15, "every replica holds the leader's batches")
+
+
+class SteadyProducer:
+    """An idempotent acks=all confluent-kafka producer sending unique values in a thread, remembering the
+    offset at which each value was acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, rate: int = 2000):
+        import threading
+
+        from confluent_kafka import Producer
+
+        self.topic, self.partitions, self.rate = topic, partitions, rate
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 5, "topic.metadata.refresh.interval.ms": 1000,
+                           "message.timeout.ms": 120000})
+        self.acked: dict[bytes, tuple[int, int]] = {}
+        self.errors: list[str] = []
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _done(self, err, m) -> None:
+        if err is None:
+            self.acked[m.value()] = (m.partition(), m.offset())
+        else:
+            self.errors.append(str(err))
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.is_set():
+            due = int((time.monotonic() - start) * self.rate)
+            while self.sent < due:
+                v = b"rec-%08d" % self.sent
+                try:
+                    self.p.produce(self.topic, v, partition=self.sent % self.partitions, on_delivery=self._done)
+                except BufferError:
+                    break
+                self.sent += 1
+            self.p.poll(0.01)
+
+    def __enter__(self) -> "SteadyProducer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+            self.thread.join()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        assert self.p.flush(120) == 0
+
+
+def check_acknowledged(bootstrap: str, topic: str, partitions: int, acked: dict) -> None:
+    """Every acknowledged value is in the log at its acknowledged offset, and no value appears twice."""
+    got = consume_all(bootstrap, topic, partitions, len(acked), timeout=90)
+    seen: dict[bytes, tuple[int, int]] = {}
+    for part, recs in got.items():
+        for off, v in recs:
+            assert v not in seen, f"duplicate {v!r} at {part}/{off} and {seen[v]}"
+            seen[v] = (part, off)
+    missing = [v for v, where in acked.items() if seen.get(v) != where]
+    assert not missing, f"{len(missing)} acknowledged records not at their offsets, e.g. " \
+                        f"{[(v, acked[v], seen.get(v)) for v in missing[:5]]}"
+
+
+def _isr(bootstrap: str, topic: str, partition: int) -> tuple[int, ...]:
+    return describe(bootstrap, topic)[partition][2]
+
+
+def test_leader_killed_three_times_loses_and_duplicates_nothing(cluster3):
+    b = cluster3.bootstrap
+    create_topic(b, "fo", 2, 3, {"min.insync.replicas": "2"})
+    with SteadyProducer(b, "fo", 2) as prod:
+        for _round in range(3):
+            time.sleep(2)
+            leader = describe(cluster3.bootstrap, "fo")[0][0]
+            victim = cluster3.brokers[leader]
+            acked_before = len(prod.acked)
+            victim.kill()
+            time.sleep(10)
+            victim.start()
+            wait_for(lambda: leader in _isr(victim.bootstrap, "fo", 0) and leader in _isr(victim.bootstrap, "fo", 1),
+                     60, f"broker {leader} back in the ISR")
+            assert len(prod.acked) > acked_before  # production went on across the failover
+        prod.finish()
+    assert len(prod.acked) == prod.sent and not prod.errors
+    check_acknowledged(cluster3.bootstrap, "fo", 2, prod.acked)
+
+
+def test_stopped_follower_leaves_and_rejoins_the_isr(etcd_server, tmp_path):
+    import os
+    import signal
+
+    from tests.cluster.conftest import Cluster
+
+    c = Cluster(etcd_server, tmp_path, 3, {"broker.session.timeout.ms": 20000,
+                                            "replica.lag.time.max.ms": 2000}).start()
+    try:
+        b = c.bootstrap
+        create_topic(b, "st", 1, 3, {"min.insync.replicas": "2"})
+        leader, replicas, _ = describe(b, "st")[0]
+        follower = next(r for r in replicas if r != leader)
+        with SteadyProducer(b, "st", 1, rate=500) as prod:
+            time.sleep(1)
+            os.killpg(c.brokers[follower].proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                wait_for(lambda: follower not in _isr(c.brokers[leader].bootstrap, "st", 0), 15,
+                         "the stopped follower leaves the ISR")
+                shrunk_after = time.monotonic() - t0
+                n = len(prod.acked)
+                wait_for(lambda: len(prod.acked) > n + 200, 15, "acks=all production goes on with 2 in sync")
+            finally:
+                os.killpg(c.brokers[follower].proc.pid, signal.SIGCONT)
+            wait_for(lambda: follower in _isr(c.brokers[leader].bootstrap, "st", 0), 30,
+                     "the follower rejoins the ISR")
+            prod.finish()
+        print(f"ISR shrank {shrunk_after:.1f}s after SIGSTOP (replica.lag.time.max.ms=2000)")
+        check_acknowledged(b, "st", 1, prod.acked)
+    finally:
+        c.close()
+
+
+def test_two_of_three_down_refuses_acks_all(cluster3):
+    from kafka import KafkaProducer
+    from kafka.errors import NotEnoughReplicasError
+
+    b = cluster3.bootstrap
+    create_topic(b, "nr", 1, 3, {"min.insync.replicas": "2"})
+    leader, replicas, _ = describe(b, "nr")[0]
+    survivor = cluster3.brokers[leader]
+    for r in replicas:
+        if r != leader:
+            cluster3.brokers[r].kill()
+    wait_for(lambda: _isr(survivor.bootstrap, "nr", 0) == (leader,), 20, "the ISR shrinks to the leader")
+    before = describe(survivor.bootstrap, "nr")
+    p = KafkaProducer(bootstrap_servers=survivor.bootstrap, acks="all", retries=0, enable_idempotence=False)
+    with pytest.raises(NotEnoughReplicasError):
+        p.send("nr", b"refused", partition=0).get(15)
+    p.close(5)
+    from tools.client import Client
+
+    with Client(survivor.bootstrap) as cl:
+        assert cl.list_offsets("nr", {0: -1})[0][0] == 0  # nothing became visible (high watermark)
+    assert before[0][0] == leader
