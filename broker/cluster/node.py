@@ -312,6 +312,10 @@ class ClusterNode:
         self.reload()
         return ErrorCode.NONE
 
+    def _broker_keys(self) -> list[str]:
+        kvs, _ = self.client.get_prefix(self.key("brokers") + "/")
+        return [kv.key for kv in kvs]
+
     # -- producer ids ----------------------------------------------------------------------------------------
 
     def producer_id_block(self, size: int) -> dict:
@@ -339,6 +343,9 @@ class ClusterNode:
                 return ErrorCode.FENCED_LEADER_EPOCH
             if self.node_id not in isr:
                 return ErrorCode.INVALID_REQUEST
+            live = {int(k.rsplit("/", 1)[1]) for k in self._broker_keys()}
+            if any(b not in doc["isr"] and b not in live for b in isr):
+                return ErrorCode.INELIGIBLE_REPLICA  # a broker that left may not rejoin before it is back
             new = PartState(self.node_id, leader_epoch, tuple(isr))
             res = self.client.txn([Compare.mod_revision(key, "=", kv.mod_revision)], [Op.put(key, new.to_json())])
             if res.succeeded:

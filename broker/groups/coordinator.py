@@ -62,8 +62,8 @@ class GroupCoordinator:
     # -- partitions ---------------------------------------------------------------------------------------
 
     def on_open(self, op) -> None:
-        if op.topic != OFFSETS_TOPIC:
-            return
+        if op.topic != OFFSETS_TOPIC or not getattr(op, "is_leader", True):
+            return  # a followed offsets partition: its groups are coordinated by its leader's broker
         part = OffsetsPartition(op)
         self.parts[op.partition] = part
         started = time.monotonic()

@@ -276,3 +276,72 @@ def test_two_of_three_down_refuses_acks_all(cluster3):
     with Client(survivor.bootstrap) as cl:
         assert cl.list_offsets("nr", {0: -1})[0][0] == 0  # nothing became visible (high watermark)
     assert before[0][0] == leader
+
+
+def _cluster_info(bootstrap: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "cluster", "info", "--bootstrap", bootstrap.split(",")[0],
+                          "--json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_cluster_info_and_group_coordinator_follow_a_broker_failure(cluster3):
+    """Committed offsets live in the replicated __consumer_offsets; when the coordinator's broker dies the
+    group's new coordinator (the new leader of its offsets partition) still has them."""
+    from confluent_kafka import Consumer, Producer
+
+    from broker.groups import partition_for
+
+    b = cluster3.bootstrap
+    info = _cluster_info(b)
+    assert sorted(x["node_id"] if "node_id" in x else x["id"] for x in info["brokers"]) == [1, 2, 3]
+    assert info["under_replicated_partitions"] == []
+    create_topic(b, "cg", 3, 3, {"min.insync.replicas": "2"})
+    p = Producer({"bootstrap.servers": b, "acks": "all", "linger.ms": 5})
+    for i in range(3000):
+        p.produce("cg", b"m%05d" % i, partition=i % 3)
+    assert p.flush(30) == 0
+
+    c = Consumer({"bootstrap.servers": b, "group.id": "g1", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.subscribe(["cg"])
+    got = []
+    while len(got) < 1500:
+        for m in c.consume(500, 1.0):
+            assert m.error() is None, m.error()
+            got.append(m)
+    # A partition not consumed yet has no position (-1001): nothing is committed for it, so the group
+    # starts it from the earliest offset again.
+    committed = {tp.partition: max(tp.offset, 0) for tp in c.commit(asynchronous=False)}
+    c.close()
+    assert sum(committed.values()) >= 1000
+
+    coordinator = describe(b, "__consumer_offsets")[partition_for("g1", 4)][0]
+    time.sleep(1.0)  # followers fetch the commit
+    cluster3.brokers[coordinator].kill()
+    survivors = ",".join(x.bootstrap for i, x in cluster3.brokers.items() if i != coordinator)
+    wait_for(lambda: describe(survivors, "__consumer_offsets")[partition_for("g1", 4)][0] not in (coordinator, -1),
+             20, "the offsets partition has a new leader")
+    info = _cluster_info(survivors)
+    assert info["under_replicated_partitions"], info  # the dead broker's replicas are out of sync
+    assert all(coordinator not in r["isr"] or r["isr"] == [coordinator] for r in info["under_replicated_partitions"])
+
+    c = Consumer({"bootstrap.servers": survivors, "group.id": "g1", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.subscribe(["cg"])
+    first: dict[int, int] = {}
+    n = 0
+    want = {part: off for part, off in committed.items() if off < 1000}  # 1000 records per partition
+    deadline = time.monotonic() + 60
+    while (len(first) < len(want) or n < 3000 - sum(committed.values())) and time.monotonic() < deadline:
+        for m in c.consume(500, 1.0):
+            if m.error() is None:
+                first.setdefault(m.partition(), m.offset())
+                n += 1
+    c.close()
+    assert first == want  # resumed exactly where the group committed, on the new coordinator
+    assert n == 3000 - sum(committed.values())
