@@ -12,8 +12,9 @@ request that the previous incarnation appended but did not complete is appended 
 
 In a cluster each owned partition is led or followed here (`broker.replication`): appends reach only led
 partitions, an acks=all append to a replicated partition is answered once the ISR has it, and followed
-partitions are written by the replica fetcher. A role change (or a new leader epoch) closes and reopens
-the partition for the extensions, so their state is rebuilt from the log for the new role.
+partitions are written by the replica fetcher. Extensions (producer state, group coordinators) see only
+the partitions led here: becoming leader (or a new leader epoch) opens the partition for them, so their
+state is rebuilt from the log the followers copied, and losing leadership closes it.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ class IOWorker:
         for slot in [s for s, op in self.owned.items() if wanted.get(s, (None,))[0] != op.topic]:
             op = self.owned.pop(slot)
             self.replication.drop_leader(op)
-            self._notify("on_close", op)
+            if op.is_leader:
+                self._notify("on_close", op)
             self.mgr.close_partition(op.topic, op.partition)
             log.info("partition closed", topic=op.topic, partition=op.partition, worker=self.index)
         self._reconfigure()
@@ -164,7 +166,8 @@ class IOWorker:
             self.owned[slot] = op
             self._take_role(op, md, now)
             self.publish(op)
-            self._notify("on_open", op)
+            if op.is_leader:
+                self._notify("on_open", op)
             log.debug("partition opened", topic=name, partition=p.partition, slot=slot,
                       leo=plog.log_end_offset, leader=p.leader)
         self.replication.sync_followers(md)
@@ -177,18 +180,20 @@ class IOWorker:
             self.replication.become_follower(op)
 
     def _update_role(self, op: OwnedPartition, p, md, me: int, now: float) -> None:
-        """A partition already open here: a new leader or epoch is a role change (the extensions close and
-        reopen it); a new ISR or replica list only updates the leader's view."""
+        """A partition already open here: a new leader or epoch is a role change (the extensions close it if
+        it was led here and open it if it is now); a new ISR or replica list only updates the leader's view."""
         is_leader = p.leader == me
         op.replicas, op.isr = tuple(p.replicas), tuple(p.isr)
         if is_leader == op.is_leader and p.leader_epoch == op.leader_epoch and p.leader == op.leader:
             self.replication.update_assignment(op, md, now)
             return
-        self._notify("on_close", op)
+        if op.is_leader:
+            self._notify("on_close", op)
         op.leader, op.leader_epoch, op.is_leader = p.leader, p.leader_epoch, is_leader
         self._take_role(op, md, now)
         self.publish(op)
-        self._notify("on_open", op)
+        if is_leader:
+            self._notify("on_open", op)
         log.info("partition role changed", topic=op.topic, partition=op.partition, leader=p.leader,
                  epoch=p.leader_epoch, role="leader" if is_leader else "follower")
 
