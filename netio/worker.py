@@ -96,6 +96,7 @@ class NetworkWorker:
         self.conns: dict[int, Connection] = {}
         self.next_conn_id = index << 40
         self.stopping = False
+        self.draining = False
         self.pump = pump
         self.ring_blocked: set = set()  # connections whose requests wait for room in a ring
         self.dirty: set[Connection] = set()  # connections with responses finished this pass
@@ -142,6 +143,9 @@ class NetworkWorker:
             if self.stopping and drain_deadline is None:
                 drain_deadline = time.monotonic() + 5.0
                 self._pause_accepting()
+                self.draining = True  # finish what was read; read no new requests (followers keep asking)
+                for conn in list(self.conns.values()):
+                    self._update_interest(conn)
             if drain_deadline is not None:
                 if not any(c.slots or c.out for c in self.conns.values()) or time.monotonic() > drain_deadline:
                     break
@@ -240,7 +244,7 @@ class NetworkWorker:
             self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
 
     def _events_for(self, conn: Connection) -> int:
-        ev = 0 if conn.paused else selectors.EVENT_READ
+        ev = 0 if conn.paused or self.draining else selectors.EVENT_READ
         if conn.want_write:
             ev |= selectors.EVENT_WRITE
         return ev
