@@ -268,9 +268,16 @@ class IOWorker:
             return ipc.append_done(token, code, -1 if code else r.base_offset, r.log_append_time,
                                    op.log.log_start_offset)
 
-        code = self.replication.wait_for_isr(
-            op, state, r.last_offset, lambda code: self.post(self.done[ring_index], ipc.APPEND_DONE, reply(code)))
+        code = self.replication.wait_for_isr(op, state, r.last_offset,
+                                             lambda code: self._post_later(ring_index, reply(code)))
         return None if code is None else reply(code)
+
+    def _post_later(self, ring_index: int, reply: bytes) -> None:
+        out = self.done[ring_index]
+        if self.stopping:
+            out.try_put(ipc.APPEND_DONE, reply)  # the network workers may be gone already: never wait
+        else:
+            self.post(out, ipc.APPEND_DONE, reply)
 
     def flush_completions(self) -> None:
         """Completions posted outside a ring pass (acks=all answered by a follower's progress) go out now."""

@@ -16,6 +16,7 @@ import selectors
 import time
 
 from broker import ipc
+from broker.control import ChannelClosed
 from broker.logfmt import Log
 from broker.replication.follower import ReplicaFetcher
 from broker.replication.leader import LeaderState
@@ -146,8 +147,13 @@ class Replication:
         self.isr_calls[self._next_id] = op.slot
         log.info("isr change asked", topic=op.topic, partition=op.partition, isr=list(isr), old=list(state.isr),
                  epoch=op.leader_epoch)
-        self.worker.channel.send({"op": "isr_update", "id": self._next_id, "topic": op.topic,
-                                  "partition": op.partition, "leader_epoch": op.leader_epoch, "isr": list(isr)})
+        try:
+            self.worker.channel.send({"op": "isr_update", "id": self._next_id, "topic": op.topic,
+                                      "partition": op.partition, "leader_epoch": op.leader_epoch,
+                                      "isr": list(isr)})
+        except ChannelClosed:
+            self.isr_calls.pop(self._next_id, None)
+            state.isr_answered(-1, time.monotonic())  # the supervisor is gone: the next check decides again
 
     def control_reply(self, msg: dict) -> None:
         slot = self.isr_calls.pop(msg.get("reply_to"), None)
@@ -158,7 +164,7 @@ class Replication:
         if code:
             log.warning("isr change refused", slot=slot, code=code)
         if state is not None:
-            state.isr_answered(code)
+            state.isr_answered(code, time.monotonic())
 
     def _tick(self) -> None:
         if not self.leaders:

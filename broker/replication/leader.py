@@ -21,6 +21,7 @@ NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 
 ISR_RETRY_S = 5.0  # an ISR change neither answered nor visible in the metadata this long is asked again
+ISR_REFUSED_S = 1.0  # after a refused ISR change, the next one is asked no sooner than this
 
 
 class Follower:
@@ -59,6 +60,7 @@ class LeaderState:
         self.acks: deque[PendingAck] = deque()
         self.isr_request: tuple[int, ...] | None = None  # asked for, not yet seen in the metadata
         self.isr_request_at = 0.0
+        self.isr_refused_at = float("-inf")
         self.update_assignment(replicas, isr, min_isr, now)
 
     # -- metadata -----------------------------------------------------------------------------------------
@@ -76,10 +78,12 @@ class LeaderState:
         if self.isr_request is not None and set(self.isr_request) == set(self.isr):
             self.isr_request = None
 
-    def isr_answered(self, error_code: int) -> None:
-        """The controller refused the change (stale epoch, lost CAS): decide again from fresh state."""
+    def isr_answered(self, error_code: int, now: float) -> None:
+        """The controller refused the change (stale epoch, a broker not yet back): decide again from fresh
+        state, after a pause."""
         if error_code:
             self.isr_request = None
+            self.isr_refused_at = now
 
     # -- followers ----------------------------------------------------------------------------------------
 
@@ -115,6 +119,8 @@ class LeaderState:
     def isr_change(self, leader_leo: int, now: float) -> tuple[int, ...] | None:
         """The ISR to ask the controller for, or None (no change needed, or one already asked)."""
         if self.isr_request is not None and now - self.isr_request_at < ISR_RETRY_S:
+            return None
+        if now - self.isr_refused_at < ISR_REFUSED_S:
             return None
         out = [r for r in self.isr if r == self.me or not self._lagging(r, now)]
         if self.me not in out:

@@ -71,12 +71,12 @@ def test_refused_isr_change_is_decided_again():
     s = leader(isr=(1, 2))
     s.follower_fetch(2, 0, 10, 0.0)
     assert s.isr_change(10, 11.0) == (1,)
-    s.isr_answered(0)
+    s.isr_answered(0, 11.1)
     assert s.isr_change(10, 11.5) is None  # accepted, waiting for the metadata to show it
-    s.isr_answered(0)
-    s.isr_request = (1,)
-    s.isr_answered(74)  # FENCED_LEADER_EPOCH
-    assert s.isr_change(10, 12.0) == (1,)
+    assert s.isr_change(10, 16.5) == (1,)  # neither seen nor refused for 5 s: asked again
+    s.isr_answered(107, 16.6)  # INELIGIBLE_REPLICA
+    assert s.isr_change(10, 17.0) is None  # not again at once
+    assert s.isr_change(10, 17.7) == (1,)
 
 
 def test_joining_needs_the_epoch_start():

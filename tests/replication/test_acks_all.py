@@ -1,0 +1,103 @@
+"""acks=all on three real brokers and etcd: an append waits for the ISR, and the high watermark with it.
+
+A follower stopped with SIGSTOP stays in the ISR (replica.lag.time.max.ms is long here), so the leader can
+neither answer an acks=all append nor show its records to consumers: after replica.ack.timeout.ms the
+append is answered REQUEST_TIMED_OUT, and once the follower runs again the high watermark covers it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import hotpath
+from netio.codec import ErrorCode
+from tools.client import Client, Connection
+
+SETTINGS = {"broker.session.timeout.ms": 30000, "replica.lag.time.max.ms": 30000, "replica.ack.timeout.ms": 1500}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    from tests.cluster.conftest import Cluster
+    from tools.etcd import EtcdServer, etcd_available
+
+    if not etcd_available():
+        pytest.skip("etcd is not installed (apt-get install etcd-server): cluster tests need a real etcd")
+    etcd = EtcdServer(str(tmp_path / "etcd")).start()
+    c = Cluster(etcd, tmp_path, 3, SETTINGS)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()
+        etcd.stop()
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:  # the cluster is still settling
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+def produce(conn: Connection, topic: str, n: int) -> tuple[int, int]:
+    batch = hotpath.build_records_batch([(None, b"r%d" % i) for i in range(n)],
+                                        timestamps=np.full(n, int(time.time() * 1000), np.int64))
+    resp = conn._call(0, 8, {"transactional_id": None, "acks": -1, "timeout_ms": 10000, "topic_data": [
+        {"name": topic, "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    part = resp["responses"][0]["partition_responses"][0]
+    return part["error_code"], part["base_offset"]
+
+
+def partition_state(bootstrap: str, topic: str) -> tuple[int, tuple, tuple]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[0]
+    return p.leader, tuple(p.replicas), tuple(sorted(p.isrs))
+
+
+def high_watermark(bootstrap: str, topic: str) -> int:
+    with Client(bootstrap) as cl:
+        return cl.list_offsets(topic, {0: -1})[0][0]
+
+
+def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    b = cluster.bootstrap
+    admin = AdminClient({"bootstrap.servers": b})
+    admin.create_topics([NewTopic("wait", 1, 3)], operation_timeout=10)["wait"].result(15)
+    def in_sync():
+        state = partition_state(b, "wait")
+        return state if len(state[2]) == 3 else None
+
+    leader, replicas, _ = wait_for(in_sync, 30, "all three replicas in sync")
+    lead = cluster.brokers[leader]
+    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
+    try:
+        assert produce(conn, "wait", 2) == (0, 0)
+        follower = next(r for r in replicas if r != leader)
+        os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
+        try:
+            assert produce(conn, "wait", 3) == (ErrorCode.REQUEST_TIMED_OUT, -1)
+            assert high_watermark(lead.bootstrap, "wait") == 2  # the 3 records are not visible
+            assert partition_state(lead.bootstrap, "wait")[2] == tuple(sorted(replicas))
+        finally:
+            os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
+        wait_for(lambda: high_watermark(lead.bootstrap, "wait") == 5, 20, "the high watermark covers the batch")
+        assert produce(conn, "wait", 1) == (0, 5)
+    finally:
+        conn.close()
