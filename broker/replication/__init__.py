@@ -50,12 +50,12 @@ class Replication:
         """`op` is led here from now on (or under a new epoch)."""
         self.drop_leader(op)
         plog = op.log
-        leo = plog.log_end_offset
-        if op.leader_epoch > plog.leader_epoch_cache.latest_epoch:
-            plog.leader_epoch_cache.assign(op.leader_epoch, leo)
         if len(op.replicas) <= 1:
             plog.high_watermark = None
             return
+        leo = plog.log_end_offset
+        if op.leader_epoch > plog.leader_epoch_cache.latest_epoch:  # followers ask where epochs end
+            plog.leader_epoch_cache.assign(op.leader_epoch, leo)
         state = LeaderState(self.me, op.replicas, op.isr, plog.high_watermark, leo, now, self.lag_s,
                             self.min_isr(md, op.topic))
         state.advance(leo)

@@ -109,10 +109,14 @@ def test_follower_copies_the_leader_byte_for_byte(leader, tmp_path):
         f.close()
 
 
-def test_diverged_follower_truncates_to_the_leader_end(leader, tmp_path):
-    create(leader, "diverge")
-    produce(leader, "diverge", 4, 10)
-    f = Follower(leader, tmp_path, "diverge")
+@pytest.mark.parametrize("local_epoch", [0, 5])
+def test_diverged_follower_truncates_to_the_leader_end(leader, tmp_path, local_epoch):
+    """Epoch 0: the tail is in the leader's epoch, cut at the leader's end. Epoch 5: an epoch the leader
+    never had, cut where the follower's epoch 0 ended."""
+    topic = f"diverge{local_epoch}"
+    create(leader, topic)
+    produce(leader, topic, 4, 10)
+    f = Follower(leader, tmp_path, topic)
     try:
         f.run_until(lambda: f.log.log_end_offset == 40)
     finally:
@@ -121,14 +125,15 @@ def test_diverged_follower_truncates_to_the_leader_end(leader, tmp_path):
     plog = PartitionLog.open(f.dir, LogConfig(segment_bytes=1 << 20, preallocate=False))
     batch = hotpath.build_records_batch([(None, b"lost-%d" % i) for i in range(7)],
                                         timestamps=np.full(7, int(time.time() * 1000), np.int64))
-    plog.append(batch, leader_epoch=0)
+    plog.append(batch, leader_epoch=local_epoch)
     assert plog.log_end_offset == 47
     plog.close()
-    produce(leader, "diverge", 1, 3)  # the leader moved on meanwhile: 43 records
-    f = Follower(leader, tmp_path, "diverge")
+    produce(leader, topic, 1, 3)  # the leader moved on meanwhile: 43 records
+    f = Follower(leader, tmp_path, topic)
     try:
         f.run_until(lambda: f.log.log_end_offset == 43 and f.log.high_watermark == 43)
         assert_same_log(leader, f)
+        assert f.log.leader_epoch_cache.entries == [(0, 0)]
     finally:
         f.close()
 
