@@ -133,11 +133,12 @@ def metadata(conn: Connection, topics: list[str] | None) -> dict:
 
 def ensure_topic(conn: Connection, topic: str, partitions: int, configs: dict | None = None,
                  timeout: float = 30.0) -> dict[int, tuple[str, int]]:
-    """Create `topic` if it does not exist and wait until every partition has a leader.
+    """Create `topic` (broker default replication factor) if it does not exist and wait until every partition
+    has a leader.
 
     Returns partition -> (leader host, port).
     """
-    body = {"topics": [{"name": topic, "num_partitions": partitions, "replication_factor": 1, "assignments": [],
+    body = {"topics": [{"name": topic, "num_partitions": partitions, "replication_factor": -1, "assignments": [],
                         "configs": [{"name": k, "value": str(v)} for k, v in (configs or {}).items()]}],
             "timeout_ms": int(timeout * 1000), "validate_only": False}
     result = conn.call(CREATE_TOPICS, CREATE_TOPICS_V, body)["topics"][0]
