@@ -23,7 +23,8 @@ from broker.replication.leader import LeaderState
 
 log = Log("hpbroker.replication")
 
-TICK_S = 0.25  # ISR and acks=all timeout checks of led replicated partitions
+TICK_S = 0.25  # acks=all timeouts are checked this often
+ISR_CHECK_MAX_S = 1.0  # lagging followers are looked for every replica.lag.time.max.ms / 2, at most this
 
 
 class Replication:
@@ -38,6 +39,8 @@ class Replication:
         self.isr_calls: dict[int, int] = {}  # control request id -> slot
         self._next_id = 0
         self._ticking = False
+        self.isr_check_s = min(self.lag_s / 2, ISR_CHECK_MAX_S)
+        self._next_isr_check = 0.0
 
     # -- roles --------------------------------------------------------------------------------------------
 
@@ -172,11 +175,15 @@ class Replication:
             return
         self.worker.call_later(TICK_S, self._tick)
         now = time.monotonic()
+        check_isr = now >= self._next_isr_check
+        if check_isr:
+            self._next_isr_check = now + self.isr_check_s
         for slot, state in list(self.leaders.items()):
             op = self.worker.owned.get(slot)
             if op is None:
                 continue
-            self._maybe_change_isr(op, state, now)
+            if check_isr:
+                self._maybe_change_isr(op, state, now)
             if state.acks and state.complete(now):
                 self.worker.flush_completions()
 

@@ -141,11 +141,6 @@ class LeaderState:
         f = self.followers.get(replica_id)
         return f is None or now - f.caught_up > self.lag_s
 
-    def next_lag_check(self, now: float) -> float:
-        """When the next ISR member could start lagging (for the shrink timer)."""
-        times = [f.caught_up + self.lag_s for r, f in self.followers.items() if r in self.isr]
-        return max(now, min(times)) if times else now + self.lag_s
-
     # -- acks=all -----------------------------------------------------------------------------------------
 
     def wait_for(self, last_offset: int, now: float, timeout_s: float, done: Callable[[int], None]) -> int | None:
