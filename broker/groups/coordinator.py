@@ -153,11 +153,27 @@ class GroupCoordinator:
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def _append(self, part: OffsetsPartition, records: list[tuple[bytes, bytes | None]]) -> None:
+    def _append(self, part: OffsetsPartition, records: list[tuple[bytes, bytes | None]]) -> int:
+        """Append to the offsets partition; returns the batch's last offset."""
         op = part.op
-        op.log.append(storage.build_batch(records), leader_epoch=op.leader_epoch)
+        r = op.log.append(storage.build_batch(records), leader_epoch=op.leader_epoch)
+        state = getattr(op, "leader_state", None)
+        if state is not None:  # replicated: the high watermark follows the ISR
+            self.worker.replication.appended(op, state)
         self.worker.publish(op)
         part.appended += len(records)
+        return r.last_offset
+
+    def _when_replicated(self, op, last_offset: int, then) -> None:
+        """`then(error_code)` once every in-sync replica has the append (at once when unreplicated), as a
+        commit must survive the loss of this broker."""
+        state = getattr(op, "leader_state", None)
+        if state is None:
+            then(0)
+            return
+        code = self.worker.replication.wait_for_isr(op, state, last_offset, then)
+        if code is not None:
+            then(code)
 
     def _store_group(self, part: OffsetsPartition, g: Group) -> None:
         members = [storage.StoredMember(m.member_id, m.instance_id, m.client_id, m.client_host,
@@ -305,15 +321,25 @@ class GroupCoordinator:
                     accepted.append(((t["name"], index), v))
                 parts.append({"partition_index": index, "error_code": code})
             out.append({"name": t["name"], "partitions": parts})
-        if records:
-            try:
-                self._append(part, records)
-            except Exception as e:
-                log.error("offset commit not stored", group=group_id, error=repr(e))
-                return reply(R.error_body(R.OFFSET_COMMIT, body, int(E.COORDINATOR_NOT_AVAILABLE)))
+        if not records:
+            return reply({"throttle_time_ms": 0, "topics": out})
+        try:
+            last = self._append(part, records)
+        except Exception as e:
+            log.error("offset commit not stored", group=group_id, error=repr(e))
+            return reply(R.error_body(R.OFFSET_COMMIT, body, int(E.COORDINATOR_NOT_AVAILABLE)))
+
+        def replicated(code: int) -> None:
+            if code:  # Kafka's mapping of a failed offsets append
+                log.warning("offset commit not replicated", group=group_id, code=code)
+                lost = code in (E.NOT_LEADER_OR_FOLLOWER, E.KAFKA_STORAGE_ERROR)
+                return reply(R.error_body(R.OFFSET_COMMIT, body, int(
+                    E.NOT_COORDINATOR if lost else E.COORDINATOR_NOT_AVAILABLE)))
             for tp, v in accepted:
                 g.offsets[tp] = v
-        reply({"throttle_time_ms": 0, "topics": out})
+            reply({"throttle_time_ms": 0, "topics": out})
+
+        self._when_replicated(part.op, last, replicated)
 
     def offset_fetch(self, h, body: dict, reply, key: int) -> None:
         err, g, _ = self._locate(body["group_id"], key, create=False)
