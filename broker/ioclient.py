@@ -17,6 +17,7 @@ from broker import ipc
 from broker.logfmt import Log
 from broker.metrics import PROC
 from broker.shm.layout import MS_BACKLOG_EVENTS
+from netio.codec import ErrorCode
 
 log = Log("hpbroker.ioclient")
 
@@ -32,6 +33,7 @@ class IOClient:
         self.next_token = int.from_bytes(os.urandom(6), "little") << 16
         self.blocked_conns: set = set()
         self.forwards: dict[int, int] = {}  # token -> I/O worker, for whole requests forwarded to an owner
+        self.deferred: dict[int, int] = {}  # token -> I/O worker, acks=all appends waiting there for the ISR
 
     def _token(self, callback: Callback) -> int:
         self.next_token += 1
@@ -74,13 +76,20 @@ class IOClient:
 
     def abandon_forwards(self, io: int) -> None:
         """I/O worker `io` died: requests it held (a parked JoinGroup) will never be answered. Their
-        callbacks get `(token, None)`; appends are not affected (its successor re-reads the ring)."""
+        callbacks get `(token, None)`. Appends it had not taken from the ring are not affected (its
+        successor re-reads the ring); acks=all appends it held waiting for the ISR are answered
+        REQUEST_TIMED_OUT (in the log, replication unknown: the client retries)."""
         lost = [t for t, owner in self.forwards.items() if owner == io]
         for token in lost:
             del self.forwards[token]
             cb = self.pending.pop(token, None)
             if cb is not None:
                 cb((token, None))
+        for token in [t for t, owner in self.deferred.items() if owner == io]:
+            del self.deferred[token]
+            cb = self.pending.pop(token, None)
+            if cb is not None:
+                cb((token, int(ErrorCode.REQUEST_TIMED_OUT), -1, -1, -1))
 
     def flush_backlog(self) -> bool:
         """Move waiting requests into their rings; True when every backlog is empty."""
@@ -101,7 +110,7 @@ class IOClient:
     def poll(self) -> int:
         """Deliver every completion that has arrived; returns how many."""
         n = 0
-        for ring in self.done:
+        for io, ring in enumerate(self.done):
             msgs = ring.peek_batch(256)
             if not msgs:
                 continue
@@ -113,9 +122,14 @@ class IOClient:
                     results.append(ipc.parse_list_offset_done(payload))
                 elif kind == ipc.FORWARD_DONE:
                     results.append(ipc.parse_forward_done(payload))
+                elif kind == ipc.APPEND_DEFERRED:
+                    self.deferred[ipc.parse_append_deferred(payload)] = io
             ring.advance()
+            deferred = self.deferred
             for result in results:
                 self.forwards.pop(result[0], None)
+                if deferred:
+                    deferred.pop(result[0], None)
                 cb = self.pending.pop(result[0], None)
                 if cb is not None:
                     cb(result)

@@ -270,7 +270,10 @@ class IOWorker:
 
         code = self.replication.wait_for_isr(op, state, r.last_offset,
                                              lambda code: self._post_later(ring_index, reply(code)))
-        return None if code is None else reply(code)
+        if code is not None:
+            return reply(code)
+        self.post(self.done[ring_index], ipc.APPEND_DEFERRED, ipc.append_deferred(token))
+        return None
 
     def _post_later(self, ring_index: int, reply: bytes) -> None:
         out = self.done[ring_index]

@@ -16,6 +16,8 @@ Completion kinds (I/O -> network):
   APPEND_DONE       token u64, error i16, pad 6, base_offset i64, log_append_time i64, log_start i64
   LIST_OFFSET_DONE  token u64, error i16, pad 6, offset i64, timestamp i64, leader_epoch i32, pad 4
   FORWARD_DONE      token u64 | a complete response frame (size prefix included), or nothing (no response)
+  APPEND_DEFERRED   token u64 (an acks=all append is in the log and waits for the ISR; its APPEND_DONE
+                    follows, unless the I/O worker dies first: then the network worker answers it)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ REPLICA_POS = 4
 APPEND_DONE = 11
 LIST_OFFSET_DONE = 12
 FORWARD_DONE = 13
+APPEND_DEFERRED = 14
 
 _APPEND = struct.Struct("<QiihHI")
 _LIST_OFFSET = struct.Struct("<QiiqH6x")
@@ -107,3 +110,11 @@ def forward_done_header(token: int) -> bytes:
 
 def parse_forward_done(buf: memoryview) -> tuple[int, bytes]:
     return _TOKEN.unpack_from(buf, 0)[0], bytes(buf[_TOKEN.size:])
+
+
+def append_deferred(token: int) -> bytes:
+    return _TOKEN.pack(token)
+
+
+def parse_append_deferred(buf: memoryview) -> int:
+    return _TOKEN.unpack_from(buf, 0)[0]

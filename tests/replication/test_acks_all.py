@@ -22,14 +22,14 @@ SETTINGS = {"broker.session.timeout.ms": 30000, "replica.lag.time.max.ms": 30000
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(tmp_path, request):
     from tests.cluster.conftest import Cluster
     from tools.etcd import EtcdServer, etcd_available
 
     if not etcd_available():
         pytest.skip("etcd is not installed (apt-get install etcd-server): cluster tests need a real etcd")
     etcd = EtcdServer(str(tmp_path / "etcd")).start()
-    c = Cluster(etcd, tmp_path, 3, SETTINGS)
+    c = Cluster(etcd, tmp_path, 3, {**SETTINGS, **getattr(request, "param", {})})
     try:
         c.start()
         yield c
@@ -74,17 +74,26 @@ def high_watermark(bootstrap: str, topic: str) -> int:
         return cl.list_offsets(topic, {0: -1})[0][0]
 
 
-def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
+def in_sync_topic(cluster, name: str) -> tuple[int, tuple]:
+    """Create a topic of one partition on three replicas; (leader, replicas) once all three are in sync."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     b = cluster.bootstrap
     admin = AdminClient({"bootstrap.servers": b})
-    admin.create_topics([NewTopic("wait", 1, 3)], operation_timeout=10)["wait"].result(15)
+    admin.create_topics([NewTopic(name, 1, 3)], operation_timeout=10)[name].result(15)
+
     def in_sync():
-        state = partition_state(b, "wait")
+        state = partition_state(b, name)
         return state if len(state[2]) == 3 else None
 
     leader, replicas, _ = wait_for(in_sync, 30, "all three replicas in sync")
+    lead = cluster.brokers[leader]
+    wait_for(lambda: partition_state(lead.bootstrap, name)[0] == leader, 10, "the leader knows it leads")
+    return leader, replicas
+
+
+def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
+    leader, replicas = in_sync_topic(cluster, "wait")
     lead = cluster.brokers[leader]
     conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
     try:
@@ -99,5 +108,38 @@ def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
             os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
         wait_for(lambda: high_watermark(lead.bootstrap, "wait") == 5, 20, "the high watermark covers the batch")
         assert produce(conn, "wait", 1) == (0, 5)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("cluster", [{"replica.ack.timeout.ms": 120000}], indirect=True)
+def test_acks_all_waiting_in_a_dead_io_worker_is_answered(cluster):
+    """The leader's I/O worker dies holding an acks=all append: the network worker answers it
+    REQUEST_TIMED_OUT at once (the client retries) instead of leaving the connection waiting."""
+    import threading
+
+    leader, replicas = in_sync_topic(cluster, "dies")
+    lead = cluster.brokers[leader]
+    follower = next(r for r in replicas if r != leader)
+    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
+    try:
+        assert produce(conn, "dies", 1) == (0, 0)
+        os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
+        try:
+            answer = []
+            t = threading.Thread(target=lambda: answer.append(produce(conn, "dies", 2)), daemon=True)
+            t.start()
+            t.join(1.0)
+            assert not answer, "the append should wait for the stopped follower"
+            os.kill(lead.worker_pids("io")[0], signal.SIGKILL)
+            t.join(30)  # the connection's own timeout is 30 s; replica.ack.timeout.ms is 120 s
+            assert answer == [(ErrorCode.REQUEST_TIMED_OUT, -1)]
+        finally:
+            os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
+    finally:
+        conn.close()
+    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
+    try:
+        wait_for(lambda: produce(conn, "dies", 1)[0] == 0, 30, "acks=all appends succeed again")
     finally:
         conn.close()
