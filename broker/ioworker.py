@@ -12,9 +12,10 @@ request that the previous incarnation appended but did not complete is appended 
 
 In a cluster each owned partition is led or followed here (`broker.replication`): appends reach only led
 partitions, an acks=all append to a replicated partition is answered once the ISR has it, and followed
-partitions are written by the replica fetcher. Extensions (producer state, group coordinators) see only
-the partitions led here: becoming leader (or a new leader epoch) opens the partition for them, so their
-state is rebuilt from the log the followers copied, and losing leadership closes it.
+partitions are written by the replica fetcher. Extensions (producer state, group coordinators) are told
+of led partitions: becoming leader (or a new leader epoch) opens the partition for them, so their state is
+rebuilt from the log the followers copied; a role change or a partition leaving this worker closes it
+(a followed partition is closed too: producer state keeps up with followed logs, see `follower_progress`).
 """
 
 from __future__ import annotations
@@ -146,8 +147,7 @@ class IOWorker:
         for slot in [s for s, op in self.owned.items() if wanted.get(s, (None,))[0] != op.topic]:
             op = self.owned.pop(slot)
             self.replication.drop_leader(op)
-            if op.is_leader:
-                self._notify("on_close", op)
+            self._notify("on_close", op)
             self.mgr.close_partition(op.topic, op.partition)
             log.info("partition closed", topic=op.topic, partition=op.partition, worker=self.index)
         self._reconfigure()
@@ -180,15 +180,14 @@ class IOWorker:
             self.replication.become_follower(op)
 
     def _update_role(self, op: OwnedPartition, p, md, me: int, now: float) -> None:
-        """A partition already open here: a new leader or epoch is a role change (the extensions close it if
-        it was led here and open it if it is now); a new ISR or replica list only updates the leader's view."""
+        """A partition already open here: a new leader or epoch is a role change (the extensions close it,
+        and open it again if it is led here now); a new ISR or replica list only updates the leader's view."""
         is_leader = p.leader == me
         op.replicas, op.isr = tuple(p.replicas), tuple(p.isr)
         if is_leader == op.is_leader and p.leader_epoch == op.leader_epoch and p.leader == op.leader:
             self.replication.update_assignment(op, md, now)
             return
-        if op.is_leader:
-            self._notify("on_close", op)
+        self._notify("on_close", op)
         op.leader, op.leader_epoch, op.is_leader = p.leader, p.leader_epoch, is_leader
         self._take_role(op, md, now)
         self.publish(op)
