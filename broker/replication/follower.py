@@ -33,6 +33,7 @@ log = Log("hpbroker.replica")
 FETCH_VERSION = 11
 EPOCHS_VERSION = 3
 CLIENT_ID = "hpbroker-replica"
+RESPONSE_MAX_BYTES = 10 << 20  # Kafka's replica.fetch.response.max.bytes default
 _SIZE = struct.Struct(">i")
 _BATCH_HEAD = struct.Struct(">qi")  # baseOffset, batchLength
 _LAST_DELTA = struct.Struct(">i")  # lastOffsetDelta, at byte 23 of a batch
@@ -167,7 +168,8 @@ class ReplicaFetcher:
         self.backoff_s = int(config["replica.fetch.backoff.ms"]) / 1000.0
         self.socket_timeout_s = max(int(config["replica.socket.timeout.ms"]) / 1000.0,
                                     self.wait_ms / 1000.0 + 5.0)
-        self.max_response = max(64 << 20, 4 * self.partition_max_bytes)
+        self.response_max_bytes = max(RESPONSE_MAX_BYTES, self.partition_max_bytes)
+        self.max_response = 2 * self.response_max_bytes + (1 << 20)  # a first batch may exceed the budget
         self.log_for = log_for
         self.progress = progress
         self.followed: dict[tuple[str, int], Followed] = {}
@@ -279,7 +281,7 @@ class ReplicaFetcher:
                  "log_start_offset": plog.log_start_offset, "partition_max_bytes": self.partition_max_bytes})
         if fetches:
             body = {"replica_id": self.broker_id, "max_wait_ms": self.wait_ms, "min_bytes": 1,
-                    "max_bytes": 0x7FFFFFFF, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+                    "max_bytes": self.response_max_bytes, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
                     "topics": [{"topic": t, "partitions": ps} for t, ps in fetches.items()],
                     "forgotten_topics_data": [], "rack_id": ""}
             return "fetch", body
@@ -360,8 +362,8 @@ class ReplicaFetcher:
     def _truncate(self, f: Followed, p: dict) -> None:
         code = p["error_code"]
         if code:
-            log.info("leader epoch query refused", topic=f.topic, partition=f.partition, leader=f.leader,
-                     code=code)
+            (log.debug if code in _RETRY_CODES else log.warning)(
+                "leader epoch query refused", topic=f.topic, partition=f.partition, leader=f.leader, code=code)
             self._wait(f)
             return
         plog = self.log_for(f.slot)
