@@ -164,6 +164,7 @@ class IOWorker:
             op = OwnedPartition(name, p.partition, slot, plog, p.leader_epoch, p.leader, tuple(p.replicas),
                                 tuple(p.isr), p.leader == me)
             self.owned[slot] = op
+            self.replication.opened(op)
             self._take_role(op, md, now)
             self.publish(op)
             if op.is_leader:

@@ -8,14 +8,20 @@ changes are asked of the supervisor over the control channel ({"op": "isr_update
 in the next metadata snapshot). A followed partition is copied from its leader by the worker's
 `ReplicaFetcher` (`follower.py`). A partition with one replica needs none of this: its high watermark
 follows its log end offset, as on a single node.
+
+The high watermarks of replicated partitions are checkpointed every 5 s (and at close) in each log
+directory's `replication-offset-checkpoint`, as Kafka does, so a restarted broker does not show records
+that were never committed: a reopened log starts from its checkpointed high watermark, not its log end.
 """
 
 from __future__ import annotations
 
+import os
 import selectors
 import time
 
 from broker import ipc
+from broker.log import checkpoint
 from broker.control import ChannelClosed
 from broker.logfmt import Log
 from broker.replication.follower import ReplicaFetcher
@@ -25,6 +31,28 @@ log = Log("hpbroker.replication")
 
 TICK_S = 0.25  # acks=all timeouts are checked this often
 ISR_CHECK_MAX_S = 1.0  # lagging followers are looked for every replica.lag.time.max.ms / 2, at most this
+HW_CHECKPOINT_FILE = "replication-offset-checkpoint"
+HW_CHECKPOINT_S = 5.0
+
+
+def restore_high_watermark(plog) -> None:
+    """A freshly opened replicated log: its high watermark as last checkpointed (the log end if none)."""
+    try:
+        saved = checkpoint.read_offsets(os.path.join(plog.log_dir, HW_CHECKPOINT_FILE))
+    except (OSError, checkpoint.CheckpointError):
+        return
+    hw = saved.get((plog.topic, plog.partition))
+    if hw is not None:
+        plog.high_watermark = hw  # clamped to [log start, log end]
+
+
+def save_high_watermarks(logs) -> None:
+    """Checkpoint the high watermarks of `logs`, one locked update per log directory."""
+    by_dir: dict[str, dict] = {}
+    for plog in logs:
+        by_dir.setdefault(plog.log_dir, {})[(plog.topic, plog.partition)] = plog.high_watermark
+    for log_dir, updates in by_dir.items():
+        checkpoint.update_offsets(os.path.join(log_dir, HW_CHECKPOINT_FILE), updates)
 
 
 class Replication:
@@ -41,6 +69,8 @@ class Replication:
         self._ticking = False
         self.isr_check_s = min(self.lag_s / 2, ISR_CHECK_MAX_S)
         self._next_isr_check = 0.0
+        self._saved_hw: dict[int, int] = {}  # slot -> high watermark last checkpointed
+        self._checkpointing = False
 
     # -- roles --------------------------------------------------------------------------------------------
 
@@ -48,6 +78,35 @@ class Replication:
         info = md.topic(topic)
         value = info.configs.get("min.insync.replicas") if info is not None else None
         return int(value) if value is not None else int(self.config["min.insync.replicas"])
+
+    def opened(self, op) -> None:
+        """A replicated log was just opened here: its high watermark from the checkpoint."""
+        if len(op.replicas) > 1:
+            restore_high_watermark(op.log)
+            self._saved_hw[op.slot] = op.log.high_watermark
+            if not self._checkpointing:
+                self._checkpointing = True
+                self.worker.call_later(HW_CHECKPOINT_S, self._checkpoint_tick)
+
+    def checkpoint(self) -> None:
+        """Write the high watermarks that moved since the last checkpoint."""
+        changed = []
+        for op in self.worker.owned.values():
+            if len(op.replicas) > 1 and self._saved_hw.get(op.slot) != op.log.high_watermark:
+                changed.append(op)
+        if not changed:
+            return
+        try:
+            save_high_watermarks([op.log for op in changed])
+        except OSError as e:
+            log.error("high watermark checkpoint failed", error=repr(e))
+            return
+        for op in changed:
+            self._saved_hw[op.slot] = op.log.high_watermark
+
+    def _checkpoint_tick(self) -> None:
+        self.worker.call_later(HW_CHECKPOINT_S, self._checkpoint_tick)
+        self.checkpoint()
 
     def become_leader(self, op, md, now: float) -> None:
         """`op` is led here from now on (or under a new epoch)."""
@@ -194,6 +253,7 @@ class Replication:
             self.fetcher.poll()
 
     def close(self) -> None:
+        self.checkpoint()
         for slot in list(self.leaders):
             op = self.worker.owned.get(slot)
             if op is not None:

@@ -1,5 +1,5 @@
 """The follower's append of a leader's response: batches already held are skipped, a batch the log ends
-inside is taken whole after cutting the log back to its start."""
+inside is taken whole after cutting the log back to its start. And the high watermark checkpoint."""
 
 from __future__ import annotations
 
@@ -51,5 +51,22 @@ def test_a_batch_the_log_ends_inside_replaces_the_tail(tmp_path):
         append(plog, batch(5, 5) + batch(10, 2))
         assert plog.log_end_offset == 12
         assert held(plog) == batch(0, 5) + batch(5, 5) + batch(10, 2)
+    finally:
+        plog.close()
+
+
+def test_high_watermark_checkpoint_survives_reopening(tmp_path):
+    from broker.replication import restore_high_watermark, save_high_watermarks
+
+    plog = open_log(tmp_path)
+    append(plog, batch(0, 5) + batch(5, 5))
+    plog.high_watermark = 5
+    save_high_watermarks([plog])
+    plog.close()
+    plog = open_log(tmp_path)
+    try:
+        assert plog.high_watermark == 10  # a log alone knows no better than its end
+        restore_high_watermark(plog)
+        assert plog.high_watermark == 5
     finally:
         plog.close()
