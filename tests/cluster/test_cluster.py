@@ -345,3 +345,18 @@ def test_cluster_info_and_group_coordinator_follow_a_broker_failure(cluster3):
     c.close()
     assert first == want  # resumed exactly where the group committed, on the new coordinator
     assert n == 3000 - sum(committed.values())
+
+
+def test_unreachable_etcd_fails_the_start_with_a_reason(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                          "--set", f"log.dirs={tmp_path / 'data'}", "--set", "metrics.listener=none",
+                          "--set", f"etcd.connect=127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"etcd.connect 127.0.0.1:{port}" in out.stderr
