@@ -457,6 +457,12 @@ class PartitionLog:
             seg.truncate_to(offset)
             self._after_truncation()
 
+    def restart_at(self, offset: int) -> None:
+        """Drop every segment and continue empty at ``offset`` (a follower whose whole log lies before its
+        leader's log start)."""
+        with self._disk("restarting"):
+            self._truncate_fully(offset)
+
     def _truncate_fully(self, offset: int) -> None:
         for seg in self._segments:
             self._delete_now(seg)

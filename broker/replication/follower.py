@@ -412,7 +412,7 @@ class ReplicaFetcher:
     def _out_of_range(self, f: Followed, plog, leader_start: int) -> None:
         if 0 <= leader_start and plog.log_end_offset < leader_start:
             # Everything we have lies before the leader's log start: start over there.
-            plog._truncate_fully(leader_start)
+            plog.restart_at(leader_start)
             log.info("follower log restarted", topic=f.topic, partition=f.partition, offset=leader_start)
             self.progress(f.slot)
         else:
