@@ -64,7 +64,8 @@ def test_top_shows_live_broker_and_quits_on_q_or_ctrl_c(tmp_path):
     load.start()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     top = f"{sys.executable} -m tools.cli top --metrics {broker.metrics_url}"
-    cmd = f"cd {repo} && {top}; echo TOP-EXITED=$?; {top}; echo AGAIN-EXITED=$?; sleep 60"
+    # `read` holds the shell between the two runs, so the exit line stays on screen until the test has seen it.
+    cmd = f"cd {repo} && {top}; echo TOP-EXITED=$?; read _; {top}; echo AGAIN-EXITED=$?; sleep 60"
     term = Tmux(cmd)
     try:
         def live(text: str) -> bool:
@@ -81,6 +82,7 @@ def test_top_shows_live_broker_and_quits_on_q_or_ctrl_c(tmp_path):
         after = term.wait_for(lambda t: "TOP-EXITED=" in t, timeout=15)
         assert "TOP-EXITED=0" in after
         assert "busiest partitions" not in after  # the alternate screen is gone: terminal restored
+        term.keys("Enter")
         term.wait_for(lambda t: "busiest partitions" in t, timeout=15)
         term.keys("C-c")
         after = term.wait_for(lambda t: "AGAIN-EXITED=" in t, timeout=15)
