@@ -32,7 +32,26 @@ class Cluster:
 
         with concurrent.futures.ThreadPoolExecutor(len(self.brokers)) as ex:
             list(ex.map(lambda b: b.start(), self.brokers.values()))
+        self.wait_until_all_see_each_other()
         return self
+
+    def wait_until_all_see_each_other(self, timeout: float = 20.0) -> None:
+        """Each broker learns of the others through etcd's watch, a moment after they registered."""
+        import time
+
+        from tools.client import Client
+
+        want = sorted(self.brokers)
+        deadline = time.monotonic() + timeout
+        for b in self.brokers.values():
+            while True:
+                with Client(b.bootstrap) as c:
+                    seen = sorted(x["node_id"] for x in c.metadata()["brokers"])
+                if seen == want:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"broker {b.bootstrap} sees brokers {seen}, not {want}")
+                time.sleep(0.1)
 
     @property
     def bootstrap(self) -> str:
