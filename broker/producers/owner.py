@@ -97,8 +97,8 @@ class _Partition:
         self.states = states
         self.segment_base = segment_base
         self.snapshot_offset = snapshot_offset
-        self.replayed_to = plog.log_end_offset  # the state covers the log up to here
-        self.truncations = getattr(plog, "truncations", 0)
+        self.replayed_to = plog.log_end_offset  # followed logs: the state covers the log up to here
+        self.truncations = plog.truncations
 
 
 class ProducerOwner:
@@ -163,7 +163,9 @@ class ProducerOwner:
             part = self.parts.get(op.slot)
             if part is None:
                 return
-        part.replayed_to = op.log.log_end_offset
+        self._snapshot_on_roll(op, part)
+
+    def _snapshot_on_roll(self, op, part: _Partition) -> None:
         base = op.log.active_segment.base_offset
         if base != part.segment_base:  # the log rolled: bound the replay after a crash to about a segment
             part.segment_base = base
@@ -174,17 +176,13 @@ class ProducerOwner:
         it is right (and its snapshots are) the moment this replica becomes leader."""
         part = self.parts.get(op.slot)
         plog = op.log
-        if part is None or part.truncations != plog.truncations or plog.log_end_offset < part.replayed_to:
-            self.on_open(op)  # truncated: snapshots past the new end are dropped, the rest replayed
+        if part is None or part.truncations != plog.truncations:
+            self.on_open(op)  # new here or truncated: snapshots past the end are dropped, the rest replayed
             return
         if plog.log_end_offset > part.replayed_to:
-            if replay(plog, part.states, part.replayed_to):
-                part.states.changed = True
+            replay(plog, part.states, part.replayed_to)
             part.replayed_to = plog.log_end_offset
-            base = plog.active_segment.base_offset
-            if base != part.segment_base:
-                part.segment_base = base
-                self._snapshot(op, part)
+            self._snapshot_on_roll(op, part)
 
     # -- housekeeping ------------------------------------------------------------------------------------
 
