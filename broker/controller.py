@@ -162,12 +162,8 @@ class Controller:
                   if n not in st.topics or st.topics[n].id != info.topic_id
                   or me not in {b for r in st.topics[n].replicas for b in r}]
         if doomed:
-            hidden = ClusterMetadata(self.version + 1, self.cluster_id, self.metadata.controller_id,
-                                     self.metadata.brokers,
-                                     {k: v for k, v in self.metadata.topics.items() if k not in doomed})
-            self.version += 1
-            self.metadata = hidden
-            before_delete(hidden)
+            self.metadata = self._without(doomed)
+            before_delete(self.metadata)
             for name in doomed:
                 try:
                     self.mgr.delete_topic(name)
@@ -189,6 +185,14 @@ class Controller:
                         self.mgr.alter_topic_config(name, rec.configs)
             except Exception as e:
                 log.error("local replica of topic not created", topic=name, error=repr(e))
+
+    def _without(self, doomed: list[str]) -> ClusterMetadata:
+        """The current snapshot minus topics about to be deleted: published first, so owners close their
+        logs before the files go."""
+        self.version += 1
+        md = self.metadata
+        return ClusterMetadata(self.version, md.cluster_id, md.controller_id, md.brokers,
+                               {k: v for k, v in md.topics.items() if k not in doomed})
 
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
@@ -305,9 +309,7 @@ class Controller:
                 doomed.append(name)
                 results.append({"name": name, "error_code": int(ErrorCode.NONE)})
         if doomed:
-            hidden = ClusterMetadata(self.version + 1, self.cluster_id, self.broker.node_id, (self.broker,),
-                                     {k: v for k, v in self.metadata.topics.items() if k not in doomed})
-            before_delete(hidden)
+            before_delete(self._without(doomed))
             for name in doomed:
                 self.mgr.delete_topic(name)
                 log.info("topic deleted", topic=name)

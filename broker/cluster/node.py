@@ -4,7 +4,7 @@ It runs in the supervisor, whose loop calls it; etcd does the consensus. Every c
 compare-and-swap transaction on the key's mod_revision, so a stale controller or a fenced leader loses
 the race instead of overwriting newer state. The node never trusts its cached view for a write: it reads
 the prefix (one range request), decides (`broker.cluster.state`), and writes with the revisions it read.
-The watch only says "something moved"; the supervisor then reloads.
+The watch only says "something moved"; the supervisor then reloads (also after every change made here).
 """
 
 from __future__ import annotations
@@ -252,7 +252,6 @@ class ClusterNode:
         if not res.succeeded:
             return ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
         log.info("topic created", topic=name, partitions=len(replicas), replication_factor=len(replicas[0]))
-        self.reload()
         return ErrorCode.NONE, None
 
     def delete_topic(self, name: str) -> ErrorCode:
@@ -265,7 +264,6 @@ class ClusterNode:
         if not res.succeeded:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         log.info("topic deleted", topic=name)
-        self.reload()
         return ErrorCode.NONE
 
     def add_partitions(self, name: str, total: int, assignments=None) -> tuple[ErrorCode, str | None]:
@@ -297,7 +295,6 @@ class ClusterNode:
             return ErrorCode.INVALID_PARTITIONS, "The topic changed meanwhile; retry."
         for i in range(MAX_TXN_OPS - 1, len(ops), MAX_TXN_OPS):
             self.client.txn([], ops[i:i + MAX_TXN_OPS])
-        self.reload()
         return ErrorCode.NONE, None
 
     def set_topic_configs(self, name: str, configs: dict) -> ErrorCode:
@@ -309,7 +306,6 @@ class ClusterNode:
         res = self.client.txn([Compare.mod_revision(key, "=", rec.mod_revision)], [Op.put(key, topic_value(new))])
         if not res.succeeded:
             return ErrorCode.INVALID_CONFIG
-        self.reload()
         return ErrorCode.NONE
 
     def _broker_keys(self) -> list[str]:
