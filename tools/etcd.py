@@ -10,10 +10,11 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
+
+from tools.testing import kill_group
 
 ETCD_PATHS = ("/usr/bin/etcd",)
 
@@ -107,13 +108,7 @@ class EtcdServer:
 
     def kill(self) -> None:
         """SIGKILL etcd, keeping its data: a crash."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> None:

@@ -21,6 +21,17 @@ METRICS_RE = re.compile(r"hpbroker ready .* metrics=(http://\S+)")
 WORKER_RE = re.compile(r"worker started role=(\w+) worker=(\d+) child=(\d+)")
 
 
+def kill_group(proc: subprocess.Popen | None) -> None:
+    """SIGKILL a child started with `start_new_session=True` and everything it forked; reap it."""
+    if proc is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 class BrokerProcess:
     def __init__(self, data_dir: str | None = None, settings: dict | None = None, port: int = 0,
                  host: str = "127.0.0.1", network_threads: int = 1, io_threads: int = 1):
@@ -97,13 +108,7 @@ class BrokerProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole process group: supervisor and workers die at once, as in a crash."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
 
     def worker_pids(self, role: str) -> dict[int, int]:
         """Live worker pids by index, for one role ("network" or "io"), from the supervisor's log lines."""

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from tools.etcd import EtcdServer, etcd_available
@@ -11,6 +13,21 @@ def etcd_server(tmp_path):
     server = EtcdServer(str(tmp_path / "etcd")).start()
     yield server
     server.stop()
+
+
+def wait_for(check, timeout: float, what: str):
+    """`check()`'s first truthy answer within `timeout` (errors count as "not yet": the cluster is moving)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 class Cluster:
@@ -37,21 +54,14 @@ class Cluster:
 
     def wait_until_all_see_each_other(self, timeout: float = 20.0) -> None:
         """Each broker learns of the others through etcd's watch, a moment after they registered."""
-        import time
-
         from tools.client import Client
 
-        want = sorted(self.brokers)
-        deadline = time.monotonic() + timeout
+        def sees_all(b) -> bool:
+            with Client(b.bootstrap) as c:
+                return sorted(x["node_id"] for x in c.metadata()["brokers"]) == sorted(self.brokers)
+
         for b in self.brokers.values():
-            while True:
-                with Client(b.bootstrap) as c:
-                    seen = sorted(x["node_id"] for x in c.metadata()["brokers"])
-                if seen == want:
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"broker {b.bootstrap} sees brokers {seen}, not {want}")
-                time.sleep(0.1)
+            wait_for(lambda: sees_all(b), timeout, f"broker {b.bootstrap} sees all {len(self.brokers)} brokers")
 
     @property
     def bootstrap(self) -> str:

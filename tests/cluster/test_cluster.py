@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.cluster.conftest import wait_for
+
 
 def _admin(bootstrap: str):
     from confluent_kafka.admin import AdminClient
@@ -26,20 +28,6 @@ def describe(bootstrap: str, topic: str) -> dict:
     md = _admin(bootstrap).list_topics(topic, timeout=10)
     t = md.topics[topic]
     return {p.id: (p.leader, tuple(p.replicas), tuple(sorted(p.isrs))) for p in t.partitions.values()}
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # the cluster is moving; ask again
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def consume_all(bootstrap: str, topic: str, partitions: int, expect: int, timeout: float = 60) -> dict:

@@ -16,6 +16,7 @@ import pytest
 
 import hotpath
 from netio.codec import ErrorCode
+from tests.cluster.conftest import wait_for
 from tools.client import Client, Connection
 
 SETTINGS = {"broker.session.timeout.ms": 30000, "replica.lag.time.max.ms": 30000, "replica.ack.timeout.ms": 1500}
@@ -36,20 +37,6 @@ def cluster(tmp_path, request):
     finally:
         c.close()
         etcd.stop()
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # the cluster is still settling
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def produce(conn: Connection, topic: str, n: int) -> tuple[int, int]:
