@@ -2,8 +2,7 @@
 
 Run: ``python -m perf.bench_storage [--dir DIR] [--mib 256] [--repeat 3]``
 (best of ``--repeat`` runs per row). In-process, one partition, no network.
-Append rows say whether the segment was pre-faulted before timing (the steady state the background
-pre-faulter aims for) or left to the pre-faulter racing the writer.
+Append rows write into a preallocated segment (``log.preallocate=true``) or one that grows in steps.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import numpy as np
 
 import hotpath
 from broker.log import LogConfig, LogReader, PartitionLog, warmup
-from broker.log.prefault import PREFAULTER
 
 
 def make_batch(batch_bytes: int, record_bytes: int = 1000) -> bytes:
@@ -38,14 +36,11 @@ def fresh_log(root: str, name: str, **cfg) -> PartitionLog:
     return PartitionLog.open(path, config)
 
 
-def bench_append(root: str, batch_bytes: int, total_bytes: int, prefault: bool, **cfg) -> tuple[float, float]:
+def bench_append(root: str, batch_bytes: int, total_bytes: int, **cfg) -> tuple[float, float]:
     """(GB/s, us per append)."""
     payload = make_batch(batch_bytes)
     n = max(1, total_bytes // len(payload))
     log = fresh_log(root, f"append{batch_bytes}", segment_bytes=max(1 << 30, n * len(payload) + (1 << 20)), **cfg)
-    seg = log.active_segment
-    if prefault:
-        PREFAULTER.populate_now(seg._prefault, 0, n * len(payload) + (1 << 20))
     log.append(payload)  # first append outside the timing (allocations, epoch checkpoint)
     t = time.perf_counter()
     for _ in range(n):
@@ -119,17 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(f"{'append':<44} {'GB/s':>8} {'us/append':>10}")
         for batch_bytes in (1 << 20, 16 << 10):
-            for prefault in (True, False):
-                gbs, us = max(bench_append(root, batch_bytes, total, prefault) for _ in range(args.repeat))
-                label = f"{batch_bytes >> 10} KiB batches, {'pre-faulted' if prefault else 'background pre-fault'}"
-                print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
+            gbs, us = max(bench_append(root, batch_bytes, total) for _ in range(args.repeat))
+            label = f"{batch_bytes >> 10} KiB batches, log.preallocate=true"
+            print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
         for batch_bytes in (1 << 20, 16 << 10):
-            gbs, us = max(bench_append(root, batch_bytes, total, False, preallocate=False)
+            gbs, us = max(bench_append(root, batch_bytes, total, preallocate=False)
                           for _ in range(args.repeat))
             label = f"{batch_bytes >> 10} KiB batches, log.preallocate=false"
             print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
         for batch_bytes in (1 << 20, 16 << 10):
-            gbs, us = max(bench_append(root, batch_bytes, min(total, 64 << 20), True, flush_interval_messages=1)
+            gbs, us = max(bench_append(root, batch_bytes, min(total, 64 << 20), flush_interval_messages=1)
                           for _ in range(args.repeat))
             label = f"{batch_bytes >> 10} KiB batches, durable (fdatasync each)"
             print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
