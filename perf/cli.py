@@ -138,8 +138,10 @@ def nullsink(host, port, processes, partitions, record_size):
 
     sink = NullSinkProcesses(host, port, processes, partitions, record_size).start()
     click.echo(f"null sink ready bootstrap={sink.bootstrap} processes={processes}", err=True)
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # sigwait only receives blocked signals
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         sink.stop()
 

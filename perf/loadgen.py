@@ -198,7 +198,9 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     sent_records = 0
     rotate = 0
     deadline = time.monotonic() + spec.time_limit
-    sel = selectors.DefaultSelector()
+    # select(2), not epoll: epoll_wait takes whole milliseconds and Python rounds a shorter wait up to 1 ms,
+    # which would send every record due within that millisecond up to 1 ms late.
+    sel = selectors.SelectSelector()
     for conn in conns.values():
         sel.register(conn.sock, selectors.EVENT_READ, conn)
     while (sent_records < spec.num_records or any(c.pending for c in conns.values())) \
