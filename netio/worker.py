@@ -35,7 +35,6 @@ MAX_INFLIGHT_PER_CONNECTION = 64
 # ...or with this many bytes queued for the socket.
 MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 256 * 1024
-MAX_READ = 16 * 1024 * 1024  # one recv for the rest of a large frame, up to this much
 API_VERSIONS_KEY = 18
 _QUEUE = STAGE["queue"]
 # Out of descriptors: stop accepting for this long (the backlog keeps the connections) rather than spin
@@ -285,23 +284,36 @@ class NetworkWorker:
         return False
 
     def _on_readable(self, conn: Connection) -> None:
+        reader = conn.reader
+        direct = reader.direct_buffer() if conn.close_reason is None else None
         try:
-            data = conn.sock.recv(min(max(READ_CHUNK, conn.reader.wanted), MAX_READ))
+            if direct is not None:
+                n = conn.sock.recv_into(direct)
+                data = None
+            else:
+                data = conn.sock.recv(reader.read_size(READ_CHUNK))
+                n = len(data)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             self._close(conn, f"read failed: {e.strerror or e}")
             return
-        if not data:
+        finally:
+            if direct is not None:
+                direct.release()
+        if not n:
             pending = conn.reader.buffered
             self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
                         else "closed by peer")
             return
-        PROC.scalars[_ml.MS_NET_BYTES_IN] += len(data)
+        PROC.scalars[_ml.MS_NET_BYTES_IN] += n
         if conn.close_reason is not None:
             return  # closing once earlier responses are out: what it sends now is never read
         conn.read_us = now_us()
-        conn.reader.feed(data)
+        if data is None:
+            reader.direct_filled(n)
+        else:
+            reader.feed(data)
         self._serve_buffered(conn)
 
     def resume_paused(self, ring_blocked: set | None = None) -> None:

@@ -63,7 +63,10 @@ class Dispatcher:
             slot.fail_connection(f"api {header.api_key} not served")
             return
         self.frame = frame
-        handler(self, conn, header, body, slot)
+        try:
+            handler(self, conn, header, body, slot)
+        finally:
+            self.frame = None  # the frame's receive buffer is reused once nothing refers to it
 
     def forward(self, io: int, slot: Slot, key: int = -1) -> None:
         """Send the request being dispatched, as received, to I/O worker `io`; its owner-side handler

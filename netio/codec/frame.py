@@ -9,7 +9,9 @@ always v0 so that a client can read it before it knows which versions the broker
 
 from __future__ import annotations
 
+import mmap
 import struct
+import sys
 from collections import deque
 from dataclasses import dataclass
 
@@ -20,6 +22,8 @@ from netio.codec.schema import Api
 
 API_VERSIONS_KEY = 18
 DEFAULT_MAX_FRAME_BYTES = 104857600  # socket.request.max.bytes
+DIRECT_MIN = 64 * 1024  # frames at least this large are received in place (FrameReader.direct_buffer)
+SPARE_MAX = 16 << 20  # the largest receive buffer a connection keeps between frames
 
 _SIZE = struct.Struct(">i")
 _REQUEST_PREFIX = struct.Struct(">hhi")
@@ -46,10 +50,15 @@ class FrameReader:
 
     Frames lying inside one fed chunk are returned as zero-copy memoryviews of that chunk; chunks are kept
     as immutable bytes so a caller reusing its receive buffer cannot change a frame already handed out.
-    After `FrameTooLarge` the stream is unusable and the connection should be closed.
+    A large frame (``DIRECT_MIN`` bytes or more, a batch-laden Produce) is instead received straight into a
+    frame-sized anonymous mapping (``direct_buffer``/``direct_filled``): one copy out of the kernel and no
+    allocation, zero-fill or page faults per frame, because the mapping is reused once no view of the
+    previous frame held in it is alive; its pages are committed only as bytes arrive, so a size prefix
+    alone costs no memory. After `FrameTooLarge` the stream is unusable and the connection should be closed.
     """
 
-    __slots__ = ("max_frame_bytes", "_chunks", "_available", "_size", "_failed")
+    __slots__ = ("max_frame_bytes", "_chunks", "_available", "_size", "_failed", "_direct", "_filled",
+                 "_spare", "_large")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes
@@ -57,17 +66,51 @@ class FrameReader:
         self._available = 0
         self._size: int | None = None
         self._failed: FrameTooLarge | None = None
+        self._direct: mmap.mmap | None = None  # the frame being received in place
+        self._filled = 0
+        self._spare: mmap.mmap | None = None  # kept for the next large frame
+        self._large = False  # the last frame was large: read the next size prefix alone
+
+    def read_size(self, chunk: int) -> int:
+        """How many bytes to receive next (when not receiving in place): ``chunk``, or only the missing
+        part of the size prefix after a large frame, so that the next large frame's body is not received
+        into a chunk and then copied into its buffer."""
+        if self._large and self._size is None and self._available < 4:
+            return 4 - self._available
+        return chunk
+
+    def direct_buffer(self) -> memoryview | None:
+        """Where the rest of the frame being assembled should be received, when it is large; else None.
+
+        The caller receives into it (``recv_into``) and reports the count with ``direct_filled``."""
+        size = self._size
+        if size is None or size < DIRECT_MIN or self._available >= size:
+            return None
+        if self._direct is None:
+            # Reuse the spare only when nothing else refers to it (a handler may still hold its last frame):
+            # the references are the attribute and getrefcount's argument.
+            if self._spare is not None and len(self._spare) >= size and sys.getrefcount(self._spare) == 2:
+                buf = self._spare
+            else:
+                buf = mmap.mmap(-1, size)  # pages are committed as bytes arrive, as with chunks
+                if size <= SPARE_MAX:
+                    self._spare = buf
+            filled = 0
+            while self._chunks:  # what already arrived belongs to this frame: _available < size
+                chunk = self._chunks.popleft()
+                buf[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
+            self._direct, self._filled = buf, filled
+        return memoryview(self._direct)[self._filled:size]
+
+    def direct_filled(self, n: int) -> None:
+        self._filled += n
+        self._available += n
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as frames (including a parsed size prefix's body so far)."""
         return self._available
-
-    @property
-    def wanted(self) -> int:
-        """Bytes still missing from the frame being assembled (0 when its size is not known yet): a
-        caller can receive that much at once instead of in small chunks that must be joined."""
-        return self._size - self._available if self._size is not None else 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes):
@@ -87,9 +130,15 @@ class FrameReader:
                 self._failed = FrameTooLarge(size, self.max_frame_bytes)
                 raise self._failed
             self._size = size
+            self._large = size >= DIRECT_MIN
         if self._available < self._size:
             return None
-        frame = self._take(self._size)
+        if self._direct is not None:
+            frame = memoryview(self._direct)[:self._size]
+            self._available -= self._size
+            self._direct = None
+        else:
+            frame = self._take(self._size)
         self._size = None
         return frame
 

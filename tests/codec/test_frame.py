@@ -5,7 +5,10 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from netio.codec.frame import DIRECT_MIN
 from netio.codec import (APIS, CodecError, ErrorCode, FrameReader, UnknownApi, UnsupportedVersion,
                          api_versions_table, decode_request, decode_response, encode_request, encode_response,
                          peek_header)
@@ -167,3 +170,89 @@ def test_every_declared_api_encodes_an_empty_message_at_every_version():
             assert int.from_bytes(request[:4], "big") == len(request) - 4
             response = encode_response(key, version, 1, {})
             assert decode_response(key, version, response[4:])[0] == 1
+
+
+def _receive(reader: FrameReader, stream: bytes, step: int) -> list[bytes]:
+    """Drive a reader the way the network worker does: in place for large frames, in chunks otherwise."""
+    got, pos = [], 0
+    while pos < len(stream):
+        view = reader.direct_buffer()
+        if view is not None:
+            n = min(len(view), step, len(stream) - pos)
+            view[:n] = stream[pos:pos + n]
+            view.release()
+            reader.direct_filled(n)
+        else:
+            n = min(reader.read_size(step), len(stream) - pos)
+            reader.feed(stream[pos:pos + n])
+        pos += n
+        while (frame := reader.next_frame()) is not None:
+            got.append(bytes(frame))
+    return got
+
+
+@given(sizes=st.lists(st.sampled_from([0, 1, 100, DIRECT_MIN - 1, DIRECT_MIN, DIRECT_MIN + 7, 3 * DIRECT_MIN]),
+                      min_size=1, max_size=6),
+       step=st.sampled_from([1, 3, 4, 1000, DIRECT_MIN // 2, DIRECT_MIN * 4]))
+@settings(max_examples=60, deadline=None)
+def test_large_frames_received_in_place_come_out_whole_and_in_order(sizes, step):
+    bodies = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+    stream = b"".join(struct.pack(">i", len(b)) + b for b in bodies)
+    reader = FrameReader()
+    assert _receive(reader, stream, step) == bodies
+    assert reader.buffered == 0 and reader.next_frame() is None
+
+
+def test_after_a_large_frame_only_the_next_size_prefix_is_read_alone():
+    reader = FrameReader()
+    assert reader.read_size(1 << 18) == 1 << 18
+    reader.feed(struct.pack(">i", DIRECT_MIN))
+    assert reader.next_frame() is None
+    view = reader.direct_buffer()
+    assert view is not None and len(view) == DIRECT_MIN
+    view[:] = b"x" * DIRECT_MIN
+    view.release()
+    reader.direct_filled(DIRECT_MIN)
+    assert bytes(reader.next_frame()) == b"x" * DIRECT_MIN
+    assert reader.read_size(1 << 18) == 4  # the next frame's body is then received in place if large
+    reader.feed(struct.pack(">i", 10) + b"0123456789")
+    assert bytes(reader.next_frame()) == b"0123456789"
+    assert reader.read_size(1 << 18) == 1 << 18  # back to chunks after a small frame
+
+
+def test_a_large_frame_still_referenced_is_never_overwritten_by_the_next():
+    reader = FrameReader()
+    stream = b"".join(struct.pack(">i", DIRECT_MIN) + bytes([c]) * DIRECT_MIN for c in (1, 2, 3))
+    kept = []
+    pos = 0
+    for _ in range(3):
+        reader.feed(stream[pos:pos + 4])
+        pos += 4
+        assert reader.next_frame() is None
+        view = reader.direct_buffer()
+        view[:] = stream[pos:pos + DIRECT_MIN]
+        view.release()
+        reader.direct_filled(DIRECT_MIN)
+        pos += DIRECT_MIN
+        kept.append(reader.next_frame())
+    assert [bytes(k[:1]) * DIRECT_MIN == bytes(k) for k in kept] == [True] * 3
+    assert [k[0] for k in kept] == [1, 2, 3]
+
+
+def test_the_receive_buffer_is_reused_once_the_previous_frame_is_released():
+    reader = FrameReader()
+    frame_ids = []
+    for c in (1, 2, 3):
+        reader.feed(struct.pack(">i", DIRECT_MIN))
+        reader.next_frame()
+        view = reader.direct_buffer()
+        view[:] = bytes([c]) * DIRECT_MIN
+        frame_ids.append(id(view.obj))
+        view.release()
+        del view
+        reader.direct_filled(DIRECT_MIN)
+        frame = reader.next_frame()
+        assert frame[0] == c and len(frame) == DIRECT_MIN
+        frame.release()
+        del frame
+    assert len(set(frame_ids)) == 1
