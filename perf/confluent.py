@@ -34,7 +34,7 @@ def _produce(spec: ProduceSpec, counters) -> Histogram:
 
     hist = Histogram()
     conf = {"bootstrap.servers": _bootstrap(spec.leaders), "acks": str(spec.acks),
-            "linger.ms": spec.linger_ms, "batch.size": max(spec.batch_records * spec.record_size, 1024),
+            "linger.ms": spec.linger_ms, "batch.size": max(spec.batch_bytes, 1024),
             "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
             "compression.type": "none", "enable.idempotence": False,
             "max.in.flight.requests.per.connection": spec.inflight}

@@ -33,6 +33,7 @@ class ProduceSpec:
     num_records: int
     acks: int = 1
     batch_records: int = 64
+    batch_bytes: int = 65536   # the batch.size the records per batch were derived from (confluent client)
     linger_ms: float = 0.0
     rate: float = 0.0          # records/s for this process; 0 = as fast as the broker acknowledges
     inflight: int = 8
