@@ -18,6 +18,7 @@ from dataclasses import replace
 from perf.runner import Workload, run_consume, run_e2e, run_produce
 
 TIME_LIMIT = 180.0
+RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
 
 TARGETS = {
@@ -109,9 +110,13 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
                 ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), consumers=2, **base), "consume"),
                 ("NS", Workload(sink.bootstrap, "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base),
                  "produce"),
+                ("NS", Workload(sink.bootstrap, "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
+                                batch_size=RDKAFKA_BATCH_SIZE, **base), "produce"),
             ):
                 r = (run_produce if verb == "produce" else run_consume)(w, progress)
-                rows.append(_row(name, f"null sink ceiling, {verb} {w.record_size} B ({w.client})", verb, w, r,
+                what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
+                what += ", 1 MB batches)" if w.batch_size == RDKAFKA_BATCH_SIZE else ")"
+                rows.append(_row(name, what, verb, w, r,
                                  "sink: 1 process; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
         with _broker() as b:
@@ -119,6 +124,9 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
             if on("W1"):
                 w = Workload(bs, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
                 rows.append(_row("W1", "1 KiB, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
+                w = replace(w, topic="w1m", batch_size=RDKAFKA_BATCH_SIZE)
+                rows.append(_row("W1", "the same with 1 MB batches", "produce", w, run_produce(w, progress),
+                                 "batch.size 1,000,000: librdkafka's default"))
             if on("W2"):
                 w = Workload(bs, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
                 rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
@@ -141,6 +149,9 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
                              **base)
                 rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
                                  run_produce(w, progress), "linger.ms=5, batch.size=64 KiB"))
+                w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
+                rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
+                                 run_produce(w, progress), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
     if on("W3"):
         with _broker(settings={"log.flush.interval.messages": 1}) as b:
             w = Workload(b.bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
