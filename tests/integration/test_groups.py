@@ -90,7 +90,10 @@ def kafka_python_member(bootstrap, group, topic, name, out):
                       heartbeat_interval_ms=500)
     last = None
     while True:
-        batches = c.poll(timeout_ms=200)
+        # A poll shorter than a rebalance can strand kafka-python 3.0: if its timer expires between the
+        # JoinGroup and the SyncGroup response, the join completes in the background, the assignment is never
+        # applied and heartbeats stay off until the session expires. Poll long enough for a rebalance here.
+        batches = c.poll(timeout_ms=3000)
         now = sorted(tp.partition for tp in c.assignment())
         if now != last:
             out.put(("assignment", name, now))
