@@ -187,6 +187,13 @@ class SinglePartitionFrames:
 _PARTITION_RESPONSE_V7 = 4 + 2 + 8 + 8 + 8  # index, error code, base offset, log append time, log start
 
 
+def _topic_head(buf, pos: int) -> tuple[int, int]:
+    """A response topic's name (skipped) and partition count: (count, position of its first partition)."""
+    (nlen,) = _I16.unpack_from(buf, pos)
+    pos += 2 + max(nlen, 0)
+    return _I32.unpack_from(buf, pos)[0], pos + 4
+
+
 def produce_errors(frame: memoryview) -> int:
     """Partitions answered with a non-zero error code in a Produce v7 response.
 
@@ -197,10 +204,7 @@ def produce_errors(frame: memoryview) -> int:
     pos += 4
     errors = 0
     for _ in range(ntopics):
-        (nlen,) = _I16.unpack_from(frame, pos)
-        pos += 2 + max(nlen, 0)
-        (nparts,) = _I32.unpack_from(frame, pos)
-        pos += 4
+        nparts, pos = _topic_head(frame, pos)
         for _ in range(nparts):
             if _I16.unpack_from(frame, pos + 4)[0]:
                 errors += 1
@@ -230,10 +234,7 @@ def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int,
     (ntopics,) = _I32.unpack_from(buf, pos)
     pos += 4
     for _ in range(ntopics):
-        (nlen,) = _I16.unpack_from(buf, pos)
-        pos += 2 + max(nlen, 0)
-        (nparts,) = _I32.unpack_from(buf, pos)
-        pos += 4
+        nparts, pos = _topic_head(buf, pos)
         for _ in range(nparts):
             partition, error, _hw, _lso, _ls, naborted = _FETCH_PART.unpack_from(buf, pos)
             pos += _FETCH_PART.size + max(naborted, 0) * 16 + 4      # aborted list, preferred replica
