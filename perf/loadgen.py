@@ -25,6 +25,17 @@ TEMPLATES = 4
 _KEY = struct.Struct(">q")
 
 
+# Per record without key or headers: length, attributes, timestamp delta, offset delta, key length,
+# value length and header count; an upper bound for values under 2 MiB and up to 2M records per batch.
+RECORD_FRAMING = 3 + 1 + 5 + 3 + 1 + 3 + 1
+
+
+def records_per_batch(batch_bytes: int, record_size: int) -> int:
+    """Records per batch such that the encoded batch (header and record framing) fits `batch_bytes`, as
+    Kafka's batch.size counts it; a batch can then never exceed max.message.bytes by its framing."""
+    return max(1, (batch_bytes - hotpath.HEADER_SIZE) // (record_size + RECORD_FRAMING))
+
+
 @dataclass(frozen=True)
 class ProduceSpec:
     topic: str
@@ -32,8 +43,7 @@ class ProduceSpec:
     record_size: int
     num_records: int
     acks: int = 1
-    batch_records: int = 64
-    batch_bytes: int = 65536   # the batch.size the records per batch were derived from (confluent client)
+    batch_bytes: int = 65536   # as Kafka's batch.size
     linger_ms: float = 0.0
     rate: float = 0.0          # records/s for this process; 0 = as fast as the broker acknowledges
     inflight: int = 8
@@ -41,6 +51,10 @@ class ProduceSpec:
     time_limit: float = 600.0
     seed: int = 0
     connections: int = 1       # connections per broker, partitions spread over them
+
+    @property
+    def batch_records(self) -> int:
+        return records_per_batch(self.batch_bytes, self.record_size)
 
 
 @dataclass(frozen=True)
@@ -190,7 +204,8 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     groups = _by_leader(spec.leaders, spec.connections)
     conns = _connect(groups)
     conn_of = {p: conns[key] for key, ps in groups.items() for p in ps}
-    data, _ = payload_pool(spec.record_size, spec.batch_records, spec.seed)
+    batch_records = spec.batch_records
+    data, _ = payload_pool(spec.record_size, batch_records, spec.seed)
     framers = {p: wire.SinglePartitionFrames(spec.topic, p, spec.acks) for p in parts}
     templates: dict[tuple[int, int], bytearray] = {}
     interval = 1e9 / spec.rate
@@ -212,12 +227,12 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
         pending = due - sent_records
         oldest = start + int(sent_records * interval)
         blocked = False
-        if pending > 0 and (pending >= spec.batch_records or now - oldest >= linger
+        if pending > 0 and (pending >= batch_records or now - oldest >= linger
                             or due == spec.num_records):
             p = parts[rotate % len(parts)]
             conn = conn_of[p]
             if len(conn.pending) < spec.inflight:
-                n = min(pending, spec.batch_records)
+                n = min(pending, batch_records)
                 scheds = start + (np.arange(sent_records, sent_records + n) * interval).astype(np.int64)
                 frame = templates.get((p, n))
                 if frame is None:

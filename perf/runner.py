@@ -15,13 +15,7 @@ from perf import confluent, loadgen, wire
 from perf.display import Progress
 from perf.histogram import Histogram
 from perf.counters import BYTES, COUNTERS, ERRORS, LAST, RECORDS, REQUESTS, STARTED
-from perf.loadgen import ConsumeSpec, ProduceSpec
-
-
-BATCH_HEADER = 61  # RecordBatch v2 header
-# Per record without key or headers: length, attributes, timestamp delta, offset delta, key length,
-# value length and header count; an upper bound for values under 2 MiB and up to 2M records per batch.
-RECORD_FRAMING = 3 + 1 + 5 + 3 + 1 + 3 + 1
+from perf.loadgen import ConsumeSpec, ProduceSpec, records_per_batch
 
 
 @dataclass(frozen=True)
@@ -45,9 +39,7 @@ class Workload:
 
     @property
     def batch_records(self) -> int:
-        """Records per batch such that the encoded batch (header and record framing) fits `batch_size`,
-        as Kafka's batch.size counts it; a batch can then never exceed max.message.bytes by its framing."""
-        return max(1, (self.batch_size - BATCH_HEADER) // (self.record_size + RECORD_FRAMING))
+        return records_per_batch(self.batch_size, self.record_size)
 
 
 def prepare_topic(w: Workload) -> dict[int, tuple[str, int]]:
@@ -149,7 +141,7 @@ def run_produce(w: Workload, progress: Progress | None = None, key_times: bool =
 def _produce_specs(w: Workload, leaders: dict, key_times: bool) -> list[ProduceSpec]:
     rate = w.rate / w.producers if w.rate else 0.0
     return [ProduceSpec(topic=w.topic, leaders=own, record_size=w.record_size, num_records=n, acks=w.acks,
-                        batch_records=w.batch_records, batch_bytes=w.batch_size, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
+                        batch_bytes=w.batch_size, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
                         key_times=key_times, time_limit=w.time_limit, seed=i,
                         connections=w.connections)
             for i, (own, n) in enumerate(zip(_assign(leaders, w.producers), _shares(w.num_records, w.producers)))]
