@@ -302,7 +302,7 @@ class NetworkWorker:
             if direct is not None:
                 direct.release()
         if not n:
-            pending = conn.reader.buffered
+            pending = reader.buffered
             self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
                         else "closed by peer")
             return

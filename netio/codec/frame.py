@@ -95,12 +95,8 @@ class FrameReader:
                 buf = mmap.mmap(-1, size)  # pages are committed as bytes arrive, as with chunks
                 if size <= SPARE_MAX:
                     self._spare = buf
-            filled = 0
-            while self._chunks:  # what already arrived belongs to this frame: _available < size
-                chunk = self._chunks.popleft()
-                buf[filled:filled + len(chunk)] = chunk
-                filled += len(chunk)
-            self._direct, self._filled = buf, filled
+            self._copy_out(buf, self._available)  # what already arrived belongs to this frame: _available < size
+            self._direct, self._filled = buf, self._available
         return memoryview(self._direct)[self._filled:size]
 
     def direct_filled(self, n: int) -> None:
@@ -155,6 +151,12 @@ class FrameReader:
                 chunks[0] = first[n:]
             return first[:n]
         out = bytearray(n)  # one allocation, one copy of each piece: a frame spanning chunks
+        self._copy_out(out, n)
+        return memoryview(out)
+
+    def _copy_out(self, out, n: int) -> None:
+        """Move the next ``n`` buffered bytes into ``out[:n]`` (``_available`` is the caller's to keep)."""
+        chunks = self._chunks
         filled = 0
         while filled < n:
             chunk = chunks.popleft()
@@ -164,7 +166,6 @@ class FrameReader:
                 chunk = chunk[:need]
             out[filled:filled + len(chunk)] = chunk
             filled += len(chunk)
-        return memoryview(out)
 
 
 # ---------------------------------------------------------------------------------------------------------
