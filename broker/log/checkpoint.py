@@ -88,6 +88,15 @@ def read_offsets(path: str | os.PathLike) -> dict[tuple[str, int], int]:
         raise CheckpointError(str(e)) from None
 
 
+def read_offset(path: str | os.PathLike, topic: str, partition: int, default):
+    """One partition's offset, or ``default`` when the file lacks it or cannot be parsed (the caller then
+    starts from a safe value: slower, never wrong)."""
+    try:
+        return read_offsets(path).get((topic, partition), default)
+    except CheckpointError:
+        return default
+
+
 def write_offsets(path: str | os.PathLike, offsets: dict[tuple[str, int], int]) -> None:
     write_atomic(path, format_entries((t, p, o) for (t, p), o in sorted(offsets.items())))
 

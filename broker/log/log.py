@@ -168,8 +168,9 @@ class PartitionLog:
         log_dir = os.path.dirname(os.path.normpath(directory))
         try:
             os.makedirs(directory, exist_ok=True)
-            recovery_point = _read_checkpoint(log_dir, checkpoint.RECOVERY_POINT_FILE, topic, partition, 0)
-            start = _read_checkpoint(log_dir, checkpoint.LOG_START_FILE, topic, partition, 0)
+            recovery_point = checkpoint.read_offset(os.path.join(log_dir, checkpoint.RECOVERY_POINT_FILE), topic,
+                                                    partition, 0)  # 0: recovery starts at the beginning
+            start = checkpoint.read_offset(os.path.join(log_dir, checkpoint.LOG_START_FILE), topic, partition, 0)
             segments, report = load_segments(directory, config, recover, recovery_point, start,
                                              now_ms() if now is None else now)
         except OSError as e:
@@ -601,13 +602,6 @@ def _largest_time(seg: LogSegment) -> int:
     if seg.max_timestamp > 0:
         return seg.max_timestamp
     return int(os.stat(seg.log_path).st_mtime * 1000)
-
-
-def _read_checkpoint(log_dir: str, name: str, topic: str, partition: int, default: int) -> int:
-    try:
-        return checkpoint.read_offsets(os.path.join(log_dir, name)).get((topic, partition), default)
-    except checkpoint.CheckpointError:
-        return default  # recovery then starts at the beginning: slower, never wrong
 
 
 def _unlink_all(paths: list[str]) -> None:

@@ -38,10 +38,9 @@ HW_CHECKPOINT_S = 5.0
 def restore_high_watermark(plog) -> None:
     """A freshly opened replicated log: its high watermark as last checkpointed (the log end if none)."""
     try:
-        saved = checkpoint.read_offsets(os.path.join(plog.log_dir, HW_CHECKPOINT_FILE))
-    except (OSError, checkpoint.CheckpointError):
+        hw = checkpoint.read_offset(os.path.join(plog.log_dir, HW_CHECKPOINT_FILE), plog.topic, plog.partition, None)
+    except OSError:
         return
-    hw = saved.get((plog.topic, plog.partition))
     if hw is not None:
         plog.high_watermark = hw  # clamped to [log start, log end]
 
