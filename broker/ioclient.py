@@ -16,7 +16,7 @@ from typing import Callable
 from broker import ipc
 from broker.logfmt import Log
 from broker.metrics import PROC
-from broker.shm.layout import MS_BACKLOG_EVENTS
+from broker.shm.layout import MS_ARENA_REFS, MS_BACKLOG_EVENTS
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.ioclient")
@@ -25,9 +25,10 @@ Callback = Callable[[tuple], None]
 
 
 class IOClient:
-    def __init__(self, request_rings: list, completion_rings: list):
+    def __init__(self, request_rings: list, completion_rings: list, arena=None):
         self.req = request_rings  # index: I/O worker
         self.done = completion_rings
+        self.arena = arena  # ArenaAllocator: records of a large frame are sent by reference
         self.pending: dict[int, Callback] = {}
         self.backlog: list[deque] = [deque() for _ in request_rings]
         self.next_token = int.from_bytes(os.urandom(6), "little") << 16
@@ -50,7 +51,17 @@ class IOClient:
     def append(self, io: int, slot: int, topic: str, partition: int, acks: int, records, callback: Callback,
                conn=None) -> None:
         token = self._token(callback)
-        self._put(io, ipc.APPEND, (ipc.append_header(token, slot, partition, acks, topic.encode()), records), conn)
+        header = ipc.append_header(token, slot, partition, acks, topic.encode())
+        arena = self.arena
+        if arena is not None and not self.backlog[io]:
+            offset = arena.offset_of(records)
+            if offset is not None:
+                ring = self.req[io]
+                if ring.try_put(ipc.APPEND_REF, header, ipc.arena_ref(offset, len(records))):
+                    arena.referenced(ring)
+                    PROC.scalars[MS_ARENA_REFS] += 1
+                    return
+        self._put(io, ipc.APPEND, (header, records), conn)  # copied into the ring (or the backlog)
 
     def list_offset(self, io: int, slot: int, topic: str, partition: int, timestamp: int,
                     callback: Callback) -> None:

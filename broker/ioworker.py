@@ -88,6 +88,7 @@ class IOWorker:
         self.recover = recover  # None: recover only if the last shutdown was not clean
         self.req = shared.request_rings_for_io(index)
         self.done = shared.completion_rings_for_io(index)
+        self.arenas = shared.arenas  # [network worker]: where APPEND_REF records lie
         for ring in self.done:
             ring.defer_wakeups()  # flushed once per batch and once per loop pass (timer-driven replies)
         self.table = shared.table
@@ -230,10 +231,15 @@ class IOWorker:
 
     # -- requests -----------------------------------------------------------------------------------------
 
-    def handle_append(self, ring_index: int, payload: memoryview) -> bytes | None:
+    def handle_append(self, ring_index: int, payload: memoryview, by_ref: bool = False) -> bytes | None:
         """The completion to post now, or None when it is posted later (acks=all waiting for the ISR)."""
         t0 = now_us()
         token, slot, partition, acks, topic, records = ipc.parse_append(payload)
+        if by_ref:
+            records = self._arena_records(ring_index, records)
+            if records is None:
+                log.error("APPEND_REF outside the receive arena", ring=ring_index, topic=topic, partition=partition)
+                return ipc.append_done(token, int(ErrorCode.UNKNOWN_SERVER_ERROR))
         op = self.partition(slot, topic, partition)
         if op is None or not op.is_leader:
             return ipc.append_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
@@ -260,6 +266,12 @@ class IOWorker:
         if state is not None and acks == -1:
             return self._wait_for_isr(ring_index, token, op, state, r)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+
+    def _arena_records(self, ring_index: int, ref: memoryview) -> memoryview | None:
+        arena = self.arenas[ring_index] if ring_index < len(self.arenas) else None
+        if arena is None or len(ref) != ipc.ARENA_REF_SIZE:
+            return None
+        return arena.view(*ipc.parse_arena_ref(ref))
 
     def _wait_for_isr(self, ring_index: int, token: int, op: OwnedPartition, state, r) -> bytes | None:
         def reply(code: int) -> bytes:
@@ -353,8 +365,8 @@ class IOWorker:
                 continue
             replies = []
             for kind, payload in msgs:
-                if kind == ipc.APPEND:
-                    reply = self.handle_append(n, payload)
+                if kind == ipc.APPEND or kind == ipc.APPEND_REF:
+                    reply = self.handle_append(n, payload, kind == ipc.APPEND_REF)
                     if reply is not None:
                         replies.append((ipc.APPEND_DONE, reply))
                 elif kind == ipc.REPLICA_POS:

@@ -2,11 +2,13 @@
 
 Requests go network -> I/O on one ring per (network worker, I/O worker) pair; completions come back on the
 paired ring, so a completion needs no return address, only the token the network worker chose. Every
-message is a fixed little-endian header followed by variable bytes; record batches are written once into
-the request ring and appended from there.
+message is a fixed little-endian header followed by variable bytes; record batches are written once, into
+the request ring or (for large frames) by the socket read into the receive arena, and appended from there.
 
 Request kinds (network -> I/O):
   APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, pad u32 | topic | records
+  APPEND_REF   the APPEND header and topic | offset u64, length u64: the records lie in the sending network
+               worker's receive arena (``broker/shm/arena.py``), unchanged until this message is consumed
   LIST_OFFSET  token u64, slot i32, partition i32, timestamp i64, topic_len u16, pad 6 | topic
   FORWARD      token u64, key i64 | a whole request frame, answered by an owner-side handler
   REPLICA_POS  slot i32, partition i32, replica_id i32, pad 4, fetch_offset i64, topic_len u16, pad 6 | topic
@@ -28,6 +30,7 @@ APPEND = 1
 LIST_OFFSET = 2
 FORWARD = 3
 REPLICA_POS = 4
+APPEND_REF = 5
 APPEND_DONE = 11
 LIST_OFFSET_DONE = 12
 FORWARD_DONE = 13
@@ -36,6 +39,8 @@ APPEND_DEFERRED = 14
 _APPEND = struct.Struct("<QiihHI")
 _LIST_OFFSET = struct.Struct("<QiiqH6x")
 _REPLICA_POS = struct.Struct("<iii4xqH6x")
+_ARENA_REF = struct.Struct("<QQ")
+ARENA_REF_SIZE = _ARENA_REF.size
 _APPEND_DONE = struct.Struct("<Qh6xqqq")
 _LIST_OFFSET_DONE = struct.Struct("<Qh6xqqi4x")
 
@@ -51,6 +56,15 @@ def parse_append(buf: memoryview) -> tuple[int, int, int, int, str, memoryview]:
     start = _APPEND.size
     topic = bytes(buf[start:start + tlen]).decode()
     return token, slot, partition, acks, topic, buf[start + tlen:]
+
+
+def arena_ref(offset: int, length: int) -> bytes:
+    return _ARENA_REF.pack(offset, length)
+
+
+def parse_arena_ref(tail: memoryview) -> tuple[int, int]:
+    """(offset, length) from what `parse_append` returns as the records of an APPEND_REF."""
+    return _ARENA_REF.unpack_from(tail, 0)
 
 
 def list_offset_request(token: int, slot: int, partition: int, timestamp: int, topic: bytes) -> bytes:

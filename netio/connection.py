@@ -85,11 +85,11 @@ class Connection:
                  "dirty")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
-                 on_writable_change: Callable[["Connection"], None]):
+                 on_writable_change: Callable[["Connection"], None], arena=None):
         self.sock = sock
         self.id = conn_id
         self.peer = peer
-        self.reader = FrameReader(max_frame_bytes)
+        self.reader = FrameReader(max_frame_bytes, arena)
         self.slots: deque[Slot] = deque()
         self.out: deque[Part] = deque()
         self.out_bytes = 0

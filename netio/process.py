@@ -167,7 +167,12 @@ def run_network_worker(sup, index: int) -> None:
         from broker.metrics.block import ROLE_NETWORK
 
         PROC.bind(sup.metrics, index, ROLE_NETWORK, index)
-    io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index))
+    arena = None
+    if shared.arenas[index] is not None:
+        from broker.shm.arena import ArenaAllocator
+
+        arena = ArenaAllocator(shared.arenas[index], shared.request_rings_for_net(index))
+    io = IOClient(shared.request_rings_for_net(index), shared.completion_rings_for_net(index), arena)
     for ring in io.req:
         ring.defer_wakeups()
     controller = ControlClient(sup.child_channel)
@@ -181,7 +186,7 @@ def run_network_worker(sup, index: int) -> None:
                 s.close()
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
                            sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
-                           pump=pump)
+                           pump=pump, arena=arena)
     pump.worker = worker
     sup.notify_ready()
     worker.run()

@@ -36,6 +36,7 @@ MAX_INFLIGHT_PER_CONNECTION = 64
 MAX_QUEUED_OUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 API_VERSIONS_KEY = 18
+PRODUCE_KEY = 0
 _QUEUE = STAGE["queue"]
 # Out of descriptors: stop accepting for this long (the backlog keeps the connections) rather than spin
 # on a listening socket that stays readable.
@@ -84,8 +85,9 @@ class Pump(Protocol):
 class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
-                 pump: Pump | None = None):
+                 pump: Pump | None = None, arena=None):
         self.index = index
+        self.arena = arena  # shared receive buffer for large frames (broker/shm/arena.py), or None
         self.listen_socks = listen_socks
         self.dispatcher = dispatcher
         self.max_frame_bytes = max_frame_bytes
@@ -218,7 +220,7 @@ class NetworkWorker:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         self.next_conn_id += 1
-        conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed)
+        conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed, self.arena)
         conn.dirty = self.dirty
         self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
         self.conns[sock.fileno()] = conn
@@ -348,12 +350,32 @@ class NetworkWorker:
                 frame = conn.reader.next_frame()
                 if frame is None:
                     break
-                self._handle_frame(conn, frame)
+                block = conn.reader.take_block()
+                if block is None:
+                    self._handle_frame(conn, frame)
+                else:
+                    self._handle_arena_frame(conn, frame, block)
         except CodecError as e:
             self._close(conn, f"bad frame: {e}")
         except Exception as e:  # a handler bug must not take the worker down with it
             log.error("request handling failed", exc_info=True, conn=conn.id, error=repr(e))
             self._close(conn, "internal error")
+
+    def _handle_arena_frame(self, conn: Connection, frame: memoryview, block) -> None:
+        """A frame received into the shared arena. Only Produce may pass references to it on (the owner
+        reads the records in place); any other request is copied out first, so no handler can keep a view
+        of bytes that will be overwritten."""
+        try:
+            if int.from_bytes(frame[:2], "big", signed=True) != PRODUCE_KEY:
+                frame = memoryview(bytes(frame))
+                block.release()
+                self._handle_frame(conn, frame)
+                return
+            self.arena.current = block
+            self._handle_frame(conn, frame)
+        finally:
+            self.arena.current = None
+            block.release()
 
     def _handle_frame(self, conn: Connection, frame: memoryview) -> None:
         try:
@@ -396,6 +418,7 @@ class NetworkWorker:
             conn.flush()
         conn.closed = True
         conn.release_files()
+        conn.reader.close()
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):

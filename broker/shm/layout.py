@@ -17,7 +17,7 @@ process can know the region's name::
     preamble (64 bytes, read-only after create)
     +0   u32  magic      b"HPB1" (0x31425048)
     +4   u16  version    LAYOUT_VERSION; attach refuses a mismatch
-    +6   u16  kind       KIND_RING | KIND_PARTITIONS | KIND_METRICS
+    +6   u16  kind       KIND_RING | KIND_PARTITIONS | KIND_METRICS | KIND_ARENA
     +8   u64  creator    pid of the creating process (only it unlinks)
     +16  u64  size       total region size in bytes
     +24  40 bytes reserved (zero)
@@ -93,6 +93,23 @@ Partition-state table (``partitions.py``; each slot written by one I/O worker, r
     fetch that waits for the slot; written only by worker w, read by the slot's owner after
     each publish to decide which workers' doorbells to ring.
 
+Receive arena (``arena.py``; one per network worker, written only by it, read by I/O workers)::
+
+    0            64                                              64 + capacity
+    | preamble   | data: large request frames, as received from the socket       |
+    header field in the preamble's reserved area:
+    +24  u64  capacity   data bytes
+
+    The data area holds no structure of its own.  The network worker receives a large Produce frame
+    straight into a range of it and sends the partition owner an APPEND_REF (``broker/ipc.py``)
+    naming (offset from the region start, length) of the records instead of copying them into the
+    request ring.  Which ranges are in use is known only to that network worker: a range is
+    reused once the request handler is done with its frame and every request ring that carried a
+    reference into it has a consumer tail past that message (the owner appends, answers, and only
+    then advances its tail).  A restarted network worker reuses nothing until every request ring it
+    feeds is consumed past the head its predecessor left, so references still queued in the rings
+    always point at the bytes they were sent with.
+
 Metrics region (``broker/metrics/block.py``; block b written only by the worker process that owns it,
 read by the supervisor's /metrics handler)::
 
@@ -141,6 +158,7 @@ MAGIC = 0x31425048  # b"HPB1" read as a little-endian u32
 KIND_RING = 1
 KIND_PARTITIONS = 2
 KIND_METRICS = 3
+KIND_ARENA = 4
 
 CACHE_LINE = 64
 ALIGN = 8
@@ -216,10 +234,15 @@ MS_IO_MESSAGES = 8  # ring messages an I/O worker handled
 MS_RECORDS_IN = 9
 MS_BYTES_IN = 10  # record-batch bytes appended
 MS_PARTITIONS = 11  # gauge: partitions this I/O worker owns
+MS_ARENA_REFS = 12  # appends sent to an owner by reference into the receive arena (not copied)
 
 
 def metrics_block_words(slots: int) -> int:
     return MB_SLOT_ARRAYS + len(SLOT_COUNTERS) * slots
+
+
+ARENA_OFF_CAPACITY = 24
+ARENA_DATA_START = 64
 
 
 def metrics_region_size(blocks: int, slots: int) -> int:

@@ -275,6 +275,14 @@ class Ring:
         if ticket and ticket != self._rung_consumer:
             self._ring_consumer(ticket)
 
+    def published_head(self) -> int:
+        """Producer: the head published so far (the end of the last message put)."""
+        return self._head
+
+    def consumed_past(self, position: int) -> bool:
+        """Producer: whether the consumer's tail has reached ``position`` (it is done with what lies before)."""
+        return _unpack_u64(self._mm, _OFF_TAIL)[0] >= position
+
     def defer_wakeups(self) -> None:
         """From now on puts only note that the sleeping consumer needs a wakeup; `flush_wakeup()` rings
         once for everything put since (a producer that puts several messages per event-loop pass)."""

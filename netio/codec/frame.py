@@ -54,13 +54,16 @@ class FrameReader:
     frame-sized anonymous mapping (``direct_buffer``/``direct_filled``): one copy out of the kernel and no
     allocation, zero-fill or page faults per frame, because the mapping is reused once no view of the
     previous frame held in it is alive; its pages are committed only as bytes arrive, so a size prefix
-    alone costs no memory. After `FrameTooLarge` the stream is unusable and the connection should be closed.
+    alone costs no memory. With an ``arena`` (anything with ``alloc(size)`` returning None or a block with a
+    writable ``view`` of that size and ``release()``), a large frame goes into a block from it instead, and
+    ``take_block()`` hands the block of the frame just returned to the caller, who releases it when done.
+    After `FrameTooLarge` the stream is unusable and the connection should be closed.
     """
 
     __slots__ = ("max_frame_bytes", "_chunks", "_available", "_size", "_failed", "_direct", "_filled",
-                 "_spare", "_large")
+                 "_spare", "_large", "_arena", "_block", "_frame_block")
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, arena=None) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._chunks: deque[memoryview] = deque()
         self._available = 0
@@ -70,6 +73,9 @@ class FrameReader:
         self._filled = 0
         self._spare: mmap.mmap | None = None  # kept for the next large frame
         self._large = False  # the last frame was large: read the next size prefix alone
+        self._arena = arena
+        self._block = None  # arena block of the frame being received
+        self._frame_block = None  # arena block of the frame last returned, until taken
 
     def read_size(self, chunk: int) -> int:
         """How many bytes to receive next (when not receiving in place): ``chunk``, or only the missing
@@ -86,6 +92,11 @@ class FrameReader:
         size = self._size
         if size is None or size < DIRECT_MIN or self._available >= size:
             return None
+        if self._direct is None and self._arena is not None:
+            block = self._arena.alloc(size)
+            if block is not None:
+                self._copy_out(block.view, self._available)
+                self._block, self._direct, self._filled = block, block.view, self._available
         if self._direct is None:
             # Reuse the spare only when nothing else refers to it (a handler may still hold its last frame):
             # the references are the attribute and getrefcount's argument.
@@ -98,6 +109,19 @@ class FrameReader:
             self._copy_out(buf, self._available)  # what already arrived belongs to this frame: _available < size
             self._direct, self._filled = buf, self._available
         return memoryview(self._direct)[self._filled:size]
+
+    def take_block(self):
+        """The arena block holding the frame ``next_frame`` just returned (None if it is not in one)."""
+        block, self._frame_block = self._frame_block, None
+        return block
+
+    def close(self) -> None:
+        """Give back arena blocks (the connection is gone: a frame half received is never handled)."""
+        for block in (self._block, self._frame_block):
+            if block is not None:
+                block.release()
+        self._block = self._frame_block = None
+        self._direct = None
 
     def direct_filled(self, n: int) -> None:
         self._filled += n
@@ -133,6 +157,8 @@ class FrameReader:
             frame = memoryview(self._direct)[:self._size]
             self._available -= self._size
             self._direct = None
+            if self._block is not None:
+                self._frame_block, self._block = self._block, None
         else:
             frame = self._take(self._size)
         self._size = None
