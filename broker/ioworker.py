@@ -40,6 +40,7 @@ log = Log("hpbroker.io")
 
 BATCH = 64
 FLUSH_CHECK_INTERVAL_S = 0.01  # time-based flush (flush.ms) is checked this often
+CONTROL_CHECK_INTERVAL_S = 0.005  # while rings keep the worker busy, the supervisor's channel is read this often
 _OWNER_STAGE = STAGE["owner"]
 
 # Modules that extend the partition owner: each defines `attach(worker) -> extension`. An extension may
@@ -448,10 +449,14 @@ class IOWorker:
         sel.register(self.channel.fileno(), selectors.EVENT_READ, "control")
         on_ready()
         log.info("io worker started", worker=self.index, partitions=len(self.owned))
+        next_control = 0.0
         while not self.stopping:
             if self.poll_rings():
-                self.handle_control()
-                self.housekeeping(time.monotonic())
+                now = time.monotonic()
+                if now >= next_control:  # not every pass: an idle channel costs a failed recv each time
+                    next_control = now + CONTROL_CHECK_INTERVAL_S
+                    self.handle_control()
+                self.housekeeping(now)
                 continue
             if prepare_wait_all(self.req):
                 timeout = 0.5
