@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perf.histogram import RELATIVE_ERROR, Histogram, bucket_high, bucket_of
+from perf.histogram import BUCKETS, RELATIVE_ERROR, Histogram, bucket_high, bucket_of
 
 values_st = st.lists(st.integers(min_value=0, max_value=(1 << 44)), min_size=1, max_size=300)
 quantiles = (50, 90, 99, 99.9, 100)
@@ -30,6 +30,14 @@ def test_percentiles_match_the_oracle_within_the_bucket_width(values):
     for q in quantiles:
         assert_close(h.percentile(q), oracle(values, q))
     assert (h.count, h.min, h.max, h.total) == (len(values), min(values), max(values), sum(values))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values_st)
+def test_few_and_many_values_fill_the_buckets_bucket_of_names(values):
+    h = Histogram()
+    h.record_many(values)
+    assert np.array_equal(h.counts, np.bincount(bucket_of(np.array(values, np.int64)), minlength=BUCKETS))
 
 
 @settings(max_examples=100, deadline=None)
