@@ -16,6 +16,7 @@ import select
 from broker.shm.region import segment_path
 
 _FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
+_DRAIN_CHUNK = 4096
 
 
 class Doorbell:
@@ -55,16 +56,19 @@ class Doorbell:
             pass  # pipe full: the sleeper has plenty of wakeups queued already
 
     def drain(self) -> int:
-        """Consume pending rings; returns how many there were."""
+        """Consume pending rings; returns how many there were.
+
+        A short read means the pipe is empty, so the usual case is one read, not a second one that fails
+        with EAGAIN (a ring that lands right after it leaves the pipe readable: the next wait wakes at once)."""
         n = 0
         while True:
             try:
-                got = os.read(self._fd, 4096)
+                got = os.read(self._fd, _DRAIN_CHUNK)
             except BlockingIOError:
                 return n
-            if not got:
-                return n
             n += len(got)
+            if len(got) < _DRAIN_CHUNK:
+                return n
 
     def wait(self, timeout: float | None) -> bool:
         """Sleep until rung or ``timeout`` seconds (None = forever); True if rung."""

@@ -278,3 +278,21 @@ def test_close_with_a_live_view_still_releases_the_name():
     assert bytes(held) == b"held"  # the mapping lives as long as the view
     del held
     assert not os.path.exists(f"/dev/shm/{r.name}")
+
+
+@pytest.mark.parametrize("rings", [1, 3, 4096, 5000])
+def test_doorbell_drain_counts_every_ring_and_leaves_it_quiet(rings):
+    from broker.shm.doorbell import Doorbell
+    from broker.shm.region import unique_name
+
+    bell = Doorbell.create(unique_name("bell"))
+    try:
+        for _ in range(rings):
+            bell.ring()
+        assert bell.wait(0)
+        assert bell.drain() == rings
+        assert not bell.wait(0)  # nothing left to wake a sleeper for
+        assert bell.drain() == 0
+    finally:
+        bell.close()
+        bell.unlink()
