@@ -111,7 +111,8 @@ KEYS: tuple[Key, ...] = (
     Key("unclean.leader.election.enable", "bool", False,
         "Elect a replica outside the ISR when no in-sync one is alive (may lose acknowledged records)."),
     Key("replica.ack.timeout.ms", "int", 30000,
-        "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT.", min=1),
+        "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT (the Produce request's "
+        "timeout_ms applies when shorter).", min=1),
 )
 
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}

@@ -49,9 +49,9 @@ class IOClient:
                 self.blocked_conns.add(conn)
 
     def append(self, io: int, slot: int, topic: str, partition: int, acks: int, records, callback: Callback,
-               conn=None) -> None:
+               conn=None, timeout_ms: int = 0) -> None:
         token = self._token(callback)
-        header = ipc.append_header(token, slot, partition, acks, topic.encode())
+        header = ipc.append_header(token, slot, partition, acks, topic.encode(), timeout_ms)
         arena = self.arena
         if arena is not None and not self.backlog[io]:
             offset = arena.offset_of(records)

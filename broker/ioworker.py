@@ -235,7 +235,7 @@ class IOWorker:
     def handle_append(self, ring_index: int, payload: memoryview, by_ref: bool = False) -> bytes | None:
         """The completion to post now, or None when it is posted later (acks=all waiting for the ISR)."""
         t0 = now_us()
-        token, slot, partition, acks, topic, records = ipc.parse_append(payload)
+        token, slot, partition, acks, timeout_ms, topic, records = ipc.parse_append(payload)
         if by_ref:
             records = self._arena_records(ring_index, records)
             if records is None:
@@ -265,7 +265,7 @@ class IOWorker:
         PROC.slot_add(1, slot, r.record_count)
         PROC.observe(_OWNER_STAGE, 0, now_us() - t0)
         if state is not None and acks == -1:
-            return self._wait_for_isr(ring_index, token, op, state, r)
+            return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
 
     def _arena_records(self, ring_index: int, ref: memoryview) -> memoryview | None:
@@ -274,7 +274,8 @@ class IOWorker:
             return None
         return arena.view(*ipc.parse_arena_ref(ref))
 
-    def _wait_for_isr(self, ring_index: int, token: int, op: OwnedPartition, state, r) -> bytes | None:
+    def _wait_for_isr(self, ring_index: int, token: int, op: OwnedPartition, state, r,
+                      timeout_ms: int) -> bytes | None:
         def reply(code: int) -> bytes:
             if code:
                 log.warning("acks=all append failed", topic=op.topic, partition=op.partition, code=code)
@@ -282,7 +283,7 @@ class IOWorker:
                                    op.log.log_start_offset)
 
         code = self.replication.wait_for_isr(op, state, r.last_offset,
-                                             lambda code: self._post_later(ring_index, reply(code)))
+                                             lambda code: self._post_later(ring_index, reply(code)), timeout_ms)
         if code is not None:
             return reply(code)
         self.post(self.done[ring_index], ipc.APPEND_DEFERRED, ipc.append_deferred(token))

@@ -6,7 +6,8 @@ message is a fixed little-endian header followed by variable bytes; record batch
 the request ring or (for large frames) by the socket read into the receive arena, and appended from there.
 
 Request kinds (network -> I/O):
-  APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, pad u32 | topic | records
+  APPEND       token u64, slot i32, partition i32, acks i16, topic_len u16, timeout_ms u32 | topic | records
+               (timeout_ms: the request's; an acks=all append waits for the ISR no longer)
   APPEND_REF   the APPEND header and topic | offset u64, length u64: the records lie in the sending network
                worker's receive arena (``broker/shm/arena.py``), unchanged until this message is consumed
   LIST_OFFSET  token u64, slot i32, partition i32, timestamp i64, topic_len u16, pad 6 | topic
@@ -47,15 +48,16 @@ _LIST_OFFSET_DONE = struct.Struct("<Qh6xqqi4x")
 APPEND_HEADER_SIZE = _APPEND.size
 
 
-def append_header(token: int, slot: int, partition: int, acks: int, topic: bytes) -> bytes:
-    return _APPEND.pack(token, slot, partition, acks, len(topic), 0) + topic
+def append_header(token: int, slot: int, partition: int, acks: int, topic: bytes, timeout_ms: int = 0) -> bytes:
+    return _APPEND.pack(token, slot, partition, acks, len(topic), min(max(timeout_ms, 0), 0x7FFFFFFF)) + topic
 
 
-def parse_append(buf: memoryview) -> tuple[int, int, int, int, str, memoryview]:
-    token, slot, partition, acks, tlen, _ = _APPEND.unpack_from(buf, 0)
+def parse_append(buf: memoryview) -> tuple[int, int, int, int, int, str, memoryview]:
+    """(token, slot, partition, acks, timeout_ms, topic, records)."""
+    token, slot, partition, acks, tlen, timeout_ms = _APPEND.unpack_from(buf, 0)
     start = _APPEND.size
     topic = bytes(buf[start:start + tlen]).decode()
-    return token, slot, partition, acks, topic, buf[start + tlen:]
+    return token, slot, partition, acks, timeout_ms, topic, buf[start + tlen:]
 
 
 def arena_ref(offset: int, length: int) -> bytes:

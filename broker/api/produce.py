@@ -86,7 +86,8 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
             state.add(name, index, int(ErrorCode.NOT_ENOUGH_REPLICAS))
         else:
             state.outstanding += 1
-            io.append(part.owner, part.slot, name, index, acks, records, _completion(state, name, index), conn)
+            io.append(part.owner, part.slot, name, index, acks, records, _completion(state, name, index), conn,
+                      req.timeout_ms)
     if acks == 0:
         slot.no_reply()
     if state.outstanding == 0:

@@ -189,8 +189,10 @@ class Replication:
         if state.advance(op.log.log_end_offset):
             op.log.high_watermark = state.hw
 
-    def wait_for_isr(self, op, state: LeaderState, last_offset: int, done) -> int | None:
-        return state.wait_for(last_offset, time.monotonic(), self.ack_timeout_s, done)
+    def wait_for_isr(self, op, state: LeaderState, last_offset: int, done, timeout_ms: int | None = None) -> int | None:
+        """Wait for the ISR up to the request's timeout_ms (Kafka's rule), never past replica.ack.timeout.ms."""
+        timeout = self.ack_timeout_s if timeout_ms is None else min(max(timeout_ms, 0) / 1000.0, self.ack_timeout_s)
+        return state.wait_for(last_offset, time.monotonic(), timeout, done)
 
     def _advanced(self, op, state: LeaderState, now: float) -> None:
         state.advance(op.log.log_end_offset)

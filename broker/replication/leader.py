@@ -35,6 +35,9 @@ class Follower:
         self.last_fetch_leader_leo = -1
 
 
+_NEVER = float("inf")
+
+
 class PendingAck:
     __slots__ = ("required", "deadline", "done")
 
@@ -58,6 +61,7 @@ class LeaderState:
         self.isr: tuple[int, ...] = ()
         self.min_isr = min_isr
         self.acks: deque[PendingAck] = deque()
+        self._next_deadline = _NEVER  # earliest deadline among acks
         self.isr_request: tuple[int, ...] | None = None  # asked for, not yet seen in the metadata
         self.isr_request_at = 0.0
         self.isr_refused_at = float("-inf")
@@ -149,7 +153,9 @@ class LeaderState:
         required = last_offset + 1
         if not self.acks and self.hw >= required:
             return self._ack_code()
-        self.acks.append(PendingAck(required, now + timeout_s, done))
+        deadline = now + timeout_s
+        self.acks.append(PendingAck(required, deadline, done))
+        self._next_deadline = min(self._next_deadline, deadline)
         return None
 
     def _ack_code(self) -> int:
@@ -163,16 +169,21 @@ class LeaderState:
         while acks and acks[0].required <= self.hw:
             acks.popleft().done(self._ack_code())
             n += 1
-        while acks and acks[0].deadline <= now:  # one timeout for all, so deadlines follow append order
-            acks.popleft().done(REQUEST_TIMED_OUT)
-            n += 1
+        if self._next_deadline <= now:  # each request has its own timeout: any of them may be the first due
+            late = [a for a in acks if a.deadline <= now]
+            self.acks = acks = deque(a for a in acks if a.deadline > now)
+            for a in late:
+                a.done(REQUEST_TIMED_OUT)
+            n += len(late)
+        self._next_deadline = min((a.deadline for a in acks), default=_NEVER)
         return n
 
     def next_ack_deadline(self) -> float | None:
-        return self.acks[0].deadline if self.acks else None
+        return self._next_deadline if self.acks else None
 
     def abandon(self, code: int = NOT_LEADER_OR_FOLLOWER) -> None:
         """No longer leader (or closed): every waiting append is answered with `code`."""
         acks, self.acks = self.acks, deque()
+        self._next_deadline = _NEVER
         for a in acks:
             a.done(code)

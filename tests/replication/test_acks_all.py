@@ -39,10 +39,10 @@ def cluster(tmp_path, request):
         etcd.stop()
 
 
-def produce(conn: Connection, topic: str, n: int) -> tuple[int, int]:
+def produce(conn: Connection, topic: str, n: int, timeout_ms: int = 10000) -> tuple[int, int]:
     batch = hotpath.build_records_batch([(None, b"r%d" % i) for i in range(n)],
                                         timestamps=np.full(n, int(time.time() * 1000), np.int64))
-    resp = conn._call(0, 8, {"transactional_id": None, "acks": -1, "timeout_ms": 10000, "topic_data": [
+    resp = conn._call(0, 8, {"transactional_id": None, "acks": -1, "timeout_ms": timeout_ms, "topic_data": [
         {"name": topic, "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
     part = resp["responses"][0]["partition_responses"][0]
     return part["error_code"], part["base_offset"]
@@ -100,6 +100,27 @@ def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
 
 
 @pytest.mark.parametrize("cluster", [{"replica.ack.timeout.ms": 120000}], indirect=True)
+def test_acks_all_times_out_after_the_requests_own_timeout(cluster):
+    """Kafka's rule: the leader waits for the ISR no longer than the Produce request's timeout_ms."""
+    leader, replicas = in_sync_topic(cluster, "short")
+    lead = cluster.brokers[leader]
+    follower = next(r for r in replicas if r != leader)
+    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
+    try:
+        assert produce(conn, "short", 1) == (0, 0)
+        os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
+        try:
+            t = time.monotonic()
+            assert produce(conn, "short", 2, timeout_ms=1000) == (ErrorCode.REQUEST_TIMED_OUT, -1)
+            waited = time.monotonic() - t
+            assert 0.9 <= waited < 10, f"answered after {waited:.1f} s; the request allowed 1 s"
+        finally:
+            os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("cluster", [{"replica.ack.timeout.ms": 120000}], indirect=True)
 def test_acks_all_waiting_in_a_dead_io_worker_is_answered(cluster):
     """The leader's I/O worker dies holding an acks=all append: the network worker answers it
     REQUEST_TIMED_OUT at once (the client retries) instead of leaving the connection waiting."""
@@ -114,12 +135,13 @@ def test_acks_all_waiting_in_a_dead_io_worker_is_answered(cluster):
         os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
         try:
             answer = []
-            t = threading.Thread(target=lambda: answer.append(produce(conn, "dies", 2)), daemon=True)
+            t = threading.Thread(target=lambda: answer.append(produce(conn, "dies", 2, timeout_ms=120000)),
+                                 daemon=True)
             t.start()
             t.join(1.0)
             assert not answer, "the append should wait for the stopped follower"
             os.kill(lead.worker_pids("io")[0], signal.SIGKILL)
-            t.join(30)  # the connection's own timeout is 30 s; replica.ack.timeout.ms is 120 s
+            t.join(30)  # the connection's own timeout is 30 s; the request's and replica.ack.timeout.ms are 120 s
             assert answer == [(ErrorCode.REQUEST_TIMED_OUT, -1)]
         finally:
             os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)

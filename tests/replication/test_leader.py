@@ -117,6 +117,22 @@ def test_acks_time_out_in_order():
     assert s.next_ack_deadline() is None
 
 
+def test_each_ack_has_its_own_timeout():
+    """Deadlines come from each request's timeout, so a later append may be due first."""
+    s = leader(isr=(1, 2))
+    done = []
+    s.wait_for(0, 0.0, 30.0, lambda c: done.append(("long", c)))
+    s.wait_for(1, 1.0, 2.0, lambda c: done.append(("short", c)))
+    assert s.next_ack_deadline() == 3.0
+    assert s.complete(3.0) == 1
+    assert done == [("short", REQUEST_TIMED_OUT)]
+    assert s.next_ack_deadline() == 30.0
+    s.follower_fetch(2, 1, 1, 4.0)  # the follower now has offset 0: the long one is covered
+    s.complete(4.0)
+    assert done[-1] == ("long", 0)
+    assert s.next_ack_deadline() is None
+
+
 def test_isr_below_min_insync_answers_not_enough_replicas_after_append():
     s = leader(isr=(1, 2), min_isr=2)
     done = []
