@@ -3,21 +3,24 @@ owner appends the records from there, so a batch is not copied into the request 
 
 One arena per network worker (layout in :mod:`broker.shm.layout`). The network worker is the only writer
 and the only one that knows which ranges are in use (:class:`ArenaAllocator`); I/O workers only read the
-ranges that APPEND_REF messages name. Ranges are handed out in order, like a ring, and reused only once
-the frame's handler is done and every request ring that carried a reference into it has been consumed
-past that message.
+ranges that APPEND_REF messages name. A range is reused only once the frame's handler is done and every
+request ring that carried a reference into it has been consumed past that message.
 """
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import os
-from collections import deque
 
 from broker.shm import layout
 from broker.shm.region import SharedRegion, segment_path, unique_name
 
 _DATA = layout.ARENA_DATA_START
+
+
+def _start(block) -> int:
+    return block.start
 
 
 def _address(buf) -> int:
@@ -109,40 +112,40 @@ class ArenaAllocator:
         self._mm = arena.mm
         self._base = _address(arena.mm)
         self._end = arena.size
-        self._blocks: deque[Block] = deque()
-        self._head = _DATA
+        self._blocks: list[Block] = []  # live blocks in address order
+        self._head = _DATA  # where the last block ended: the search for room starts here
         self.current: Block | None = None
         # A predecessor's references may still sit in the rings: reuse nothing until they are consumed.
         pending = [(r, r.published_head()) for r in rings if not r.consumed_past(r.published_head())]
         if pending:
             self._blocks.append(Block(_DATA, self._end, None, pending, False))
-            self._head = self._end
 
     def alloc(self, size: int) -> Block | None:
-        """A range of ``size`` bytes for a frame being received, or None when the arena has no room."""
-        blocks = self._blocks
-        while blocks and blocks[0].reusable():
-            blocks.popleft()
-        if not blocks:
-            self._head = _DATA
-        start = self._fit(size)
+        """A range of ``size`` bytes for a frame being received, or None when the arena has no room.
+
+        The first gap that fits, searching from where the last block ended and then from the start: a
+        range still held (a slow client's half-received frame) blocks only itself, not the ranges after it."""
+        blocks = self._blocks = [b for b in self._blocks if not b.reusable()]
+        start = self._fit(size, self._head)
+        if start is None and self._head > _DATA:
+            start = self._fit(size, _DATA)
         if start is None:
             return None
         self._head = start + size
         block = Block(start, start + size, memoryview(self._mm)[start:start + size], [], True)
-        blocks.append(block)
+        bisect.insort(blocks, block, key=_start)
         return block
 
-    def _fit(self, size: int) -> int | None:
-        head, end = self._head, self._end
-        if not self._blocks:
-            return head if size <= end - head else None
-        oldest = self._blocks[0].start
-        if head > oldest:  # free: [head, end) then, after wrapping, [_DATA, oldest)
-            if size <= end - head:
-                return head
-            return _DATA if size <= oldest - _DATA else None
-        return head if size <= oldest - head else None
+    def _fit(self, size: int, frm: int) -> int | None:
+        """Start of the first gap at or after ``frm`` with room for ``size`` bytes."""
+        at = frm
+        for b in self._blocks:
+            if b.end <= at:
+                continue
+            if b.start - at >= size:
+                return at
+            at = max(at, b.end)
+        return at if self._end - at >= size else None
 
     def offset_of(self, view) -> int | None:
         """Offset (from the region start) of ``view`` when it lies in the frame being handled."""
@@ -157,7 +160,3 @@ class ArenaAllocator:
     def referenced(self, ring) -> None:
         """The current frame is referenced by the message just published on ``ring``."""
         self.current.refs.append((ring, ring.published_head()))
-
-    def in_use(self) -> int:
-        """Blocks not yet reclaimed (for tests and describe())."""
-        return len(self._blocks)
