@@ -117,3 +117,49 @@ def test_kill_io_worker_with_arena_references_queued(tmp_path):
         assert len(acked) > before, "production did not resume after the I/O worker restart"
         assert arena_appends(b) > 0
         check_stored(b.bootstrap, "arena-crash", acked)
+
+
+def test_a_stalled_owner_never_sees_its_arena_ranges_overwritten(tmp_path):
+    """The I/O worker stops while more than an arena's worth of large requests arrives: the references it
+    has queued keep their ranges, so new frames go elsewhere (or through the ring), and what it appends once
+    it runs again is what was sent."""
+    with BrokerProcess(data_dir=str(tmp_path), network_threads=1, io_threads=1,
+                       settings={"metrics.listener": "127.0.0.1:0"}) as b:
+        _create(b.bootstrap, "arena-stall", PARTITIONS)
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "1", "message.timeout.ms": 60000,
+                      **BIG_BATCHES})
+        acked, errors = [], []
+
+        def cb(err, msg):
+            (errors if err is not None else acked).append(err or (msg.partition(), msg.offset(), msg.value()))
+
+        def send(first: int, nbytes: int) -> int:
+            i, size = first, 0
+            while size < nbytes:
+                try:
+                    p.produce("arena-stall", value(i), partition=i % PARTITIONS, on_delivery=cb)
+                except BufferError:
+                    p.poll(0.05)
+                    continue
+                size += len(value(i))
+                i += 1
+                if i % 1000 == 0:
+                    p.poll(0)
+            return i
+
+        n = send(0, 8 * 1024 * 1024)
+        p.flush(30)
+        owner = b.worker_pids("io")[0]
+        os.kill(owner, signal.SIGSTOP)
+        try:
+            n = send(n, 60 * 1024 * 1024)  # nearly twice the 32 MiB arena, all queued behind the stopped owner
+            deadline = time.time() + 3
+            while time.time() < deadline:
+                p.poll(0.1)
+        finally:
+            os.kill(owner, signal.SIGCONT)
+        assert p.flush(90) == 0
+        assert not errors, errors[:3]
+        assert len(acked) == n
+        assert arena_appends(b) > 0
+        check_stored(b.bootstrap, "arena-stall", acked)
