@@ -100,6 +100,7 @@ class NetworkWorker:
         self.draining = False
         self.pump = pump
         self.ring_blocked: set = set()  # connections whose requests wait for room in a ring
+        self.paused: set[Connection] = set()  # connections not read because they owe too much
         self.dirty: set[Connection] = set()  # connections with responses finished this pass
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -281,7 +282,10 @@ class NetworkWorker:
         if over != conn.paused:
             conn.paused = over
             if over:
+                self.paused.add(conn)
                 PROC.scalars[_ml.MS_PAUSED_READS] += 1
+            else:
+                self.paused.discard(conn)
             return True
         return False
 
@@ -325,8 +329,10 @@ class NetworkWorker:
         """
         if ring_blocked is not None:
             self.ring_blocked = ring_blocked
-        for conn in list(self.conns.values()):
-            if conn.paused and self._apply_backpressure(conn):
+        # Only paused connections can hold complete frames not yet served (a connection under its limits
+        # frames everything it receives at once), so idle connections cost nothing here.
+        for conn in list(self.paused):
+            if self._apply_backpressure(conn):
                 self._update_interest(conn)
             if not conn.paused and not conn.closed:
                 self._serve_buffered(conn)
@@ -417,6 +423,7 @@ class NetworkWorker:
             self.dirty.discard(conn)
             conn.flush()
         conn.closed = True
+        self.paused.discard(conn)
         conn.release_files()
         conn.reader.close()
         try:

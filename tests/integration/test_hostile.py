@@ -24,7 +24,7 @@ from tools.testing import BrokerProcess
 
 MAX_FRAME = 104857600  # socket.request.max.bytes default
 UNSUPPORTED_VERSION = 35
-API_VERSIONS, METADATA = 18, 3
+API_VERSIONS, METADATA, PRODUCE = 18, 3, 0
 CLOSED_RE = re.compile(r'connection closed .*peer=127\.0\.0\.1:(\d+) reason=("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -357,6 +357,30 @@ def test_many_pipelined_requests_past_the_in_flight_limit(broker, pids):
         for i in range(300):
             cid, _ = decode_response(API_VERSIONS if i % 2 else METADATA, 3 if i % 2 else 1, recv_frame(s))
             assert cid == i
+    finally:
+        s.close()
+
+
+def test_many_pipelined_produce_requests_past_the_in_flight_limit(broker, pids):
+    """Answers that come back through the rings resume a paused connection too: the client sent everything
+    at once and only waits."""
+    import hotpath
+
+    batch = bytes(hotpath.build_records_batch([(None, b"pipelined")]))
+    body = {"transactional_id": None, "acks": 1, "timeout_ms": 10000,
+            "topic_data": [{"name": "pipelined", "partition_data": [{"index": 0, "records": batch}]}]}
+    s = connect(broker, timeout=20)
+    try:
+        s.sendall(metadata_request(0, topics=[{"name": "pipelined"}]))  # auto-creates the topic
+        decode_response(METADATA, 1, recv_frame(s))
+        s.sendall(b"".join(encode_request(PRODUCE, 8, i, "hostile", body) for i in range(1, 301)))
+        offsets = []
+        for i in range(1, 301):
+            cid, resp = decode_response(PRODUCE, 8, recv_frame(s))
+            part = resp["responses"][0]["partition_responses"][0]
+            assert (cid, part["error_code"]) == (i, 0)
+            offsets.append(part["base_offset"])
+        assert offsets == sorted(offsets) and len(set(offsets)) == 300
     finally:
         s.close()
 
