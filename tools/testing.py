@@ -119,6 +119,17 @@ class BrokerProcess:
                 out[int(m.group(2))] = int(m.group(3))
         return out
 
+    def restart_worker(self, role: str, index: int = 0, timeout: float = 20.0) -> int:
+        """kill -9 one worker and wait until the supervisor has started its successor; the new pid."""
+        victim = self.worker_pids(role)[index]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.time() + timeout
+        while self.worker_pids(role).get(index) == victim and time.time() < deadline:
+            time.sleep(0.1)
+        pid = self.worker_pids(role)[index]
+        assert pid != victim, f"{role} worker {index} was not restarted"
+        return pid
+
     def child_pids(self) -> list[int]:
         import psutil
 

@@ -13,6 +13,7 @@ import urllib.request
 
 from confluent_kafka import Producer
 
+from tests.integration.test_crash import _producer_thread
 from tests.integration.test_produce_fetch import _create, consume_confluent
 from tools.testing import BrokerProcess
 from tools.top.promtext import parse, total
@@ -79,36 +80,13 @@ def test_kill_io_worker_with_arena_references_queued(tmp_path):
         _create(b.bootstrap, "arena-crash", PARTITIONS)
         stop = threading.Event()
         acked: list = []
-
-        def produce() -> None:
-            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "message.timeout.ms": 30000,
-                          **BIG_BATCHES})
-
-            def cb(err, msg):
-                if err is None:
-                    acked.append((msg.partition(), msg.offset(), msg.value()))
-
-            i = 0
-            while not stop.is_set():
-                try:
-                    p.produce("arena-crash", value(i), partition=i % PARTITIONS, on_delivery=cb)
-                    i += 1
-                except BufferError:
-                    p.poll(0.01)
-                if i % 1000 == 0:
-                    p.poll(0)
-            p.flush(60)
-
-        t = threading.Thread(target=produce)
+        t = threading.Thread(target=_producer_thread,
+                             args=(b.bootstrap, "arena-crash", stop, acked,
+                                   {"message.timeout.ms": 30000, **BIG_BATCHES}, value, PARTITIONS))
         t.start()
         try:
             time.sleep(2.0)
-            victim = b.worker_pids("io")[0]
-            os.kill(victim, signal.SIGKILL)
-            deadline = time.time() + 20
-            while b.worker_pids("io").get(0) == victim and time.time() < deadline:
-                time.sleep(0.1)
-            assert b.worker_pids("io")[0] != victim, "I/O worker was not restarted"
+            b.restart_worker("io")
             before = len(acked)
             time.sleep(2.0)
         finally:
