@@ -7,6 +7,7 @@ append is answered REQUEST_TIMED_OUT, and once the follower runs again the high 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -99,25 +100,33 @@ def test_acks_all_waits_for_a_stopped_follower_then_times_out(cluster):
         conn.close()
 
 
+@contextlib.contextmanager
+def leader_with_stopped_follower(cluster, topic: str):
+    """(leader, connection to it) for a new in-sync topic holding one record, with a follower stopped by
+    SIGSTOP (so it stays in the ISR) until the block ends."""
+    leader, replicas = in_sync_topic(cluster, topic)
+    lead = cluster.brokers[leader]
+    follower = cluster.brokers[next(r for r in replicas if r != leader)]
+    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
+    try:
+        assert produce(conn, topic, 1) == (0, 0)
+        os.killpg(follower.proc.pid, signal.SIGSTOP)
+        try:
+            yield lead, conn
+        finally:
+            os.killpg(follower.proc.pid, signal.SIGCONT)
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("cluster", [{"replica.ack.timeout.ms": 120000}], indirect=True)
 def test_acks_all_times_out_after_the_requests_own_timeout(cluster):
     """Kafka's rule: the leader waits for the ISR no longer than the Produce request's timeout_ms."""
-    leader, replicas = in_sync_topic(cluster, "short")
-    lead = cluster.brokers[leader]
-    follower = next(r for r in replicas if r != leader)
-    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
-    try:
-        assert produce(conn, "short", 1) == (0, 0)
-        os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
-        try:
-            t = time.monotonic()
-            assert produce(conn, "short", 2, timeout_ms=1000) == (ErrorCode.REQUEST_TIMED_OUT, -1)
-            waited = time.monotonic() - t
-            assert 0.9 <= waited < 10, f"answered after {waited:.1f} s; the request allowed 1 s"
-        finally:
-            os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
-    finally:
-        conn.close()
+    with leader_with_stopped_follower(cluster, "short") as (_, conn):
+        t = time.monotonic()
+        assert produce(conn, "short", 2, timeout_ms=1000) == (ErrorCode.REQUEST_TIMED_OUT, -1)
+        waited = time.monotonic() - t
+        assert 0.9 <= waited < 10, f"answered after {waited:.1f} s; the request allowed 1 s"
 
 
 @pytest.mark.parametrize("cluster", [{"replica.ack.timeout.ms": 120000}], indirect=True)
@@ -126,27 +135,16 @@ def test_acks_all_waiting_in_a_dead_io_worker_is_answered(cluster):
     REQUEST_TIMED_OUT at once (the client retries) instead of leaving the connection waiting."""
     import threading
 
-    leader, replicas = in_sync_topic(cluster, "dies")
-    lead = cluster.brokers[leader]
-    follower = next(r for r in replicas if r != leader)
-    conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
-    try:
-        assert produce(conn, "dies", 1) == (0, 0)
-        os.killpg(cluster.brokers[follower].proc.pid, signal.SIGSTOP)
-        try:
-            answer = []
-            t = threading.Thread(target=lambda: answer.append(produce(conn, "dies", 2, timeout_ms=120000)),
-                                 daemon=True)
-            t.start()
-            t.join(1.0)
-            assert not answer, "the append should wait for the stopped follower"
-            os.kill(lead.worker_pids("io")[0], signal.SIGKILL)
-            t.join(30)  # the connection's own timeout is 30 s; the request's and replica.ack.timeout.ms are 120 s
-            assert answer == [(ErrorCode.REQUEST_TIMED_OUT, -1)]
-        finally:
-            os.killpg(cluster.brokers[follower].proc.pid, signal.SIGCONT)
-    finally:
-        conn.close()
+    with leader_with_stopped_follower(cluster, "dies") as (lead, conn):
+        answer = []
+        t = threading.Thread(target=lambda: answer.append(produce(conn, "dies", 2, timeout_ms=120000)),
+                             daemon=True)
+        t.start()
+        t.join(1.0)
+        assert not answer, "the append should wait for the stopped follower"
+        os.kill(lead.worker_pids("io")[0], signal.SIGKILL)
+        t.join(30)  # the connection's own timeout is 30 s; the request's and replica.ack.timeout.ms are 120 s
+        assert answer == [(ErrorCode.REQUEST_TIMED_OUT, -1)]
     conn = wait_for(lambda: Connection(lead.host, lead.port), 10, "leader reachable")
     try:
         wait_for(lambda: produce(conn, "dies", 1)[0] == 0, 30, "acks=all appends succeed again")
