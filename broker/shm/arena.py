@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import bisect
 import ctypes
-import os
 
 from broker.shm import layout
-from broker.shm.region import SharedRegion, segment_path, unique_name
+from broker.shm.region import SharedRegion, unique_name
 
 _DATA = layout.ARENA_DATA_START
 
@@ -38,19 +37,8 @@ class ReceiveArena:
 
     @classmethod
     def create(cls, capacity: int) -> ReceiveArena:
-        region = SharedRegion.create(unique_name("arena"), _DATA + capacity, layout.KIND_ARENA)
-        try:
-            layout.U64.pack_into(region.mm, layout.ARENA_OFF_CAPACITY, capacity)
-            # Reserve the pages now: a full /dev/shm fails here, not as SIGBUS on a later store.
-            fd = os.open(segment_path(region.name), os.O_RDWR | os.O_CLOEXEC)
-            try:
-                os.posix_fallocate(fd, 0, region.size)
-            finally:
-                os.close(fd)
-        except BaseException:
-            region.close()
-            region.unlink()
-            raise
+        region = SharedRegion.create(unique_name("arena"), _DATA + capacity, layout.KIND_ARENA, reserve=True)
+        layout.U64.pack_into(region.mm, layout.ARENA_OFF_CAPACITY, capacity)
         return cls(region)
 
     @classmethod

@@ -116,8 +116,9 @@ class SharedRegion:
         self._creator_pid = creator_pid  # None when attached
 
     @classmethod
-    def create(cls, name: str, size: int, kind: int) -> SharedRegion:
-        """Create, size and map a new region; fails if the name already exists."""
+    def create(cls, name: str, size: int, kind: int, reserve: bool = False) -> SharedRegion:
+        """Create, size and map a new region; fails if the name already exists. ``reserve`` allocates its
+        pages now, so a full /dev/shm fails here and not as SIGBUS on a later store."""
         layout.check_platform()
         if size < layout.PREAMBLE_SIZE:
             raise ValueError("region smaller than its preamble")
@@ -125,6 +126,8 @@ class SharedRegion:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             os.ftruncate(fd, size)
+            if reserve:
+                os.posix_fallocate(fd, 0, size)
             mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
