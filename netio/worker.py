@@ -372,12 +372,10 @@ class NetworkWorker:
         reads the records in place); any other request is copied out first, so no handler can keep a view
         of bytes that will be overwritten."""
         try:
-            if int.from_bytes(frame[:2], "big", signed=True) != PRODUCE_KEY:
+            if int.from_bytes(frame[:2], "big", signed=True) == PRODUCE_KEY:
+                self.arena.current = block
+            else:
                 frame = memoryview(bytes(frame))
-                block.release()
-                self._handle_frame(conn, frame)
-                return
-            self.arena.current = block
             self._handle_frame(conn, frame)
         finally:
             self.arena.current = None
