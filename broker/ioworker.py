@@ -269,7 +269,7 @@ class IOWorker:
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
 
     def _arena_records(self, ring_index: int, ref: memoryview) -> memoryview | None:
-        arena = self.arenas[ring_index] if ring_index < len(self.arenas) else None
+        arena = self.arenas[ring_index]  # one per network worker, as the request rings
         if arena is None or len(ref) != ipc.ARENA_REF_SIZE:
             return None
         return arena.view(*ipc.parse_arena_ref(ref))
