@@ -175,7 +175,8 @@ class LeaderState:
             for a in late:
                 a.done(REQUEST_TIMED_OUT)
             n += len(late)
-        self._next_deadline = min((a.deadline for a in acks), default=_NEVER)
+        if n:  # only a removed ack can have been the earliest
+            self._next_deadline = min((a.deadline for a in acks), default=_NEVER)
         return n
 
     def next_ack_deadline(self) -> float | None:
