@@ -50,19 +50,24 @@ class NetContext:
         return st.log_end_offset, st.high_watermark, st.log_start_offset, st.leader_epoch, version
 
     def reader(self, topic: str, partition: int):
+        """The partition's reader. Readers are keyed by topic id: a topic deleted and re-created under the
+        same name has new segment files at the same paths and base offsets, which an old reader would not
+        notice (it keeps the deleted files open)."""
         from broker.log import LogReader
 
         md = self.metadata.current()
         if md.version != self._reader_version:  # topics may have been deleted and re-created
             self._reader_version = md.version
             self._log_manager.reload()
-            live = {(t.name, p.partition) for t in md.topics.values() for p in t.partitions}
+            live = {(t.name, p.partition, t.topic_id) for t in md.topics.values() for p in t.partitions}
             for key in [k for k in self._readers if k not in live]:
                 self._readers.pop(key).close()
-        r = self._readers.get((topic, partition))
+        info = md.topic(topic)
+        key = (topic, partition, info.topic_id if info is not None else None)
+        r = self._readers.get(key)
         if r is None:
             r = LogReader(self._log_manager.partition_dir(topic, partition))
-            self._readers[(topic, partition)] = r
+            self._readers[key] = r
         return r
 
     def encode_fetch(self, version: int, correlation_id: int, topics: list):
