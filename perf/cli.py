@@ -152,11 +152,13 @@ def nullsink(host, port, processes, partitions, record_size):
 @click.option("--only", multiple=True, help="Run only these workloads (W1 ... W7, NS).")
 @click.option("--results", type=click.Path(dir_okay=False), default="perf/RESULTS.md", show_default=True)
 @click.option("--no-write", is_flag=True, help="Print the section instead of appending it.")
-def suite(scale, only, results, no_write):
+@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Runs of each workload; a row reports the median one and the range.")
+def suite(scale, only, results, no_write, repeat):
     """Start a broker in a temp dir, run W1-W6 (and the null-sink ceiling), append a dated section to RESULTS."""
     from perf.suite import run_suite
 
-    section = run_suite(scale=scale, only=set(only), progress=_progress())
+    section = run_suite(scale=scale, only=set(only), progress=_progress(), repeat=repeat)
     if no_write:
         click.echo(section)
     else:

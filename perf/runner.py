@@ -50,6 +50,14 @@ def prepare_topic(w: Workload) -> dict[int, tuple[str, int]]:
         conn.close()
 
 
+def delete_topic(w: Workload) -> None:
+    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
+    try:
+        wire.delete_topic(conn, w.topic)
+    finally:
+        conn.close()
+
+
 def _assign(leaders: dict, n: int) -> list[dict]:
     parts = sorted(leaders)
     if n >= len(parts):

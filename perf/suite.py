@@ -30,9 +30,42 @@ def _settled(run):
 
 run_produce, run_consume, run_e2e = (_settled(f) for f in (runner.run_produce, runner.run_consume, runner.run_e2e))
 
+
 TIME_LIMIT = 180.0
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
+
+
+def key_of(w: Workload) -> str:
+    """What a row is judged by: p99 latency at a fixed rate, records/s at max rate."""
+    return "p99" if w.rate else "records_per_sec"
+
+
+def _key(result: dict, key: str) -> float:
+    return result["latency_ms"]["p99"] if key == "p99" else result["records_per_sec"]
+
+
+def median_run(results: list[dict], key: str) -> dict:
+    """The run whose `key` is the median (of an even count, the worse of the middle two), whole: every column
+    of a row comes from one run. `runs` keeps every run's key value; errors and failures count every run."""
+    worse_first = sorted(results, key=lambda r: _key(r, key), reverse=key == "p99")
+    chosen = dict(worse_first[(len(worse_first) - 1) // 2])
+    chosen["runs"] = [_key(r, key) for r in results]
+    chosen["errors"] = sum(r["errors"] for r in results)
+    chosen["failures"] = [f for r in results for f in r.get("failures", [])]
+    return chosen
+
+
+def repeated(run, w: Workload, times: int, progress=None, fresh: bool = False) -> dict:
+    """`run` `times` times; `fresh` deletes the topic between runs, so repeated produce runs do not pile up
+    their records on the disk (each run re-creates it)."""
+    results = []
+    for i in range(times):
+        if i and fresh:
+            runner.delete_topic(w)
+        results.append(run(w, progress))
+    return median_run(results, key_of(w))
+
 
 TARGETS = {
     "W1": "≥ 1,000,000 rec/s (1 GB/s)", "W2": "≥ 3,000,000 rec/s", "W4": "produce-to-ack p99 ≤ 1 ms",
@@ -86,7 +119,7 @@ def command_line(verb: str, w: Workload) -> str:
 
 def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "") -> dict:
     return {"name": name, "what": what, "command": command_line(verb, w), "result": r, "note": note,
-            "target": TARGETS.get(name, "")}
+            "target": TARGETS.get(name, ""), "key": key_of(w)}
 
 
 @contextlib.contextmanager
@@ -102,7 +135,7 @@ def _broker(network: int = CORES, io: int = CORES, settings: dict | None = None)
             b.close()
 
 
-def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -> str:
+def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, repeat: int = 1) -> str:
     import hotpath
 
     hotpath.warmup()
@@ -113,6 +146,15 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
 
     def n(count: int) -> int:
         return max(1000, int(count * scale))
+
+    def produce(w: Workload) -> dict:
+        return repeated(run_produce, w, repeat, progress, fresh=True)
+
+    def consume(w: Workload) -> dict:
+        return repeated(run_consume, w, repeat, progress)
+
+    def e2e(w: Workload) -> dict:
+        return repeated(run_e2e, w, repeat, progress, fresh=True)
 
     rows: list[dict] = []
     base = dict(time_limit=TIME_LIMIT, partitions=8)
@@ -129,7 +171,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
                 ("NS", Workload(sink.bootstrap, "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
                                 batch_size=RDKAFKA_BATCH_SIZE, **base), "produce"),
             ):
-                r = (run_produce if verb == "produce" else run_consume)(w, progress)
+                r = repeated(run_produce if verb == "produce" else run_consume, w, repeat, progress)
                 what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
                 what += ", 1 MB batches)" if w.batch_size == RDKAFKA_BATCH_SIZE else ")"
                 rows.append(_row(name, what, verb, w, r,
@@ -139,52 +181,66 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None) -
             bs = b.bootstrap
             if on("W1"):
                 w = Workload(bs, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
-                rows.append(_row("W1", "1 KiB, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
+                rows.append(_row("W1", "1 KiB, acks=1, 8 partitions, max rate", "produce", w, produce(w)))
                 w = replace(w, topic="w1m", batch_size=RDKAFKA_BATCH_SIZE)
-                rows.append(_row("W1", "the same with 1 MB batches", "produce", w, run_produce(w, progress),
+                rows.append(_row("W1", "the same with 1 MB batches", "produce", w, produce(w),
                                  "batch.size 1,000,000: librdkafka's default"))
             if on("W2"):
                 w = Workload(bs, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
-                rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, run_produce(w, progress)))
+                rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, produce(w)))
             if on("W4"):
                 w = Workload(bs, "w4", n(100_000), 1024, acks=1, rate=10_000, batch_size=16384, inflight=5, **base)
                 rows.append(_row("W4", "1 KiB at a fixed 10k records/s, produce-to-ack latency", "produce", w,
-                                 run_produce(w, progress), "linger 0: a request leaves as soon as a record is due; "
+                                 produce(w), "linger 0: a request leaves as soon as a record is due; "
                                  "records already due ride together, up to 16 KiB; 5 requests in flight, the "
                                  "Kafka producer's max.in.flight.requests.per.connection default"))
                 w = replace(w, topic="w4e2e", num_records=n(50_000))
                 rows.append(_row("W4", "1 KiB at 10k records/s, end-to-end (produce to consumer receipt)", "e2e",
-                                 w, run_e2e(w, progress), "latency column: end to end"))
+                                 w, e2e(w), "latency column: end to end"))
             if on("W5"):
                 w = Workload(bs, "w5", n(3_000_000), 1024, acks=1, producers=2, **base)
-                fill = run_produce(w, progress)
-                rows.append(_row("W5", "backlog fill (produce)", "produce", w, fill))
+                fill = median_run([run_produce(w, progress)], key_of(w))
+                rows.append(_row("W5", "backlog fill (produce)", "produce", w, fill,
+                                 "run once: the backlog the next row reads"))
                 w = replace(w, consumers=2)
-                rows.append(_row("W5", "consume the backlog from offset 0", "consume", w, run_consume(w, progress)))
+                rows.append(_row("W5", "consume the backlog from offset 0", "consume", w, consume(w)))
             if on("W7"):
                 w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
                              **base)
                 rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
-                                 run_produce(w, progress), "linger.ms=5, batch.size=64 KiB"))
+                                 produce(w), "linger.ms=5, batch.size=64 KiB"))
                 w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
                 rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
-                                 run_produce(w, progress), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
+                                 produce(w), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
     if on("W3"):
         with _broker(settings={"log.flush.interval.messages": 1}) as b:
             w = Workload(b.bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
             rows.append(_row("W3", "1 KiB, acks=all, log.flush.interval.messages=1", "produce", w,
-                             run_produce(w, progress)))
+                             produce(w)))
     if on("W6"):
         for net in (1, 2):
             for io in (1, 2):
                 with _broker(network=net, io=io) as b:
                     w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
-                                     w, run_produce(w, progress)))
-    return render_section(rows, scale)
+                                     w, produce(w)))
+    return render_section(rows, scale, repeat)
 
 
-def render_section(rows: list[dict], scale: float) -> str:
+def _spread(values: list[float], key: str) -> str:
+    """The range of a row's runs, in the unit of its key: "3 runs: 0.56-1.26M" or "3 runs: p99 1.41-2.20 ms"."""
+    lo, hi = min(values), max(values)
+    if key == "p99":
+        unit, scaled = " ms", [f"{v:.2f}" for v in (lo, hi)]
+    elif hi >= 1e6:
+        unit, scaled = "M", [f"{v / 1e6:.2f}" for v in (lo, hi)]
+    else:
+        unit, scaled = "k", [f"{v / 1e3:.0f}" for v in (lo, hi)]
+    text = scaled[0] if len(values) == 1 else "-".join(scaled)
+    return f"{len(values)} run{'s' if len(values) != 1 else ''}: {'p99 ' if key == 'p99' else ''}{text}{unit}"
+
+
+def render_section(rows: list[dict], scale: float, repeat: int = 1) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## perf suite, {now}", "",
            f"Machine: {machine()}.", "",
@@ -192,15 +248,21 @@ def render_section(rows: list[dict], scale: float) -> str:
            f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
            "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",
            "receipt). Each workload starts once earlier workloads' dirty pages are on disk (`sync`).",
+           f"Each workload ran {repeat} time{'s' if repeat != 1 else ''}, a produce workload on a freshly created "
+           "topic each time.",
+           "A row is the run with the median records/s (at a fixed rate: the median p99; of an even count, the",
+           "worse of the middle two), every column from that one run; `runs` gives the range over all runs,",
+           "`errors` their sum.",
            "Commands below name the broker `B`.", "",
-           "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | target |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | runs "
+           "| target |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         r = row["result"]
         lat = r["latency_ms"]
         out.append(f"| {row['name']} | {row['what']} | {r['records']:,} | {r['records_per_sec']:,.0f} | "
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
-                   f"{lat['max']:.3f} | {r['errors']} | {row['target']} |")
+                   f"{lat['max']:.3f} | {r['errors']} | {_spread(r['runs'], row['key'])} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:
         note = f" ({row['note']})" if row["note"] else ""

@@ -16,9 +16,10 @@ from collections import deque
 from netio.codec import decode_response, encode_request
 from netio.codec.records import decode_batches
 
-PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
-PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V = 7, 11, 5, 3
+PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 2, 3, 18, 19, 20
+PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V, DELETE_TOPICS_V = 7, 11, 5, 3, 3
 TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC_OR_PARTITION = 3
 CLIENT_ID = "hpbroker-perf"
 
 _SIZE = struct.Struct(">i")
@@ -145,6 +146,14 @@ def ensure_topic(conn: Connection, topic: str, partitions: int, configs: dict | 
     if result["error_code"] not in (0, TOPIC_ALREADY_EXISTS):
         raise KafkaError(f"CreateTopics {topic}: error {result['error_code']} {result.get('error_message')}")
     return leaders(conn, topic, timeout)
+
+
+def delete_topic(conn: Connection, topic: str, timeout: float = 30.0) -> None:
+    """Delete `topic` with its records; a topic that does not exist is not an error."""
+    body = {"topic_names": [topic], "timeout_ms": int(timeout * 1000)}
+    result = conn.call(DELETE_TOPICS, DELETE_TOPICS_V, body)["responses"][0]
+    if result["error_code"] not in (0, UNKNOWN_TOPIC_OR_PARTITION):
+        raise KafkaError(f"DeleteTopics {topic}: error {result['error_code']}")
 
 
 def leaders(conn: Connection, topic: str, timeout: float = 30.0) -> dict[int, tuple[str, int]]:

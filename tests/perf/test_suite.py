@@ -1,0 +1,68 @@
+"""`hpbroker perf suite`: repeated runs reduced to the median one, and the whole command end to end at a tiny
+scale against the broker it starts itself."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from perf.runner import Workload, run_produce
+from perf.suite import median_run, repeated
+
+
+def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
+    return {"records_per_sec": records_per_sec, "latency_ms": {"p50": p99 / 2, "p99": p99}, "errors": errors,
+            "failures": list(failures), "tag": (records_per_sec, p99)}
+
+
+def test_the_median_run_is_reported_whole():
+    runs = [result(300, 9.0), result(100, 1.0, errors=2, failures=["x"]), result(200, 5.0, failures=["y"])]
+    chosen = median_run(runs, "records_per_sec")
+    assert chosen["tag"] == (200, 5.0)  # every column from one run: the median by records/s
+    assert chosen["runs"] == [300, 100, 200]
+    assert chosen["errors"] == 2 and chosen["failures"] == ["x", "y"]  # errors from every run, not only it
+    assert median_run(runs, "p99")["tag"] == (200, 5.0)
+
+
+def test_of_an_even_count_the_worse_middle_run_is_reported():
+    runs = [result(100, 1.0), result(400, 4.0), result(200, 2.0), result(300, 3.0)]
+    assert median_run(runs, "records_per_sec")["tag"] == (200, 2.0)  # the slower of 200 and 300
+    assert median_run(runs, "p99")["tag"] == (300, 3.0)  # the higher of p99 2 and 3
+
+
+def test_repeated_produce_runs_start_from_an_empty_topic(broker):
+    from confluent_kafka import Consumer, TopicPartition
+
+    w = Workload(broker.bootstrap, "again", 3000, 200, partitions=3, producers=1, batch_size=4000)
+    r = repeated(run_produce, w, 3, fresh=True)
+    assert len(r["runs"]) == 3 and r["errors"] == 0 and r["records"] == 3000
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    try:
+        ends = [c.get_watermark_offsets(TopicPartition("again", p), timeout=10) for p in range(3)]
+    finally:
+        c.close()
+    assert sum(high - low for low, high in ends) == 3000, ends  # the last run's records only
+
+
+def test_suite_appends_a_section_with_every_row(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# earlier results\n")
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "suite", "--scale", "0.0005", "--only", "W1",
+                           "--only", "W4", "--only", "W5", "--repeat", "2", "--results", str(results)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = results.read_text()
+    assert text.startswith("# earlier results\n")  # appended, not overwritten
+    assert re.search(r"^## perf suite, \d{4}-\d\d-\d\d \d\d:\d\d UTC$", text, re.M)
+    assert "Machine: " in text and "Commit: " in text and "Each workload ran 2 times" in text
+    rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
+    assert [r[0] for r in rows] == ["| W1", "| W1", "| W4", "| W4", "| W5", "| W5"]
+    for r in rows:
+        records, rate, errors, runs = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
+        assert records >= 1000 and rate > 0 and errors == "0", r
+        assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
+    assert sum("runs: p99 " in r[10] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
+    commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
+    assert len(commands) == len(rows)
+    assert all("--inflight 5" in c for name, c in commands if name == "W4")
