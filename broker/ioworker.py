@@ -174,6 +174,7 @@ class IOWorker:
             log.debug("partition opened", topic=name, partition=p.partition, slot=slot,
                       leo=plog.log_end_offset, leader=p.leader)
         self.replication.sync_followers(md)
+        self._notify("on_metadata", md)
         PROC.scalars[_ml.MS_PARTITIONS] = len(self.owned)
 
     def _take_role(self, op: OwnedPartition, md, now: float) -> None:

@@ -50,6 +50,7 @@ class GroupCoordinator:
         self.max_session_ms = cfg["group.max.session.timeout.ms"]
         self.metadata_max_bytes = 4096
         self.parts: dict[int, OffsetsPartition] = {}  # partition number -> partition
+        self._topic_ids: dict[str, bytes] | None = None  # the topics as the last metadata snapshot had them
         self.handlers = {
             R.JOIN_GROUP: self.join_group, R.SYNC_GROUP: self.sync_group, R.HEARTBEAT: self.heartbeat,
             R.LEAVE_GROUP: self.leave_group, R.OFFSET_COMMIT: self.offset_commit,
@@ -82,6 +83,31 @@ class GroupCoordinator:
 
     def close(self) -> None:
         self.parts.clear()
+
+    def on_metadata(self, md) -> None:
+        """Drop the committed offsets of deleted topics, as Kafka does, so a topic re-created under the same
+        name starts without them. Deleted: no longer in the metadata (commits to unknown topics are refused,
+        so no live offsets are lost), or there under a new topic id since the last snapshot."""
+        ids = {t.name: t.topic_id for t in md.topics.values()}
+        before, self._topic_ids = self._topic_ids, ids
+
+        def deleted(topic: str) -> bool:
+            return topic not in ids or (before is not None and before.get(topic, ids[topic]) != ids[topic])
+
+        for part in self.parts.values():
+            for g in part.groups.values():
+                doomed = [tp for tp in g.offsets if deleted(tp[0])]
+                if not doomed:
+                    continue
+                try:
+                    self._append(part, [(storage.offset_key(g.group_id, t, p), None) for t, p in doomed])
+                except Exception as e:
+                    log.error("offsets of deleted topics not removed", group=g.group_id, error=repr(e))
+                    continue
+                for tp in doomed:
+                    g.offsets.pop(tp, None)
+                log.info("offsets of deleted topics removed", group=g.group_id, partitions=len(doomed),
+                         topics=sorted({t for t, _ in doomed}))
 
     def _replay(self, part: OffsetsPartition) -> int:
         plog = part.op.log

@@ -240,6 +240,33 @@ def _commit_standalone(bootstrap, group, topic, offsets):
         c.close()
 
 
+def test_deleting_a_topic_drops_its_committed_offsets(tmp_path):
+    """As Kafka does: a topic re-created under the same name starts with nothing committed, the group's
+    offsets of other topics stay, and the removal outlives a restart (it is stored, not only forgotten)."""
+    from confluent_kafka.admin import AdminClient
+
+    nothing = {0: (-1001, None, None), 1: (-1001, None, None)}
+    kept = {0: (4, "m0", 0), 1: (6, "m1", 0)}
+    with BrokerProcess(data_dir=str(tmp_path), settings=SETTINGS, io_threads=2) as b:
+        for topic in ("doomed", "kept"):
+            _create(b.bootstrap, topic, 2)
+            _produce(b.bootstrap, topic, 10, partitions=2)
+            _commit_standalone(b.bootstrap, "g-del", topic, {0: 4, 1: 6})
+        assert _committed(b.bootstrap, "g-del", "doomed", 2) == kept
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.delete_topics(["doomed"])["doomed"].result(30)
+        _create(b.bootstrap, "doomed", 2)
+        deadline = time.monotonic() + 10  # the owners apply the new metadata on their own schedule
+        while _committed(b.bootstrap, "g-del", "doomed", 2) != nothing and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _committed(b.bootstrap, "g-del", "doomed", 2) == nothing
+        assert _committed(b.bootstrap, "g-del", "kept", 2) == kept
+        assert b.stop() == 0
+        b.start()
+        assert _committed(b.bootstrap, "g-del", "doomed", 2) == nothing
+        assert _committed(b.bootstrap, "g-del", "kept", 2) == kept
+
+
 def test_offsets_survive_restart_and_kill_9(tmp_path):
     with BrokerProcess(data_dir=str(tmp_path), settings=SETTINGS, io_threads=2) as b:
         _create(b.bootstrap, "durable", 4)
