@@ -63,6 +63,8 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
         assert records >= 1000 and rate > 0 and errors == "0", r
         assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert sum("runs: p99 " in r[10] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
+    targets = [r[11].rstrip(" |") for r in rows]  # only the row a target is read from names it
+    assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s"]
     commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
     assert len(commands) == len(rows)
     assert all("--inflight 5" in c for name, c in commands if name == "W4")
