@@ -149,11 +149,18 @@ def ensure_topic(conn: Connection, topic: str, partitions: int, configs: dict | 
 
 
 def delete_topic(conn: Connection, topic: str, timeout: float = 30.0) -> None:
-    """Delete `topic` with its records; a topic that does not exist is not an error."""
+    """Delete `topic` with its records and wait until the metadata no longer has it (a broker may finish a
+    deletion after answering, and a topic created meanwhile would be the old one); a topic that does not
+    exist is not an error."""
     body = {"topic_names": [topic], "timeout_ms": int(timeout * 1000)}
     result = conn.call(DELETE_TOPICS, DELETE_TOPICS_V, body)["responses"][0]
     if result["error_code"] not in (0, UNKNOWN_TOPIC_OR_PARTITION):
         raise KafkaError(f"DeleteTopics {topic}: error {result['error_code']}")
+    deadline = time.monotonic() + timeout
+    while metadata(conn, [topic])["topics"][0]["error_code"] != UNKNOWN_TOPIC_OR_PARTITION:
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topic {topic} still listed {timeout:g} s after its deletion")
+        time.sleep(0.05)
 
 
 def leaders(conn: Connection, topic: str, timeout: float = 30.0) -> dict[int, tuple[str, int]]:
