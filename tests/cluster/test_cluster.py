@@ -348,3 +348,32 @@ def test_unreachable_etcd_fails_the_start_with_a_reason(tmp_path):
                           "--set", f"etcd.connect=127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert f"etcd.connect 127.0.0.1:{port}" in out.stderr
+
+
+def test_deleting_a_topic_drops_its_offsets_on_the_group_coordinator(cluster3):
+    """In a cluster the coordinator of a group's offsets partition learns of the deletion from etcd: a
+    topic re-created under the same name starts with nothing committed; other topics keep their offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    b = cluster3.bootstrap
+    for topic in ("gone", "stays"):
+        create_topic(b, topic, 2, 3)
+    c = Consumer({"bootstrap.servers": b, "group.id": "g-del", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(t, p, 5 + p) for t in ("gone", "stays") for p in range(2)],
+             asynchronous=False)
+    c.close()
+
+    def committed(topic: str) -> list[int]:
+        c = Consumer({"bootstrap.servers": b, "group.id": "g-del"})
+        try:
+            return [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(2)], timeout=20)]
+        finally:
+            c.close()
+
+    assert committed("gone") == [5, 6]
+    admin = _admin(b)
+    admin.delete_topics(["gone"], operation_timeout=10)["gone"].result(15)
+    wait_for(lambda: "gone" not in _admin(b).list_topics(timeout=10).topics, 20, "the topic is gone")
+    create_topic(b, "gone", 2, 3)
+    wait_for(lambda: committed("gone") == [-1001, -1001], 20, "the re-created topic has nothing committed")
+    assert committed("stays") == [5, 6]
