@@ -399,11 +399,12 @@ class IOWorker:
         if now < self.next_flush_check:
             return
         self.next_flush_check = now + FLUSH_CHECK_INTERVAL_S  # a pass over every partition, not per batch
+        wall_ms = time.time_ns() // 1_000_000
         for op in self.owned.values():
             tick = getattr(op.log, "maybe_flush", None)
             if tick is not None:
                 try:
-                    tick()
+                    tick(wall_ms)
                 except Exception as e:
                     log.error("flush failed", topic=op.topic, partition=op.partition, error=repr(e))
         if now >= self.next_retention:

@@ -362,14 +362,21 @@ class PartitionLog:
         BACKGROUND.submit(job)
 
     # --- flushing ----------------------------------------------------------------------------------------
+    def _flush_due(self, now: int) -> bool:
+        return self._unflushed_messages >= self.config.flush_interval_messages or bool(
+            self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_interval_ms)
+
     def _flush_by_policy(self, now: int) -> None:
-        if self._unflushed_messages >= self.config.flush_interval_messages or (
-                self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_interval_ms):
+        if self._flush_due(now):
             self._flush(now)
 
     def maybe_flush(self, now: int | None = None) -> None:
-        """Periodic hook for the owning worker: applies flush.ms and publishes roll flushes."""
+        """Periodic hook for the owning worker: applies flush.ms and publishes roll flushes. The owner calls
+        it for every partition every 10 ms, so nothing due returns at once (`_flushed_by_roll` is read
+        without the lock: a value the flusher is about to raise is seen on the next call)."""
         now = now_ms() if now is None else now
+        if self._flushed_by_roll <= self._recovery_point and not self._flush_due(now):
+            return
         with self._disk("flushing"):
             self._flush_by_policy(now)
             with self._lock:

@@ -264,6 +264,21 @@ def test_flush_ms_policy(open_log):
     assert log.recovery_point == 1
 
 
+def test_periodic_flush_check_publishes_a_rolled_segment_and_flushes_nothing_else(open_log):
+    from broker.log.log import BACKGROUND
+
+    log = open_log(small_config(flush_interval_ms=10**9))
+    log.append(batch(3))
+    log.roll()  # the rolled segment is flushed by the background job
+    log.append(batch(2))
+    BACKGROUND.drain()
+    assert log.recovery_point == 0  # published by the owner's periodic check, not by the flusher's thread
+    log.maybe_flush()
+    assert log.recovery_point == 3  # the rolled segment; the active one's 2 records are not due
+    log.maybe_flush()
+    assert log.recovery_point == 3
+
+
 def test_offline_log_refuses_everything(open_log):
     log = open_log()
     log.append(batch(1))
