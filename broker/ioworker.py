@@ -29,6 +29,7 @@ import time
 from typing import Callable
 
 from broker import ipc
+from broker.log.log import now_ms
 from broker.logfmt import Log
 from broker.metrics import PROC, now_us
 from broker.metrics.block import STAGE
@@ -399,7 +400,7 @@ class IOWorker:
         if now < self.next_flush_check:
             return
         self.next_flush_check = now + FLUSH_CHECK_INTERVAL_S  # a pass over every partition, not per batch
-        wall_ms = time.time_ns() // 1_000_000
+        wall_ms = now_ms()  # one clock read for the pass: flush.ms and retention
         for op in self.owned.values():
             tick = getattr(op.log, "maybe_flush", None)
             if tick is not None:
@@ -409,10 +410,9 @@ class IOWorker:
                     log.error("flush failed", topic=op.topic, partition=op.partition, error=repr(e))
         if now >= self.next_retention:
             self.next_retention = now + self.retention_interval
-            now_ms = int(time.time() * 1000)
             for op in self.owned.values():
                 try:
-                    if op.log.enforce_retention(now_ms):
+                    if op.log.enforce_retention(wall_ms):
                         self.publish(op)
                 except Exception as e:
                     log.error("retention failed", topic=op.topic, partition=op.partition, error=repr(e))
