@@ -100,12 +100,10 @@ class GroupCoordinator:
                 if not doomed:
                     continue
                 try:
-                    self._append(part, [(storage.offset_key(g.group_id, t, p), None) for t, p in doomed])
+                    self._drop_offsets(part, g, doomed)
                 except Exception as e:
                     log.error("offsets of deleted topics not removed", group=g.group_id, error=repr(e))
                     continue
-                for tp in doomed:
-                    g.offsets.pop(tp, None)
                 log.info("offsets of deleted topics removed", group=g.group_id, partitions=len(doomed),
                          topics=sorted({t for t, _ in doomed}))
 
@@ -189,6 +187,13 @@ class GroupCoordinator:
         self.worker.publish(op)
         part.appended += len(records)
         return r.last_offset
+
+    def _drop_offsets(self, part: OffsetsPartition, g: Group, tps: list[tuple[str, int]]) -> None:
+        """Tombstone `tps` in the offsets partition, then forget them; raises (forgetting nothing) when the
+        append fails."""
+        self._append(part, [(storage.offset_key(g.group_id, t, p), None) for t, p in tps])
+        for tp in tps:
+            g.offsets.pop(tp, None)
 
     def _when_replicated(self, op, last_offset: int, then) -> None:
         """`then(error_code)` once every in-sync replica has the append (at once when unreplicated), as a
@@ -404,7 +409,7 @@ class GroupCoordinator:
             if topics is None:
                 return reply(R.error_body(R.OFFSET_DELETE, body, int(E.NON_EMPTY_GROUP)))
             subscribed = topics
-        records, gone, out = [], [], []
+        gone, out = [], []
         for t in body["topics"]:
             parts = []
             for p in t["partitions"]:
@@ -413,18 +418,15 @@ class GroupCoordinator:
                 if t["name"] in subscribed:
                     code = int(E.GROUP_SUBSCRIBED_TO_TOPIC)
                 elif (t["name"], index) in g.offsets:
-                    records.append((storage.offset_key(group_id, t["name"], index), None))
                     gone.append((t["name"], index))
                 parts.append({"partition_index": index, "error_code": code})
             out.append({"name": t["name"], "partitions": parts})
-        if records:
+        if gone:
             try:
-                self._append(part, records)
+                self._drop_offsets(part, g, gone)
             except Exception as e:
                 log.error("offset delete not stored", group=group_id, error=repr(e))
                 return reply(R.error_body(R.OFFSET_DELETE, body, int(E.COORDINATOR_NOT_AVAILABLE)))
-            for tp in gone:
-                g.offsets.pop(tp, None)
         reply({"error_code": 0, "throttle_time_ms": 0, "topics": out})
 
     # -- admin (fanned out: each owner answers for its own groups) ----------------------------------------
