@@ -42,20 +42,21 @@ class Workload:
         return records_per_batch(self.batch_size, self.record_size)
 
 
-def prepare_topic(w: Workload) -> dict[int, tuple[str, int]]:
+def _on_bootstrap(w: Workload, call, *args):
+    """`call(conn, *args)` on a connection of its own to the workload's bootstrap broker."""
     conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
     try:
-        return wire.ensure_topic(conn, w.topic, w.partitions, dict(w.topic_configs))
+        return call(conn, *args)
     finally:
         conn.close()
+
+
+def prepare_topic(w: Workload) -> dict[int, tuple[str, int]]:
+    return _on_bootstrap(w, wire.ensure_topic, w.topic, w.partitions, dict(w.topic_configs))
 
 
 def delete_topic(w: Workload) -> None:
-    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
-    try:
-        wire.delete_topic(conn, w.topic)
-    finally:
-        conn.close()
+    _on_bootstrap(w, wire.delete_topic, w.topic)
 
 
 def _assign(leaders: dict, n: int) -> list[dict]:
@@ -172,11 +173,7 @@ def _produce(w: Workload, leaders: dict, progress: Progress, key_times: bool) ->
 
 
 def run_consume(w: Workload, progress: Progress | None = None) -> dict:
-    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
-    try:
-        leaders = wire.leaders(conn, w.topic)
-    finally:
-        conn.close()
+    leaders = _on_bootstrap(w, wire.leaders, w.topic)
     w = replace(w, partitions=len(leaders))
     progress = progress or Progress(enabled=False)
     group = _Group()
@@ -201,11 +198,7 @@ def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
     if not w.rate:
         raise ValueError("e2e needs a fixed --rate")
     leaders = prepare_topic(w)
-    conn = wire.Connection(*wire.parse_bootstrap(w.bootstrap))
-    try:
-        starts = _end_offsets(conn, w.topic, sorted(leaders))
-    finally:
-        conn.close()
+    starts = _on_bootstrap(w, _end_offsets, w.topic, sorted(leaders))
     import hotpath
 
     hotpath.warmup()
