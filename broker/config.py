@@ -53,8 +53,10 @@ KEYS: tuple[Key, ...] = (
         min=1, max=256),
     Key("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF for client sockets; -1 keeps the OS default.",
         min=-1),
-    Key("socket.receive.buffer.bytes", "int", 102400,
-        "SO_RCVBUF for client sockets; -1 keeps the OS default.", min=-1),
+    # Not Kafka's 102400: a fixed SO_RCVBUF turns off the kernel's receive autotuning, and 100 KB of window
+    # split every large Produce into several receives and wakeups (perf/RESULTS.md, "socket receive buffer").
+    Key("socket.receive.buffer.bytes", "int", -1,
+        "SO_RCVBUF for client sockets; -1 (default) keeps the OS default and its autotuning.", min=-1),
     Key("socket.request.max.bytes", "int", 104857600, "Largest request frame accepted.", min=64),
     Key("num.partitions", "int", 1, "Partitions of an auto-created topic.", min=1, max=100000),
     Key("default.replication.factor", "int", 1, "Replication factor of an auto-created topic.", min=1,
