@@ -118,6 +118,7 @@ class Supervisor:
         self.config = config
         self.out = out or sys.stdout
         self.bound: list[BoundListener] = []
+        self.handoff: list[tuple[socket.socket, socket.socket]] = []  # per network worker: (inbox, sender)
         self.workers: list[WorkerSpec] = []
         self.signals: list[int] = []
         self.stopping = False
@@ -154,6 +155,10 @@ class Supervisor:
         n_net = cfg["num.network.threads"]
         n_io = cfg["num.io.threads"]
         self.bound = [bind_listener(lst, n_net) for lst in cfg.listeners]
+        if n_net > 1:
+            from netio.handoff import create_pairs
+
+            self.handoff = create_pairs(n_net)
         self.log_manager = LogManager(list(cfg.log_dirs), cfg.log_defaults())
         self.clean_start = self.log_manager.was_clean_shutdown()  # the manager consumed the markers
         host, port = self.advertised()[0]
@@ -592,9 +597,7 @@ class Supervisor:
         while any(w.pid for w in self.workers):
             self._reap()
             time.sleep(0.01)
-        for b in self.bound:
-            for s in b.sockets:
-                s.close()
+        self._close_sockets()
         for w in self.workers:
             if w.channel is not None:
                 w.channel.close()
@@ -608,6 +611,13 @@ class Supervisor:
             self.log_manager.mark_clean_shutdown()
         log.info("stopped", exit=self.exit_code, clean=self.clean_stop)
 
+    def _close_sockets(self) -> None:
+        for b in self.bound:
+            for s in b.sockets:
+                s.close()
+        for pair in self.handoff:
+            for s in pair:
+                s.close()
 
     def _stop_role(self, role: str) -> None:
         group = [w for w in self.workers if w.role == role]
@@ -633,9 +643,7 @@ class Supervisor:
     def abandon_start(self) -> None:
         if self.node is not None:
             self.node.stop()
-        for b in self.bound:
-            for s in b.sockets:
-                s.close()
+        self._close_sockets()
         if self.shared is not None:
             self.shared.destroy()
         if self.metrics is not None:

@@ -189,9 +189,20 @@ def run_network_worker(sup, index: int) -> None:
         for i, s in enumerate(b.sockets):
             if i != index:
                 s.close()
+    placement = None
+    if sup.handoff:
+        from netio.handoff import Placement
+
+        senders = {j: pair[1] for j, pair in enumerate(sup.handoff) if j != index}
+        placement = Placement(index, sup.handoff[index][0], senders, sup.metrics)
+        for j, (inbox, sender) in enumerate(sup.handoff):  # keep only our inbox and the others' senders
+            if j != index:
+                inbox.close()
+            else:
+                sender.close()
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
                            sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
-                           pump=pump, arena=arena)
+                           pump=pump, arena=arena, placement=placement)
     pump.worker = worker
     sup.notify_ready()
     worker.run()

@@ -1,7 +1,8 @@
 """The network worker process: accepts connections, frames requests, dispatches, writes responses.
 
 One per core. Each worker owns the connections it accepted (its own SO_REUSEPORT listening socket, bound by
-the supervisor before fork so a restarted worker inherits it and no queued connection is lost). Requests are
+the supervisor before fork so a restarted worker inherits it and no queued connection is lost); a worker
+holding more connections than another passes a new one over before reading it (netio/handoff.py). Requests are
 decoded here; what a request needs from a partition owner travels through shared-memory rings, everything
 else (ApiVersions, Metadata, Fetch from segment files) is answered in this process.
 
@@ -85,8 +86,9 @@ class Pump(Protocol):
 class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
-                 pump: Pump | None = None, arena=None):
+                 pump: Pump | None = None, arena=None, placement=None):
         self.index = index
+        self.placement = placement  # netio.handoff.Placement when there are other network workers, or None
         self.arena = arena  # shared receive buffer for large frames (broker/shm/arena.py), or None
         self.listen_socks = listen_socks
         self.dispatcher = dispatcher
@@ -136,6 +138,8 @@ class NetworkWorker:
         for ls in self.listen_socks:
             ls.setblocking(False)
             self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
+        if self.placement is not None:
+            self.sel.register(self.placement.inbox, selectors.EVENT_READ, ("adopt", None))
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         for fd, callback in (self.pump.fds() if self.pump else ()):
             self.sel.register(fd, selectors.EVENT_READ, ("call", callback))
@@ -173,6 +177,8 @@ class NetworkWorker:
                             self._serve_buffered(obj)
                 elif kind == "accept":
                     self._accept(obj)
+                elif kind == "adopt":
+                    self._adopt()
                 elif kind == "call":
                     obj()
                 else:
@@ -204,9 +210,29 @@ class NetworkWorker:
                           connections=len(self.conns), pause_s=ACCEPT_BACKOFF_S)
                 self._pause_accepting()
                 return
+            if self.placement is not None and not self.draining and self._hand_off(sock):
+                continue
             try:
                 self._add_connection(sock, addr)
             except OSError as e:  # reset between accept and setup
+                log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
+                sock.close()
+
+    def _hand_off(self, sock: socket.socket) -> bool:
+        """Pass a just-accepted connection to a worker holding fewer connections (netio/handoff.py)."""
+        j = self.placement.target(len(self.conns))
+        if j is None or not self.placement.send(j, sock):
+            return False
+        sock.close()
+        PROC.scalars[_ml.MS_CONN_HANDED_OFF] += 1
+        return True
+
+    def _adopt(self) -> None:
+        """Take the connections other workers passed to us; they were accepted but never read."""
+        for sock in self.placement.receive():
+            try:
+                self._add_connection(sock, sock.getpeername())
+            except OSError as e:  # reset while it waited in the inbox
                 log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
                 sock.close()
 
@@ -234,7 +260,8 @@ class NetworkWorker:
         if self._accept_paused_until:
             return
         self._accept_paused_until = time.monotonic() + ACCEPT_BACKOFF_S
-        for ls in self.listen_socks:
+        inbox = [self.placement.inbox] if self.placement is not None else []
+        for ls in self.listen_socks + inbox:  # everything new connections arrive on
             try:
                 self.sel.unregister(ls)
             except (KeyError, ValueError):
@@ -244,6 +271,8 @@ class NetworkWorker:
         self._accept_paused_until = 0.0
         for ls in self.listen_socks:
             self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
+        if self.placement is not None:
+            self.sel.register(self.placement.inbox, selectors.EVENT_READ, ("adopt", None))
 
     def _events_for(self, conn: Connection) -> int:
         ev = 0 if conn.paused or self.draining else selectors.EVENT_READ
