@@ -6,6 +6,8 @@ another worker, and the connections each network worker process holds must diffe
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import struct
 import time
@@ -168,3 +170,37 @@ def test_real_clients_are_served_across_workers(tmp_path):
         c.close()
         for n in (0, 1):
             assert got[n] == [f"{n}-{i}".encode() for i in range(1000)]
+
+
+def test_connections_passed_to_a_worker_that_dies_are_served_by_its_successor(tmp_path):
+    """A hand-off waits in the dead worker's inbox (the supervisor keeps it open); the restarted worker
+    adopts it, just as it inherits the connections queued on its listening socket."""
+    with BrokerProcess(data_dir=str(tmp_path / "data"), settings={"metrics.listener": "127.0.0.1:0"},
+                       network_threads=2, io_threads=1) as b:
+        held = connect_and_ask(b, 2)
+        assert settle(b, 2) == {0: 1, 1: 1}
+        victim = b.worker_pids("network")[1]
+        os.kill(victim, signal.SIGSTOP)  # alive to the others' checks, but adopts nothing
+        stuck = []
+        try:
+            before = handed_off(b)
+            deadline = time.monotonic() + 30
+            while handed_off(b) == before:  # until worker 0 has passed one to the stopped worker
+                assert time.monotonic() < deadline, "no connection was handed to the stopped worker"
+                s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+                s.sendall(api_versions_request(500 + len(stuck)))
+                s.settimeout(0.3)
+                try:
+                    assert read_response(s) == (500 + len(stuck), 0)  # worker 0 kept it
+                    held.append(s)
+                except socket.timeout:
+                    stuck.append(s)  # queued for worker 1: in its inbox or its accept queue
+            assert stuck
+            os.kill(victim, signal.SIGKILL)
+            os.kill(victim, signal.SIGCONT)
+            for i, s in enumerate(stuck):
+                s.settimeout(60)
+                assert read_response(s) == (500 + i, 0)
+        finally:
+            for s in held + stuck:
+                s.close()
