@@ -42,6 +42,14 @@ def create_pairs(n: int) -> list[tuple[socket.socket, socket.socket]]:
 class Placement:
     """One network worker's side: its inbox, the other workers' senders, and their load."""
 
+    @classmethod
+    def for_worker(cls, pairs: list[tuple[socket.socket, socket.socket]], index: int, metrics) -> "Placement":
+        """Network worker `index`'s side of the supervisor's `create_pairs`; in the worker (after fork) it
+        closes the ends that are not its own: the other inboxes and its own sender."""
+        for j, (inbox, sender) in enumerate(pairs):
+            (sender if j == index else inbox).close()
+        return cls(index, pairs[index][0], {j: pair[1] for j, pair in enumerate(pairs) if j != index}, metrics)
+
     def __init__(self, index: int, inbox: socket.socket, senders: dict[int, socket.socket], metrics):
         self.index = index
         self.inbox = inbox

@@ -193,13 +193,7 @@ def run_network_worker(sup, index: int) -> None:
     if sup.handoff:
         from netio.handoff import Placement
 
-        senders = {j: pair[1] for j, pair in enumerate(sup.handoff) if j != index}
-        placement = Placement(index, sup.handoff[index][0], senders, sup.metrics)
-        for j, (inbox, sender) in enumerate(sup.handoff):  # keep only our inbox and the others' senders
-            if j != index:
-                inbox.close()
-            else:
-                sender.close()
+        placement = Placement.for_worker(sup.handoff, index, sup.metrics)
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
                            sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
                            pump=pump, arena=arena, placement=placement)

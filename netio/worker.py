@@ -137,9 +137,8 @@ class NetworkWorker:
         signal.signal(signal.SIGUSR1, self._dump_state)
         for ls in self.listen_socks:
             ls.setblocking(False)
-            self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
-        if self.placement is not None:
-            self.sel.register(self.placement.inbox, selectors.EVENT_READ, ("adopt", None))
+        for sock, data in self._arrivals():
+            self.sel.register(sock, selectors.EVENT_READ, data)
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         for fd, callback in (self.pump.fds() if self.pump else ()):
             self.sel.register(fd, selectors.EVENT_READ, ("call", callback))
@@ -212,11 +211,7 @@ class NetworkWorker:
                 return
             if self.placement is not None and not self.draining and self._hand_off(sock):
                 continue
-            try:
-                self._add_connection(sock, addr)
-            except OSError as e:  # reset between accept and setup
-                log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
-                sock.close()
+            self._take(sock, addr)
 
     def _hand_off(self, sock: socket.socket) -> bool:
         """Pass a just-accepted connection to a worker holding fewer connections (netio/handoff.py)."""
@@ -230,11 +225,15 @@ class NetworkWorker:
     def _adopt(self) -> None:
         """Take the connections other workers passed to us; they were accepted but never read."""
         for sock in self.placement.receive():
-            try:
-                self._add_connection(sock, sock.getpeername())
-            except OSError as e:  # reset while it waited in the inbox
-                log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
-                sock.close()
+            self._take(sock)
+
+    def _take(self, sock: socket.socket, addr=None) -> None:
+        """Serve `sock` from now on (`addr`: its peer, asked of the socket when not given by accept)."""
+        try:
+            self._add_connection(sock, sock.getpeername() if addr is None else addr)
+        except OSError as e:  # reset between accept (or hand-off) and setup
+            log.debug("connection setup failed", worker=self.index, error=e.strerror or repr(e))
+            sock.close()
 
     def _add_connection(self, sock: socket.socket, addr) -> None:
         sock.setblocking(False)
@@ -260,19 +259,24 @@ class NetworkWorker:
         if self._accept_paused_until:
             return
         self._accept_paused_until = time.monotonic() + ACCEPT_BACKOFF_S
-        inbox = [self.placement.inbox] if self.placement is not None else []
-        for ls in self.listen_socks + inbox:  # everything new connections arrive on
+        for sock, _ in self._arrivals():
             try:
-                self.sel.unregister(ls)
+                self.sel.unregister(sock)
             except (KeyError, ValueError):
                 pass
 
     def _resume_accepting(self) -> None:
         self._accept_paused_until = 0.0
-        for ls in self.listen_socks:
-            self.sel.register(ls, selectors.EVENT_READ, ("accept", ls))
+        for sock, data in self._arrivals():
+            self.sel.register(sock, selectors.EVENT_READ, data)
+
+    def _arrivals(self) -> list[tuple[socket.socket, tuple]]:
+        """What new connections arrive on, with their selector data: the listening sockets and, when there
+        are other network workers, the hand-off inbox."""
+        out = [(ls, ("accept", ls)) for ls in self.listen_socks]
         if self.placement is not None:
-            self.sel.register(self.placement.inbox, selectors.EVENT_READ, ("adopt", None))
+            out.append((self.placement.inbox, ("adopt", None)))
+        return out
 
     def _events_for(self, conn: Connection) -> int:
         ev = 0 if conn.paused or self.draining else selectors.EVENT_READ

@@ -131,9 +131,8 @@ def render(sup) -> str:
     started = [v for v in views if v.pid]
     per_worker = (
         ("hpbroker_connections_open", "gauge", "Client connections open now.", L.MS_CONN_OPEN, "network"),
-        ("hpbroker_connections_created_total", "counter", "Client connections taken on (accepted here or handed over).",
-         L.MS_CONN_CREATED,
-         "network"),
+        ("hpbroker_connections_created_total", "counter",
+         "Client connections taken on (accepted here or handed over).", L.MS_CONN_CREATED, "network"),
         ("hpbroker_connections_closed_total", "counter", "Client connections closed.", L.MS_CONN_CLOSED, "network"),
         ("hpbroker_connections_handed_off_total", "counter",
          "Accepted connections passed to the network worker holding the fewest.", L.MS_CONN_HANDED_OFF, "network"),
