@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import struct
 import time
 import urllib.request
 
@@ -17,28 +16,16 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from netio.codec import decode_response
+from tests.integration.test_hostile import API_VERSIONS, api_versions_request, recv_frame
 from tools.testing import BrokerProcess
 from tools.top.promtext import parse, total
 
 
-def api_versions_request(correlation_id: int) -> bytes:
-    body = struct.pack(">hhih", 18, 0, correlation_id, 4) + b"test"  # header v1, ApiVersions v0 (empty body)
-    return struct.pack(">i", len(body)) + body
-
-
 def read_response(s: socket.socket) -> tuple[int, int]:
-    """(correlation id, error code) of one ApiVersions v0 response."""
-    def exactly(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, "connection closed before the response"
-            buf += chunk
-        return buf
-
-    size = struct.unpack(">i", exactly(4))[0]
-    frame = exactly(size)
-    return struct.unpack_from(">ih", frame)
+    """(correlation id, error code) of one ApiVersions response."""
+    cid, body = decode_response(API_VERSIONS, 3, recv_frame(s))
+    return cid, body["error_code"]
 
 
 def open_counts(b: BrokerProcess) -> dict[int, int]:
