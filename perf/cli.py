@@ -97,12 +97,17 @@ def produce(bootstrap, topic, client, connections, time_limit, as_json, partitio
 @_common
 @click.option("--num-records", type=int, required=True)
 @click.option("--consumers", type=int, default=1, show_default=True, help="Consumer processes.")
-def consume(bootstrap, topic, client, connections, time_limit, as_json, num_records, consumers):
+@click.option("--discard-records", is_flag=True,
+              help="Native client: read each batch's header, drop its body in the kernel (MSG_TRUNC) instead "
+                   "of copying it out; measures what the broker serves without the consumer's copy.")
+def consume(bootstrap, topic, client, connections, time_limit, as_json, num_records, consumers, discard_records):
     """Fetch NUM_RECORDS records from the start of TOPIC's partitions; throughput."""
     from perf.runner import Workload, run_consume
 
+    if discard_records and client != "native":
+        raise click.UsageError("--discard-records needs the native client")
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
-                 time_limit=time_limit, connections=connections)
+                 time_limit=time_limit, connections=connections, discard_records=discard_records)
     _emit(_guarded(lambda: run_consume(w, _progress())), as_json)
 
 
@@ -127,7 +132,8 @@ def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, 
 @perf.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=9092, show_default=True)
-@click.option("--processes", type=int, default=2, show_default=True)
+@click.option("--processes", type=int, default=2, show_default=True,
+              help="Sink processes, each a broker on its own port (the first on --port) leading every Nth partition.")
 @click.option("--partitions", type=int, default=8, show_default=True)
 @click.option("--record-size", type=int, default=1024, show_default=True, help="Records it serves to Fetch.")
 def nullsink(host, port, processes, partitions, record_size):

@@ -68,6 +68,7 @@ class ConsumeSpec:
     time_limit: float = 600.0
     start_offsets: dict = field(default_factory=dict)
     connections: int = 1
+    discard_records: bool = False  # read batch headers only; bodies are dropped in the kernel (MSG_TRUNC)
 
 
 def payload_pool(record_size: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,10 +316,14 @@ def _consume(spec: ConsumeSpec, counters, totals) -> Histogram:
         for key, _ in sel.select(0.5):
             addr = key.data
             conn = conns[addr]
-            _, frame = conn.recv()
-            now = time.monotonic_ns()
-            for partition, error, records, nbytes, next_offset, spans in walk_and_time(frame, spec.key_times,
-                                                                                     hist, now):
+            if spec.discard_records and not spec.key_times:
+                parts = conn.recv_fetch_discarding()[1]
+                now = time.monotonic_ns()
+            else:
+                _, frame = conn.recv()
+                now = time.monotonic_ns()
+                parts = walk_and_time(frame, spec.key_times, hist, now)
+            for partition, error, records, nbytes, next_offset, spans in parts:
                 if error:
                     counters[ERRORS] += 1
                     continue

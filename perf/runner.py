@@ -36,6 +36,7 @@ class Workload:
     connections: int = 1             # per process and broker (native client)
     time_limit: float = 600.0
     topic_configs: tuple = ()
+    discard_records: bool = False    # consumers (native client): batch bodies never leave the kernel
 
     @property
     def batch_records(self) -> int:
@@ -129,7 +130,7 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
         "errors": counts[ERRORS] + len(failures), "requests": counts[REQUESTS],
         "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
         "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
-        "linger_ms": w.linger_ms, "rate": w.rate, "complete": counts[RECORDS] >= target and not failures,
+        "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records, "complete": counts[RECORDS] >= target and not failures,
         "failures": failures[:5],
     }
 
@@ -180,7 +181,7 @@ def run_consume(w: Workload, progress: Progress | None = None) -> dict:
     target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
     start = time.monotonic()
     specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, time_limit=w.time_limit,
-                         connections=w.connections)
+                         connections=w.connections, discard_records=w.discard_records)
              for own in _assign(leaders, w.consumers)[:max(1, min(w.consumers, len(leaders)))]]
     for spec in specs:
         group.counter()

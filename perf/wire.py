@@ -2,8 +2,10 @@
 
 Requests are encoded with `netio.codec.encode_request`; Produce requests are encoded once per template and
 only their correlation id is patched before each send. Fetch responses are walked with `struct` down to the
-record batch headers (record counts and offsets); record bytes are never copied or decoded, except where the
-end-to-end mode reads record keys.
+record batch headers (record counts and offsets); record bytes are never decoded, except where the
+end-to-end mode reads record keys. `Connection.recv_fetch_discarding` goes further and never copies them
+out of the kernel: a consumer that only counts records then costs what the broker's sending costs, not a
+second memory copy of every byte.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ _FETCH_PART = struct.Struct(">ihqqqi")     # partition, error, high_watermark, l
 _BATCH_HEAD = struct.Struct(">qi")         # base offset, batch length
 _LAST_DELTA = struct.Struct(">i")          # at 23
 _COUNT = struct.Struct(">i")               # at 57
+# The whole 61-byte batch header: base offset, length, leader epoch, magic, crc, attributes, last offset
+# delta, base and max timestamp, producer id and epoch, base sequence, record count.
+_BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 RECV_CHUNK = 4 << 20
+DISCARD_CHUNK = 4 << 20                    # most bytes one MSG_TRUNC receive drops
 
 
 class KafkaError(Exception):
@@ -50,6 +56,7 @@ class Connection:
         self._start = 0
         self._end = 0
         self._next_corr = 1
+        self._sink: bytearray | None = None   # MSG_TRUNC's buffer argument; the kernel never writes it
         self.pending: deque = deque()      # (correlation id, api key, version, user tag) per sent request
 
     def close(self) -> None:
@@ -100,6 +107,106 @@ class Connection:
         else:
             self._buf[:avail] = self._view[self._start:self._end]
         self._start, self._end = 0, avail
+
+    def recv_fetch_discarding(self) -> tuple[tuple, list[tuple[int, int, int, int, int, list]]]:
+        """The oldest pending Fetch's response, walked as `walk_fetch` walks it, reading from the socket
+        only the response's framing and each batch's 61-byte header; batch bodies are dropped in the
+        kernel (`MSG_TRUNC`), never copied to this process."""
+        size = _SIZE.unpack_from(self._buf, self._take(4))[0]
+        if size < 18:
+            raise KafkaError(f"Fetch response of {size} bytes is shorter than its header")
+        left = size - 18
+        pos = self._take(18)                 # correlation id, throttle, error, session id, topic count
+        corr = _CORR.unpack_from(self._buf, pos)[0]
+        (ntopics,) = _I32.unpack_from(self._buf, pos + 14)
+        entry = self.pending.popleft()
+        if corr != entry[0]:
+            raise KafkaError(f"correlation id {corr} does not match the oldest request {entry[0]}")
+        out = []
+        recv_into, head_buf, unpack_head = self.sock.recv_into, bytearray(61), _BATCH_HEADER.unpack
+        for _ in range(max(ntopics, 0)):
+            left, pos = self._take_within(left, 2)
+            nlen = max(_I16.unpack_from(self._buf, pos)[0], 0)
+            left, pos = self._take_within(left, nlen + 4)
+            (nparts,) = _I32.unpack_from(self._buf, pos + nlen)
+            for _ in range(max(nparts, 0)):
+                left, pos = self._take_within(left, _FETCH_PART.size)
+                partition, error, _hw, _lso, _ls, naborted = _FETCH_PART.unpack_from(self._buf, pos)
+                skip = max(naborted, 0) * 16 + 4          # aborted transactions, preferred read replica
+                left, pos = self._take_within(left, skip + 4)
+                (rlen,) = _I32.unpack_from(self._buf, pos + skip)
+                rem = max(rlen, 0)
+                if rem > left:
+                    raise KafkaError(f"records of {rem} bytes overrun the Fetch response")
+                left -= rem
+                records = nbytes = 0
+                next_offset = -1
+                while rem >= 61:
+                    if self._end == self._start:              # the common case: one receive of 61 bytes
+                        got = recv_into(head_buf, 61, socket.MSG_WAITALL)
+                        head = unpack_head(head_buf) if got == 61 else self._short_head(head_buf, got)
+                    else:
+                        head = _BATCH_HEADER.unpack_from(self._buf, self._take(61))
+                    size = 12 + head[1]
+                    if size > rem or size < 61:
+                        self._discard(rem - 61)      # cut at the size limit: fetched again next time
+                        rem = 0
+                        break
+                    records += head[12]
+                    next_offset = head[0] + head[6] + 1
+                    nbytes += size
+                    self._discard(size - 61)
+                    rem -= size
+                self._discard(rem)
+                out.append((partition, error, records, nbytes, next_offset, []))
+        if left:
+            raise KafkaError(f"{left} bytes left over after the Fetch response's topics")
+        return entry, out
+
+    def _short_head(self, head_buf: bytearray, got: int) -> tuple:
+        """A batch header whose receive returned only `got` bytes: buffer them, then take the rest."""
+        if got == 0:
+            raise KafkaError("connection closed by the broker")
+        self._buf[:got] = head_buf[:got]
+        self._start, self._end = 0, got
+        return _BATCH_HEADER.unpack_from(self._buf, self._take(61))
+
+    def _take_within(self, left: int, n: int) -> tuple[int, int]:
+        """`_take` n bytes of a response with `left` bytes to go: (left after, position)."""
+        if n > left:
+            raise KafkaError(f"Fetch response truncated: {n} bytes wanted, {left} left")
+        return left - n, self._take(n)
+
+    def _take(self, n: int) -> int:
+        """Position in the buffer of the next n bytes, consumed; receives only what is missing, so bytes
+        after them stay in the kernel for `_discard`."""
+        avail = self._end - self._start
+        if avail == 0:
+            self._start = self._end = 0
+        if avail < n:
+            if n > len(self._buf) - self._start:
+                self._compact(n)
+            while self._end - self._start < n:
+                got = self.sock.recv_into(self._view[self._end:self._start + n])
+                if got == 0:
+                    raise KafkaError("connection closed by the broker")
+                self._end += got
+        pos = self._start
+        self._start += n
+        return pos
+
+    def _discard(self, n: int) -> None:
+        """Drop the next n bytes of the stream: what is buffered, then the rest in the kernel."""
+        k = min(n, self._end - self._start)
+        self._start += k
+        n -= k
+        if n and self._sink is None:
+            self._sink = bytearray(DISCARD_CHUNK)
+        while n:
+            got = self.sock.recv_into(self._sink, min(n, DISCARD_CHUNK), socket.MSG_TRUNC | socket.MSG_WAITALL)
+            if got == 0:
+                raise KafkaError("connection closed by the broker")
+            n -= got
 
     def has_buffered_frame(self) -> bool:
         avail = self._end - self._start

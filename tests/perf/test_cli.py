@@ -34,6 +34,10 @@ def test_produce_then_consume_every_record(broker):
                     "--consumers", "2", "--connections", "2")
     assert consumed["records"] == 5000 and consumed["errors"] == 0 and consumed["complete"]
     assert consumed["records_per_sec"] > 0
+    discarded = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "cli", "--num-records", "5000",
+                     "--consumers", "2", "--discard-records")
+    assert discarded["records"] == 5000 and discarded["errors"] == 0 and discarded["complete"]
+    assert discarded["discard_records"] and not consumed["discard_records"]
 
 
 def test_acks_all_and_fixed_rate(broker):

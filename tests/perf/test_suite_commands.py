@@ -41,6 +41,7 @@ CASES = [
     ("produce", Workload("B", "w3", 300_000, 100, acks=-1, producers=2, partitions=3, connections=2)),
     ("e2e", Workload("B", "w4e2e", 50_000, 1024, rate=10_000, batch_size=16384, inflight=5, consumers=2)),
     ("consume", Workload("B", "w5", 3_000_000, 1024, consumers=2, connections=3)),
+    ("consume", Workload("B", "w5d", 3_000_000, 1024, consumers=2, discard_records=True)),
 ]
 
 
@@ -50,6 +51,7 @@ def test_a_recorded_command_recreates_its_workload(parsed, verb, w):
     for f in fields(Workload):
         if f.name in SUITE_ONLY or f.name == "bootstrap":
             continue
-        if verb == "consume" and f.name not in ("topic", "num_records", "consumers", "client", "connections"):
+        if verb == "consume" and f.name not in ("topic", "num_records", "consumers", "client", "connections",
+                                                "discard_records"):
             continue  # consume takes no producer options
         assert getattr(got, f.name) == getattr(w, f.name), f.name
