@@ -1,9 +1,10 @@
 """A Kafka-protocol server that does no work: the load generator's own ceiling is measured against it.
 
-It answers ApiVersions, Metadata (itself as the only broker, leader of every partition), CreateTopics,
-ListOffsets, Produce (every partition accepted, offsets counted per partition) and Fetch (one prebuilt chunk
-of record batches, whose offsets run from the requested offset on). Several processes share one
-`SO_REUSEPORT` port so the sink is not the bottleneck either.
+It answers ApiVersions, Metadata, CreateTopics, ListOffsets, Produce (every partition accepted, offsets
+counted per partition) and Fetch (one prebuilt chunk of record batches, whose offsets run from the requested
+offset on). With several processes each is a broker of its own on its own port, and partition p is led by
+process p mod N: a client spreads its partitions over them exactly as over a cluster's brokers, so the sink
+is not the bottleneck either and the load is split the same way every run.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ def fetch_chunk(record_size: int, total_bytes: int, records_per_batch: int) -> t
 class NullSink:
     """Serves one listening socket in this process until stopped (`serve_forever`)."""
 
-    def __init__(self, sock: socket.socket, partitions: int, chunk: tuple[bytes, list[int]], batch_records: int):
+    def __init__(self, sock: socket.socket, partitions: int, chunk: tuple[bytes, list[int]], batch_records: int,
+                 ports: list[int] | None = None):
         self.listener = sock
         self.partitions = partitions
         self.host, self.port = sock.getsockname()[:2]
+        self.ports = ports or [self.port]          # node i listens on ports[i] and leads partitions i, i + N, ...
         self.chunk = bytearray(chunk[0])
         self.batch_starts = chunk[1]
         self.batch_records = batch_records
@@ -110,12 +113,13 @@ class NullSink:
             resp = {"error_code": 0, "api_keys": api_versions_table(), "throttle_time_ms": 0}
         elif api_key == METADATA:
             names = [t["name"] for t in body["topics"]] if body.get("topics") else []
-            resp = {"throttle_time_ms": 0, "brokers": [{"node_id": 0, "host": self.host, "port": self.port,
-                                                        "rack": None}],
+            nodes = len(self.ports)
+            resp = {"throttle_time_ms": 0, "brokers": [{"node_id": i, "host": self.host, "port": port,
+                                                        "rack": None} for i, port in enumerate(self.ports)],
                     "cluster_id": "null-sink", "controller_id": 0,
                     "topics": [{"error_code": 0, "name": n, "is_internal": False, "partitions": [
-                        {"error_code": 0, "partition_index": i, "leader_id": 0, "leader_epoch": 0,
-                         "replica_nodes": [0], "isr_nodes": [0], "offline_replicas": []}
+                        {"error_code": 0, "partition_index": i, "leader_id": i % nodes, "leader_epoch": 0,
+                         "replica_nodes": [i % nodes], "isr_nodes": [i % nodes], "offline_replicas": []}
                         for i in range(self.partitions)], "topic_authorized_operations": -2147483648}
                                for n in names],
                     "cluster_authorized_operations": -2147483648}
@@ -199,14 +203,15 @@ def _records_in(records) -> int:
     return total
 
 
-def _serve(sock: socket.socket, partitions: int, chunk, batch_records: int) -> None:
+def _serve(sock: socket.socket, partitions: int, chunk, batch_records: int, ports: list[int]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    NullSink(sock, partitions, chunk, batch_records).serve_forever()
+    NullSink(sock, partitions, chunk, batch_records, ports).serve_forever()
 
 
 class NullSinkProcesses:
-    """`processes` sink processes on one loopback port; a context manager that stops them on exit."""
+    """`processes` sink processes, each a broker on its own loopback port (the first is `port`, the bootstrap);
+    a context manager that stops them on exit."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, processes: int = 2, partitions: int = 8,
                  record_size: int = 1024, fetch_bytes: int = 1 << 20):
@@ -226,19 +231,17 @@ class NullSinkProcesses:
     def start(self) -> "NullSinkProcesses":
         chunk = fetch_chunk(self.record_size, self.fetch_bytes, self.batch_records)
         ctx = multiprocessing.get_context("fork")
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)   # a port in use fails here, not silently shared
-        probe.bind((self.host, self.port))
-        self.port = probe.getsockname()[1]
-        probe.close()
         socks = []
-        for _ in range(self.processes):
+        for i in range(self.processes):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            s.bind((self.host, self.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((self.host, self.port if i == 0 else 0))
             s.listen(128)
             socks.append(s)
+        self.port = socks[0].getsockname()[1]
+        ports = [s.getsockname()[1] for s in socks]
         for s in socks:
-            p = ctx.Process(target=_serve, args=(s, self.partitions, chunk, self.batch_records), daemon=True)
+            p = ctx.Process(target=_serve, args=(s, self.partitions, chunk, self.batch_records, ports), daemon=True)
             p.start()
             self.procs.append(p)
         for s in socks:

@@ -113,6 +113,8 @@ def command_line(verb: str, w: Workload) -> str:
         parts.append(f"--consumers {w.consumers}")
     if w.client != "native":
         parts.append(f"--client {w.client}")
+    if w.discard_records:
+        parts.append("--discard-records")
     return " ".join(parts)
 
 
@@ -161,21 +163,26 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     if on("NS"):
         from perf.nullsink import NullSinkProcesses
 
-        with NullSinkProcesses(processes=1) as sink:
-            for name, w, verb in (
-                ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
-                ("NS", Workload(sink.bootstrap, "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
-                ("NS", Workload(sink.bootstrap, "ns1", n(4_000_000), consumers=2, **base), "consume"),
-                ("NS", Workload(sink.bootstrap, "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base),
-                 "produce"),
-                ("NS", Workload(sink.bootstrap, "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
-                                batch_size=RDKAFKA_BATCH_SIZE, **base), "produce"),
-            ):
-                r = repeated(run_produce if verb == "produce" else run_consume, w, repeat, progress)
-                what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
-                what += ", 1 MB batches)" if w.batch_size == RDKAFKA_BATCH_SIZE else ")"
-                rows.append(_row(name, what, verb, w, r,
-                                 "sink: 1 process; generator and sink share the cores"))
+        # Produce against one sink process (the comparison W7 makes); consume against two, each a broker
+        # leading half the partitions, so each consumer has a sink process of its own.
+        for sinks, runs in (
+            (1, [(Workload("", "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
+                 (Workload("", "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
+                 (Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base), "produce"),
+                 (Workload("", "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
+                           batch_size=RDKAFKA_BATCH_SIZE, **base), "produce")]),
+            (2, [(Workload("", "ns1", n(4_000_000), consumers=2, **base), "consume"),
+                 (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **base), "consume")]),
+        ):
+            note = "sink: 1 process" if sinks == 1 else f"sink: {sinks} processes, each a broker on its own port"
+            with NullSinkProcesses(processes=sinks) as sink:
+                for w, verb in runs:
+                    w = replace(w, bootstrap=sink.bootstrap)
+                    r = repeated(run_produce if verb == "produce" else run_consume, w, repeat, progress)
+                    what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
+                    what += ", 1 MB batches" if w.batch_size == RDKAFKA_BATCH_SIZE else ""
+                    what += ", bodies discarded)" if w.discard_records else ")"
+                    rows.append(_row("NS", what, verb, w, r, note + "; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
         with _broker() as b:
             bs = b.bootstrap
@@ -204,6 +211,10 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  "run once: the backlog the next row reads", judged=False))
                 w = replace(w, consumers=2)
                 rows.append(_row("W5", "consume the backlog from offset 0", "consume", w, consume(w)))
+                w = replace(w, discard_records=True)
+                rows.append(_row("W5", "the same, record bodies dropped in the consumers' kernel", "consume", w,
+                                 consume(w), "each batch's header read, its body never copied to the consumer "
+                                 "(MSG_TRUNC): what the broker serves without the client's copy", judged=False))
             if on("W7"):
                 w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
                              **base)

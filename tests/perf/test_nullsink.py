@@ -1,5 +1,7 @@
 """The null sink speaks enough Kafka for the harness and for a real client, and counts what it is sent."""
 
+from dataclasses import replace
+
 from confluent_kafka import Producer
 
 from netio.codec import decode_response
@@ -54,3 +56,27 @@ def test_a_real_client_produces_to_the_sink():
             p.produce("real", b"v%d" % i, partition=i % 2, on_delivery=lambda err, msg: delivered.append(err))
         assert p.flush(30) == 0
     assert len(delivered) == 100 and all(err is None for err in delivered)
+
+
+def test_each_sink_process_is_a_broker_leading_every_nth_partition():
+    with NullSinkProcesses(processes=2, partitions=5) as sink:
+        conn = wire.Connection("127.0.0.1", sink.port)
+        try:
+            leaders = wire.leaders(conn, "spread")
+        finally:
+            conn.close()
+        ports = sorted({port for _, port in leaders.values()})
+        assert len(ports) == 2 and sink.port in ports
+        assert [leaders[p][1] == leaders[0][1] for p in range(5)] == [True, False, True, False, True]
+        for port in ports:                    # each answers on its own port, as a broker of its own
+            conn = wire.Connection("127.0.0.1", port)
+            try:
+                assert wire.leaders(conn, "spread") == leaders
+            finally:
+                conn.close()
+        w = Workload(sink.bootstrap, "spread", 20_000, record_size=512, partitions=5, producers=2, consumers=2,
+                     time_limit=60)
+        produced = run_produce(w)
+        consumed = run_consume(replace(w, discard_records=True))
+    for r in (produced, consumed):
+        assert r["records"] == 20_000 and r["errors"] == 0 and r["complete"], r
