@@ -42,6 +42,34 @@ def test_multi_batch_append_and_numpy_input(open_log):
     assert log.leader_epoch_cache.entries == [(7, 0)]
 
 
+def test_an_append_of_many_batches_is_stamped_whole_even_when_writes_are_short(open_log, monkeypatch):
+    """More batches than one pwritev carries, with the kernel taking a few bytes at a time."""
+    batches = [batch(1 + i % 3, value_size=7, tag=i) for i in range(600)]
+    real = os.pwritev
+    calls = []
+
+    def short(fd, buffers, offset):
+        calls.append(len(buffers))
+        first = bytes(memoryview(buffers[0]).cast("B"))[:37]    # at most 37 bytes per call
+        return real(fd, [first], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    log = open_log(small_config(segment_bytes=1 << 20))
+    log.append(batches[0], leader_epoch=3)
+    r = log.append(b"".join(batches[1:]), leader_epoch=4)
+    assert r.batch_count == 599 and max(calls) <= 2 * 256 and len(calls) > 600
+    monkeypatch.setattr(os, "pwritev", real)
+    got = read_all(log)
+    expected, offset = [], 0
+    for b in batches:
+        expected.append((offset, b[16:]))
+        offset += int.from_bytes(b[23:27], "big") + 1
+    assert got == expected
+    res = hotpath.scan_batches(log.read(0, 1 << 20).view())
+    assert res.error == hotpath.ScanError.OK and res.count == 600
+    assert list(res.leader_epoch) == [3] + [4] * 599
+
+
 def test_read_returns_batch_containing_offset_and_respects_limits(open_log):
     log = open_log(small_config(index_interval_bytes=0))
     for i in range(10):
