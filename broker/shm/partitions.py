@@ -8,9 +8,10 @@ fields.  Because the word grows by 2 per publish it is also the slot's change co
 worker parked on a long-poll fetch remembers it and compares.
 
 Waking parked fetches: worker ``w`` sets byte ``[slot, w]`` of the watch matrix for each slot it
-waits on, issues a barrier (see ``barrier.py``) and re-checks the counters before sleeping on its
+waits on, issues a fence (see ``barrier.py``) and re-checks the counters before sleeping on its
 own doorbell; after each publish the owner reads the slot's row and rings the doorbells of the
-workers whose byte is set.  Only those workers wake, and only for slots they care about.
+workers whose byte is set (after a fence: see ``barrier.py``).  Only those workers wake, and only
+for slots they care about.
 
 Layout: see :mod:`broker.shm.layout` ("Partition-state table").
 """
@@ -21,7 +22,8 @@ import os
 import time
 from typing import Iterable, NamedTuple
 
-from broker.shm import barrier, layout
+from broker.shm import layout
+from broker.shm.barrier import fence
 from broker.shm.doorbell import Doorbell, open_bells
 from broker.shm.region import SharedRegion, unique_name
 
@@ -120,6 +122,7 @@ class PartitionTable:
         _pack_u64(mm, off, odd)
         _pack_fields(mm, off + _FIELDS, *fields)
         _pack_u64(mm, off, odd + 1)
+        fence()
         # Wake parked fetches: read the slot's watch row after the seq store (see module doc).
         row = self._watch_base + slot * self.watchers
         end = row + self.watchers
@@ -189,7 +192,7 @@ class PartitionTable:
         for slot in versions:
             self._offset(slot)
             mm[base + slot * self.watchers] = 1
-        barrier.heavy_barrier()
+        fence()
         for slot, seen in versions.items():
             if self.version(slot) != seen:
                 self.unwatch(watcher, versions)
@@ -217,6 +220,6 @@ class PartitionTable:
                 return []
             if self.watch(watcher, versions):
                 try:
-                    self._bells[watcher].wait(barrier.cap_timeout(remaining))
+                    self._bells[watcher].wait(remaining)
                 finally:
                     self.unwatch(watcher, versions)

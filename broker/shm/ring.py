@@ -14,10 +14,10 @@ the caller stops reading from that connection until ``wait_space`` (or its ``spa
 selector) says there is room: backpressure, never a dropped or partial message.
 
 Sleeping: a side that runs out of work stores a ticket in its ``*_sleep`` word, issues
-:func:`barrier.heavy_barrier` and re-checks the other counter before sleeping on a doorbell; the
-other side reads that word after each publish and rings the doorbell once per ticket.  The
-barrier closes the store->load reordering window, so no wakeup is lost (see ``barrier.py``; if
-``membarrier`` is unavailable sleeps are capped by a short backstop timeout instead).
+:func:`barrier.fence` and re-checks the other counter before sleeping on a doorbell; the other
+side publishes its counter, issues the same fence, then reads that word and rings the doorbell
+once per ticket.  The two fences close the store->load reordering window, so no wakeup is lost
+(see ``barrier.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from broker.shm import barrier, layout
+from broker.shm import layout
+from broker.shm.barrier import fence
 from broker.shm.doorbell import Doorbell, open_bells
 from broker.shm.region import SharedRegion, unique_name
 from hotpath import scan_ring_entries
@@ -217,6 +218,7 @@ class Ring:
         _pack_u64(mm, pos, head)  # commit word: the entry's last write
         self._head = head
         _pack_u64(mm, _OFF_HEAD, head)
+        fence()  # the head before the consumer's sleep word (module doc)
         ticket = _unpack_u64(mm, _OFF_CSLEEP)[0]
         if ticket and ticket != self._rung_consumer:
             self._ring_consumer(ticket)
@@ -271,6 +273,7 @@ class Ring:
     def _publish_head(self, head: int) -> None:
         self._head = head
         _pack_u64(self._mm, _OFF_HEAD, head)
+        fence()
         ticket = _unpack_u64(self._mm, _OFF_CSLEEP)[0]
         if ticket and ticket != self._rung_consumer:
             self._ring_consumer(ticket)
@@ -380,12 +383,12 @@ class Ring:
         self._tail_seen = tail = _unpack_u64(self._mm, _OFF_TAIL)[0]
         return self._head + need - tail <= cap
 
-    def prepare_space_wait(self, nbytes: int, fence: bool = True) -> bool:
+    def prepare_space_wait(self, nbytes: int, with_fence: bool = True) -> bool:
         """Announce that the producer will sleep on :meth:`space_fileno` until ``nbytes`` fit;
         False means it fits already: do not sleep.  Call :meth:`finish_space_wait` after."""
         _pack_u64(self._mm, _OFF_PSLEEP, self._next_ticket())
-        if fence:
-            barrier.heavy_barrier()
+        if with_fence:
+            fence()
         if self.fits(nbytes):
             _pack_u64(self._mm, _OFF_PSLEEP, 0)
             return False
@@ -406,7 +409,7 @@ class Ring:
                 return False
             if self.prepare_space_wait(nbytes):
                 try:
-                    self._space_bell.wait(barrier.cap_timeout(remaining))
+                    self._space_bell.wait(remaining)
                 finally:
                     self.finish_space_wait()
         return True
@@ -484,12 +487,14 @@ class Ring:
         self._tail = end
         mm = self._mm
         _pack_u64(mm, _OFF_TAIL, end)
+        fence()  # the tail before the producer's sleep word (module doc)
         ticket = _unpack_u64(mm, _OFF_PSLEEP)[0]
         if ticket and ticket != self._rung_producer:
             self._ring_producer(ticket)
 
     def _publish_tail(self, tail: int) -> None:
         _pack_u64(self._mm, _OFF_TAIL, tail)
+        fence()
         ticket = _unpack_u64(self._mm, _OFF_PSLEEP)[0]
         if ticket and ticket != self._rung_producer:
             self._ring_producer(ticket)
@@ -504,13 +509,13 @@ class Ring:
         self._head_seen = _unpack_u64(self._mm, _OFF_HEAD)[0]
         return self._tail < self._head_seen
 
-    def prepare_wait(self, fence: bool = True) -> bool:
+    def prepare_wait(self, with_fence: bool = True) -> bool:
         """Announce that the consumer will sleep on :meth:`fileno`; False means data is already
-        there: do not sleep.  Call :meth:`finish_wait` after waking.  ``fence=False`` is for
-        :func:`prepare_wait_all`, which issues one barrier for several rings."""
+        there: do not sleep.  Call :meth:`finish_wait` after waking.  ``with_fence=False`` is for
+        :func:`prepare_wait_all`, which issues one fence for several rings."""
         _pack_u64(self._mm, _OFF_CSLEEP, self._next_ticket())
-        if fence:
-            barrier.heavy_barrier()
+        if with_fence:
+            fence()
         if self.has_data():
             _pack_u64(self._mm, _OFF_CSLEEP, 0)
             return False
@@ -529,19 +534,19 @@ class Ring:
                 return False
             if self.prepare_wait():
                 try:
-                    self._data_bell.wait(barrier.cap_timeout(remaining))
+                    self._data_bell.wait(remaining)
                 finally:
                     self.finish_wait()
         return True
 
 
 def prepare_wait_all(rings: Iterable[Ring]) -> bool:
-    """Announce sleep on several consumer rings with one barrier; False if any has data
+    """Announce sleep on several consumer rings with one fence; False if any has data
     (then none is left announced).  On True, sleep on their filenos and call finish_wait."""
     rings = list(rings)
     for ring in rings:
-        ring.prepare_wait(fence=False)  # only announces: the barrier follows
-    barrier.heavy_barrier()
+        ring.prepare_wait(with_fence=False)  # only announces: the fence follows
+    fence()
     if any(ring.has_data() for ring in rings):
         for ring in rings:
             ring.finish_wait()
