@@ -163,16 +163,17 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     if on("NS"):
         from perf.nullsink import NullSinkProcesses
 
-        # Produce against one sink process (the comparison W7 makes); consume against two, each a broker
-        # leading half the partitions, so each consumer has a sink process of its own.
+        # The native client against two sink processes, each a broker leading half the partitions, so
+        # each of its two producer or consumer processes has a sink process of its own; confluent-kafka
+        # against one, as W7 runs it against one broker.
         for sinks, runs in (
-            (1, [(Workload("", "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
+            (2, [(Workload("", "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
                  (Workload("", "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
-                 (Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base), "produce"),
+                 (Workload("", "ns1", n(4_000_000), consumers=2, **base), "consume"),
+                 (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **base), "consume")]),
+            (1, [(Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base), "produce"),
                  (Workload("", "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
                            batch_size=RDKAFKA_BATCH_SIZE, **base), "produce")]),
-            (2, [(Workload("", "ns1", n(4_000_000), consumers=2, **base), "consume"),
-                 (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **base), "consume")]),
         ):
             note = "sink: 1 process" if sinks == 1 else f"sink: {sinks} processes, each a broker on its own port"
             with NullSinkProcesses(processes=sinks) as sink:
