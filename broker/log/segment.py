@@ -4,7 +4,7 @@ While active, the ``.log`` file spans the whole segment and is mapped shared and
 blocks are allocated with ``posix_fallocate`` before any byte is written to them (all at creation with
 ``preallocate``, else in doubling steps ahead of the writer), so a full disk fails as an ``OSError`` there,
 never as SIGBUS on a store. Appends ``pwritev`` the batches into the page cache with their offsets and
-leader epoch already stamped (a 16-byte stamped copy of each head, the rest straight from the source).
+leader epoch already stamped (a stamped copy of each 61-byte header, the rest straight from the source).
 Not a memcpy into the mapping: the first store to each page of a file mapping faults, and the fault reads
 ahead by zero-filling whole (large) folios, which cost ~2 CPU-seconds per GB here against ~0.3 for
 ``pwrite``. Stamping through the mapping after the write cost two faults (a read, then a write-protect
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 
 import numpy as np
 
@@ -43,8 +42,6 @@ FIRST_ALLOCATION = 1 << 20  # an idle partition costs this much disk; steps doub
 MAX_SCAN = 2**31 - 1
 RECOVERY_CHUNK_BATCHES = 1 << 16  # bounds the scan's per-batch arrays
 INT64_MAX = 2**63 - 1
-_BASE_OFFSET = struct.Struct(">q")
-_LEADER_EPOCH = struct.Struct(">i")
 
 
 def segment_name(base_offset: int) -> str:
@@ -58,35 +55,26 @@ def parse_segment_name(filename: str, suffix: str = LOG_SUFFIX) -> int | None:
     return int(stem)
 
 
-def _pwrite_all(fd: int, data, position: int) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = os.pwrite(fd, view, position)
-        view, position = view[n:], position + n
-
-
-_STAMPED = 16                           # baseOffset, batchLength, partitionLeaderEpoch: the bytes stamped
 _IOV_BATCHES = 256                      # batches per pwritev (two buffers each, under IOV_MAX)
 
 
 def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: int) -> None:
-    """Write the batches at ``positions`` in ``src`` (contiguous) to ``position + shift``,
-    each with its baseOffset and partitionLeaderEpoch stamped on the way: a 16-byte stamped copy of its
-    head, then its remaining bytes straight from ``src``. Neither ``src`` nor the file mapping is touched."""
+    """Write the batches at ``positions`` in ``src`` (contiguous) to ``position + shift``, each with its
+    baseOffset and partitionLeaderEpoch stamped on the way: a copy of its header stamped by
+    ``hotpath.patch_batch``, then its remaining bytes straight from ``src``. Neither ``src`` nor the file
+    mapping is touched."""
     view = memoryview(src).cast("B")
     count = len(positions)
     for first in range(0, count, _IOV_BATCHES):
-        last_batch = min(first + _IOV_BATCHES, count)
         iov = []
-        for i in range(first, last_batch):
+        for i in range(first, min(first + _IOV_BATCHES, count)):
             p = int(positions[i])
-            head = bytearray(view[p: p + _STAMPED])
-            delta = int.from_bytes(view[p + 23: p + 27], "big")
+            head = bytearray(view[p: p + hotpath.HEADER_SIZE])
+            delta = int.from_bytes(head[23:27], "big")
             epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
-            _BASE_OFFSET.pack_into(head, 0, int(lasts[i]) - delta)
-            _LEADER_EPOCH.pack_into(head, 12, epoch)
+            hotpath.patch_batch(head, 0, int(lasts[i]) - delta, epoch)
             iov.append(head)
-            iov.append(view[p + _STAMPED: p + int(sizes[i])])
+            iov.append(view[p + hotpath.HEADER_SIZE: p + int(sizes[i])])
         _pwritev_all(fd, iov, int(positions[first]) + shift)
 
 
@@ -298,37 +286,26 @@ class LogSegment:
         LogAppendTime); per-batch ``positions`` (in ``src``), ``sizes``, ``lasts`` (last offsets to assign),
         ``max_ts``; ``leader_epoch`` is one epoch for all or a per-batch sequence. Returns the next offset.
 
-        The caller checked room with ``ensure_room``. With CreateTime the batches are written already
-        stamped (`_pwrite_stamped`), so the append never touches the file mapping; a concurrent reader's
-        header walk rejects them until the caller publishes the new end offset (their base offsets are at or
-        past it). LogAppendTime rewrites the CRC over the whole batch, so those batches are stamped in place
-        through the mapping, the first batch's baseOffset last (the destination still holds zeros there).
+        The caller checked room with ``ensure_room``. The batches are written already stamped
+        (`_pwrite_stamped`); a concurrent reader's header walk rejects them until the caller publishes the
+        new end offset (their base offsets are at or past it). Only LogAppendTime touches the file mapping:
+        maxTimestamp is under the CRC, so each written batch is re-stamped there, before publication too.
         ``src`` is never modified.
         """
         at = self.size
         shift = at - start
-        if append_time < 0:
-            _pwrite_stamped(self.fd, src, positions, sizes, lasts, leader_epoch, shift)
-            self._index_batches(positions, shift, sizes, lasts, max_ts)
-            return self._appended(at + nbytes, int(lasts[-1]) + 1, now_ms)
-        _pwrite_all(self.fd, src[start + 8: start + nbytes], at + 8)
-        for i in range(len(positions) - 1, -1, -1):  # the first batch last: see above
-            p = int(positions[i]) + shift
-            if append_time >= 0:
-                hotpath.set_log_append_time(self._u8, p, int(sizes[i]), append_time)
-            last = int(lasts[i])
-            delta = int.from_bytes(self._map[p + 23: p + 27], "big")
-            epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
-            hotpath.patch_batch(self._u8, p, last - delta, epoch)
-        self._index_batches(positions, shift, sizes, lasts, [append_time] * len(positions))
-        return self._appended(at + nbytes, int(lasts[-1]) + 1, now_ms)
-
-    def _appended(self, size: int, next_offset: int, now_ms: int) -> int:
-        self.size = size
-        self.next_offset = next_offset
+        _pwrite_stamped(self.fd, src, positions, sizes, lasts, leader_epoch, shift)
+        if append_time >= 0:
+            for i in range(len(positions)):
+                hotpath.set_log_append_time(self._u8, int(positions[i]) + shift, int(sizes[i]), append_time)
+            max_ts = [append_time] * len(positions)
+        self._index_batches(positions, shift, sizes, lasts, max_ts)
+        self.size = at + nbytes
+        nxt = int(lasts[-1]) + 1
+        self.next_offset = nxt
         if self.created_ms < 0:
             self.created_ms = now_ms
-        return next_offset
+        return nxt
 
     def _index_batches(self, positions, shift, sizes, lasts, max_ts) -> None:
         interval = self.config.index_interval_bytes
