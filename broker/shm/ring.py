@@ -216,12 +216,7 @@ class Ring:
         _pack_pair(mm, pos + 8, n, kind)
         head += size
         _pack_u64(mm, pos, head)  # commit word: the entry's last write
-        self._head = head
-        _pack_u64(mm, _OFF_HEAD, head)
-        fence()  # the head before the consumer's sleep word (module doc)
-        ticket = _unpack_u64(mm, _OFF_CSLEEP)[0]
-        if ticket and ticket != self._rung_consumer:
-            self._ring_consumer(ticket)
+        self._publish_head(head)
         return True
 
     def _put_parts(self, kind: int, parts: tuple) -> bool:
@@ -273,7 +268,7 @@ class Ring:
     def _publish_head(self, head: int) -> None:
         self._head = head
         _pack_u64(self._mm, _OFF_HEAD, head)
-        fence()
+        fence()  # the head before the consumer's sleep word (module doc)
         ticket = _unpack_u64(self._mm, _OFF_CSLEEP)[0]
         if ticket and ticket != self._rung_consumer:
             self._ring_consumer(ticket)
@@ -485,16 +480,11 @@ class Ring:
         if end <= self._tail:
             raise RuntimeError("advance() without a peeked message")
         self._tail = end
-        mm = self._mm
-        _pack_u64(mm, _OFF_TAIL, end)
-        fence()  # the tail before the producer's sleep word (module doc)
-        ticket = _unpack_u64(mm, _OFF_PSLEEP)[0]
-        if ticket and ticket != self._rung_producer:
-            self._ring_producer(ticket)
+        self._publish_tail(end)
 
     def _publish_tail(self, tail: int) -> None:
         _pack_u64(self._mm, _OFF_TAIL, tail)
-        fence()
+        fence()  # the tail before the producer's sleep word (module doc)
         ticket = _unpack_u64(self._mm, _OFF_PSLEEP)[0]
         if ticket and ticket != self._rung_producer:
             self._ring_producer(ticket)
