@@ -316,7 +316,7 @@ def _consume(spec: ConsumeSpec, counters, totals) -> Histogram:
         for key, _ in sel.select(0.5):
             addr = key.data
             conn = conns[addr]
-            if spec.discard_records and not spec.key_times:
+            if spec.discard_records:
                 parts = conn.recv_fetch_discarding()[1]
                 now = time.monotonic_ns()
             else:

@@ -29,11 +29,8 @@ _CORR = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _FETCH_PART = struct.Struct(">ihqqqi")     # partition, error, high_watermark, lso, log_start, aborted count
-_BATCH_HEAD = struct.Struct(">qi")         # base offset, batch length
-_LAST_DELTA = struct.Struct(">i")          # at 23
-_COUNT = struct.Struct(">i")               # at 57
-# The whole 61-byte batch header: base offset, length, leader epoch, magic, crc, attributes, last offset
-# delta, base and max timestamp, producer id and epoch, base sequence, record count.
+# The whole 61-byte batch header: base offset [0], length [1], leader epoch, magic, crc, attributes, last
+# offset delta [6], base and max timestamp, producer id and epoch, base sequence, record count [12].
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 RECV_CHUNK = 4 << 20
 DISCARD_CHUNK = 4 << 20                    # most bytes one MSG_TRUNC receive drops
@@ -123,7 +120,6 @@ class Connection:
         if corr != entry[0]:
             raise KafkaError(f"correlation id {corr} does not match the oldest request {entry[0]}")
         out = []
-        recv_into, head_buf, unpack_head = self.sock.recv_into, bytearray(61), _BATCH_HEADER.unpack
         for _ in range(max(ntopics, 0)):
             left, pos = self._take_within(left, 2)
             nlen = max(_I16.unpack_from(self._buf, pos)[0], 0)
@@ -142,13 +138,9 @@ class Connection:
                 records = nbytes = 0
                 next_offset = -1
                 while rem >= 61:
-                    if self._end == self._start:              # the common case: one receive of 61 bytes
-                        got = recv_into(head_buf, 61, socket.MSG_WAITALL)
-                        head = unpack_head(head_buf) if got == 61 else self._short_head(head_buf, got)
-                    else:
-                        head = _BATCH_HEADER.unpack_from(self._buf, self._take(61))
-                    size = 12 + head[1]
-                    if size > rem or size < 61:
+                    head = _BATCH_HEADER.unpack_from(self._buf, self._take(61))
+                    size = _whole_batch(head, rem)
+                    if not size:
                         self._discard(rem - 61)      # cut at the size limit: fetched again next time
                         rem = 0
                         break
@@ -162,14 +154,6 @@ class Connection:
         if left:
             raise KafkaError(f"{left} bytes left over after the Fetch response's topics")
         return entry, out
-
-    def _short_head(self, head_buf: bytearray, got: int) -> tuple:
-        """A batch header whose receive returned only `got` bytes: buffer them, then take the rest."""
-        if got == 0:
-            raise KafkaError("connection closed by the broker")
-        self._buf[:got] = head_buf[:got]
-        self._start, self._end = 0, got
-        return _BATCH_HEADER.unpack_from(self._buf, self._take(61))
 
     def _take_within(self, left: int, n: int) -> tuple[int, int]:
         """`_take` n bytes of a response with `left` bytes to go: (left after, position)."""
@@ -346,6 +330,13 @@ def fetch_frame(topic: str, offsets: dict[int, int], max_wait_ms: int, partition
     return bytearray(encode_request(FETCH, FETCH_V, 0, CLIENT_ID, body))
 
 
+def _whole_batch(head: tuple, room: int) -> int:
+    """Size of the batch with header `head` when it lies whole within `room` bytes, else 0 (cut at the
+    fetch size limit, or a length too small to be a batch)."""
+    size = 12 + head[1]
+    return size if 61 <= size <= room else 0
+
+
 def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int, int, int, int, int, list]]:
     """(partition, error, records, bytes, next offset or -1, [(batch start, batch end)]) per partition.
 
@@ -369,13 +360,14 @@ def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int,
             spans = []
             p = pos
             while p + 61 <= end:
-                base, blen = _BATCH_HEAD.unpack_from(buf, p)
-                bend = p + 12 + blen
-                if bend > end:
+                head = _BATCH_HEADER.unpack_from(buf, p)
+                size = _whole_batch(head, end - p)
+                if not size:
                     break
-                records += _COUNT.unpack_from(buf, p + 57)[0]
-                next_offset = base + _LAST_DELTA.unpack_from(buf, p + 23)[0] + 1
-                nbytes += bend - p
+                bend = p + size
+                records += head[12]
+                next_offset = head[0] + head[6] + 1
+                nbytes += size
                 if want_batches:
                     spans.append((p, bend))
                 p = bend
