@@ -13,6 +13,8 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import replace
 
 from perf import runner
@@ -87,6 +89,29 @@ def machine() -> str:
             f"load average at the end {load} (the machine is shared)")
 
 
+def page_cache_write_rates(directory: str | None = None, megabytes: int = 256) -> tuple[float, float]:
+    """GB/s of 1 MB writes into a new file, then over the same pages again.
+
+    Every produced byte lands in a page-cache page that did not exist before. On a VM that hands free
+    memory back to its host (free page reporting, ballooning), such a page costs a host fault on first
+    touch, several times the copy itself, and how many of the pages are still backed changes minute by
+    minute. The pair says which regime a suite ran in; the second number is the copy alone.
+    """
+    buf = bytes(1 << 20)
+    fd, path = tempfile.mkstemp(prefix="hpbroker-probe-", dir=directory)
+    try:
+        rates = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for i in range(megabytes):
+                os.pwrite(fd, buf, i << 20)
+            rates.append(megabytes / 1024 / (time.perf_counter() - t0))
+        return rates[0], rates[1]
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -141,6 +166,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     import hotpath
 
     hotpath.warmup()
+    probes = [page_cache_write_rates()]
     want = {o.upper() for o in (only or set())}
 
     def on(name: str) -> bool:
@@ -236,7 +262,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                     w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
-    return render_section(rows, scale, repeat)
+    probes.append(page_cache_write_rates())
+    return render_section(rows, scale, repeat, probes)
 
 
 def _spread(values: list[float], key: str) -> str:
@@ -252,23 +279,29 @@ def _spread(values: list[float], key: str) -> str:
     return f"{len(values)} run{'s' if len(values) != 1 else ''}: {'p99 ' if key == 'p99' else ''}{text}{unit}"
 
 
-def render_section(rows: list[dict], scale: float, repeat: int = 1) -> str:
+def render_section(rows: list[dict], scale: float, repeat: int = 1,
+                   probes: list[tuple[float, float]] = ()) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## perf suite, {now}", "",
-           f"Machine: {machine()}.", "",
-           f"Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
-           f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
-           "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",
-           "receipt). Each workload starts once earlier workloads' dirty pages are on disk (`sync`).",
-           f"Each workload ran {repeat} time{'s' if repeat != 1 else ''}, a produce workload on a freshly created "
-           "topic each time.",
-           "A row is the run with the median records/s (at a fixed rate: the median p99; of an even count, the",
-           "worse of the middle two), every column from that one run; `runs` gives the range over all runs,",
-           "`errors` their sum.",
-           "Commands below name the broker `B`.", "",
-           "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | runs "
-           "| target |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+           f"Machine: {machine()}.", ""]
+    if probes:
+        at = ", ".join(f"{new:.2f} into new pages and {again:.2f} over the same pages {when}"
+                       for (new, again), when in zip(probes, ("at the start", "at the end")))
+        out += [f"Page cache, 256 MB of 1 MB writes to a temporary file, GB/s: {at} "
+                "(`perf.suite.page_cache_write_rates`: produce rows write every byte into new pages).", ""]
+    out += [f"Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
+            f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
+            "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",
+            "receipt). Each workload starts once earlier workloads' dirty pages are on disk (`sync`).",
+            f"Each workload ran {repeat} time{'s' if repeat != 1 else ''}, a produce workload on a freshly created "
+            "topic each time.",
+            "A row is the run with the median records/s (at a fixed rate: the median p99; of an even count, the",
+            "worse of the middle two), every column from that one run; `runs` gives the range over all runs,",
+            "`errors` their sum.",
+            "Commands below name the broker `B`.", "",
+            "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | runs "
+            "| target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         r = row["result"]
         lat = r["latency_ms"]

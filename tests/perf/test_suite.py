@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from perf.runner import Workload, run_produce
-from perf.suite import median_run, repeated
+from perf.suite import median_run, page_cache_write_rates, repeated
 
 
 def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
@@ -29,6 +29,12 @@ def test_of_an_even_count_the_worse_middle_run_is_reported():
     runs = [result(100, 1.0), result(400, 4.0), result(200, 2.0), result(300, 3.0)]
     assert median_run(runs, "records_per_sec")["tag"] == (200, 2.0)  # the slower of 200 and 300
     assert median_run(runs, "p99")["tag"] == (300, 3.0)  # the higher of p99 2 and 3
+
+
+def test_the_page_cache_probe_measures_both_writes_and_leaves_nothing(tmp_path):
+    new, again = page_cache_write_rates(str(tmp_path), megabytes=8)
+    assert new > 0 and again > 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_repeated_produce_runs_start_from_an_empty_topic(broker):
@@ -56,6 +62,9 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     assert text.startswith("# earlier results\n")  # appended, not overwritten
     assert re.search(r"^## perf suite, \d{4}-\d\d-\d\d \d\d:\d\d UTC$", text, re.M)
     assert "Machine: " in text and "Commit: " in text and "Each workload ran 2 times" in text
+    probe = re.search(r"^Page cache, .*GB/s: (\d+\.\d\d) into new pages and (\d+\.\d\d) over the same pages at the "
+                      r"start, (\d+\.\d\d) into new pages and (\d+\.\d\d) over the same pages at the end", text, re.M)
+    assert probe and all(float(v) > 0 for v in probe.groups()), text[:2000]
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
     assert [r[0] for r in rows] == ["| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5"]
     for r in rows:
