@@ -179,7 +179,9 @@ class ParkedFetches:
         return out
 
     def next_deadline(self) -> float | None:
-        return min((r.deadline for r in self.parked), default=None)
+        if not self.parked:  # every pass of the worker's loop asks; usually nothing is parked
+            return None
+        return min(r.deadline for r in self.parked)
 
     def check(self) -> None:
         if not self.parked:
