@@ -130,7 +130,8 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
         "errors": counts[ERRORS] + len(failures), "requests": counts[REQUESTS],
         "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
         "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
-        "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records, "complete": counts[RECORDS] >= target and not failures,
+        "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records,
+        "complete": counts[RECORDS] >= target and not failures,
         "failures": failures[:5],
     }
 

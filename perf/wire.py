@@ -141,8 +141,7 @@ class Connection:
                     head = _BATCH_HEADER.unpack_from(self._buf, self._take(61))
                     size = _whole_batch(head, rem)
                     if not size:
-                        self._discard(rem - 61)      # cut at the size limit: fetched again next time
-                        rem = 0
+                        rem -= 61                    # cut at the size limit (fetched again next time): dropped below
                         break
                     records += head[12]
                     next_offset = head[0] + head[6] + 1
