@@ -35,6 +35,7 @@ run_produce, run_consume, run_e2e = (_settled(f) for f in (runner.run_produce, r
 TIME_LIMIT = 180.0
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
+PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
 
 
 def key_of(w: Workload) -> str:
@@ -89,7 +90,7 @@ def machine() -> str:
             f"load average at the end {load} (the machine is shared)")
 
 
-def page_cache_write_rates(directory: str | None = None, megabytes: int = 1024) -> tuple[float, float, float]:
+def page_cache_write_rates(directory: str | None = None, megabytes: int = PROBE_MB) -> tuple[float, float, float]:
     """GB/s of 1 MB writes into a new file (all of it, and its slowest quarter), then over the same pages.
 
     Every produced byte lands in a page-cache page that did not exist before. On a VM that hands free
@@ -173,7 +174,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     import hotpath
 
     hotpath.warmup()
-    probes = [page_cache_write_rates()]
+    probe_mb = max(4, round(PROBE_MB * min(scale, 1.0)))  # in proportion to what a scaled-down suite writes
+    probes = [page_cache_write_rates(megabytes=probe_mb)]
     want = {o.upper() for o in (only or set())}
 
     def on(name: str) -> bool:
@@ -269,8 +271,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                     w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
-    probes.append(page_cache_write_rates())
-    return render_section(rows, scale, repeat, probes)
+    probes.append(page_cache_write_rates(megabytes=probe_mb))
+    return render_section(rows, scale, repeat, probes, probe_mb)
 
 
 def _spread(values: list[float], key: str) -> str:
@@ -287,14 +289,14 @@ def _spread(values: list[float], key: str) -> str:
 
 
 def render_section(rows: list[dict], scale: float, repeat: int = 1,
-                   probes: list[tuple[float, float, float]] = ()) -> str:
+                   probes: list[tuple[float, float, float]] = (), probe_mb: int = PROBE_MB) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## perf suite, {now}", "",
            f"Machine: {machine()}.", ""]
     if probes:
         at = "; ".join(f"{when}, {new:.2f} into new pages (slowest quarter {slowest:.2f}), {again:.2f} over "
                        "the same pages" for (new, slowest, again), when in zip(probes, ("at the start", "at the end")))
-        out += [f"Page cache, 1 GB of 1 MB writes to a temporary file, GB/s: {at} "
+        out += [f"Page cache, {probe_mb} MB of 1 MB writes to a temporary file, GB/s: {at} "
                 "(`perf.suite.page_cache_write_rates`: produce rows write every byte into new pages).", ""]
     out += [f"Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
             f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
