@@ -10,6 +10,7 @@ only loads machine code. `HPBROKER_NO_JIT=1` runs the same kernels as plain Pyth
 from __future__ import annotations
 
 from . import _jit
+from . import batch as _batch
 from .batch import (
     COMPRESSION_MASK,
     CONTROL_BIT,
@@ -36,6 +37,7 @@ def warmup() -> None:
     """Compile, or load from the on-disk cache, every kernel's declared signatures."""
     _jit.warmup_all()
     bind_fast_paths()
+    _batch.bind_fast_paths()
 
 
 __all__ = [

@@ -35,8 +35,7 @@ import struct
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -65,8 +64,7 @@ _now_ms = now_ms  # methods take a ``now_ms`` argument that shadows the function
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):  # a tuple: built on every append, in a third of a frozen dataclass's time
     base_offset: int
     last_offset: int
     log_append_time: int  # -1 for CreateTime topics
@@ -228,10 +226,14 @@ class PartitionLog:
         try:
             yield
         except OSError as e:
-            err = StorageError.from_os_error(f"{what} {self.directory}", e)
-            if err.offline:
-                self.take_offline(err)
-            raise err from e
+            raise self._disk_failed(what, e) from e
+
+    def _disk_failed(self, what: str, e: OSError) -> StorageError:
+        """The StorageError for a failed file operation; a directory-level failure takes the log offline."""
+        err = StorageError.from_os_error(f"{what} {self.directory}", e)
+        if err.offline:
+            self.take_offline(err)
+        return err
 
     def take_offline(self, err: StorageError | None = None) -> None:
         """Stop serving this log (its directory failed); the process keeps running."""
@@ -263,7 +265,7 @@ class PartitionLog:
             records = int(res.record_count.sum())
         last = int(lasts[-1])
         append_time = now if self.config.log_append_time else -1
-        with self._disk("appending to"):
+        try:  # what `_disk` does, inline: this runs for every batch
             self._maybe_roll(nbytes, last, now)
             seg = self._segments[-1]
             if not seg.active:
@@ -281,7 +283,9 @@ class PartitionLog:
                 except OSError:
                     seg.truncate_to(first)  # not acknowledged, so not visible either
                     raise
-        return AppendResult(first, last, append_time, records, int(res.count), nbytes)
+        except OSError as e:
+            raise self._disk_failed("appending to", e) from e
+        return AppendResult(first, last, append_time, records, res.count, nbytes)
 
     def append_as_follower(self, batches, now_ms: int | None = None) -> AppendResult:
         """Replication: append the leader's batches as they are, offsets and leader epochs kept.

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 
 import numpy as np
 
 import hotpath
+from hotpath.batch import BASE_OFFSET, LAST_OFFSET_DELTA, LEADER_EPOCH
 
 from . import walk
 from .config import LogConfig
@@ -55,13 +57,15 @@ def parse_segment_name(filename: str, suffix: str = LOG_SUFFIX) -> int | None:
     return int(stem)
 
 
+_I64 = struct.Struct(">q")
+_I32 = struct.Struct(">i")
 _IOV_BATCHES = 256                      # batches per pwritev (two buffers each, under IOV_MAX)
 
 
 def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: int) -> None:
     """Write the batches at ``positions`` in ``src`` (contiguous) to ``position + shift``, each with its
-    baseOffset and partitionLeaderEpoch stamped on the way: a copy of its header stamped by
-    ``hotpath.patch_batch``, then its remaining bytes straight from ``src``. Neither ``src`` nor the file
+    baseOffset and partitionLeaderEpoch stamped on the way: a copy of its (validated) header with the two
+    fields packed in, then its remaining bytes straight from ``src``. Neither ``src`` nor the file
     mapping is touched."""
     view = memoryview(src).cast("B")
     count = len(positions)
@@ -70,9 +74,10 @@ def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: 
         for i in range(first, min(first + _IOV_BATCHES, count)):
             p = int(positions[i])
             head = bytearray(view[p: p + hotpath.HEADER_SIZE])
-            delta = int.from_bytes(head[23:27], "big")
+            delta = _I32.unpack_from(head, LAST_OFFSET_DELTA)[0]
             epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
-            hotpath.patch_batch(head, 0, int(lasts[i]) - delta, epoch)
+            _I64.pack_into(head, BASE_OFFSET, int(lasts[i]) - delta)
+            _I32.pack_into(head, LEADER_EPOCH, epoch)
             iov.append(head)
             iov.append(view[p + hotpath.HEADER_SIZE: p + int(sizes[i])])
         _pwritev_all(fd, iov, int(positions[first]) + shift)

@@ -36,6 +36,19 @@ def test_undeclared_types_are_refused_not_compiled():
     assert len(batch._scan.overloads) == before
 
 
+def test_scan_fast_path_is_bound_and_still_checks_its_buffer():
+    """scan_batches calls the compiled entry point directly (no dispatcher typing), so the wrapper's own
+    checks are all that stands between a wrong array and the machine code."""
+    hotpath.warmup()
+    assert batch._FAST_SCAN[0] is not None
+    with pytest.raises(TypeError):
+        hotpath.scan_batches(np.zeros(64, np.int32))
+    with pytest.raises(ValueError):
+        hotpath.scan_batches(np.zeros(256, np.uint8)[::2])
+    raw = hotpath.build_records_batch([(b"k", b"v")])
+    assert hotpath.scan_batches(np.frombuffer(raw, np.uint8), deep=True).ok
+
+
 def test_kernels_run_without_the_gil():
     for kernel in _jit._KERNELS:
         assert kernel.targetoptions.get("nogil"), kernel.py_func.__name__
