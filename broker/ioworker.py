@@ -448,7 +448,7 @@ class IOWorker:
         self.sync_partitions()
         sel = self.sel
         for ring in self.req:
-            sel.register(ring.fileno(), selectors.EVENT_READ)
+            sel.register(ring.fileno(), selectors.EVENT_READ, ring)
         sel.register(self.channel.fileno(), selectors.EVENT_READ, "control")
         on_ready()
         log.info("io worker started", worker=self.index, partitions=len(self.owned))
@@ -471,9 +471,11 @@ class IOWorker:
                             self.handle_control()
                         elif key.data == "replica":
                             self.replication.fetcher.poll()
+                        else:
+                            key.data.drain_wakeups()  # a request ring's doorbell rang
                 finally:
                     for ring in self.req:
-                        ring.finish_wait()
+                        ring.finish_wait(drain=False)  # only the bells the selector reported are read
             self.housekeeping(time.monotonic())
         # Finish what is already in the rings, then close the logs cleanly.
         while self.poll_rings():

@@ -97,7 +97,7 @@ class NetPump:
         self._watching: dict[int, int] = {}
 
     def fds(self) -> list:
-        fds = [(r.fileno(), self._nothing) for r in self.ctx.io.done]
+        fds = [(r.fileno(), r.drain_wakeups) for r in self.ctx.io.done]  # only the bells that rang
         fds.append((self.ctx.controller.channel.fileno(), self.ctx.controller.on_readable))
         fds.append((self.ctx.table.fileno(self.ctx.worker_index), self._nothing))
         return fds
@@ -131,7 +131,7 @@ class NetPump:
 
     def after_wait(self) -> None:
         for r in self.ctx.io.done:
-            r.finish_wait()
+            r.finish_wait(drain=False)  # a rung bell is readable: the selector's callback drains it
         if self._watching:
             self.ctx.table.unwatch(self.ctx.worker_index, self._watching)
             self._watching = {}

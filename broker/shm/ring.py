@@ -511,8 +511,16 @@ class Ring:
             return False
         return True
 
-    def finish_wait(self) -> None:
+    def finish_wait(self, drain: bool = True) -> None:
+        """Announce the consumer is awake. ``drain=False`` leaves the doorbell to whoever saw it readable
+        (:meth:`drain_wakeups`): a ring left in it only makes the next wait return at once, and reading a
+        bell that was not rung is a failed syscall."""
         _pack_u64(self._mm, _OFF_CSLEEP, 0)
+        if drain:
+            self._data_bell.drain()
+
+    def drain_wakeups(self) -> None:
+        """Consume the doorbell's pending rings (after a selector reported it readable)."""
         self._data_bell.drain()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -532,14 +540,17 @@ class Ring:
 
 def prepare_wait_all(rings: Iterable[Ring]) -> bool:
     """Announce sleep on several consumer rings with one fence; False if any has data
-    (then none is left announced).  On True, sleep on their filenos and call finish_wait."""
+    (then none is left announced).  On True, sleep on their filenos and call finish_wait.
+
+    For a caller whose selector watches the rings' filenos and drains each doorbell it reports
+    (:meth:`Ring.drain_wakeups`): no doorbell is read here."""
     rings = list(rings)
     for ring in rings:
         ring.prepare_wait(with_fence=False)  # only announces: the fence follows
     fence()
     if any(ring.has_data() for ring in rings):
         for ring in rings:
-            ring.finish_wait()
+            ring.finish_wait(drain=False)
         return False
     return True
 

@@ -225,3 +225,27 @@ def test_compressed_batches_are_stored_and_served_as_produced(broker, codec):
     assert set(codecs) <= {0, codec_id}, codecs
     assert sum(codecs.values()) == len(values), codecs
     assert codecs.get(codec_id, 0) >= len(values) - 10, "the stored batches keep the producer's compression"
+
+
+def test_workers_idle_after_traffic_without_cpu(tmp_path):
+    """Every doorbell rung during traffic is drained: a worker left with a readable bell would wake at
+    once from every wait and spin. After produce and fetch through 2 network and 2 I/O workers, each
+    worker stays asleep."""
+    import psutil
+
+    b = BrokerProcess(data_dir=str(tmp_path / "d"), network_threads=2, io_threads=2)
+    b.start()
+    try:
+        _create(b.bootstrap, "idle")
+        acked = produce_confluent(b.bootstrap, "idle", 200, acks=1)
+        assert len(acked) == 200 * PARTITIONS
+        check_partitions(consume_confluent(b.bootstrap, "idle", 200 * PARTITIONS), 200)
+        workers = [psutil.Process(pid) for role in ("network", "io") for pid in b.worker_pids(role).values()]
+        assert len(workers) == 4
+        time.sleep(0.5)  # the clients' connections close; timers of the traffic run out
+        before = [sum(w.cpu_times()[:2]) for w in workers]
+        time.sleep(2.0)
+        used = [sum(w.cpu_times()[:2]) - t for w, t in zip(workers, before)]
+        assert max(used) < 0.1, used
+    finally:
+        b.close()

@@ -296,3 +296,15 @@ def test_doorbell_drain_counts_every_ring_and_leaves_it_quiet(rings):
     finally:
         bell.close()
         bell.unlink()
+
+
+def test_finish_wait_without_drain_leaves_the_bell_to_the_selector():
+    import select
+
+    with Ring.create(256) as r:
+        assert r.prepare_wait()
+        assert r.try_put(1, b"x")  # the consumer announced sleep: its doorbell rings
+        r.finish_wait(drain=False)
+        assert select.select([r.fileno()], [], [], 0)[0]  # still readable: the next wait returns at once
+        r.drain_wakeups()
+        assert not select.select([r.fileno()], [], [], 0)[0]
