@@ -86,7 +86,17 @@ class Block:
             self.view = None
 
     def reusable(self) -> bool:
-        return not self.held and all(ring.consumed_past(pos) for ring, pos in self.refs)
+        """Checked for every live block on each allocation, so a reference seen consumed is dropped and the
+        newest is looked at first: while it is pending (the usual answer) one check decides."""
+        if self.held:
+            return False
+        refs = self.refs
+        while refs:
+            ring, pos = refs[-1]
+            if not ring.consumed_past(pos):
+                return False
+            refs.pop()
+        return True
 
 
 class ArenaAllocator:
