@@ -195,13 +195,15 @@ class Ring:
 
     # -- producer ----------------------------------------------------------------------------
     def try_put(self, kind: int, *parts: bytes | bytearray | memoryview) -> bool:
-        """Publish one message made of ``parts``; False (nothing written) if the ring is full."""
-        if len(parts) != 1:
-            return self._put_parts(kind, parts)
-        part = parts[0]
-        n = len(part)
+        """Publish one message made of ``parts`` (copied in one after another); False (nothing written) if
+        the ring is full."""
+        n = 0
+        for part in parts:
+            n += len(part)
         if kind >= _PAD or kind < 0:
             raise ValueError(f"message kind {kind} out of range")
+        if self._reservation is not None:
+            raise RuntimeError("try_put() while a reservation is open")
         size = (_HDR + 7 + n) & ~7
         head = self._head
         off = head % self.capacity
@@ -212,27 +214,15 @@ class Ring:
             head = self._head
         mm = self._mm
         pos = _BASE + off
-        mm[pos + _HDR : pos + _HDR + n] = part
+        at = pos + _HDR
+        for part in parts:
+            end = at + len(part)
+            mm[at:end] = part
+            at = end
         _pack_pair(mm, pos + 8, n, kind)
         head += size
         _pack_u64(mm, pos, head)  # commit word: the entry's last write
         self._publish_head(head)
-        return True
-
-    def _put_parts(self, kind: int, parts: tuple) -> bool:
-        n = 0
-        for part in parts:
-            n += len(part)
-        view = self.reserve(kind, n)
-        if view is None:
-            return False
-        start = 0
-        for part in parts:
-            m = len(part)
-            view[start : start + m] = part
-            start += m
-        view.release()
-        self.commit()
         return True
 
     def put_batch(self, kind: int, payloads: Iterable[bytes | bytearray | memoryview]) -> int:
