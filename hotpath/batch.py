@@ -358,10 +358,11 @@ def scan_batches(
     capacity = min((end - start) // HEADER_SIZE, max_batches)
     meta = np.empty((len(_FIELDS), capacity), np.int64)
     scan = _FAST_SCAN[0]
-    if scan is None:
+    if scan is None:  # before warmup, or the interpreted twin (whose results may be numpy integers)
         count, error, stop = _call(_scan, arr, start, end, max_batch_bytes, bool(deep), max_batches, CRC_TABLES, meta)
-    else:  # `arr` passed as_u8's dtype/shape checks and the rest are ours: exactly the declared types
-        count, error, stop = scan(arr, start, end, max_batch_bytes, bool(deep), max_batches, CRC_TABLES, meta)
+        return ScanResult(meta, int(count), int(error), int(stop), start)
+    # `arr` passed as_u8's dtype/shape checks and the rest are ours: exactly the declared types
+    count, error, stop = scan(arr, start, end, max_batch_bytes, bool(deep), max_batches, CRC_TABLES, meta)
     return ScanResult(meta, count, error, stop, start)
 
 
