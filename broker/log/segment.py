@@ -71,27 +71,36 @@ def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: 
     count = len(positions)
     for first in range(0, count, _IOV_BATCHES):
         iov = []
-        for i in range(first, min(first + _IOV_BATCHES, count)):
+        stop = min(first + _IOV_BATCHES, count)
+        for i in range(first, stop):
             p = int(positions[i])
-            head = bytearray(view[p: p + hotpath.HEADER_SIZE])
-            delta = _I32.unpack_from(head, LAST_OFFSET_DELTA)[0]
             epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
-            _I64.pack_into(head, BASE_OFFSET, int(lasts[i]) - delta)
-            _I32.pack_into(head, LEADER_EPOCH, epoch)
-            iov.append(head)
+            iov.append(_stamped_header(view, p, int(lasts[i]), epoch))
             iov.append(view[p + hotpath.HEADER_SIZE: p + int(sizes[i])])
-        _pwritev_all(fd, iov, int(positions[first]) + shift)
+        p = int(positions[first])
+        _pwritev_all(fd, iov, p + shift, int(positions[stop - 1]) + int(sizes[stop - 1]) - p)
 
 
-def _pwritev_all(fd: int, iov: list, position: int) -> None:
-    while iov:
-        n = os.pwritev(fd, iov, position)
+def _stamped_header(view: memoryview, p: int, last: int, epoch: int) -> bytearray:
+    """A copy of the header at ``p`` with the baseOffset that makes its last offset ``last``, and ``epoch``."""
+    head = bytearray(view[p: p + hotpath.HEADER_SIZE])
+    _I64.pack_into(head, BASE_OFFSET, last - _I32.unpack_from(head, LAST_OFFSET_DELTA)[0])
+    _I32.pack_into(head, LEADER_EPOCH, epoch)
+    return head
+
+
+def _pwritev_all(fd: int, iov: list, position: int, total: int) -> None:
+    """pwritev ``total`` bytes of ``iov`` at ``position``; a short write (rare) continues where it stopped."""
+    n = os.pwritev(fd, iov, position)
+    while n < total:
+        total -= n
         position += n
-        while iov and n >= len(iov[0]):
+        while n >= len(iov[0]):
             n -= len(iov[0])
             iov.pop(0)
         if n:
             iov[0] = memoryview(iov[0])[n:]
+        n = os.pwritev(fd, iov, position)
 
 
 def _page_round(n: int) -> int:

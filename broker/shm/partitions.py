@@ -114,8 +114,9 @@ class PartitionTable:
         return _SLOTS + slot * _SLOT
 
     # -- owner (one I/O worker per slot) -----------------------------------------------------
-    def _write(self, slot: int, fields: tuple) -> int:
-        off = self._offset(slot)
+    def _write(self, slot: int, fields: tuple, off: int | None = None) -> int:
+        if off is None:
+            off = self._offset(slot)
         mm = self._mm
         seq = _unpack_u64(mm, off)[0]
         odd = (seq + 1) | 1  # also recovers a slot left odd by an owner that died mid-write
@@ -134,8 +135,9 @@ class PartitionTable:
 
     def publish(self, slot: int, leo: int, hw: int, log_start: int, epoch: int) -> int:
         """Publish new offsets for a slot this process owns; returns the slot's new version."""
-        generation = _unpack_u64(self._mm, self._offset(slot) + layout.SLOT_OFF_GENERATION)[0]
-        return self._write(slot, (leo, hw, log_start, epoch, generation))
+        off = self._offset(slot)
+        generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0]
+        return self._write(slot, (leo, hw, log_start, epoch, generation), off)
 
     def claim(
         self, slot: int, leo: int = 0, hw: int = 0, log_start: int = 0, epoch: int = 0
