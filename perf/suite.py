@@ -32,6 +32,40 @@ def _settled(run):
 
 run_produce, run_consume, run_e2e = (_settled(f) for f in (runner.run_produce, runner.run_consume, runner.run_e2e))
 
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[pid] = t.user + t.system
+    return out
+
+
+def metered(run, server_pids: list[int]):
+    """`run` that also reports `server_cpu_s`: the CPU time the server's processes (a broker's supervisor and
+    workers, or the null sink's processes) used during the run. A process that is gone at the end (a restarted
+    worker) is left out."""
+    def wrapper(w: Workload, progress=None) -> dict:
+        before = _cpu_seconds(server_pids)
+        r = dict(run(w, progress))
+        after = _cpu_seconds(server_pids)
+        r["server_cpu_s"] = sum(after[pid] - before[pid] for pid in after if pid in before)
+        return r
+    return wrapper
+
+
+def server_cores(r: dict) -> float | None:
+    """The server's CPU time over the run's measured span (first send to last answer): how many of the
+    machine's cores it kept busy on average."""
+    if r.get("server_cpu_s") is None or not r.get("records_per_sec"):
+        return None
+    return r["server_cpu_s"] / (r["records"] / r["records_per_sec"])
+
 TIME_LIMIT = 180.0
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
@@ -184,14 +218,16 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     def n(count: int) -> int:
         return max(1000, int(count * scale))
 
-    def produce(w: Workload) -> dict:
-        return repeated(run_produce, w, repeat, progress, fresh=True)
+    server: list[int] = []  # the pids of the broker (or sink) the rows below run against
+
+    def produce(w: Workload, times: int = repeat) -> dict:
+        return repeated(metered(run_produce, server), w, times, progress, fresh=True)
 
     def consume(w: Workload) -> dict:
-        return repeated(run_consume, w, repeat, progress)
+        return repeated(metered(run_consume, server), w, repeat, progress)
 
     def e2e(w: Workload) -> dict:
-        return repeated(run_e2e, w, repeat, progress, fresh=True)
+        return repeated(metered(run_e2e, server), w, repeat, progress, fresh=True)
 
     rows: list[dict] = []
     base = dict(time_limit=TIME_LIMIT, partitions=8)
@@ -212,15 +248,18 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         ):
             note = "sink: 1 process" if sinks == 1 else f"sink: {sinks} processes, each a broker on its own port"
             with NullSinkProcesses(processes=sinks) as sink:
+                server[:] = [p.pid for p in sink.procs]
                 for w, verb in runs:
                     w = replace(w, bootstrap=sink.bootstrap)
-                    r = repeated(run_produce if verb == "produce" else run_consume, w, repeat, progress)
+                    r = repeated(metered(run_produce if verb == "produce" else run_consume, server), w, repeat,
+                                 progress)
                     what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
                     what += ", 1 MB batches" if w.batch_size == RDKAFKA_BATCH_SIZE else ""
                     what += ", bodies discarded)" if w.discard_records else ")"
                     rows.append(_row("NS", what, verb, w, r, note + "; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
         with _broker() as b:
+            server[:] = b.pids()
             bs = b.bootstrap
             if on("W1"):
                 w = Workload(bs, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
@@ -242,7 +281,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  w, e2e(w), "latency column: end to end", judged=False))
             if on("W5"):
                 w = Workload(bs, "w5", n(3_000_000), 1024, acks=1, producers=2, **base)
-                fill = repeated(run_produce, w, 1, progress)
+                fill = produce(w, times=1)
                 rows.append(_row("W5", "backlog fill (produce)", "produce", w, fill,
                                  "run once: the backlog the next row reads", judged=False))
                 w = replace(w, consumers=2)
@@ -261,6 +300,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  produce(w), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
     if on("W3"):
         with _broker(settings={"log.flush.interval.messages": 1}) as b:
+            server[:] = b.pids()
             w = Workload(b.bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
             rows.append(_row("W3", "1 KiB, acks=all, log.flush.interval.messages=1", "produce", w,
                              produce(w)))
@@ -268,6 +308,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         for net in (1, 2):
             for io in (1, 2):
                 with _broker(network=net, io=io) as b:
+                    server[:] = b.pids()
                     w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
@@ -307,16 +348,20 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "A row is the run with the median records/s (at a fixed rate: the median p99; of an even count, the",
             "worse of the middle two), every column from that one run; `runs` gives the range over all runs,",
             "`errors` their sum.",
+            "`server cores`: the CPU time of the broker's processes (NS: the sink's) during the run, over the run's",
+            f"span from first send to last answer, so the cores of the machine's {CORES} it kept busy.",
             "Commands below name the broker `B`.", "",
-            "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | runs "
-            "| target |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+            "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | server cores "
+            "| errors | runs | target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         r = row["result"]
         lat = r["latency_ms"]
+        cores = server_cores(r)
         out.append(f"| {row['name']} | {row['what']} | {r['records']:,} | {r['records_per_sec']:,.0f} | "
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
-                   f"{lat['max']:.3f} | {r['errors']} | {_spread(r['runs'], row['key'])} | {row['target']} |")
+                   f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | {r['errors']} | "
+                   f"{_spread(r['runs'], row['key'])} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:
         note = f" ({row['note']})" if row["note"] else ""

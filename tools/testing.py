@@ -135,6 +135,10 @@ class BrokerProcess:
 
         return [c.pid for c in psutil.Process(self.proc.pid).children()]
 
+    def pids(self) -> list[int]:
+        """The supervisor and its workers."""
+        return [self.proc.pid, *self.child_pids()]
+
     def close(self) -> None:
         try:
             self.stop()
