@@ -66,6 +66,7 @@ def server_cores(r: dict) -> float | None:
         return None
     return r["server_cpu_s"] / (r["records"] / r["records_per_sec"])
 
+
 TIME_LIMIT = 180.0
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
