@@ -114,9 +114,7 @@ class PartitionTable:
         return _SLOTS + slot * _SLOT
 
     # -- owner (one I/O worker per slot) -----------------------------------------------------
-    def _write(self, slot: int, fields: tuple, off: int | None = None) -> int:
-        if off is None:
-            off = self._offset(slot)
+    def _write(self, slot: int, off: int, fields: tuple) -> int:
         mm = self._mm
         seq = _unpack_u64(mm, off)[0]
         odd = (seq + 1) | 1  # also recovers a slot left odd by an owner that died mid-write
@@ -137,15 +135,16 @@ class PartitionTable:
         """Publish new offsets for a slot this process owns; returns the slot's new version."""
         off = self._offset(slot)
         generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0]
-        return self._write(slot, (leo, hw, log_start, epoch, generation), off)
+        return self._write(slot, off, (leo, hw, log_start, epoch, generation))
 
     def claim(
         self, slot: int, leo: int = 0, hw: int = 0, log_start: int = 0, epoch: int = 0
     ) -> int:
         """Take a slot for a new topic incarnation: bump its generation so readers holding the
         old one notice the partition was deleted/recreated; returns the new generation."""
-        generation = _unpack_u64(self._mm, self._offset(slot) + layout.SLOT_OFF_GENERATION)[0] + 1
-        self._write(slot, (leo, hw, log_start, epoch, generation))
+        off = self._offset(slot)
+        generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0] + 1
+        self._write(slot, off, (leo, hw, log_start, epoch, generation))
         return generation
 
     # -- readers (any process) ---------------------------------------------------------------
