@@ -8,7 +8,9 @@ leader epoch already stamped (a stamped copy of each 61-byte header, the rest st
 Not a memcpy into the mapping: the first store to each page of a file mapping faults, and the fault reads
 ahead by zero-filling whole (large) folios, which cost ~2 CPU-seconds per GB here against ~0.3 for
 ``pwrite``. Stamping through the mapping after the write cost two faults (a read, then a write-protect
-fault) for every page holding a batch header. When the segment closes
+fault) for every page holding a batch header. A write that would cover an aligned 64 KiB block goes in
+pieces that cover none, so the page cache builds folios of 32 KiB or less: on this VM class new larger
+folios cost about three times the kernel time per byte. When the segment closes
 (roll, clean shutdown) the allocated tail is trimmed so the file holds exactly its batches, as Kafka's tools
 expect, and the mapping becomes read-only.
 
@@ -60,6 +62,9 @@ def parse_segment_name(filename: str, suffix: str = LOG_SUFFIX) -> int | None:
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 _IOV_BATCHES = 256                      # batches per pwritev (two buffers each, under IOV_MAX)
+# A write covering an aligned block of this size gets page-cache folios of this size or larger; such writes
+# are cut into pieces covering none (see perf/RESULTS.md, "Page-cache folio size" for what larger folios cost).
+SMALL_FOLIO_WRITE = 64 << 10
 
 
 def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: int) -> None:
@@ -91,6 +96,10 @@ def _stamped_header(view: memoryview, p: int, last: int, epoch: int) -> bytearra
 
 def _pwritev_all(fd: int, iov: list, position: int, total: int) -> None:
     """pwritev ``total`` bytes of ``iov`` at ``position``; a short write (rare) continues where it stopped."""
+    if total >= SMALL_FOLIO_WRITE and -(-position // SMALL_FOLIO_WRITE) * SMALL_FOLIO_WRITE + SMALL_FOLIO_WRITE \
+            <= position + total:
+        _pwritev_small_folios(fd, iov, position, total)
+        return
     n = os.pwritev(fd, iov, position)
     while n < total:
         total -= n
@@ -101,6 +110,34 @@ def _pwritev_all(fd: int, iov: list, position: int, total: int) -> None:
         if n:
             iov[0] = memoryview(iov[0])[n:]
         n = os.pwritev(fd, iov, position)
+
+
+def _pwritev_small_folios(fd: int, iov: list, position: int, total: int) -> None:
+    """A write that would cover an aligned SMALL_FOLIO_WRITE block, in pieces that cover none.
+
+    The page cache sizes a new folio by the write that creates it, up to the largest aligned block the
+    write covers. Pieces cut at half-block offsets (each at most a block long, straddling one boundary)
+    keep every folio at half a block or less."""
+    half = SMALL_FOLIO_WRITE // 2
+    end = position + total
+    i, skip = 0, 0  # the next byte to write is iov[i][skip]
+    while position < end:
+        stop = min(end, (position - half) // SMALL_FOLIO_WRITE * SMALL_FOLIO_WRITE + SMALL_FOLIO_WRITE + half)
+        want = stop - position
+        part = []
+        while want:
+            buf = iov[i]
+            avail = len(buf) - skip
+            if avail <= want:
+                part.append(memoryview(buf)[skip:] if skip else buf)
+                want -= avail
+                i, skip = i + 1, 0
+            else:
+                part.append(memoryview(buf)[skip:skip + want])
+                skip += want
+                want = 0
+        _pwritev_all(fd, part, position, stop - position)
+        position = stop
 
 
 def _page_round(n: int) -> int:
