@@ -241,34 +241,118 @@ class IOWorker:
         if by_ref:
             records = self._arena_records(ring_index, records)
             if records is None:
-                log.error("APPEND_REF outside the receive arena", ring=ring_index, topic=topic, partition=partition)
-                return ipc.append_done(token, int(ErrorCode.UNKNOWN_SERVER_ERROR))
+                return self._outside_arena(ring_index, token, topic, partition)
         op = self.partition(slot, topic, partition)
         if op is None or not op.is_leader:
             return ipc.append_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+        return self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
+
+    def handle_appends(self, ring_index: int, run: list) -> list[bytes]:
+        """Completions to post for consecutive APPEND/APPEND_REF messages of one ring.
+
+        Those for the same partition are written together (``PartitionLog.append_many``: one roll check,
+        one ``pwritev``, one flush decision, one publication), each still validated and answered on its own.
+        A busy owner finds dozens of appends queued per pass, several for each of its partitions."""
+        if len(run) == 1:
+            kind, payload = run[0]
+            reply = self.handle_append(ring_index, payload, kind == ipc.APPEND_REF)
+            return [] if reply is None else [reply]
+        t0 = now_us()
+        replies: list[bytes] = []
+        groups: dict = {}
+        for kind, payload in run:
+            token, slot, partition, acks, timeout_ms, topic, records = ipc.parse_append(payload)
+            if kind == ipc.APPEND_REF:
+                records = self._arena_records(ring_index, records)
+                if records is None:
+                    replies.append(self._outside_arena(ring_index, token, topic, partition))
+                    continue
+            items = groups.get((slot, topic, partition))
+            if items is None:
+                items = groups[(slot, topic, partition)] = []
+            items.append((token, acks, timeout_ms, records))
+        for (slot, topic, partition), items in groups.items():
+            op = self.partition(slot, topic, partition)
+            if op is None or not op.is_leader:
+                replies.extend(ipc.append_done(item[0], int(ErrorCode.NOT_LEADER_OR_FOLLOWER)) for item in items)
+            elif len(items) > 1 and all(self.producers.plain(item[3]) for item in items):
+                self._append_many(ring_index, op, items, t0, replies)
+            else:  # one append, or idempotent batches: each checked against the producer state it leaves
+                for token, acks, timeout_ms, records in items:
+                    reply = self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
+                    if reply is not None:
+                        replies.append(reply)
+        return replies
+
+    def _append_one(self, ring_index: int, op: OwnedPartition, token: int, acks: int, timeout_ms: int, records,
+                    t0: int) -> bytes | None:
         try:
             dup = self.producers.before_append(op, records)
             if dup is not None:  # a retried batch already in the log: its original offset, nothing appended
                 return ipc.append_done(token, 0, dup, -1, op.log.log_start_offset)
             r = op.log.append(records, leader_epoch=op.leader_epoch)
         except Exception as e:
-            code = error_code_for(e)
-            level = log.error if code == ErrorCode.KAFKA_STORAGE_ERROR else log.warning
-            level("append rejected", topic=topic, partition=partition, error=repr(e), code=code)
-            return ipc.append_done(token, code)
+            return self._rejected(op, token, e)
         self.producers.after_append(op, r)
         state = op.leader_state
         if state is not None:
             self.replication.appended(op, state)
         self.publish(op)
+        self._count_in(op.slot, r, now_us() - t0)
+        return self._completion(ring_index, op, state, token, acks, timeout_ms, r)
+
+    def _append_many(self, ring_index: int, op: OwnedPartition, items: list, t0: int, replies: list) -> None:
+        """Batches without a producer id, for one partition: appended with one write, answered one by one."""
+        try:
+            results = op.log.append_many([item[3] for item in items], leader_epoch=op.leader_epoch)
+        except Exception as e:  # what append raises is returned per source; anything else fails them all
+            results = [e] * len(items)
+        done = []
+        for item, r in zip(items, results):
+            if isinstance(r, Exception):
+                replies.append(self._rejected(op, item[0], r))
+            else:
+                done.append((item, r))
+        if not done:
+            return
+        self.producers.appended_plain(op)
+        PROC.scalars[_ml.MS_GROUPED_APPENDS] += len(done)
+        state = op.leader_state
+        if state is not None:
+            self.replication.appended(op, state)
+        self.publish(op)
+        elapsed = now_us() - t0
+        for (token, acks, timeout_ms, _), r in done:
+            self._count_in(op.slot, r, elapsed)
+            reply = self._completion(ring_index, op, state, token, acks, timeout_ms, r)
+            if reply is not None:
+                replies.append(reply)
+
+    def _completion(self, ring_index: int, op: OwnedPartition, state, token: int, acks: int, timeout_ms: int,
+                    r) -> bytes | None:
+        if state is not None and acks == -1:
+            return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms)
+        return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+
+    @staticmethod
+    def _rejected(op: OwnedPartition, token: int, e: Exception) -> bytes:
+        code = error_code_for(e)
+        level = log.error if code == ErrorCode.KAFKA_STORAGE_ERROR else log.warning
+        level("append rejected", topic=op.topic, partition=op.partition, error=repr(e), code=code)
+        return ipc.append_done(token, code)
+
+    @staticmethod
+    def _outside_arena(ring_index: int, token: int, topic: str, partition: int) -> bytes:
+        log.error("APPEND_REF outside the receive arena", ring=ring_index, topic=topic, partition=partition)
+        return ipc.append_done(token, int(ErrorCode.UNKNOWN_SERVER_ERROR))
+
+    @staticmethod
+    def _count_in(slot: int, r, elapsed_us: int) -> None:
         PROC.scalars[_ml.MS_RECORDS_IN] += r.record_count
         PROC.scalars[_ml.MS_BYTES_IN] += r.size
         PROC.slot_add(0, slot, r.size)
         PROC.slot_add(1, slot, r.record_count)
-        PROC.observe(_OWNER_STAGE, 0, now_us() - t0)
-        if state is not None and acks == -1:
-            return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms)
-        return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+        PROC.observe(_OWNER_STAGE, 0, elapsed_us)
 
     def _arena_records(self, ring_index: int, ref: memoryview) -> memoryview | None:
         arena = self.arenas[ring_index]  # one per network worker, as the request rings
@@ -368,12 +452,15 @@ class IOWorker:
             if not msgs:
                 continue
             replies = []
+            run = []  # consecutive appends: written per partition, before any other message is looked at
             for kind, payload in msgs:
                 if kind == ipc.APPEND or kind == ipc.APPEND_REF:
-                    reply = self.handle_append(n, payload, kind == ipc.APPEND_REF)
-                    if reply is not None:
-                        replies.append((ipc.APPEND_DONE, reply))
-                elif kind == ipc.REPLICA_POS:
+                    run.append((kind, payload))
+                    continue
+                if run:
+                    replies.extend((ipc.APPEND_DONE, reply) for reply in self.handle_appends(n, run))
+                    run = []
+                if kind == ipc.REPLICA_POS:
                     self.replication.replica_pos(payload)
                 elif kind == ipc.LIST_OFFSET:
                     replies.append((ipc.LIST_OFFSET_DONE, self.handle_list_offset(payload)))
@@ -381,6 +468,8 @@ class IOWorker:
                     self.handle_forward(n, payload)
                 else:
                     log.error("unknown ring message", kind=kind, ring=n)
+            if run:
+                replies.extend((ipc.APPEND_DONE, reply) for reply in self.handle_appends(n, run))
             out = self.done[n]
             for kind, reply in replies:
                 self.post(out, kind, reply)

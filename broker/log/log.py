@@ -249,9 +249,11 @@ class PartitionLog:
         request and StorageError for the disk; in every error case nothing is visible."""
         if self.offline:  # before validating: a request to an offline log is answered with the storage error
             raise StorageError(f"log {self.directory} is offline", None, True)
-        now = _now_ms() if now_ms is None else now_ms
         src = as_u8(batches)
-        res = _validate(src, self.config.max_message_bytes)
+        return self._append_valid(src, _validate(src, self.config.max_message_bytes), leader_epoch,
+                                  _now_ms() if now_ms is None else now_ms)
+
+    def _append_valid(self, src: np.ndarray, res, leader_epoch: int, now: int) -> AppendResult:
         first = self.log_end_offset
         nbytes = int(res.valid_bytes)
         if res.count == 1:  # the common case (Produce v3+ sends one batch per partition): no per-batch arrays
@@ -286,6 +288,98 @@ class PartitionLog:
         except OSError as e:
             raise self._disk_failed("appending to", e) from e
         return AppendResult(first, last, append_time, records, res.count, nbytes)
+
+    def append_many(self, sources: list, leader_epoch: int = 0, now_ms: int | None = None) -> list:
+        """``append`` for each of ``sources`` in order, as one write: each result is the AppendResult or the
+        exception ``append`` would have raised for that source alone (a bad request fails alone; a disk
+        error fails every source the write held, with none of them visible).
+
+        The owner calls this with the appends one pass found queued for a partition, so the roll check,
+        the ``pwritev`` and the flush decision are made once for all of them. A source of several batches
+        (Produce before v3), or one that would take a group past ``segment.bytes``, is written on its own,
+        in its place."""
+        if self.offline:
+            return [StorageError(f"log {self.directory} is offline", None, True)] * len(sources)
+        now = _now_ms() if now_ms is None else now_ms
+        out: list = [None] * len(sources)
+        group: list = []  # (index, src, res) of one-batch sources written together
+        room = self.config.segment_bytes
+        for i, batches in enumerate(sources):
+            src = as_u8(batches)
+            try:
+                res = _validate(src, self.config.max_message_bytes)
+            except (CorruptRecord, InvalidRecord, RecordTooLarge) as e:
+                out[i] = e
+                continue
+            nbytes = int(res.valid_bytes)
+            if res.count == 1 and nbytes <= room:
+                group.append((i, src, res))
+                room -= nbytes
+                continue
+            self._append_group(group, leader_epoch, now, out)
+            group, room = [], self.config.segment_bytes
+            if res.count == 1:
+                group.append((i, src, res))
+                room -= nbytes
+                continue
+            try:
+                out[i] = self._append_valid(src, res, leader_epoch, now)
+            except StorageError as e:
+                out[i] = e
+        self._append_group(group, leader_epoch, now, out)
+        return out
+
+    def _append_group(self, group: list, leader_epoch: int, now: int, out: list) -> None:
+        if self.offline:  # an earlier write of the same call took the log offline
+            for i, _, _ in group:
+                out[i] = StorageError(f"log {self.directory} is offline", None, True)
+            return
+        if len(group) < 2:
+            for i, src, res in group:
+                try:
+                    out[i] = self._append_valid(src, res, leader_epoch, now)
+                except StorageError as e:
+                    out[i] = e
+            return
+        first = nxt = self.log_end_offset
+        srcs, sizes, lasts, max_tss, counts = [], [], [], [], []
+        for _, src, res in group:
+            _, _, _, _, _, _, delta, _, max_ts, _, _, _, count = _HEADER.unpack_from(src, 0)
+            srcs.append(src)
+            sizes.append(int(res.valid_bytes))
+            lasts.append(nxt + delta)
+            max_tss.append(max_ts)
+            counts.append(count)
+            nxt += delta + 1
+        nbytes = sum(sizes)
+        last = lasts[-1]
+        append_time = now if self.config.log_append_time else -1
+        try:
+            self._maybe_roll(nbytes, last, now)
+            seg = self._segments[-1]
+            if not seg.active:
+                seg.make_active()
+            seg.ensure_room(nbytes)
+            if leader_epoch > self.leader_epoch_cache.latest_epoch:
+                self.leader_epoch_cache.assign(leader_epoch, first)
+            seg.append_sources(srcs, sizes, lasts, max_tss, leader_epoch, append_time, now)
+            self._unflushed_messages += last - first + 1
+            if self._unflushed_messages >= self.config.flush_interval_messages or \
+                    now - self._last_flush_ms >= self.config.flush_interval_ms:
+                try:
+                    self._flush_by_policy(now)
+                except OSError:
+                    seg.truncate_to(first)  # not acknowledged, so not visible either
+                    raise
+        except OSError as e:
+            err = self._disk_failed("appending to", e)
+            for i, _, _ in group:
+                out[i] = err
+            return
+        base = first
+        for (i, _, _), size, last_i, count in zip(group, sizes, lasts, counts):
+            out[i] = AppendResult(base, last_i, append_time, count, 1, size)
+            base = last_i + 1
 
     def append_as_follower(self, batches, now_ms: int | None = None) -> AppendResult:
         """Replication: append the leader's batches as they are, offsets and leader epochs kept.

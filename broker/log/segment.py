@@ -358,6 +358,36 @@ class LogSegment:
             self.created_ms = now_ms
         return nxt
 
+    def append_sources(self, srcs: list, sizes: list, lasts: list, max_ts: list, leader_epoch: int,
+                       append_time: int, now_ms: int) -> int:
+        """``append`` for one-batch sources that lie in separate buffers (several requests' batches for this
+        partition): written together, each stamped on the way, in the order given."""
+        at = self.size
+        positions = []
+        iov = []
+        p = at
+        for k, (src, size, last) in enumerate(zip(srcs, sizes, lasts)):
+            view = memoryview(src)
+            iov.append(_stamped_header(view, 0, last, leader_epoch))
+            iov.append(view[hotpath.HEADER_SIZE:size])
+            positions.append(p)
+            p += size
+            if len(iov) >= 2 * _IOV_BATCHES or k == len(srcs) - 1:
+                start = positions[-len(iov) // 2]
+                _pwritev_all(self.fd, iov, start, p - start)
+                iov = []
+        if append_time >= 0:
+            for pos, size in zip(positions, sizes):
+                hotpath.set_log_append_time(self._u8, pos, size, append_time)
+            max_ts = [append_time] * len(positions)
+        self._index_batches(positions, 0, sizes, lasts, max_ts)
+        self.size = p
+        nxt = int(lasts[-1]) + 1
+        self.next_offset = nxt
+        if self.created_ms < 0:
+            self.created_ms = now_ms
+        return nxt
+
     def _index_batches(self, positions, shift, sizes, lasts, max_ts) -> None:
         interval = self.config.index_interval_bytes
         for i in range(len(positions)):

@@ -151,6 +151,9 @@ def render(sup) -> str:
          "Times a connection stopped being read because it owed too much.", L.MS_PAUSED_READS, "network"),
         ("hpbroker_io_messages_total", "counter", "Ring messages handled by each I/O worker.", L.MS_IO_MESSAGES,
          "io"),
+        ("hpbroker_grouped_appends_total", "counter",
+         "Appends handed to a partition's log together with others queued for it (one write when they fit "
+         "the segment).", L.MS_GROUPED_APPENDS, "io"),
         ("hpbroker_owned_partitions", "gauge", "Partitions each I/O worker owns.", L.MS_PARTITIONS, "io"),
     )
     for name, kind, help_, idx, role in per_worker:

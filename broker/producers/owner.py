@@ -152,6 +152,17 @@ class ProducerOwner:
                       sequence=found[2], offset=dup)
         return dup
 
+    @staticmethod
+    def plain(records) -> bool:
+        """A batch without a producer id: ``before_append`` has nothing to check, ``appended_plain`` follows."""
+        return len(records) < 61 or _PRODUCER.unpack_from(records, 43)[0] < 0
+
+    def appended_plain(self, op) -> None:
+        """Batches without a producer id were appended (``after_append`` without a pending batch)."""
+        part = self.parts.get(op.slot)
+        if part is not None:
+            self._snapshot_on_roll(op, part)
+
     def after_append(self, op, result) -> None:
         """Remember the batch `before_append` let through, now at `result.base_offset`."""
         pending, self._pending = self._pending, None
@@ -160,9 +171,8 @@ class ProducerOwner:
             part.states.record(pid, epoch, first_seq, last_seq, result.base_offset, result.last_offset,
                                _now_ms())
         else:
-            part = self.parts.get(op.slot)
-            if part is None:
-                return
+            self.appended_plain(op)
+            return
         self._snapshot_on_roll(op, part)
 
     def _snapshot_on_roll(self, op, part: _Partition) -> None:

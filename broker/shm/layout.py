@@ -236,6 +236,7 @@ MS_BYTES_IN = 10  # record-batch bytes appended
 MS_PARTITIONS = 11  # gauge: partitions this I/O worker owns
 MS_ARENA_REFS = 12  # appends sent to an owner by reference into the receive arena (not copied)
 MS_CONN_HANDED_OFF = 13  # accepted connections passed to a less loaded network worker (netio/handoff.py)
+MS_GROUPED_APPENDS = 14  # appends an owner wrote together with others queued for the same partition
 
 
 def metrics_block_words(slots: int) -> int:
