@@ -36,15 +36,21 @@ def fresh_log(root: str, name: str, **cfg) -> PartitionLog:
     return PartitionLog.open(path, config)
 
 
-def bench_append(root: str, batch_bytes: int, total_bytes: int, **cfg) -> tuple[float, float]:
-    """(GB/s, us per append)."""
+def bench_append(root: str, batch_bytes: int, total_bytes: int, group: int = 1, **cfg) -> tuple[float, float]:
+    """(GB/s, us per batch); ``group`` > 1: that many batches per ``append_many``, as a busy owner writes
+    the appends it finds queued for one partition."""
     payload = make_batch(batch_bytes)
-    n = max(1, total_bytes // len(payload))
+    n = max(group, total_bytes // len(payload) // group * group)
     log = fresh_log(root, f"append{batch_bytes}", segment_bytes=max(1 << 30, n * len(payload) + (1 << 20)), **cfg)
     log.append(payload)  # first append outside the timing (allocations, epoch checkpoint)
+    sources = [payload] * group
     t = time.perf_counter()
-    for _ in range(n):
-        log.append(payload)
+    if group == 1:
+        for _ in range(n):
+            log.append(payload)
+    else:
+        for _ in range(n // group):
+            log.append_many(sources)
     dt = time.perf_counter() - t
     log.close(clean=False)
     return n * len(payload) / dt / 1e9, dt / n * 1e6
@@ -115,6 +121,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'append':<44} {'GB/s':>8} {'us/append':>10}")
         gbs, us = max(bench_append(root, 1 << 10, min(total, 16 << 20)) for _ in range(args.repeat))
         print(f"{'1 KiB batches (the per-batch cost)':<44} {gbs:8.2f} {us:10.1f}")
+        gbs, us = max(bench_append(root, 1 << 10, min(total, 16 << 20), group=8) for _ in range(args.repeat))
+        print(f"{'1 KiB batches, 8 per append_many':<44} {gbs:8.2f} {us:10.1f}")
+        for group in (1, 8):
+            gbs, us = max(bench_append(root, 64 << 10, total, group=group) for _ in range(args.repeat))
+            label = "64 KiB batches" + (f", {group} per append_many" if group > 1 else "")
+            print(f"{label:<44} {gbs:8.2f} {us:10.1f}")
         for batch_bytes in (1 << 20, 16 << 10):
             gbs, us = max(bench_append(root, batch_bytes, total) for _ in range(args.repeat))
             label = f"{batch_bytes >> 10} KiB batches, log.preallocate=true"
