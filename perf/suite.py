@@ -126,7 +126,8 @@ def machine() -> str:
 
 
 def page_cache_write_rates(directory: str | None = None, megabytes: int = PROBE_MB) -> tuple[float, float, float]:
-    """GB/s of 1 MB writes into a new file (all of it, and its slowest quarter), then over the same pages.
+    """GB/s of 1 MB writes into a new file (all of it, and its slowest quarter), then over the same pages,
+    each written as a log segment writes it (``pwritev_all``: page-cache folios of at most 32 KiB).
 
     Every produced byte lands in a page-cache page that did not exist before. On a VM that hands free
     memory back to its host (free page reporting, ballooning), a page the guest has reported costs a host
@@ -134,6 +135,8 @@ def page_cache_write_rates(directory: str | None = None, megabytes: int = PROBE_
     much of each kind there is changes minute by minute, so the suite records it. The slowest quarter
     is the new-page cost once recently freed memory runs out; the last number is the copy alone.
     """
+    from broker.log.segment import pwritev_all
+
     buf = bytes(1 << 20)
     quarter = max(1, megabytes // 4)
     fd, path = tempfile.mkstemp(prefix="hpbroker-probe-", dir=directory)
@@ -142,10 +145,10 @@ def page_cache_write_rates(directory: str | None = None, megabytes: int = PROBE_
         for i in range(4 * quarter):
             if i % quarter == 0:
                 times.append(time.perf_counter())
-            os.pwrite(fd, buf, i << 20)
+            pwritev_all(fd, [buf], i << 20, len(buf))
         end = time.perf_counter()
         for i in range(4 * quarter):
-            os.pwrite(fd, buf, i << 20)
+            pwritev_all(fd, [buf], i << 20, len(buf))
         again = time.perf_counter() - end
     finally:
         os.close(fd)
@@ -338,8 +341,9 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
     if probes:
         at = "; ".join(f"{when}, {new:.2f} into new pages (slowest quarter {slowest:.2f}), {again:.2f} over "
                        "the same pages" for (new, slowest, again), when in zip(probes, ("at the start", "at the end")))
-        out += [f"Page cache, {probe_mb} MB of 1 MB writes to a temporary file, GB/s: {at} "
-                "(`perf.suite.page_cache_write_rates`: produce rows write every byte into new pages).", ""]
+        out += [f"Page cache, {probe_mb} MB of 1 MB writes to a temporary file as a log segment writes them, "
+                f"GB/s: {at} (`perf.suite.page_cache_write_rates`: produce rows write every byte into new pages).",
+                ""]
     out += [f"Commit: {commit()}. Scale: {scale:g}. Client and broker share the machine;",
             f"brokers started by `hpbroker perf suite` (num.network.threads = num.io.threads = {CORES} unless noted),",
             "loopback only. Latency is produce-to-ack from each record's scheduled send time (e2e: to consumer",

@@ -83,7 +83,7 @@ def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: 
             iov.append(_stamped_header(view, p, int(lasts[i]), epoch))
             iov.append(view[p + hotpath.HEADER_SIZE: p + int(sizes[i])])
         p = int(positions[first])
-        _pwritev_all(fd, iov, p + shift, int(positions[stop - 1]) + int(sizes[stop - 1]) - p)
+        pwritev_all(fd, iov, p + shift, int(positions[stop - 1]) + int(sizes[stop - 1]) - p)
 
 
 def _stamped_header(view: memoryview, p: int, last: int, epoch: int) -> bytearray:
@@ -94,8 +94,9 @@ def _stamped_header(view: memoryview, p: int, last: int, epoch: int) -> bytearra
     return head
 
 
-def _pwritev_all(fd: int, iov: list, position: int, total: int) -> None:
-    """pwritev ``total`` bytes of ``iov`` at ``position``; a short write (rare) continues where it stopped."""
+def pwritev_all(fd: int, iov: list, position: int, total: int) -> None:
+    """pwritev ``total`` bytes of ``iov`` at ``position``; a short write (rare) continues where it stopped.
+    How every log write reaches the page cache (the perf suite's page-cache probe writes with it too)."""
     if total >= SMALL_FOLIO_WRITE and -(-position // SMALL_FOLIO_WRITE) * SMALL_FOLIO_WRITE + SMALL_FOLIO_WRITE \
             <= position + total:
         _pwritev_small_folios(fd, iov, position, total)
@@ -136,7 +137,7 @@ def _pwritev_small_folios(fd: int, iov: list, position: int, total: int) -> None
                 part.append(memoryview(buf)[skip:skip + want])
                 skip += want
                 want = 0
-        _pwritev_all(fd, part, position, stop - position)
+        pwritev_all(fd, part, position, stop - position)
         position = stop
 
 
@@ -374,7 +375,7 @@ class LogSegment:
             p += size
             if len(iov) >= 2 * _IOV_BATCHES or k == len(srcs) - 1:
                 start = positions[-len(iov) // 2]
-                _pwritev_all(self.fd, iov, start, p - start)
+                pwritev_all(self.fd, iov, start, p - start)
                 iov = []
         if append_time >= 0:
             for pos, size in zip(positions, sizes):
