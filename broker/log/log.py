@@ -268,26 +268,35 @@ class PartitionLog:
         last = int(lasts[-1])
         append_time = now if self.config.log_append_time else -1
         try:  # what `_disk` does, inline: this runs for every batch
-            self._maybe_roll(nbytes, last, now)
-            seg = self._segments[-1]
-            if not seg.active:
-                seg.make_active()
-            seg.ensure_room(nbytes)
-            if leader_epoch > self.leader_epoch_cache.latest_epoch:
-                self.leader_epoch_cache.assign(leader_epoch, first)
+            seg = self._room_for(nbytes, first, last, leader_epoch, now)
             seg.append(src, int(positions[0]), nbytes, positions, sizes, lasts, max_tss, leader_epoch,
                        append_time, now)
-            self._unflushed_messages += last - first + 1
-            if self._unflushed_messages >= self.config.flush_interval_messages or \
-                    now - self._last_flush_ms >= self.config.flush_interval_ms:
-                try:
-                    self._flush_by_policy(now)
-                except OSError:
-                    seg.truncate_to(first)  # not acknowledged, so not visible either
-                    raise
+            self._written(seg, first, last, now)
         except OSError as e:
             raise self._disk_failed("appending to", e) from e
         return AppendResult(first, last, append_time, records, res.count, nbytes)
+
+    def _room_for(self, nbytes: int, first: int, last: int, leader_epoch: int, now: int) -> LogSegment:
+        """The segment that offsets ``first``..``last`` (``nbytes``) go to, rolled to and allocated."""
+        self._maybe_roll(nbytes, last, now)
+        seg = self._segments[-1]
+        if not seg.active:
+            seg.make_active()
+        seg.ensure_room(nbytes)
+        if leader_epoch > self.leader_epoch_cache.latest_epoch:
+            self.leader_epoch_cache.assign(leader_epoch, first)
+        return seg
+
+    def _written(self, seg: LogSegment, first: int, last: int, now: int) -> None:
+        """Offsets ``first``..``last`` are in ``seg``: the flush policy, and a failed flush takes them back."""
+        self._unflushed_messages += last - first + 1
+        if self._unflushed_messages >= self.config.flush_interval_messages or \
+                now - self._last_flush_ms >= self.config.flush_interval_ms:
+            try:
+                self._flush_by_policy(now)
+            except OSError:
+                seg.truncate_to(first)  # not acknowledged, so not visible either
+                raise
 
     def append_many(self, sources: list, leader_epoch: int = 0, now_ms: int | None = None) -> list:
         """``append`` for each of ``sources`` in order, as one write: each result is the AppendResult or the
@@ -355,22 +364,9 @@ class PartitionLog:
         last = lasts[-1]
         append_time = now if self.config.log_append_time else -1
         try:
-            self._maybe_roll(nbytes, last, now)
-            seg = self._segments[-1]
-            if not seg.active:
-                seg.make_active()
-            seg.ensure_room(nbytes)
-            if leader_epoch > self.leader_epoch_cache.latest_epoch:
-                self.leader_epoch_cache.assign(leader_epoch, first)
+            seg = self._room_for(nbytes, first, last, leader_epoch, now)
             seg.append_sources(srcs, sizes, lasts, max_tss, leader_epoch, append_time, now)
-            self._unflushed_messages += last - first + 1
-            if self._unflushed_messages >= self.config.flush_interval_messages or \
-                    now - self._last_flush_ms >= self.config.flush_interval_ms:
-                try:
-                    self._flush_by_policy(now)
-                except OSError:
-                    seg.truncate_to(first)  # not acknowledged, so not visible either
-                    raise
+            self._written(seg, first, last, now)
         except OSError as e:
             err = self._disk_failed("appending to", e)
             for i, _, _ in group:
