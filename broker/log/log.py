@@ -304,9 +304,9 @@ class PartitionLog:
         error fails every source the write held, with none of them visible).
 
         The owner calls this with the appends one pass found queued for a partition, so the roll check,
-        the ``pwritev`` and the flush decision are made once for all of them. A source of several batches
-        (Produce before v3), or one that would take a group past ``segment.bytes``, is written on its own,
-        in its place."""
+        the write and the flush decision are made once for all of them. A group never holds more than
+        ``segment.bytes`` (a source that would take it past starts the next one), and a source of several
+        batches (Produce before v3) is written on its own, in its place."""
         if self.offline:
             return [StorageError(f"log {self.directory} is offline", None, True)] * len(sources)
         now = _now_ms() if now_ms is None else now_ms
