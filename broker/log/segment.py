@@ -20,6 +20,7 @@ All methods raise ``OSError`` as is; ``PartitionLog`` turns it into ``StorageErr
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -67,23 +68,23 @@ _IOV_BATCHES = 256                      # batches per pwritev (two buffers each,
 SMALL_FOLIO_WRITE = 64 << 10
 
 
-def _pwrite_stamped(fd: int, src, positions, sizes, lasts, leader_epoch, shift: int) -> None:
-    """Write the batches at ``positions`` in ``src`` (contiguous) to ``position + shift``, each with its
-    baseOffset and partitionLeaderEpoch stamped on the way: a copy of its (validated) header with the two
-    fields packed in, then its remaining bytes straight from ``src``. Neither ``src`` nor the file
-    mapping is touched."""
-    view = memoryview(src).cast("B")
-    count = len(positions)
-    for first in range(0, count, _IOV_BATCHES):
-        iov = []
-        stop = min(first + _IOV_BATCHES, count)
-        for i in range(first, stop):
-            p = int(positions[i])
-            epoch = leader_epoch if isinstance(leader_epoch, int) else int(leader_epoch[i])
-            iov.append(_stamped_header(view, p, int(lasts[i]), epoch))
-            iov.append(view[p + hotpath.HEADER_SIZE: p + int(sizes[i])])
-        p = int(positions[first])
-        pwritev_all(fd, iov, p + shift, int(positions[stop - 1]) + int(sizes[stop - 1]) - p)
+def _pwrite_stamped(fd: int, batches: list, position: int) -> None:
+    """Write ``batches`` -- (buffer, start, size, last offset, leader epoch) each -- one after another from
+    ``position``, each with its baseOffset and partitionLeaderEpoch stamped on the way: a copy of its
+    (validated) header with the two fields packed in, then its remaining bytes straight from its buffer.
+    Neither the buffers nor the file mapping are touched."""
+    iov: list = []
+    total = 0
+    for view, p, size, last, epoch in batches:
+        iov.append(_stamped_header(view, p, last, epoch))
+        iov.append(view[p + hotpath.HEADER_SIZE: p + size])
+        total += size
+        if len(iov) == 2 * _IOV_BATCHES:
+            pwritev_all(fd, iov, position, total)
+            position += total
+            iov, total = [], 0
+    if iov:
+        pwritev_all(fd, iov, position, total)
 
 
 def _stamped_header(view: memoryview, p: int, last: int, epoch: int) -> bytearray:
@@ -346,43 +347,32 @@ class LogSegment:
         """
         at = self.size
         shift = at - start
-        _pwrite_stamped(self.fd, src, positions, sizes, lasts, leader_epoch, shift)
-        if append_time >= 0:
-            for i in range(len(positions)):
-                hotpath.set_log_append_time(self._u8, int(positions[i]) + shift, int(sizes[i]), append_time)
-            max_ts = [append_time] * len(positions)
-        self._index_batches(positions, shift, sizes, lasts, max_ts)
-        self.size = at + nbytes
-        nxt = int(lasts[-1]) + 1
-        self.next_offset = nxt
-        if self.created_ms < 0:
-            self.created_ms = now_ms
-        return nxt
+        view = memoryview(src).cast("B")
+        one = isinstance(leader_epoch, int)
+        _pwrite_stamped(self.fd, [(view, int(positions[i]), int(sizes[i]), int(lasts[i]),
+                                   leader_epoch if one else int(leader_epoch[i])) for i in range(len(positions))], at)
+        return self._recorded(positions, shift, sizes, lasts, max_ts, append_time, at + nbytes, now_ms)
 
     def append_sources(self, srcs: list, sizes: list, lasts: list, max_ts: list, leader_epoch: int,
                        append_time: int, now_ms: int) -> int:
         """``append`` for one-batch sources that lie in separate buffers (several requests' batches for this
         partition): written together, each stamped on the way, in the order given."""
         at = self.size
-        positions = []
-        iov = []
-        p = at
-        for k, (src, size, last) in enumerate(zip(srcs, sizes, lasts)):
-            view = memoryview(src)
-            iov.append(_stamped_header(view, 0, last, leader_epoch))
-            iov.append(view[hotpath.HEADER_SIZE:size])
-            positions.append(p)
-            p += size
-            if len(iov) >= 2 * _IOV_BATCHES or k == len(srcs) - 1:
-                start = positions[-len(iov) // 2]
-                pwritev_all(self.fd, iov, start, p - start)
-                iov = []
+        _pwrite_stamped(self.fd, [(memoryview(src), 0, size, last, leader_epoch)
+                                  for src, size, last in zip(srcs, sizes, lasts)], at)
+        positions = list(itertools.accumulate(sizes[:-1], initial=at))
+        return self._recorded(positions, 0, sizes, lasts, max_ts, append_time, at + sum(sizes), now_ms)
+
+    def _recorded(self, positions, shift: int, sizes, lasts, max_ts, append_time: int, end: int,
+                  now_ms: int) -> int:
+        """After a write that ends at ``end``: LogAppendTime stamped, the indexes, the new size and next
+        offset (returned). Batch ``i`` starts at file position ``positions[i] + shift``."""
         if append_time >= 0:
-            for pos, size in zip(positions, sizes):
-                hotpath.set_log_append_time(self._u8, pos, size, append_time)
+            for i in range(len(positions)):
+                hotpath.set_log_append_time(self._u8, int(positions[i]) + shift, int(sizes[i]), append_time)
             max_ts = [append_time] * len(positions)
-        self._index_batches(positions, 0, sizes, lasts, max_ts)
-        self.size = p
+        self._index_batches(positions, shift, sizes, lasts, max_ts)
+        self.size = end
         nxt = int(lasts[-1]) + 1
         self.next_offset = nxt
         if self.created_ms < 0:
