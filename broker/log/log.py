@@ -321,20 +321,14 @@ class PartitionLog:
                 out[i] = e
                 continue
             nbytes = int(res.valid_bytes)
-            if res.count == 1 and nbytes <= room:
-                group.append((i, src, res))
-                room -= nbytes
-                continue
-            self._append_group(group, leader_epoch, now, out)
-            group, room = [], self.config.segment_bytes
-            if res.count == 1:
-                group.append((i, src, res))
-                room -= nbytes
-                continue
-            try:
-                out[i] = self._append_valid(src, res, leader_epoch, now)
-            except StorageError as e:
-                out[i] = e
+            if res.count != 1 or nbytes > room:  # it cannot join the group: the group goes first
+                self._append_group(group, leader_epoch, now, out)
+                group, room = [], self.config.segment_bytes
+            group.append((i, src, res))
+            room -= nbytes
+            if res.count != 1:  # several batches: written on their own
+                self._append_group(group, leader_epoch, now, out)
+                group, room = [], self.config.segment_bytes
         self._append_group(group, leader_epoch, now, out)
         return out
 
