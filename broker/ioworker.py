@@ -234,29 +234,13 @@ class IOWorker:
 
     # -- requests -----------------------------------------------------------------------------------------
 
-    def handle_append(self, ring_index: int, payload: memoryview, by_ref: bool = False) -> bytes | None:
-        """The completion to post now, or None when it is posted later (acks=all waiting for the ISR)."""
-        t0 = now_us()
-        token, slot, partition, acks, timeout_ms, topic, records = ipc.parse_append(payload)
-        if by_ref:
-            records = self._arena_records(ring_index, records)
-            if records is None:
-                return self._outside_arena(ring_index, token, topic, partition)
-        op = self.partition(slot, topic, partition)
-        if op is None or not op.is_leader:
-            return ipc.append_done(token, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
-        return self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
-
     def handle_appends(self, ring_index: int, run: list) -> list[bytes]:
-        """Completions to post for consecutive APPEND/APPEND_REF messages of one ring.
+        """Completions to post for consecutive APPEND/APPEND_REF messages of one ring (those left out are
+        posted later: acks=all waiting for the ISR).
 
         Those for the same partition are written together (``PartitionLog.append_many``: one roll check,
-        one ``pwritev``, one flush decision, one publication), each still validated and answered on its own.
+        one write, one flush decision, one publication), each still validated and answered on its own.
         A busy owner finds dozens of appends queued per pass, several for each of its partitions."""
-        if len(run) == 1:
-            kind, payload = run[0]
-            reply = self.handle_append(ring_index, payload, kind == ipc.APPEND_REF)
-            return [] if reply is None else [reply]
         t0 = now_us()
         replies: list[bytes] = []
         groups: dict = {}
@@ -265,7 +249,9 @@ class IOWorker:
             if kind == ipc.APPEND_REF:
                 records = self._arena_records(ring_index, records)
                 if records is None:
-                    replies.append(self._outside_arena(ring_index, token, topic, partition))
+                    log.error("APPEND_REF outside the receive arena", ring=ring_index, topic=topic,
+                              partition=partition)
+                    replies.append(ipc.append_done(token, int(ErrorCode.UNKNOWN_SERVER_ERROR)))
                     continue
             items = groups.get((slot, topic, partition))
             if items is None:
@@ -340,11 +326,6 @@ class IOWorker:
         level = log.error if code == ErrorCode.KAFKA_STORAGE_ERROR else log.warning
         level("append rejected", topic=op.topic, partition=op.partition, error=repr(e), code=code)
         return ipc.append_done(token, code)
-
-    @staticmethod
-    def _outside_arena(ring_index: int, token: int, topic: str, partition: int) -> bytes:
-        log.error("APPEND_REF outside the receive arena", ring=ring_index, topic=topic, partition=partition)
-        return ipc.append_done(token, int(ErrorCode.UNKNOWN_SERVER_ERROR))
 
     @staticmethod
     def _count_in(slot: int, r, elapsed_us: int) -> None:
