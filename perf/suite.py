@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import os
 import platform
 import subprocess
@@ -46,25 +47,43 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def _wait_seconds(pids: list[int]) -> dict[str, float] | None:
+    """Seconds each thread of these processes spent ready to run but waiting for a CPU (the second field of
+    /proc/<pid>/task/<tid>/schedstat), by thread; None where the kernel keeps no such account."""
+    out = {}
+    for pid in pids:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(path) as f:
+                    out[path] = int(f.read().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+    return out or None
+
+
 def metered(run, server_pids: list[int]):
     """`run` that also reports `server_cpu_s`: the CPU time the server's processes (a broker's supervisor and
-    workers, or the null sink's processes) used during the run. A process that is gone at the end (a restarted
+    workers, or the null sink's processes) used during the run, and `server_wait_s`: the time their threads
+    were ready to run but waited for a CPU that others held. A process that is gone at the end (a restarted
     worker) is left out."""
     def wrapper(w: Workload, progress=None) -> dict:
-        before = _cpu_seconds(server_pids)
+        before, waited = _cpu_seconds(server_pids), _wait_seconds(server_pids)
         r = dict(run(w, progress))
-        after = _cpu_seconds(server_pids)
+        after, waited_after = _cpu_seconds(server_pids), _wait_seconds(server_pids)
         r["server_cpu_s"] = sum(after[pid] - before[pid] for pid in after if pid in before)
+        if waited is not None and waited_after is not None:
+            r["server_wait_s"] = sum(waited_after[t] - waited[t] for t in waited_after if t in waited)
         return r
     return wrapper
 
 
-def server_cores(r: dict) -> float | None:
+def server_cores(r: dict, key: str = "server_cpu_s") -> float | None:
     """The server's CPU time over the run's measured span (first send to last answer): how many of the
-    machine's cores it kept busy on average."""
-    if r.get("server_cpu_s") is None or not r.get("records_per_sec"):
+    machine's cores it kept busy on average. With `server_wait_s`: how many of its threads were kept
+    waiting for a core on average."""
+    if r.get(key) is None or not r.get("records_per_sec"):
         return None
-    return r["server_cpu_s"] / (r["records"] / r["records_per_sec"])
+    return r[key] / (r["records"] / r["records_per_sec"])
 
 
 TIME_LIMIT = 180.0
@@ -355,17 +374,21 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "`errors` their sum.",
             "`server cores`: the CPU time of the broker's processes (NS: the sink's) during the run, over the run's",
             f"span from first send to last answer, so the cores of the machine's {CORES} it kept busy.",
+            "`server waiting`: over the same span, the time the broker's threads were ready to run but waited for",
+            "a core (schedstat: held by the client or by another of the broker's workers), so how many of them",
+            "waited on average.",
             "Commands below name the broker `B`.", "",
             "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | server cores "
-            "| errors | runs | target |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+            "| server waiting | errors | runs | target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         r = row["result"]
         lat = r["latency_ms"]
-        cores = server_cores(r)
+        cores, waiting = server_cores(r), server_cores(r, "server_wait_s")
         out.append(f"| {row['name']} | {row['what']} | {r['records']:,} | {r['records_per_sec']:,.0f} | "
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
-                   f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | {r['errors']} | "
+                   f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | "
+                   f"{'' if waiting is None else f'{waiting:.2f}'} | {r['errors']} | "
                    f"{_spread(r['runs'], row['key'])} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:

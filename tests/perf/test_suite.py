@@ -3,12 +3,16 @@ scale against the broker it starts itself."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
+
+import pytest
 
 from perf.runner import Workload, run_produce
-from perf.suite import median_run, page_cache_write_rates, repeated
+from perf.suite import median_run, metered, page_cache_write_rates, repeated, server_cores
 
 
 def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
@@ -29,6 +33,30 @@ def test_of_an_even_count_the_worse_middle_run_is_reported():
     runs = [result(100, 1.0), result(400, 4.0), result(200, 2.0), result(300, 3.0)]
     assert median_run(runs, "records_per_sec")["tag"] == (200, 2.0)  # the slower of 200 and 300
     assert median_run(runs, "p99")["tag"] == (300, 3.0)  # the higher of p99 2 and 3
+
+
+def test_metered_reads_the_servers_cpu_time_and_its_wait_for_a_core():
+    """Four busy processes pinned to one CPU: each runs about a quarter of the time and waits the rest."""
+    if not os.path.exists(f"/proc/{os.getpid()}/schedstat"):
+        pytest.skip("this kernel keeps no schedstat")
+    cpu = min(os.sched_getaffinity(0))
+    spin = "import os, time\nos.sched_setaffinity(0, {%d})\nend = time.time() + 30\nwhile time.time() < end: pass" % cpu
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(4)]
+    try:
+        time.sleep(0.5)  # all started and pinned
+
+        def run(w, progress=None):
+            time.sleep(1.0)
+            return {"records": 1000, "records_per_sec": 1000.0}
+
+        r = metered(run, [procs[0].pid])(None)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert 0.1 < r["server_cpu_s"] < 0.45, r
+    assert 0.55 < r["server_wait_s"] < 0.9, r
+    assert 0.55 < server_cores(r, "server_wait_s") < 0.9
 
 
 def test_the_page_cache_probe_measures_both_writes_and_leaves_nothing(tmp_path):
@@ -70,13 +98,16 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
     assert [r[0] for r in rows] == ["| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5"]
     for r in rows:
-        records, rate, cores, errors, runs = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10], r[11]
+        records, rate, cores, waiting = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
+        errors, runs = r[11], r[12]
         assert records >= 1000 and rate > 0 and errors == "0", r
         assert 0 <= float(cores) < 64, r  # CPU time comes in 10 ms ticks: a tiny run may read none
+        assert 0 <= float(waiting) < 64, r
         assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert any(float(r[9]) > 0 for r in rows)  # the broker's CPU time is read around the runs
-    assert sum("runs: p99 " in r[11] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
-    targets = [r[12].rstrip(" |") for r in rows]  # only the row a target is read from names it
+    assert any(float(r[10]) > 0 for r in rows)  # and so is the time its threads waited for a core
+    assert sum("runs: p99 " in r[12] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
+    targets = [r[13].rstrip(" |") for r in rows]  # only the row a target is read from names it
     assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", ""]
     commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
     assert len(commands) == len(rows)
