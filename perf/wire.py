@@ -32,6 +32,9 @@ _FETCH_PART = struct.Struct(">ihqqqi")     # partition, error, high_watermark, l
 # The whole 61-byte batch header: base offset [0], length [1], leader epoch, magic, crc, attributes, last
 # offset delta [6], base and max timestamp, producer id and epoch, base sequence, record count [12].
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
+# What the discarding walker needs of it: base offset, length, last offset delta, record count.
+_BATCH_COUNTS = struct.Struct(">qi11xi30xi")
+_DROP = int(socket.MSG_TRUNC | socket.MSG_WAITALL)  # an int: or-ing the flags per call goes through enum
 RECV_CHUNK = 4 << 20
 DISCARD_CHUNK = 4 << 20                    # most bytes one MSG_TRUNC receive drops
 
@@ -138,13 +141,13 @@ class Connection:
                 records = nbytes = 0
                 next_offset = -1
                 while rem >= 61:
-                    head = _BATCH_HEADER.unpack_from(self._buf, self._take(61))
-                    size = _whole_batch(head, rem)
-                    if not size:
-                        rem -= 61                    # cut at the size limit (fetched again next time): dropped below
+                    base, length, delta, count = _BATCH_COUNTS.unpack_from(self._buf, self._take(61))
+                    size = 12 + length
+                    if not 61 <= size <= rem:        # as `_whole_batch`: cut at the size limit, fetched again
+                        rem -= 61                    # next time, and dropped below; or not a batch at all
                         break
-                    records += head[12]
-                    next_offset = head[0] + head[6] + 1
+                    records += count
+                    next_offset = base + delta + 1
                     nbytes += size
                     self._discard(size - 61)
                     rem -= size
@@ -186,7 +189,7 @@ class Connection:
         if n and self._sink is None:
             self._sink = bytearray(DISCARD_CHUNK)
         while n:
-            got = self.sock.recv_into(self._sink, min(n, DISCARD_CHUNK), socket.MSG_TRUNC | socket.MSG_WAITALL)
+            got = self.sock.recv_into(self._sink, min(n, DISCARD_CHUNK), _DROP)
             if got == 0:
                 raise KafkaError("connection closed by the broker")
             n -= got

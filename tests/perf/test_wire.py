@@ -141,3 +141,24 @@ def test_a_response_shorter_than_its_records_field_is_an_error(peer):
     peer.send(bytes(frame[:len(frame) - len(records)]))
     with pytest.raises(wire.KafkaError, match="overrun"):
         peer.conn.recv_fetch_discarding()
+
+
+@pytest.mark.parametrize("length", [-12, 0, 48])
+def test_a_batch_length_too_small_for_a_header_ends_the_partition_as_walk_fetch_does(peer, length):
+    """A whole batch, then a header whose length field cannot hold a batch: counted up to it, the rest of
+    the records field dropped, and the next response read intact."""
+    records, _, _ = _records([(3, 40), (17, 43)], 0)
+    bad = bytearray(records)
+    struct.pack_into(">i", bad, len(_BATCHES[3]) + 8, length)
+    one = b"".join(bytes(p) for p in encode_fetch_response(
+        wire.FETCH_V, 6, 0, 0, 0, [("t", [PartitionData(0, 0, 60, 60, 0, None, -1, bytes(bad))])]))
+    two = b"".join(bytes(p) for p in encode_fetch_response(
+        wire.FETCH_V, 7, 0, 0, 0, [("t", [PartitionData(0, 0, 60, 60, 0, None, -1, b"")])]))
+    oracle = wire.walk_fetch(memoryview(one)[4:])
+    assert oracle == [(0, 0, 3, len(_BATCHES[3]), 43, [])]
+    peer.conn.pending.extend([(6, wire.FETCH, wire.FETCH_V, None), (7, wire.FETCH, wire.FETCH_V, None)])
+    sender = peer.send(one + two)
+    assert peer.conn.recv_fetch_discarding()[1] == oracle
+    _, frame = peer.conn.recv()
+    sender.join(10)
+    assert wire.walk_fetch(frame) == [(0, 0, 0, 0, -1, [])]
