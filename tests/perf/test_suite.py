@@ -54,9 +54,9 @@ def test_metered_reads_the_servers_cpu_time_and_its_wait_for_a_core():
         for p in procs:
             p.kill()
             p.wait()
-    assert 0.1 < r["server_cpu_s"] < 0.45, r
-    assert 0.55 < r["server_wait_s"] < 0.9, r
-    assert 0.55 < server_cores(r, "server_wait_s") < 0.9
+    assert 0.03 < r["server_cpu_s"] < 0.45, r  # a quarter, or less where other tests share the CPU
+    assert 0.55 < r["server_wait_s"] < 1.0, r
+    assert server_cores(r, "server_wait_s") == r["server_wait_s"]  # over the run's 1 s span
 
 
 def test_the_page_cache_probe_measures_both_writes_and_leaves_nothing(tmp_path):
