@@ -142,9 +142,9 @@ class Connection:
                 next_offset = -1
                 while rem >= 61:
                     base, length, delta, count = _BATCH_COUNTS.unpack_from(self._buf, self._take(61))
-                    size = 12 + length
-                    if not 61 <= size <= rem:        # as `_whole_batch`: cut at the size limit, fetched again
-                        rem -= 61                    # next time, and dropped below; or not a batch at all
+                    size = _whole_batch(length, rem)
+                    if not size:
+                        rem -= 61                    # cut at the size limit (fetched again next time): dropped below
                         break
                     records += count
                     next_offset = base + delta + 1
@@ -332,10 +332,10 @@ def fetch_frame(topic: str, offsets: dict[int, int], max_wait_ms: int, partition
     return bytearray(encode_request(FETCH, FETCH_V, 0, CLIENT_ID, body))
 
 
-def _whole_batch(head: tuple, room: int) -> int:
-    """Size of the batch with header `head` when it lies whole within `room` bytes, else 0 (cut at the
-    fetch size limit, or a length too small to be a batch)."""
-    size = 12 + head[1]
+def _whole_batch(length: int, room: int) -> int:
+    """Size of the batch whose header's length field reads `length` when it lies whole within `room` bytes,
+    else 0 (cut at the fetch size limit, or a length too small to be a batch)."""
+    size = 12 + length
     return size if 61 <= size <= room else 0
 
 
@@ -363,7 +363,7 @@ def walk_fetch(frame: memoryview, want_batches: bool = False) -> list[tuple[int,
             p = pos
             while p + 61 <= end:
                 head = _BATCH_HEADER.unpack_from(buf, p)
-                size = _whole_batch(head, end - p)
+                size = _whole_batch(head[1], end - p)
                 if not size:
                     break
                 bend = p + size
