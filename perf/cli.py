@@ -27,6 +27,9 @@ def _common(f):
 
 
 def _produce_options(f):
+    f = click.option("--idempotent", is_flag=True,
+                     help="confluent client: enable.idempotence (needs --acks all and --inflight 5 or less, "
+                          "as Kafka's idempotent producer does).")(f)
     f = click.option("--inflight", type=int, default=8, show_default=True,
                      help="Requests outstanding per connection.")(f)
     f = click.option("--rate", type=float, default=0.0, help="Records/s over all producers (default: max).")(f)
@@ -44,6 +47,17 @@ def _produce_options(f):
 
 def _acks(value: str) -> int:
     return -1 if value in ("all", "-1") else int(value)
+
+
+def _check_idempotent(idempotent: bool, client: str, acks: str, inflight: int) -> None:
+    if not idempotent:
+        return
+    if client != "confluent":
+        raise click.UsageError("--idempotent needs --client confluent")
+    if _acks(acks) != -1:
+        raise click.UsageError("--idempotent needs --acks all")
+    if inflight > 5:
+        raise click.UsageError("--idempotent allows at most 5 requests in flight (--inflight)")
 
 
 def _guarded(run) -> dict:
@@ -82,14 +96,15 @@ def perf():
 @_common
 @_produce_options
 def produce(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
-            producers, batch_size, linger_ms, rate, inflight):
+            producers, batch_size, linger_ms, rate, inflight, idempotent):
     """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
     from perf.runner import Workload, run_produce
 
+    _check_idempotent(idempotent, client, acks, inflight)
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
                  linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
-                 connections=connections)
+                 connections=connections, idempotent=idempotent)
     _emit(_guarded(lambda: run_produce(w, _progress())), as_json)
 
 
@@ -116,16 +131,17 @@ def consume(bootstrap, topic, client, connections, time_limit, as_json, num_reco
 @_produce_options
 @click.option("--consumers", type=int, default=1, show_default=True)
 def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
-        producers, batch_size, linger_ms, rate, inflight, consumers):
+        producers, batch_size, linger_ms, rate, inflight, idempotent, consumers):
     """Produce at a fixed --rate while consuming; latency from each record's scheduled send to its receipt."""
     from perf.runner import Workload, run_e2e
 
     if not rate:
         raise click.UsageError("e2e needs --rate")
+    _check_idempotent(idempotent, client, acks, inflight)
     w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
                  batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
-                 time_limit=time_limit, connections=connections)
+                 time_limit=time_limit, connections=connections, idempotent=idempotent)
     _emit(_guarded(lambda: run_e2e(w, _progress())), as_json)
 
 

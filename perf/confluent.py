@@ -36,7 +36,7 @@ def _produce(spec: ProduceSpec, counters) -> Histogram:
     conf = {"bootstrap.servers": _bootstrap(spec.leaders), "acks": str(spec.acks),
             "linger.ms": spec.linger_ms, "batch.size": max(spec.batch_bytes, 1024),
             "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-            "compression.type": "none", "enable.idempotence": False,
+            "compression.type": "none", "enable.idempotence": spec.idempotent,
             "max.in.flight.requests.per.connection": spec.inflight}
     producer = Producer(conf)
     parts = sorted(spec.leaders)

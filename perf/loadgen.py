@@ -51,6 +51,7 @@ class ProduceSpec:
     time_limit: float = 600.0
     seed: int = 0
     connections: int = 1       # connections per broker, partitions spread over them
+    idempotent: bool = False   # confluent client only: enable.idempotence
 
     @property
     def batch_records(self) -> int:

@@ -1,7 +1,8 @@
 """A Kafka-protocol server that does no work: the load generator's own ceiling is measured against it.
 
-It answers ApiVersions, Metadata, CreateTopics, ListOffsets, Produce (every partition accepted, offsets
-counted per partition) and Fetch (one prebuilt chunk of record batches, whose offsets run from the requested
+It answers ApiVersions, Metadata, CreateTopics, ListOffsets, InitProducerId (a new producer id each time,
+so an idempotent client can run against it), Produce (every partition accepted, offsets counted per
+partition; sequences are not checked) and Fetch (one prebuilt chunk of record batches, whose offsets run from the requested
 offset on). With several processes each is a broker of its own on its own port, and partition p is led by
 process p mod N: a client spreads its partitions over them exactly as over a cluster's brokers, so the sink
 is not the bottleneck either and the load is split the same way every run.
@@ -24,7 +25,7 @@ _SIZE = struct.Struct(">i")
 _HEAD = struct.Struct(">hh")
 _BASE = struct.Struct(">q")
 _UNBOUNDED = 1 << 62               # high watermark of the sink's endless partitions
-PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
+PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS, INIT_PRODUCER_ID = 0, 1, 2, 3, 18, 19, 22
 
 
 def fetch_chunk(record_size: int, total_bytes: int, records_per_batch: int) -> tuple[bytes, list[int]]:
@@ -49,6 +50,7 @@ class NullSink:
         self.batch_starts = chunk[1]
         self.batch_records = batch_records
         self.offsets: dict[tuple[str, int], int] = {}
+        self.producer_ids = 0
         self.sel = selectors.DefaultSelector()
         self.inboxes: dict[socket.socket, _Inbox] = {}
 
@@ -130,6 +132,10 @@ class NullSink:
             resp = {"throttle_time_ms": 0, "topics": [{"name": t["name"], "partitions": [
                 {"partition_index": p["partition_index"], "error_code": 0, "timestamp": -1, "offset": 0,
                  "leader_epoch": 0} for p in t["partitions"]]} for t in body["topics"]]}
+        elif api_key == INIT_PRODUCER_ID:
+            self.producer_ids += 1  # sink processes share no state: ids are unique per process (port)
+            resp = {"throttle_time_ms": 0, "error_code": 0, "producer_id": self.port * 1_000_000 + self.producer_ids,
+                    "producer_epoch": 0}
         else:
             return []
         return [encode_response(api_key, h.api_version, h.correlation_id, resp)]

@@ -37,6 +37,7 @@ class Workload:
     time_limit: float = 600.0
     topic_configs: tuple = ()
     discard_records: bool = False    # consumers (native client): batch bodies never leave the kernel
+    idempotent: bool = False         # confluent client: enable.idempotence (acks=all, at most 5 in flight)
 
     @property
     def batch_records(self) -> int:
@@ -154,7 +155,7 @@ def _produce_specs(w: Workload, leaders: dict, key_times: bool) -> list[ProduceS
     return [ProduceSpec(topic=w.topic, leaders=own, record_size=w.record_size, num_records=n, acks=w.acks,
                         batch_bytes=w.batch_size, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
                         key_times=key_times, time_limit=w.time_limit, seed=i,
-                        connections=w.connections)
+                        connections=w.connections, idempotent=w.idempotent)
             for i, (own, n) in enumerate(zip(_assign(leaders, w.producers), _shares(w.num_records, w.producers)))]
 
 

@@ -87,6 +87,7 @@ def server_cores(r: dict, key: str = "server_cpu_s") -> float | None:
 
 
 TIME_LIMIT = 180.0
+IDEMPOTENT = dict(idempotent=True, acks=-1, inflight=5)  # what Kafka's idempotent producer allows
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = os.cpu_count() or 1
 PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
@@ -205,6 +206,8 @@ def command_line(verb: str, w: Workload) -> str:
         parts.append(f"--client {w.client}")
     if w.discard_records:
         parts.append("--discard-records")
+    if w.idempotent:
+        parts.append("--idempotent")
     return " ".join(parts)
 
 
@@ -267,7 +270,9 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                  (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **base), "consume")]),
             (1, [(Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base), "produce"),
                  (Workload("", "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
-                           batch_size=RDKAFKA_BATCH_SIZE, **base), "produce")]),
+                           batch_size=RDKAFKA_BATCH_SIZE, **base), "produce"),
+                 (Workload("", "ns5", n(500_000), 1024, client="confluent", linger_ms=5, **IDEMPOTENT, **base),
+                  "produce")]),
         ):
             note = "sink: 1 process" if sinks == 1 else f"sink: {sinks} processes, each a broker on its own port"
             with NullSinkProcesses(processes=sinks) as sink:
@@ -278,6 +283,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  progress)
                     what = f"null sink ceiling, {verb} {w.record_size} B ({w.client}"
                     what += ", 1 MB batches" if w.batch_size == RDKAFKA_BATCH_SIZE else ""
+                    what += ", idempotent" if w.idempotent else ""
                     what += ", bodies discarded)" if w.discard_records else ")"
                     rows.append(_row("NS", what, verb, w, r, note + "; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
@@ -321,6 +327,11 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                 w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
                 rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
                                  produce(w), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
+                w = replace(w, topic="w7i", batch_size=65536, **IDEMPOTENT)
+                rows.append(_row("W7", "the first W7 row, idempotent (acks=all, 5 requests in flight)", "produce", w,
+                                 produce(w),
+                                 "enable.idempotence=true, acks=all, at most 5 requests in flight: the Java "
+                                 "producer's defaults since Kafka 3.0", judged=False))
     if on("W3"):
         with _broker(settings={"log.flush.interval.messages": 1}) as b:
             server[:] = b.pids()

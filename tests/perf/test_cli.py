@@ -64,6 +64,38 @@ def test_confluent_client(broker):
     assert consumed["records"] == 2000 and consumed["errors"] == 0
 
 
+def test_confluent_client_idempotent(broker):
+    """--idempotent reaches the client: every batch in the log carries one producer id and its sequences
+    run on from batch to batch."""
+    import glob
+
+    import hotpath
+
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "idem", "--partitions", "2",
+                  "--record-size", "100", "--num-records", "2000", "--client", "confluent", "--linger-ms", "2",
+                  "--batch-size", "2000", "--acks", "all", "--inflight", "5", "--idempotent")
+    check(result, 2000)
+    for part in (0, 1):
+        data = b"".join(open(f, "rb").read() for f in sorted(glob.glob(f"{broker.data_dir}/idem-{part}/*.log")))
+        res = hotpath.scan_batches(data)
+        assert not data[res.valid_bytes:].strip(b"\0")  # the active segment's preallocated tail
+        assert res.records == 1000 and res.count > 1
+        assert len(set(res.producer_id.tolist())) == 1 and res.producer_id[0] >= 0
+        seqs, counts = res.base_sequence.tolist(), res.record_count.tolist()
+        assert seqs[0] == 0 and all(seqs[i + 1] == seqs[i] + counts[i] for i in range(res.count - 1))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--idempotent"], "--client confluent"),
+    (["--idempotent", "--client", "confluent"], "--acks all"),
+    (["--idempotent", "--client", "confluent", "--acks", "all"], "at most 5"),
+])
+def test_idempotent_needs_what_the_kafka_producer_needs(args, message):
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "produce", "--bootstrap", "127.0.0.1:1",
+                           "--topic", "x", "--num-records", "1", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
 def test_unreachable_broker_fails_with_a_message():
     proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "produce", "--bootstrap", "127.0.0.1:1",
                            "--topic", "x", "--num-records", "1"], capture_output=True, text=True, timeout=60)

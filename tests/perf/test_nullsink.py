@@ -58,6 +58,17 @@ def test_a_real_client_produces_to_the_sink():
     assert len(delivered) == 100 and all(err is None for err in delivered)
 
 
+def test_an_idempotent_client_produces_to_the_sink():
+    """librdkafka asks for a producer id before its first idempotent batch: the sink must answer it."""
+    delivered = []
+    with NullSinkProcesses(processes=1, partitions=2) as sink:
+        p = Producer({"bootstrap.servers": sink.bootstrap, "linger.ms": 1, "enable.idempotence": True})
+        for i in range(100):
+            p.produce("real", b"v%d" % i, partition=i % 2, on_delivery=lambda err, msg: delivered.append(err))
+        assert p.flush(20) == 0
+    assert len(delivered) == 100 and all(err is None for err in delivered)
+
+
 def test_each_sink_process_is_a_broker_leading_every_nth_partition():
     with NullSinkProcesses(processes=2, partitions=5) as sink:
         conn = wire.Connection("127.0.0.1", sink.port)
