@@ -49,15 +49,14 @@ def _acks(value: str) -> int:
     return -1 if value in ("all", "-1") else int(value)
 
 
-def _check_idempotent(idempotent: bool, client: str, acks: str, inflight: int) -> None:
-    if not idempotent:
-        return
-    if client != "confluent":
-        raise click.UsageError("--idempotent needs --client confluent")
-    if _acks(acks) != -1:
-        raise click.UsageError("--idempotent needs --acks all")
-    if inflight > 5:
-        raise click.UsageError("--idempotent allows at most 5 requests in flight (--inflight)")
+def _workload(**kwargs):
+    """The Workload the options describe; a combination it refuses is a usage error."""
+    from perf.runner import Workload
+
+    try:
+        return Workload(**kwargs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _guarded(run) -> dict:
@@ -98,10 +97,9 @@ def perf():
 def produce(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
             producers, batch_size, linger_ms, rate, inflight, idempotent):
     """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
-    from perf.runner import Workload, run_produce
+    from perf.runner import run_produce
 
-    _check_idempotent(idempotent, client, acks, inflight)
-    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
+    w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
                  linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
                  connections=connections, idempotent=idempotent)
@@ -117,12 +115,10 @@ def produce(bootstrap, topic, client, connections, time_limit, as_json, partitio
                    "of copying it out; measures what the broker serves without the consumer's copy.")
 def consume(bootstrap, topic, client, connections, time_limit, as_json, num_records, consumers, discard_records):
     """Fetch NUM_RECORDS records from the start of TOPIC's partitions; throughput."""
-    from perf.runner import Workload, run_consume
+    from perf.runner import run_consume
 
-    if discard_records and client != "native":
-        raise click.UsageError("--discard-records needs the native client")
-    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
-                 time_limit=time_limit, connections=connections, discard_records=discard_records)
+    w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, consumers=consumers, client=client,
+                  time_limit=time_limit, connections=connections, discard_records=discard_records)
     _emit(_guarded(lambda: run_consume(w, _progress())), as_json)
 
 
@@ -133,12 +129,11 @@ def consume(bootstrap, topic, client, connections, time_limit, as_json, num_reco
 def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
         producers, batch_size, linger_ms, rate, inflight, idempotent, consumers):
     """Produce at a fixed --rate while consuming; latency from each record's scheduled send to its receipt."""
-    from perf.runner import Workload, run_e2e
+    from perf.runner import run_e2e
 
     if not rate:
         raise click.UsageError("e2e needs --rate")
-    _check_idempotent(idempotent, client, acks, inflight)
-    w = Workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
+    w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                  partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
                  batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
                  time_limit=time_limit, connections=connections, idempotent=idempotent)

@@ -39,6 +39,17 @@ class Workload:
     discard_records: bool = False    # consumers (native client): batch bodies never leave the kernel
     idempotent: bool = False         # confluent client: enable.idempotence (acks=all, at most 5 in flight)
 
+    def __post_init__(self):
+        if self.discard_records and self.client != "native":
+            raise ValueError("--discard-records needs the native client")
+        if self.idempotent:  # what Kafka's idempotent producer requires; the native client has none
+            if self.client != "confluent":
+                raise ValueError("--idempotent needs --client confluent")
+            if self.acks != -1:
+                raise ValueError("--idempotent needs --acks all")
+            if self.inflight > 5:
+                raise ValueError("--idempotent allows at most 5 requests in flight (--inflight)")
+
     @property
     def batch_records(self) -> int:
         return records_per_batch(self.batch_size, self.record_size)

@@ -86,13 +86,17 @@ def test_confluent_client_idempotent(broker):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--idempotent"], "--client confluent"),
-    (["--idempotent", "--client", "confluent"], "--acks all"),
-    (["--idempotent", "--client", "confluent", "--acks", "all"], "at most 5"),
+    (["produce", "--idempotent"], "--client confluent"),
+    (["produce", "--idempotent", "--client", "confluent"], "--acks all"),
+    (["produce", "--idempotent", "--client", "confluent", "--acks", "all"], "at most 5"),
+    (["e2e", "--rate", "10", "--idempotent"], "--client confluent"),
+    (["consume", "--discard-records", "--client", "confluent"], "needs the native client"),
 ])
-def test_idempotent_needs_what_the_kafka_producer_needs(args, message):
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "produce", "--bootstrap", "127.0.0.1:1",
-                           "--topic", "x", "--num-records", "1", *args], capture_output=True, text=True, timeout=60)
+def test_options_a_client_cannot_honour_are_refused(args, message):
+    """--idempotent takes what Kafka's idempotent producer needs; --discard-records the native consumer."""
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", args[0], "--bootstrap", "127.0.0.1:1",
+                           "--topic", "x", "--num-records", "1", *args[1:]], capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
