@@ -301,6 +301,8 @@ def _make_crc32c():
             return _checked(_crc_kernel(as_u8(buf), crc), crc)
         if not 0 <= crc <= _MASK32:
             raise ValueError(f"crc must be an unsigned 32-bit value, got {crc}")
+        if type(buf) is memoryview:  # a writable one matches no signature: the uint8 view of it does
+            return _checked(_crc_kernel(as_u8(buf), crc), crc)
         try:
             return _checked(_crc_kernel(buf, crc), crc)
         except TypeError:

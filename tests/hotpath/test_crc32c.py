@@ -26,7 +26,8 @@ def test_pinned_vectors(data, expected):
     assert naive.crc32c(data) == expected
 
 
-@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "array", "readonly array", "uint32 memoryview"])
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "writable memoryview", "array", "readonly array",
+                                  "uint32 memoryview"])
 def test_every_buffer_type(kind):
     raw = np.random.default_rng(7).integers(0, 256, 4099, dtype=np.uint8)
     expected = c_crc32c(raw.tobytes())
@@ -34,6 +35,7 @@ def test_every_buffer_type(kind):
         "bytes": raw.tobytes(),
         "bytearray": bytearray(raw.tobytes()),
         "memoryview": memoryview(raw.tobytes()),
+        "writable memoryview": memoryview(bytearray(raw.tobytes()))[:],
         "array": raw,
         "readonly array": np.frombuffer(raw.tobytes(), np.uint8),
         "uint32 memoryview": memoryview(raw[:4096].copy().view(np.uint32)),
