@@ -28,8 +28,9 @@ def _common(f):
 
 def _produce_options(f):
     f = click.option("--idempotent", is_flag=True,
-                     help="confluent client: enable.idempotence (needs --acks all and --inflight 5 or less, "
-                          "as Kafka's idempotent producer does).")(f)
+                     help="An idempotent producer: a producer id and sequence numbers in every batch (confluent: "
+                          "enable.idempotence). Needs --acks all and --inflight 5 or less, as Kafka's idempotent "
+                          "producer does; the native client runs it at max rate only.")(f)
     f = click.option("--inflight", type=int, default=8, show_default=True,
                      help="Requests outstanding per connection.")(f)
     f = click.option("--rate", type=float, default=0.0, help="Records/s over all producers (default: max).")(f)

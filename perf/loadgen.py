@@ -23,6 +23,8 @@ from perf.histogram import Histogram
 
 TEMPLATES = 4
 _KEY = struct.Struct(">q")
+_PRODUCER = struct.Struct(">qhi")  # producerId @43, producerEpoch @51, baseSequence @53 of a RecordBatch
+_CRC = struct.Struct(">I")         # @17, over the bytes from attributes (@21) to the end
 
 
 # Per record without key or headers: length, attributes, timestamp delta, offset delta, key length,
@@ -51,7 +53,7 @@ class ProduceSpec:
     time_limit: float = 600.0
     seed: int = 0
     connections: int = 1       # connections per broker, partitions spread over them
-    idempotent: bool = False   # confluent client only: enable.idempotence
+    idempotent: bool = False   # producer id and per-partition sequences in every batch (acks=all)
 
     @property
     def batch_records(self) -> int:
@@ -117,17 +119,46 @@ def run_producer(spec: ProduceSpec, counters, results) -> None:
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+class Idempotence:
+    """An idempotent producer's id, epoch and next sequence per partition. `stamp` writes them into the
+    batches of a request about to be sent, and the batch CRC with them (it covers the producer fields)."""
+
+    def __init__(self, producer_id: int, epoch: int):
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.next_seq: dict[int, int] = {}
+
+    def stamp(self, frame: bytearray, layout: list[tuple[int, int, int, int]]) -> None:
+        """`layout`: (partition, position, size, records) of each batch in `frame`."""
+        view = memoryview(frame)
+        for p, pos, size, count in layout:
+            seq = self.next_seq.get(p, 0)
+            _PRODUCER.pack_into(frame, pos + 43, self.producer_id, self.epoch, seq)
+            _CRC.pack_into(frame, pos + 17, hotpath.crc32c(view[pos + 21:pos + size]))
+            self.next_seq[p] = (seq + count) & 0x7FFFFFFF  # sequences wrap from INT32_MAX to 0
+
+
+def _request(spec: ProduceSpec, batches: dict[int, np.ndarray], counts: dict[int, int]):
+    """A Produce frame for `batches` and where each batch lies in it (for `Idempotence.stamp`)."""
+    frame = wire.produce_frame(spec.topic, batches, spec.acks)
+    layout = []
+    for p, b in sorted(batches.items()):
+        raw = b.tobytes()
+        layout.append((p, frame.find(raw), len(raw), counts[p]))  # random values: found where they are
+    return frame, layout
+
+
 def _max_rate(spec: ProduceSpec, counters) -> Histogram:
     """Pre-encoded requests sent back to back, `inflight` outstanding per connection."""
     hist = Histogram()
     groups = _by_leader(spec.leaders, spec.connections)
     conns = _connect(groups)
+    idem = Idempotence(*wire.init_producer_id(next(iter(conns.values())))) if spec.idempotent else None
     plans = []
     for addr, parts in groups.items():
         per_request = spec.batch_records * len(parts)
-        frames = [wire.produce_frame(spec.topic, {p: build(spec.record_size, spec.batch_records,
-                                                           spec.seed * 7919 + t * 131 + p) for p in parts},
-                                     spec.acks)
+        frames = [_request(spec, {p: build(spec.record_size, spec.batch_records, spec.seed * 7919 + t * 131 + p)
+                                  for p in parts}, dict.fromkeys(parts, spec.batch_records))
                   for t in range(TEMPLATES)]
         plans.append([addr, parts, per_request, frames])
     remaining = spec.num_records
@@ -147,9 +178,11 @@ def _max_rate(spec: ProduceSpec, counters) -> Histogram:
             _, parts, per_request, frames = plan_of[addr]
             while left > 0 and len(conn.pending) < spec.inflight:
                 if left >= per_request:
-                    frame, n = frames[t % TEMPLATES], per_request
+                    (frame, layout), n = frames[t % TEMPLATES], per_request
                 else:
-                    frame, n = _tail_frame(spec, parts, left), left
+                    (frame, layout), n = _tail_frame(spec, parts, left), left
+                if idem is not None:
+                    idem.stamp(frame, layout)
                 sent = time.monotonic_ns()
                 conn.send(frame, wire.PRODUCE, wire.PRODUCE_V, (sent, n, n * spec.record_size))
                 left -= n
@@ -192,11 +225,10 @@ def _split(total: int, weights: list[int]) -> list[int]:
     return shares
 
 
-def _tail_frame(spec: ProduceSpec, parts: list[int], left: int) -> bytearray:
-    """The last, partial request: `left` records spread over the partitions."""
-    counts = _split(left, [1] * len(parts))
-    return wire.produce_frame(spec.topic, {p: build(spec.record_size, c, spec.seed + p)
-                                           for p, c in zip(parts, counts) if c > 0}, spec.acks)
+def _tail_frame(spec: ProduceSpec, parts: list[int], left: int):
+    """The last, partial request: `left` records spread over the partitions (frame, layout)."""
+    counts = {p: c for p, c in zip(parts, _split(left, [1] * len(parts))) if c > 0}
+    return _request(spec, {p: build(spec.record_size, c, spec.seed + p) for p, c in counts.items()}, counts)
 
 
 def _scheduled(spec: ProduceSpec, counters) -> Histogram:

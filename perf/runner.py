@@ -37,14 +37,14 @@ class Workload:
     time_limit: float = 600.0
     topic_configs: tuple = ()
     discard_records: bool = False    # consumers (native client): batch bodies never leave the kernel
-    idempotent: bool = False         # confluent client: enable.idempotence (acks=all, at most 5 in flight)
+    idempotent: bool = False         # a producer id and sequences in every batch (acks=all, at most 5 in flight)
 
     def __post_init__(self):
         if self.discard_records and self.client != "native":
             raise ValueError("--discard-records needs the native client")
-        if self.idempotent:  # what Kafka's idempotent producer requires; the native client has none
-            if self.client != "confluent":
-                raise ValueError("--idempotent needs --client confluent")
+        if self.idempotent:  # what Kafka's idempotent producer requires
+            if self.client == "native" and self.rate:
+                raise ValueError("--idempotent with the native client runs at max rate only (no --rate)")
             if self.acks != -1:
                 raise ValueError("--idempotent needs --acks all")
             if self.inflight > 5:

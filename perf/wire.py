@@ -19,7 +19,8 @@ from netio.codec import decode_response, encode_request
 from netio.codec.records import decode_batches
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 2, 3, 18, 19, 20
-PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V, DELETE_TOPICS_V = 7, 11, 5, 3, 3
+INIT_PRODUCER_ID = 22
+PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V, DELETE_TOPICS_V, INIT_PRODUCER_ID_V = 7, 11, 5, 3, 3, 1
 TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC_OR_PARTITION = 3
 CLIENT_ID = "hpbroker-perf"
@@ -217,6 +218,15 @@ class Connection:
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+def init_producer_id(conn: Connection) -> tuple[int, int]:
+    """(producer id, epoch) for an idempotent producer without a transactional id."""
+    resp = conn.call(INIT_PRODUCER_ID, INIT_PRODUCER_ID_V, {"transactional_id": None,
+                                                            "transaction_timeout_ms": 60000})
+    if resp["error_code"]:
+        raise KafkaError(f"InitProducerId failed with error {resp['error_code']}")
+    return resp["producer_id"], resp["producer_epoch"]
 
 
 def metadata(conn: Connection, topics: list[str] | None) -> dict:

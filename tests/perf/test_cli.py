@@ -64,36 +64,41 @@ def test_confluent_client(broker):
     assert consumed["records"] == 2000 and consumed["errors"] == 0
 
 
-def test_confluent_client_idempotent(broker):
-    """--idempotent reaches the client: every batch in the log carries one producer id and its sequences
-    run on from batch to batch."""
+@pytest.mark.parametrize("client,extra", [("native", ["--producers", "2"]), ("confluent", ["--linger-ms", "2"])])
+def test_idempotent_producer(broker, client, extra):
+    """--idempotent reaches the client: every batch in the log carries its producer's id and the sequences
+    run on from batch to batch (the broker refuses any gap, which the run would count as errors)."""
     import glob
 
     import hotpath
 
-    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "idem", "--partitions", "2",
-                  "--record-size", "100", "--num-records", "2000", "--client", "confluent", "--linger-ms", "2",
-                  "--batch-size", "2000", "--acks", "all", "--inflight", "5", "--idempotent")
-    check(result, 2000)
-    for part in (0, 1):
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "idem", "--partitions", "4",
+                  "--record-size", "100", "--num-records", "4000", "--client", client, "--batch-size", "2000",
+                  "--acks", "all", "--inflight", "5", "--idempotent", *extra)
+    check(result, 4000)
+    pids = set()
+    for part in range(4):
         data = b"".join(open(f, "rb").read() for f in sorted(glob.glob(f"{broker.data_dir}/idem-{part}/*.log")))
         res = hotpath.scan_batches(data)
         assert not data[res.valid_bytes:].strip(b"\0")  # the active segment's preallocated tail
         assert res.records == 1000 and res.count > 1
         assert len(set(res.producer_id.tolist())) == 1 and res.producer_id[0] >= 0
+        pids.add(int(res.producer_id[0]))
         seqs, counts = res.base_sequence.tolist(), res.record_count.tolist()
         assert seqs[0] == 0 and all(seqs[i + 1] == seqs[i] + counts[i] for i in range(res.count - 1))
+    assert len(pids) == (2 if client == "native" else 1)  # each producer process is a producer of its own
 
 
 @pytest.mark.parametrize("args,message", [
-    (["produce", "--idempotent"], "--client confluent"),
-    (["produce", "--idempotent", "--client", "confluent"], "--acks all"),
+    (["produce", "--idempotent"], "--acks all"),
     (["produce", "--idempotent", "--client", "confluent", "--acks", "all"], "at most 5"),
-    (["e2e", "--rate", "10", "--idempotent"], "--client confluent"),
+    (["produce", "--idempotent", "--acks", "all", "--inflight", "5", "--rate", "10"], "max rate only"),
+    (["e2e", "--rate", "10", "--idempotent", "--acks", "all", "--inflight", "5"], "max rate only"),
     (["consume", "--discard-records", "--client", "confluent"], "needs the native client"),
 ])
 def test_options_a_client_cannot_honour_are_refused(args, message):
-    """--idempotent takes what Kafka's idempotent producer needs; --discard-records the native consumer."""
+    """--idempotent takes what Kafka's idempotent producer needs (the native client: at max rate);
+    --discard-records the native consumer."""
     proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", args[0], "--bootstrap", "127.0.0.1:1",
                            "--topic", "x", "--num-records", "1", *args[1:]], capture_output=True, text=True,
                           timeout=60)

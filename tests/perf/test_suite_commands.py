@@ -40,6 +40,7 @@ CASES = [
     ("produce", Workload("B", "w7", 500_000, 1024, producers=1, client="confluent", linger_ms=5, inflight=3)),
     ("produce", Workload("B", "w7i", 500_000, 1024, acks=-1, client="confluent", linger_ms=5, inflight=5,
                          idempotent=True)),
+    ("produce", Workload("B", "w1i", 2_000_000, 1024, acks=-1, producers=2, inflight=5, idempotent=True)),
     ("produce", Workload("B", "w3", 300_000, 100, acks=-1, producers=2, partitions=3, connections=2)),
     ("e2e", Workload("B", "w4e2e", 50_000, 1024, rate=10_000, batch_size=16384, inflight=5, consumers=2)),
     ("consume", Workload("B", "w5", 3_000_000, 1024, consumers=2, connections=3)),
