@@ -296,6 +296,10 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                 w = replace(w, topic="w1m", batch_size=RDKAFKA_BATCH_SIZE)
                 rows.append(_row("W1", "the same with 1 MB batches", "produce", w, produce(w),
                                  "batch.size 1,000,000: librdkafka's default"))
+                w = replace(w, topic="w1i", batch_size=65536, **IDEMPOTENT)
+                rows.append(_row("W1", "the first W1 row, idempotent (acks=all, 5 requests in flight)", "produce", w,
+                                 produce(w), "each producer process a producer id of its own, sequences per "
+                                 "partition", judged=False))
             if on("W2"):
                 w = Workload(bs, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
                 rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, produce(w)))

@@ -96,7 +96,7 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
                       rf"{number} over the same pages", text, re.M)
     assert probe and all(float(v) > 0 for v in probe.groups()), text[:2000]
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
-    assert [r[0] for r in rows] == ["| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5"]
+    assert [r[0] for r in rows] == ["| W1", "| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5"]
     for r in rows:
         records, rate, cores, waiting = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
         errors, runs = r[11], r[12]
@@ -108,8 +108,9 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     assert any(float(r[10]) > 0 for r in rows)  # and so is the time its threads waited for a core
     assert sum("runs: p99 " in r[12] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
     targets = [r[13].rstrip(" |") for r in rows]  # only the row a target is read from names it
-    assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", ""]
+    assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["", "produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", ""]
     commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
     assert len(commands) == len(rows)
     assert all("--inflight 5" in c for name, c in commands if name == "W4")
+    assert [c.endswith("--idempotent") for name, c in commands if name == "W1"] == [False, False, True]
     assert [c.endswith("--discard-records") for name, c in commands if name == "W5"] == [False, False, True]
