@@ -101,9 +101,9 @@ def produce(bootstrap, topic, client, connections, time_limit, as_json, partitio
     from perf.runner import run_produce
 
     w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
-                 partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
-                 linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
-                 connections=connections, idempotent=idempotent)
+                  partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
+                  linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
+                  connections=connections, idempotent=idempotent)
     _emit(_guarded(lambda: run_produce(w, _progress())), as_json)
 
 
@@ -135,9 +135,9 @@ def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, 
     if not rate:
         raise click.UsageError("e2e needs --rate")
     w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
-                 partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
-                 batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
-                 time_limit=time_limit, connections=connections, idempotent=idempotent)
+                  partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
+                  batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
+                  time_limit=time_limit, connections=connections, idempotent=idempotent)
     _emit(_guarded(lambda: run_e2e(w, _progress())), as_json)
 
 
