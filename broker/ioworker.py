@@ -261,13 +261,13 @@ class IOWorker:
             op = self.partition(slot, topic, partition)
             if op is None or not op.is_leader:
                 replies.extend(ipc.append_done(item[0], int(ErrorCode.NOT_LEADER_OR_FOLLOWER)) for item in items)
-            elif len(items) > 1 and all(self.producers.plain(item[3]) for item in items):
+            elif len(items) > 1:
                 self._append_many(ring_index, op, items, t0, replies)
-            else:  # one append, or idempotent batches: each checked against the producer state it leaves
-                for token, acks, timeout_ms, records in items:
-                    reply = self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
-                    if reply is not None:
-                        replies.append(reply)
+            else:
+                token, acks, timeout_ms, records = items[0]
+                reply = self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
+                if reply is not None:
+                    replies.append(reply)
         return replies
 
     def _append_one(self, ring_index: int, op: OwnedPartition, token: int, acks: int, timeout_ms: int, records,
@@ -288,20 +288,44 @@ class IOWorker:
         return self._completion(ring_index, op, state, token, acks, timeout_ms, r)
 
     def _append_many(self, ring_index: int, op: OwnedPartition, items: list, t0: int, replies: list) -> None:
-        """Batches without a producer id, for one partition: appended with one write, answered one by one."""
+        """Several appends for one partition: written with one write, answered one by one. Each is validated
+        first, then checked against the producer state the batches before it in the group leave (a batch
+        refused or a duplicate is answered without being written)."""
+        group = self.producers.group(op)
+        kept, checked, dups = [], [], []  # dups: (token, k) of duplicates of the k-th batch kept
+        for item in items:
+            try:
+                valid = op.log.validate(item[3])
+                dup = group.check(item[3])
+            except Exception as e:
+                replies.append(self._rejected(op, item[0], e))
+                continue
+            if dup is None:
+                kept.append(item)
+                checked.append(valid)
+            elif dup >= 0:  # already in the log: its original offset, nothing appended
+                replies.append(ipc.append_done(item[0], 0, dup, -1, op.log.log_start_offset))
+            else:
+                dups.append((item[0], -dup - 1))
+        if not kept:
+            return
         try:
-            results = op.log.append_many([item[3] for item in items], leader_epoch=op.leader_epoch)
+            results = op.log.append_checked(checked, leader_epoch=op.leader_epoch)
         except Exception as e:  # what append raises is returned per source; anything else fails them all
-            results = [e] * len(items)
+            results = [e] * len(kept)
+        self.producers.recorded(op, group, results)
+        for token, k in dups:
+            r = results[k]
+            replies.append(self._rejected(op, token, r) if isinstance(r, Exception) else
+                           ipc.append_done(token, 0, r.base_offset, -1, op.log.log_start_offset))
         done = []
-        for item, r in zip(items, results):
+        for item, r in zip(kept, results):
             if isinstance(r, Exception):
                 replies.append(self._rejected(op, item[0], r))
             else:
                 done.append((item, r))
         if not done:
             return
-        self.producers.appended_plain(op)
         PROC.scalars[_ml.MS_GROUPED_APPENDS] += len(done)
         state = op.leader_state
         if state is not None:

@@ -301,7 +301,7 @@ class PartitionLog:
     def append_many(self, sources: list, leader_epoch: int = 0, now_ms: int | None = None) -> list:
         """``append`` for each of ``sources`` in order, as one write: each result is the AppendResult or the
         exception ``append`` would have raised for that source alone (a bad request fails alone; a disk
-        error fails every source the write held, with none of them visible).
+        error fails every source the write held, with none of them visible, and every source after them).
 
         The owner calls this with the appends one pass found queued for a partition, so the roll check,
         the write and the flush decision are made once for all of them. A group never holds more than
@@ -309,41 +309,67 @@ class PartitionLog:
         batches (Produce before v3) is written on its own, in its place."""
         if self.offline:
             return [StorageError(f"log {self.directory} is offline", None, True)] * len(sources)
+        checked: list = []
+        for batches in sources:
+            try:
+                checked.append(self.validate(batches))
+            except (CorruptRecord, InvalidRecord, RecordTooLarge) as e:
+                checked.append(e)
+        return self.append_checked(checked, leader_epoch, now_ms)
+
+    def validate(self, batches) -> tuple:
+        """What ``append`` checks before writing: (the batches as uint8, their scan) for ``append_checked``,
+        or CorruptRecord / InvalidRecord / RecordTooLarge."""
+        src = as_u8(batches)
+        return src, _validate(src, self.config.max_message_bytes)
+
+    def append_checked(self, checked: list, leader_epoch: int = 0, now_ms: int | None = None) -> list:
+        """``append_many`` for sources ``validate`` passed: each item is its (src, scan) pair, or an exception
+        that is returned as that item's result. The owner validates first when its producer checks must
+        see which batches will be written."""
+        if self.offline:
+            return [StorageError(f"log {self.directory} is offline", None, True)] * len(checked)
         now = _now_ms() if now_ms is None else now_ms
-        out: list = [None] * len(sources)
+        out: list = [None] * len(checked)
         group: list = []  # (index, src, res) of one-batch sources written together
         room = self.config.segment_bytes
-        for i, batches in enumerate(sources):
-            src = as_u8(batches)
-            try:
-                res = _validate(src, self.config.max_message_bytes)
-            except (CorruptRecord, InvalidRecord, RecordTooLarge) as e:
-                out[i] = e
+        failed = None  # once a write failed, nothing after it is written: no later batch lands before a retry
+        for i, item in enumerate(checked):
+            if isinstance(item, Exception) or failed is not None:
+                out[i] = item if isinstance(item, Exception) else failed
                 continue
+            src, res = item
             nbytes = int(res.valid_bytes)
             if res.count != 1 or nbytes > room:  # it cannot join the group: the group goes first
-                self._append_group(group, leader_epoch, now, out)
+                failed = self._append_group(group, leader_epoch, now, out)
                 group, room = [], self.config.segment_bytes
+                if failed is not None:
+                    out[i] = failed
+                    continue
             group.append((i, src, res))
             room -= nbytes
             if res.count != 1:  # several batches: written on their own
-                self._append_group(group, leader_epoch, now, out)
+                failed = self._append_group(group, leader_epoch, now, out)
                 group, room = [], self.config.segment_bytes
-        self._append_group(group, leader_epoch, now, out)
+        if failed is None:
+            self._append_group(group, leader_epoch, now, out)
         return out
 
-    def _append_group(self, group: list, leader_epoch: int, now: int, out: list) -> None:
+    def _append_group(self, group: list, leader_epoch: int, now: int, out: list) -> StorageError | None:
+        """Write `group` (one write for several); the StorageError that failed it, if one did."""
         if self.offline:  # an earlier write of the same call took the log offline
+            err = StorageError(f"log {self.directory} is offline", None, True)
             for i, _, _ in group:
-                out[i] = StorageError(f"log {self.directory} is offline", None, True)
-            return
+                out[i] = err
+            return err if group else None
         if len(group) < 2:
             for i, src, res in group:
                 try:
                     out[i] = self._append_valid(src, res, leader_epoch, now)
                 except StorageError as e:
                     out[i] = e
-            return
+                    return e
+            return None
         first = nxt = self.log_end_offset
         srcs, sizes, lasts, max_tss, counts = [], [], [], [], []
         for _, src, res in group:
@@ -365,11 +391,12 @@ class PartitionLog:
             err = self._disk_failed("appending to", e)
             for i, _, _ in group:
                 out[i] = err
-            return
+            return err
         base = first
         for (i, _, _), size, last_i, count in zip(group, sizes, lasts, counts):
             out[i] = AppendResult(base, last_i, append_time, count, 1, size)
             base = last_i + 1
+        return None
 
     def append_as_follower(self, batches, now_ms: int | None = None) -> AppendResult:
         """Replication: append the leader's batches as they are, offsets and leader epochs kept.

@@ -20,7 +20,7 @@ from broker.logfmt import Log
 from netio.codec import ErrorCode
 
 from . import snapshot
-from .state import ProducerError, ProducerStates, last_sequence
+from .state import ProducerEntry, ProducerError, ProducerStates, last_sequence
 
 log = Log("hpbroker.producers")
 
@@ -90,6 +90,41 @@ def load(plog) -> tuple[ProducerStates, int]:
     return states, start
 
 
+class GroupCheck:
+    """Producer checks for batches of one partition written together. Each batch is checked against the
+    state that the batches let through before it in the group will leave; nothing is recorded until the
+    write is done (`ProducerOwner.recorded`). The k-th batch let through (from 0) stands in that state with
+    base offset ``-(k + 1)``, so a duplicate of it is told apart and answered once the write's result is
+    known."""
+
+    __slots__ = ("states", "overlay", "kept")
+
+    def __init__(self, states: ProducerStates):
+        self.states = states
+        self.overlay: dict[int, ProducerStates] = {}  # producer id -> its entry with the group's batches
+        self.kept: list = []  # per batch let through, in order: its (pid, epoch, first, last seq) or None
+
+    def check(self, records) -> int | None:
+        """None: `records` goes into the write (call only for batches that passed the log's validation).
+        Otherwise it is a duplicate: the base offset of the original, negative for one of this group.
+        Raises a ProducerError to reject."""
+        found = batch_producer(records)
+        if found is not None:
+            pid, epoch, first_seq, last_seq = found
+            tentative = self.overlay.get(pid)
+            dup = (tentative or self.states).check(pid, epoch, first_seq, last_seq)
+            if dup is not None:
+                return dup
+            if tentative is None:
+                e = self.states.entries.get(pid)
+                tentative = self.overlay[pid] = ProducerStates(
+                    {pid: ProducerEntry(e.epoch, e.last_ms, list(e.batches))} if e is not None else None)
+            marker = -len(self.kept) - 1
+            tentative.record(pid, epoch, first_seq, last_seq, marker, marker, 0)
+        self.kept.append(found)
+        return None
+
+
 class _Partition:
     __slots__ = ("states", "segment_base", "snapshot_offset", "replayed_to", "truncations")
 
@@ -140,10 +175,7 @@ class ProducerOwner:
         found = batch_producer(records)
         if found is None:
             return None
-        part = self.parts.get(op.slot)
-        if part is None:
-            self.on_open(op)
-            part = self.parts[op.slot]
+        part = self._part(op)
         dup = part.states.check(*found)
         if dup is None:
             self._pending = (part, found)
@@ -152,16 +184,32 @@ class ProducerOwner:
                       sequence=found[2], offset=dup)
         return dup
 
-    @staticmethod
-    def plain(records) -> bool:
-        """A batch without a producer id: ``before_append`` has nothing to check, ``appended_plain`` follows."""
-        return len(records) < 61 or _PRODUCER.unpack_from(records, 43)[0] < 0
+    def group(self, op) -> GroupCheck:
+        """Checks for the batches about to be written together to `op` (see `GroupCheck`)."""
+        return GroupCheck(self._part(op).states)
+
+    def recorded(self, op, group: GroupCheck, results: list) -> None:
+        """The write of `group`'s batches returned `results` (an AppendResult or an exception each): those
+        in the log go into the producer state."""
+        part = self._part(op)
+        now = _now_ms()
+        for found, r in zip(group.kept, results):
+            if found is not None and not isinstance(r, Exception):
+                part.states.record(*found, r.base_offset, r.last_offset, now)
+        self._snapshot_on_roll(op, part)
 
     def appended_plain(self, op) -> None:
         """Batches without a producer id were appended (``after_append`` without a pending batch)."""
         part = self.parts.get(op.slot)
         if part is not None:
             self._snapshot_on_roll(op, part)
+
+    def _part(self, op) -> _Partition:
+        part = self.parts.get(op.slot)
+        if part is None:
+            self.on_open(op)
+            part = self.parts[op.slot]
+        return part
 
     def after_append(self, op, result) -> None:
         """Remember the batch `before_append` let through, now at `result.base_offset`."""

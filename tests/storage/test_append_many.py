@@ -111,3 +111,25 @@ def test_a_group_write_also_reaches_the_page_cache_in_pieces(open_log, monkeypat
     monkeypatch.undo()
     assert len(calls) > 1 and not [c for c in calls if covers_aligned_block(*c)], calls
     assert [b for _, b in read_all(log)][1:] == [s[16:] for s in sources]
+
+
+def test_after_a_failed_write_no_later_source_is_written(open_log, monkeypatch):
+    """A full disk fails a write without taking the log offline. The sources after it in the same call fail
+    too, though a later write might succeed: an idempotent producer's next batch must not land before the
+    retry of the one refused."""
+    log = open_log(small_config(segment_bytes=1500))
+    sources = [batch(1, value_size=900, tag=i) for i in range(3)]  # too big to share a write under 1500
+    real = os.pwritev
+    calls = []
+
+    def full_once(fd, buffers, offset):
+        calls.append(offset)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "pwritev", full_once)
+    out = log.append_many(sources)
+    assert [type(r) for r in out] == [StorageError] * 3 and len(calls) == 1
+    assert not log.offline and log.log_end_offset == 0
+    assert [tuple(r)[:2] for r in log.append_many(sources)] == [(0, 0), (1, 1), (2, 2)]  # the retry, in order
