@@ -238,8 +238,9 @@ class IOWorker:
         """Completions to post for consecutive APPEND/APPEND_REF messages of one ring (those left out are
         posted later: acks=all waiting for the ISR).
 
-        Those for the same partition are written together (``PartitionLog.append_many``: one roll check,
-        one write, one flush decision, one publication), each still validated and answered on its own.
+        Those for the same partition are written together (``PartitionLog.append_checked``: one roll check,
+        one write, one flush decision, one publication), each still validated, checked against its
+        producer's sequence and answered on its own.
         A busy owner finds dozens of appends queued per pass, several for each of its partitions."""
         t0 = now_us()
         replies: list[bytes] = []
