@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _jit
-from ._jit import BYTEARRAY, BYTES, MEMVIEW, U8, helper, kernel, nt
+from ._jit import BYTEARRAY, BYTES, MEMVIEW, MEMVIEW_W, U8, helper, kernel, nt
 
 POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK32 = 0xFFFFFFFF
@@ -228,7 +228,7 @@ else:
 # The whole-buffer kernels read their tables as frozen globals instead of arguments: the tables are
 # constants of the polynomial, and one array argument less saves ~30 ns of unboxing per call, which
 # is most of the gap to the C package at 16 KiB.
-_BUFFER_SIGS = tuple(nt.int64(t, nt.int64) for t in (U8, BYTES, BYTEARRAY, MEMVIEW))
+_BUFFER_SIGS = tuple(nt.int64(t, nt.int64) for t in (U8, BYTES, BYTEARRAY, MEMVIEW, MEMVIEW_W))
 
 
 @kernel(*_BUFFER_SIGS, warm=HAS_SSE42)
@@ -301,8 +301,6 @@ def _make_crc32c():
             return _checked(_crc_kernel(as_u8(buf), crc), crc)
         if not 0 <= crc <= _MASK32:
             raise ValueError(f"crc must be an unsigned 32-bit value, got {crc}")
-        if type(buf) is memoryview:  # a writable one matches no signature: the uint8 view of it does
-            return _checked(_crc_kernel(as_u8(buf), crc), crc)
         try:
             return _checked(_crc_kernel(buf, crc), crc)
         except TypeError:
