@@ -262,36 +262,14 @@ class IOWorker:
             op = self.partition(slot, topic, partition)
             if op is None or not op.is_leader:
                 replies.extend(ipc.append_done(item[0], int(ErrorCode.NOT_LEADER_OR_FOLLOWER)) for item in items)
-            elif len(items) > 1:
-                self._append_many(ring_index, op, items, t0, replies)
             else:
-                token, acks, timeout_ms, records = items[0]
-                reply = self._append_one(ring_index, op, token, acks, timeout_ms, records, t0)
-                if reply is not None:
-                    replies.append(reply)
+                self._append(ring_index, op, items, t0, replies)
         return replies
 
-    def _append_one(self, ring_index: int, op: OwnedPartition, token: int, acks: int, timeout_ms: int, records,
-                    t0: int) -> bytes | None:
-        try:
-            dup = self.producers.before_append(op, records)
-            if dup is not None:  # a retried batch already in the log: its original offset, nothing appended
-                return ipc.append_done(token, 0, dup, -1, op.log.log_start_offset)
-            r = op.log.append(records, leader_epoch=op.leader_epoch)
-        except Exception as e:
-            return self._rejected(op, token, e)
-        self.producers.after_append(op, r)
-        state = op.leader_state
-        if state is not None:
-            self.replication.appended(op, state)
-        self.publish(op)
-        self._count_in(op.slot, r, now_us() - t0)
-        return self._completion(ring_index, op, state, token, acks, timeout_ms, r)
-
-    def _append_many(self, ring_index: int, op: OwnedPartition, items: list, t0: int, replies: list) -> None:
-        """Several appends for one partition: written with one write, answered one by one. Each is validated
-        first, then checked against the producer state the batches before it in the group leave (a batch
-        refused or a duplicate is answered without being written)."""
+    def _append(self, ring_index: int, op: OwnedPartition, items: list, t0: int, replies: list) -> None:
+        """The appends one pass found for a partition: written with one write, answered one by one. Each is
+        validated first, then checked against the producer state the batches before it leave (a batch
+        refused, or a retry of one already written, is answered without being written)."""
         group = self.producers.group(op)
         kept, checked, dups = [], [], []  # dups: (token, k) of duplicates of the k-th batch kept
         for item in items:
@@ -305,7 +283,7 @@ class IOWorker:
                 kept.append(item)
                 checked.append(valid)
             elif dup >= 0:  # already in the log: its original offset, nothing appended
-                replies.append(ipc.append_done(item[0], 0, dup, -1, op.log.log_start_offset))
+                replies.append(self._duplicate(op, item[0], dup))
             else:
                 dups.append((item[0], -dup - 1))
         if not kept:
@@ -318,7 +296,7 @@ class IOWorker:
         for token, k in dups:
             r = results[k]
             replies.append(self._rejected(op, token, r) if isinstance(r, Exception) else
-                           ipc.append_done(token, 0, r.base_offset, -1, op.log.log_start_offset))
+                           self._duplicate(op, token, r.base_offset))
         done = []
         for item, r in zip(kept, results):
             if isinstance(r, Exception):
@@ -327,7 +305,8 @@ class IOWorker:
                 done.append((item, r))
         if not done:
             return
-        PROC.scalars[_ml.MS_GROUPED_APPENDS] += len(done)
+        if len(items) > 1:
+            PROC.scalars[_ml.MS_GROUPED_APPENDS] += len(done)
         state = op.leader_state
         if state is not None:
             self.replication.appended(op, state)
@@ -344,6 +323,12 @@ class IOWorker:
         if state is not None and acks == -1:
             return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms)
         return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+
+    @staticmethod
+    def _duplicate(op: OwnedPartition, token: int, offset: int) -> bytes:
+        """A retried batch already written: success with its original offset, nothing appended."""
+        log.debug("duplicate batch", topic=op.topic, partition=op.partition, offset=offset)
+        return ipc.append_done(token, 0, offset, -1, op.log.log_start_offset)
 
     @staticmethod
     def _rejected(op: OwnedPartition, token: int, e: Exception) -> bytes:

@@ -112,7 +112,7 @@ class GroupCheck:
         if found is not None:
             pid, epoch, first_seq, last_seq = found
             tentative = self.overlay.get(pid)
-            dup = (tentative or self.states).check(pid, epoch, first_seq, last_seq)
+            dup = (self.states if tentative is None else tentative).check(pid, epoch, first_seq, last_seq)
             if dup is not None:
                 return dup
             if tentative is None:
@@ -143,7 +143,6 @@ class ProducerOwner:
         self.worker = worker
         self.expiration_ms = int(worker.config["producer.id.expiration.ms"])
         self.parts: dict[int, _Partition] = {}
-        self._pending: tuple | None = None
         worker.call_later(SNAPSHOT_INTERVAL_S, self._tick)
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -168,22 +167,6 @@ class ProducerOwner:
 
     # -- append path -------------------------------------------------------------------------------------
 
-    def before_append(self, op, records) -> int | None:
-        """The original base offset when `records` is a batch already in the log (answer success, append
-        nothing); None to append. Raises a ProducerError (with its Kafka error code) to reject."""
-        self._pending = None
-        found = batch_producer(records)
-        if found is None:
-            return None
-        part = self._part(op)
-        dup = part.states.check(*found)
-        if dup is None:
-            self._pending = (part, found)
-        else:
-            log.debug("duplicate batch", topic=op.topic, partition=op.partition, producer=found[0],
-                      sequence=found[2], offset=dup)
-        return dup
-
     def group(self, op) -> GroupCheck:
         """Checks for the batches about to be written together to `op` (see `GroupCheck`)."""
         return GroupCheck(self._part(op).states)
@@ -198,30 +181,12 @@ class ProducerOwner:
                 part.states.record(*found, r.base_offset, r.last_offset, now)
         self._snapshot_on_roll(op, part)
 
-    def appended_plain(self, op) -> None:
-        """Batches without a producer id were appended (``after_append`` without a pending batch)."""
-        part = self.parts.get(op.slot)
-        if part is not None:
-            self._snapshot_on_roll(op, part)
-
     def _part(self, op) -> _Partition:
         part = self.parts.get(op.slot)
         if part is None:
             self.on_open(op)
             part = self.parts[op.slot]
         return part
-
-    def after_append(self, op, result) -> None:
-        """Remember the batch `before_append` let through, now at `result.base_offset`."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            part, (pid, epoch, first_seq, last_seq) = pending
-            part.states.record(pid, epoch, first_seq, last_seq, result.base_offset, result.last_offset,
-                               _now_ms())
-        else:
-            self.appended_plain(op)
-            return
-        self._snapshot_on_roll(op, part)
 
     def _snapshot_on_roll(self, op, part: _Partition) -> None:
         base = op.log.active_segment.base_offset
