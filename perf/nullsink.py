@@ -3,9 +3,9 @@
 It answers ApiVersions, Metadata, CreateTopics, ListOffsets, InitProducerId (a new producer id each time,
 so an idempotent client can run against it), Produce (every partition accepted, offsets counted per
 partition, sequences not checked) and Fetch (one prebuilt chunk of record batches, whose offsets run from
-the requested offset on). With several processes each is a broker of its own on its own port, and partition p is led by
-process p mod N: a client spreads its partitions over them exactly as over a cluster's brokers, so the sink
-is not the bottleneck either and the load is split the same way every run.
+the requested offset on). With several processes each is a broker of its own on its own port, and
+partition p is led by process p mod N: a client spreads its partitions over them exactly as over a
+cluster's brokers, so the sink is not the bottleneck either and the load is split the same way every run.
 """
 
 from __future__ import annotations
