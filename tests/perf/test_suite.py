@@ -102,7 +102,9 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
         errors, runs = r[11], r[12]
         assert records >= 1000 and rate > 0 and errors == "0", r
         assert 0 <= float(cores) < 64, r  # CPU time comes in 10 ms ticks: a tiny run may read none
-        assert 0 <= float(waiting) < 64, r
+        # The wait is read around the whole run, start-up included, and divided by the measured span: a run
+        # of a few milliseconds can read dozens. A unit slip (ns for s) would read ~1e9.
+        assert 0 <= float(waiting) < 10_000, r
         assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert any(float(r[9]) > 0 for r in rows)  # the broker's CPU time is read around the runs
     assert any(float(r[10]) > 0 for r in rows)  # and so is the time its threads waited for a core
