@@ -137,13 +137,14 @@ class ProcessMetrics:
         if code and 0 <= api < _API_SLOTS and -1 <= code < _ERROR_SLOTS - 1:
             self.errors[api * _ERROR_SLOTS + code + 1] += 1
 
-    def observe(self, stage: int, api: int, micros: int) -> None:
+    def observe(self, stage: int, api: int, micros: int, n: int = 1) -> None:
+        """``n`` observations of ``micros`` each (things finished together, as the appends of one write)."""
         if 0 <= api < _API_SLOTS:
             base = (stage * _API_SLOTS + api) * _ROW
             lat = self.latency
-            lat[base + bisect_left(_BOUNDS, micros)] += 1
-            lat[base + _NB] += 1
-            lat[base + _NB + 1] += micros
+            lat[base + bisect_left(_BOUNDS, micros)] += n
+            lat[base + _NB] += n
+            lat[base + _NB + 1] += micros * n
 
     def slot_add(self, counter: int, slot: int, n: int) -> None:
         if 0 <= slot < self.slots:

@@ -69,3 +69,15 @@ def test_errors_in_finds_nested_codes():
     body = {"error_code": 0, "topics": [{"partitions": [{"error_code": 3}, {"error_code": 0}]},
                                         {"error_code": 36, "configs": None}]}
     assert sorted(errors_in(body, [])) == [3, 36]
+
+
+def test_observations_made_together_count_each(region):
+    """An owner's grouped appends are observed once with their number: the histogram reads as if each
+    had been observed on its own."""
+    m = ProcessMetrics(slots=64)
+    m.bind(region, 1, ROLE_IO, 0)
+    m.observe(STAGE["owner"], 0, 3000, 4)
+    m.observe(STAGE["owner"], 0, 50)
+    row = region.block(1).latency[STAGE["owner"], 0]
+    assert row[L.LATENCY_BOUNDS_US.index(5000)] == 4 and row[0] == 1
+    assert row[L.BUCKETS] == 5 and row[L.BUCKETS + 1] == 4 * 3000 + 50
