@@ -441,6 +441,20 @@ class IOWorker:
             out.flush_wakeup()
             out.wait_space(sum(len(p) for p in parts) + 64, timeout=1.0)
 
+    def _post_all(self, out, replies: list) -> None:
+        """A pass's completions, in order: each run of one kind published together (one head update for
+        the run), what does not fit waits for room as ``post`` does."""
+        i, end = 0, len(replies)
+        while i < end:
+            kind = replies[i][0]
+            j = i + 1
+            while j < end and replies[j][0] == kind:
+                j += 1
+            payloads = [reply for _, reply in replies[i:j]]
+            for reply in payloads[out.put_batch(kind, payloads):]:
+                self.post(out, kind, reply)
+            i = j
+
     def poll_rings(self) -> int:
         handled = 0
         for n, ring in enumerate(self.req):
@@ -467,8 +481,7 @@ class IOWorker:
             if run:
                 replies.extend((ipc.APPEND_DONE, reply) for reply in self.handle_appends(n, run))
             out = self.done[n]
-            for kind, reply in replies:
-                self.post(out, kind, reply)
+            self._post_all(out, replies)
             out.flush_wakeup()
             ring.advance()
             handled += len(msgs)
