@@ -99,7 +99,7 @@ def key_of(w: Workload) -> str:
 
 
 def _key(result: dict, key: str) -> float:
-    return result["latency_ms"]["p99"] if key == "p99" else result["records_per_sec"]
+    return result["latency_ms"]["p99"] if key == "p99" else result[key]
 
 
 def median_run(results: list[dict], key: str) -> dict:
@@ -122,6 +122,32 @@ def repeated(run, w: Workload, times: int, progress=None, fresh: bool = False) -
             runner.delete_topic(w)
         results.append(run(w, progress))
     return median_run(results, key_of(w))
+
+
+def paired(run_broker, run_sink, w: Workload, sink_bootstrap: str, times: int, progress=None) -> dict:
+    """One client's rate through the broker as a fraction of its rate against the null sink (``of_sink``).
+
+    Each broker run is paired with a sink run just before or after it, the order alternating, so that both
+    see the machine in the same minute: on a shared VM the client's own rate moves by a third from one
+    quarter hour to the next, more than the broker costs it. The result is the broker run of the pair with
+    the median fraction, whole; ``runs`` are the fractions, ``sink_runs`` the sink's rates."""
+    at_sink = replace(w, bootstrap=sink_bootstrap)
+    results = []
+    for i in range(times):
+        if i:
+            runner.delete_topic(w)
+        if i % 2 == 0:
+            s = run_sink(at_sink, progress)
+            b = dict(run_broker(w, progress))
+        else:
+            b = dict(run_broker(w, progress))
+            s = run_sink(at_sink, progress)
+        b["sink_records_per_sec"] = s["records_per_sec"]
+        b["of_sink"] = b["records_per_sec"] / s["records_per_sec"] if s["records_per_sec"] else 0.0
+        results.append(b)
+    chosen = median_run(results, "of_sink")
+    chosen["sink_runs"] = [r["sink_records_per_sec"] for r in results]
+    return chosen
 
 
 TARGETS = {
@@ -211,10 +237,12 @@ def command_line(verb: str, w: Workload) -> str:
     return " ".join(parts)
 
 
-def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "", judged: bool = True) -> dict:
-    """`judged`: the row is the one its workload's target is read from (not a setup or companion row)."""
+def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "", judged: bool = True,
+         key: str | None = None) -> dict:
+    """`judged`: the row is the one its workload's target is read from (not a setup or companion row).
+    `key`: what its runs were ranked by, when not the workload's own (`of_sink` for paired runs)."""
     return {"name": name, "what": what, "command": command_line(verb, w), "result": r, "note": note,
-            "target": TARGETS.get(name, "") if judged else "", "key": key_of(w)}
+            "target": TARGETS.get(name, "") if judged else "", "key": key or key_of(w)}
 
 
 @contextlib.contextmanager
@@ -324,18 +352,27 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  consume(w), "each batch's header read, its body never copied to the consumer "
                                  "(MSG_TRUNC): what the broker serves without the client's copy", judged=False))
             if on("W7"):
-                w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
-                             **base)
-                rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
-                                 produce(w), "linger.ms=5, batch.size=64 KiB"))
-                w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
-                rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
-                                 produce(w), "linger.ms=5, batch.size=1,000,000 (both defaults)"))
-                w = replace(w, topic="w7i", batch_size=65536, **IDEMPOTENT)
-                rows.append(_row("W7", "the first W7 row, idempotent (acks=all, 5 requests in flight)", "produce", w,
-                                 produce(w),
-                                 "enable.idempotence=true, acks=all, at most 5 requests in flight: the Java "
-                                 "producer's defaults since Kafka 3.0", judged=False))
+                from perf.nullsink import NullSinkProcesses
+
+                with NullSinkProcesses(processes=1) as sink:
+                    at_sink = metered(run_produce, [p.pid for p in sink.procs])
+
+                    def against_sink(w: Workload) -> dict:
+                        return paired(metered(run_produce, server), at_sink, w, sink.bootstrap, repeat, progress)
+
+                    w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent",
+                                 linger_ms=5, **base)
+                    rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
+                                     against_sink(w), "linger.ms=5, batch.size=64 KiB", key="of_sink"))
+                    w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
+                    rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
+                                     against_sink(w), "linger.ms=5, batch.size=1,000,000 (both defaults)",
+                                     key="of_sink"))
+                    w = replace(w, topic="w7i", batch_size=65536, **IDEMPOTENT)
+                    rows.append(_row("W7", "the first W7 row, idempotent (acks=all, 5 requests in flight)",
+                                     "produce", w, against_sink(w),
+                                     "enable.idempotence=true, acks=all, at most 5 requests in flight: the Java "
+                                     "producer's defaults since Kafka 3.0", judged=False, key="of_sink"))
     if on("W3"):
         with _broker(settings={"log.flush.interval.messages": 1}) as b:
             server[:] = b.pids()
@@ -354,9 +391,14 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     return render_section(rows, scale, repeat, probes, probe_mb)
 
 
-def _spread(values: list[float], key: str) -> str:
-    """The range of a row's runs, in the unit of its key: "3 runs: 0.56-1.26M" or "3 runs: p99 1.41-2.20 ms"."""
+def _spread(values: list[float], key: str, sink_runs: list[float] | None = None) -> str:
+    """The range of a row's runs, in the unit of its key: "3 runs: 0.56-1.26M", "3 runs: p99 1.41-2.20 ms" or
+    "3 pairs: 0.61-0.66 of the sink (sink 251-281k)"."""
     lo, hi = min(values), max(values)
+    if key == "of_sink":
+        text = f"{lo:.2f}" if len(values) == 1 else f"{lo:.2f}-{hi:.2f}"
+        sink = _spread(sink_runs, "records_per_sec").split(": ", 1)[1] if sink_runs else "?"
+        return f"{len(values)} pair{'s' if len(values) != 1 else ''}: {text} of the sink (sink {sink})"
     if key == "p99":
         unit, scaled = " ms", [f"{v:.2f}" for v in (lo, hi)]
     elif hi >= 1e6:
@@ -392,6 +434,9 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "`server waiting`: over the same span, the time the broker's threads were ready to run but waited for",
             "a core (schedstat: held by the client or by another of the broker's workers), so how many of them",
             "waited on average.",
+            "W7 (one confluent-kafka producer) pairs each run through the broker with a run of the same client",
+            "against the null sink just before or after it, the order alternating; its row is the broker run of",
+            "the pair with the median fraction of the sink's records/s, and `runs` gives the fractions.",
             "Commands below name the broker `B`.", "",
             "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | server cores "
             "| server waiting | errors | runs | target |",
@@ -404,7 +449,7 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
                    f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | "
                    f"{'' if waiting is None else f'{waiting:.2f}'} | {r['errors']} | "
-                   f"{_spread(r['runs'], row['key'])} | {row['target']} |")
+                   f"{_spread(r['runs'], row['key'], r.get('sink_runs'))} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:
         note = f" ({row['note']})" if row["note"] else ""

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from perf.runner import Workload, run_produce
-from perf.suite import median_run, metered, page_cache_write_rates, repeated, server_cores
+from perf.suite import median_run, metered, page_cache_write_rates, paired, repeated, server_cores
 
 
 def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
@@ -33,6 +33,33 @@ def test_of_an_even_count_the_worse_middle_run_is_reported():
     runs = [result(100, 1.0), result(400, 4.0), result(200, 2.0), result(300, 3.0)]
     assert median_run(runs, "records_per_sec")["tag"] == (200, 2.0)  # the slower of 200 and 300
     assert median_run(runs, "p99")["tag"] == (300, 3.0)  # the higher of p99 2 and 3
+
+
+def test_paired_runs_alternate_and_report_the_median_fraction_of_the_sink(monkeypatch):
+    """Broker and sink runs take turns (sink first, then broker first, ...); the row is the broker run of the
+    pair with the median fraction, whole, and the fractions and the sink's rates come with it."""
+    import perf.suite as suite
+
+    deleted, order = [], []
+    monkeypatch.setattr(suite.runner, "delete_topic", lambda w: deleted.append(w.topic))
+    broker_rates, sink_rates = iter([100e3, 90e3, 30e3]), iter([200e3, 100e3, 100e3])
+
+    def at_broker(w, progress=None):
+        order.append(("broker", w.bootstrap))
+        return result(next(broker_rates), 1.0)
+
+    def at_sink(w, progress=None):
+        order.append(("sink", w.bootstrap))
+        return result(next(sink_rates), 1.0)
+
+    w = Workload("127.0.0.1:1", "w7", 1000, 1024, client="confluent")
+    r = paired(at_broker, at_sink, w, "127.0.0.1:2", 3)
+    assert order == [("sink", "127.0.0.1:2"), ("broker", "127.0.0.1:1"), ("broker", "127.0.0.1:1"),
+                     ("sink", "127.0.0.1:2"), ("sink", "127.0.0.1:2"), ("broker", "127.0.0.1:1")]
+    assert r["runs"] == [0.5, 0.9, 0.3] and r["sink_runs"] == [200e3, 100e3, 100e3]
+    assert r["tag"] == (100e3, 1.0) and r["of_sink"] == 0.5  # the median fraction's broker run, whole
+    assert deleted == ["w7", "w7"]  # the broker's topic, before every run but the first
+    assert suite._spread(r["runs"], "of_sink", r["sink_runs"]) == "3 pairs: 0.30-0.90 of the sink (sink 100-200k)"
 
 
 def test_metered_reads_the_servers_cpu_time_and_its_wait_for_a_core():
@@ -83,7 +110,7 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# earlier results\n")
     proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "suite", "--scale", "0.0005", "--only", "W1",
-                           "--only", "W4", "--only", "W5", "--repeat", "2", "--results", str(results)],
+                           "--only", "W4", "--only", "W5", "--only", "W7", "--repeat", "2", "--results", str(results)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = results.read_text()
@@ -96,7 +123,8 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
                       rf"{number} over the same pages", text, re.M)
     assert probe and all(float(v) > 0 for v in probe.groups()), text[:2000]
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
-    assert [r[0] for r in rows] == ["| W1", "| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5"]
+    assert [r[0] for r in rows] == ["| W1", "| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5", "| W7", "| W7",
+                                    "| W7"]
     for r in rows:
         records, rate, cores, waiting = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
         errors, runs = r[11], r[12]
@@ -105,14 +133,21 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
         # The wait is read around the whole run, start-up included, and divided by the measured span: a run
         # of a few milliseconds can read dozens. A unit slip (ns for s) would read ~1e9.
         assert 0 <= float(waiting) < 10_000, r
-        assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
+        if r[0] == "| W7":  # each run through the broker paired with one against the null sink
+            assert re.fullmatch(r"2 pairs: \d+\.\d\d-\d+\.\d\d of the sink \(sink [\d.]+-[\d.]+[kM]\)", runs), r
+        else:
+            assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert any(float(r[9]) > 0 for r in rows)  # the broker's CPU time is read around the runs
     assert any(float(r[10]) > 0 for r in rows)  # and so is the time its threads waited for a core
     assert sum("runs: p99 " in r[12] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
     targets = [r[13].rstrip(" |") for r in rows]  # only the row a target is read from names it
-    assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["", "produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", ""]
+    w7 = "broker not the bottleneck (~250k rec/s client)"
+    assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["", "produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", "",
+                                                            w7, w7, ""]
+    assert "W7 (one confluent-kafka producer) pairs each run" in text
     commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
     assert len(commands) == len(rows)
     assert all("--inflight 5" in c for name, c in commands if name == "W4")
     assert [c.endswith("--idempotent") for name, c in commands if name == "W1"] == [False, False, True]
     assert [c.endswith("--discard-records") for name, c in commands if name == "W5"] == [False, False, True]
+    assert all("--client confluent" in c for name, c in commands if name == "W7")
