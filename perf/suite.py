@@ -391,13 +391,13 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     return render_section(rows, scale, repeat, probes, probe_mb)
 
 
-def _spread(values: list[float], key: str, sink_runs: list[float] | None = None) -> str:
-    """The range of a row's runs, in the unit of its key: "3 runs: 0.56-1.26M", "3 runs: p99 1.41-2.20 ms" or
-    "3 pairs: 0.61-0.66 of the sink (sink 251-281k)"."""
+def _spread(values: list[float], key: str, r: dict | None = None) -> str:
+    """The range of a row's runs, in the unit of its key: "3 runs: 0.56-1.26M", "3 runs: p99 1.41-2.20 ms" or,
+    for paired runs (`r` the row's result), "3 pairs: 0.64 (0.61-0.66) of the sink (sink 251-281k)"."""
     lo, hi = min(values), max(values)
     if key == "of_sink":
-        text = f"{lo:.2f}" if len(values) == 1 else f"{lo:.2f}-{hi:.2f}"
-        sink = _spread(sink_runs, "records_per_sec").split(": ", 1)[1] if sink_runs else "?"
+        text = f"{lo:.2f}" if len(values) == 1 else f"{r['of_sink']:.2f} ({lo:.2f}-{hi:.2f})"
+        sink = _spread(r["sink_runs"], "records_per_sec").split(": ", 1)[1]
         return f"{len(values)} pair{'s' if len(values) != 1 else ''}: {text} of the sink (sink {sink})"
     if key == "p99":
         unit, scaled = " ms", [f"{v:.2f}" for v in (lo, hi)]
@@ -436,7 +436,7 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "waited on average.",
             "W7 (one confluent-kafka producer) pairs each run through the broker with a run of the same client",
             "against the null sink just before or after it, the order alternating; its row is the broker run of",
-            "the pair with the median fraction of the sink's records/s, and `runs` gives the fractions.",
+            "the pair with the median fraction of the sink's records/s; `runs` gives that fraction and their range.",
             "Commands below name the broker `B`.", "",
             "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | server cores "
             "| server waiting | errors | runs | target |",
@@ -449,7 +449,7 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
                    f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | "
                    f"{'' if waiting is None else f'{waiting:.2f}'} | {r['errors']} | "
-                   f"{_spread(r['runs'], row['key'], r.get('sink_runs'))} | {row['target']} |")
+                   f"{_spread(r['runs'], row['key'], r)} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:
         note = f" ({row['note']})" if row["note"] else ""

@@ -59,7 +59,7 @@ def test_paired_runs_alternate_and_report_the_median_fraction_of_the_sink(monkey
     assert r["runs"] == [0.5, 0.9, 0.3] and r["sink_runs"] == [200e3, 100e3, 100e3]
     assert r["tag"] == (100e3, 1.0) and r["of_sink"] == 0.5  # the median fraction's broker run, whole
     assert deleted == ["w7", "w7"]  # the broker's topic, before every run but the first
-    assert suite._spread(r["runs"], "of_sink", r["sink_runs"]) == "3 pairs: 0.30-0.90 of the sink (sink 100-200k)"
+    assert suite._spread(r["runs"], "of_sink", r) == "3 pairs: 0.50 (0.30-0.90) of the sink (sink 100-200k)"
 
 
 def test_metered_reads_the_servers_cpu_time_and_its_wait_for_a_core():
@@ -134,7 +134,8 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
         # of a few milliseconds can read dozens. A unit slip (ns for s) would read ~1e9.
         assert 0 <= float(waiting) < 10_000, r
         if r[0] == "| W7":  # each run through the broker paired with one against the null sink
-            assert re.fullmatch(r"2 pairs: \d+\.\d\d-\d+\.\d\d of the sink \(sink [\d.]+-[\d.]+[kM]\)", runs), r
+            assert re.fullmatch(r"2 pairs: \d+\.\d\d \(\d+\.\d\d-\d+\.\d\d\) of the sink \(sink [\d.]+-[\d.]+[kM]\)",
+                                runs), r
         else:
             assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert any(float(r[9]) > 0 for r in rows)  # the broker's CPU time is read around the runs
