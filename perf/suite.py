@@ -355,10 +355,9 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                 from perf.nullsink import NullSinkProcesses
 
                 with NullSinkProcesses(processes=1) as sink:
-                    at_sink = metered(run_produce, [p.pid for p in sink.procs])
-
                     def against_sink(w: Workload) -> dict:
-                        return paired(metered(run_produce, server), at_sink, w, sink.bootstrap, repeat, progress)
+                        return paired(metered(run_produce, server), run_produce, w, sink.bootstrap, repeat,
+                                      progress)
 
                     w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent",
                                  linger_ms=5, **base)
