@@ -489,17 +489,19 @@ class Ring:
         self._head_seen = _unpack_u64(self._mm, _OFF_HEAD)[0]
         return self._tail < self._head_seen
 
-    def prepare_wait(self, with_fence: bool = True) -> bool:
+    def prepare_wait(self) -> bool:
         """Announce that the consumer will sleep on :meth:`fileno`; False means data is already
-        there: do not sleep.  Call :meth:`finish_wait` after waking.  ``with_fence=False`` is for
-        :func:`prepare_wait_all`, which issues one fence for several rings."""
-        _pack_u64(self._mm, _OFF_CSLEEP, self._next_ticket())
-        if with_fence:
-            fence()
+        there: do not sleep.  Call :meth:`finish_wait` after waking."""
+        self._announce_sleep()
+        fence()
         if self.has_data():
             _pack_u64(self._mm, _OFF_CSLEEP, 0)
             return False
         return True
+
+    def _announce_sleep(self) -> None:
+        """The consumer's sleep word; it takes effect for the producer only after a fence (module doc)."""
+        _pack_u64(self._mm, _OFF_CSLEEP, self._next_ticket())
 
     def finish_wait(self, drain: bool = True) -> None:
         """Announce the consumer is awake. ``drain=False`` leaves the doorbell to whoever saw it readable
@@ -536,7 +538,7 @@ def prepare_wait_all(rings: Iterable[Ring]) -> bool:
     (:meth:`Ring.drain_wakeups`): no doorbell is read here."""
     rings = list(rings)
     for ring in rings:
-        ring.prepare_wait(with_fence=False)  # only announces: the fence follows
+        ring._announce_sleep()
     fence()
     if any(ring.has_data() for ring in rings):
         for ring in rings:
