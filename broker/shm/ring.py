@@ -368,12 +368,11 @@ class Ring:
         self._tail_seen = tail = _unpack_u64(self._mm, _OFF_TAIL)[0]
         return self._head + need - tail <= cap
 
-    def prepare_space_wait(self, nbytes: int, with_fence: bool = True) -> bool:
+    def prepare_space_wait(self, nbytes: int) -> bool:
         """Announce that the producer will sleep on :meth:`space_fileno` until ``nbytes`` fit;
         False means it fits already: do not sleep.  Call :meth:`finish_space_wait` after."""
         _pack_u64(self._mm, _OFF_PSLEEP, self._next_ticket())
-        if with_fence:
-            fence()
+        fence()
         if self.fits(nbytes):
             _pack_u64(self._mm, _OFF_PSLEEP, 0)
             return False
