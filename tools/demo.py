@@ -39,6 +39,10 @@ def group_reader(bootstrap: str) -> None:
         consumer.consume(num_messages=500, timeout=0.5)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @click.command()
 @click.option("--rate", default=5000, show_default=True, help="Records per second the demo load produces.")
 @click.option("--size", default=512, show_default=True, help="Bytes per record.")
@@ -54,6 +58,10 @@ def demo(rate: int, size: int, network_threads: int, io_threads: int) -> None:
     from tools.testing import BrokerProcess
     from tools.top.app import run
 
+    # A closed terminal (SIGHUP) or a kill (SIGTERM) stops the demo the way q does, so the broker and the
+    # load it started do not outlive it.
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     tmp = tempfile.TemporaryDirectory(prefix="hpbroker-demo-")
     click.echo(f"starting a broker in {tmp.name} ...")
     broker = BrokerProcess(data_dir=tmp.name, settings={"metrics.listener": "127.0.0.1:0"},

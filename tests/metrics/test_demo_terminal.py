@@ -39,3 +39,28 @@ def test_demo_runs_load_and_cleans_up_on_q():
         assert not left
     finally:
         term.kill()
+
+
+
+def test_closing_the_terminal_stops_the_demo_and_what_it_started():
+    """The terminal goes away (tmux killed: SIGHUP) while the demo runs: the broker and the load it started
+    stop and its data directory is removed, as with q."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    marker = f"--rate {os.getpid() % 1000 + 100}"  # tells this demo from any other on the machine
+    term = Tmux(f"cd {repo} && {sys.executable} -m tools.cli demo {marker} --size 100 --network-threads 1 "
+                f"--io-threads 1")
+    try:
+        term.wait_for(lambda t: "demo-readers" in t and "Produce" in t, timeout=150)
+        demo = next(p for p in psutil.process_iter(["cmdline"])
+                    if "demo" in (p.info["cmdline"] or ()) and marker in " ".join(p.info["cmdline"]))
+        started = demo.children(recursive=True)
+        data_dir = next(a.split("=", 1)[1] for p in started for a in p.cmdline() if a.startswith("log.dirs="))
+        assert len(started) >= 3  # the broker's supervisor and workers, the e2e load, the group reader
+    finally:
+        term.kill()
+    gone, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, alive
+    deadline = time.monotonic() + 10
+    while os.path.exists(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(data_dir)
