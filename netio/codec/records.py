@@ -1,20 +1,83 @@
 """Records inside RecordBatch v2, built and read in plain Python: for the CLI, the group coordinator's
-replay of `__consumer_offsets` and the load harness's latency keys, where a few records per call do not
-justify compiling kernels (the broker's data path never looks inside records). Compressed batches from
-other producers are read when they use gzip; other codecs are reported, not guessed. CRC-32C comes from
-the `crc32c` package so a command-line tool starts without a JIT warmup."""
+replay of `__consumer_offsets` and the load harness's latency keys, where a few
+records per call do not justify compiling kernels (the broker's data path never looks inside records).
+Batches compressed by clients are read with every codec Kafka defines (gzip, snappy, lz4 and zstd, from
+`cramjam`). CRC-32C comes from the `crc32c` package so a command-line tool
+starts without a JIT warmup."""
 
 from __future__ import annotations
 
-import gzip
 import struct
 from dataclasses import dataclass, field
 
+import cramjam
 import crc32c
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")  # base offset .. record count: 61 bytes
 _CRC_START = 21  # the CRC covers everything from the attributes on
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+_XERIAL = b"\x82SNAPPY\x00"  # snappy-java's stream header: the Java producer frames its snappy blocks
+_XERIAL_BLOCK = struct.Struct(">i")
+
+
+_STREAM_CODECS = {1: cramjam.gzip, 3: cramjam.lz4, 4: cramjam.zstd}
+DECOMPRESSED_LIMIT = 64 << 20  # what one batch's records may decompress to here (a bomb stops at this)
+
+
+def decompress(codec: int, data, limit: int = DECOMPRESSED_LIMIT) -> bytes:
+    """The records section of a batch compressed with `codec` (the attributes' low 3 bits), as Kafka's
+    clients write it: gzip, snappy as raw blocks (librdkafka) or in snappy-java's framing (the Java
+    producer), LZ4 frames, zstd frames. ValueError for an unknown codec, damaged data, or more than
+    `limit` bytes of output: the output buffer is bounded before anything is decompressed into it."""
+    data = bytes(data)
+    if codec not in (1, 2, 3, 4):
+        raise ValueError(f"unknown compression codec {codec}")
+    try:
+        if codec == 2:
+            return _snappy(data, limit)
+        return _bounded(_STREAM_CODECS[codec].decompress_into, data, limit)
+    except cramjam.DecompressionError as e:
+        raise ValueError(f"{CODECS[codec]} data does not decompress within {limit} bytes: {e}") from None
+
+
+def _bounded(into, data: bytes, limit: int) -> bytes:
+    """Decompress into a buffer that grows 8-fold per try up to `limit` (the codecs' streaming APIs
+    cannot stop at a size; writing into a buffer that is too small fails instead of growing it)."""
+    size = min(limit, max(64 << 10, 8 * len(data)))
+    while True:
+        out = bytearray(size)
+        try:
+            return bytes(memoryview(out)[:into(data, out)])
+        except cramjam.DecompressionError:
+            if size >= limit:
+                raise
+            size = min(limit, size * 8)
+
+
+def _snappy(data: bytes, limit: int) -> bytes:
+    if not data.startswith(_XERIAL):
+        return _snappy_block(data, limit)
+    out = bytearray()
+    pos = len(_XERIAL) + 8  # header, then the stream's version and compatible version (int32 each)
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise cramjam.DecompressionError("truncated snappy-java block length")
+        (n,) = _XERIAL_BLOCK.unpack_from(data, pos)
+        pos += 4
+        if n < 0 or pos + n > len(data):
+            raise cramjam.DecompressionError("snappy-java block runs past the data")
+        out += _snappy_block(data[pos:pos + n], limit - len(out))
+        pos += n
+    return bytes(out)
+
+
+def _snappy_block(block: bytes, limit: int) -> bytes:
+    n = cramjam.snappy.decompress_raw_len(block)  # a raw block states its length first
+    if n > limit:
+        raise cramjam.DecompressionError(f"a snappy block of {n} bytes")
+    out = bytearray(n)
+    cramjam.snappy.decompress_raw_into(block, out)
+    return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -96,11 +159,11 @@ def decode_batches(data: bytes) -> list[Record]:
             continue
         records = data[pos + _HEADER.size:end]
         codec = attrs & 0x07
-        if codec == 1:
-            records = gzip.decompress(records)
-        elif codec:
-            raise ValueError(f"batch at offset {base} is compressed with {CODECS.get(codec, codec)}, "
-                             "which this tool does not read")
+        if codec:
+            try:
+                records = decompress(codec, records)
+            except ValueError as e:
+                raise ValueError(f"batch at offset {base}: {e}") from None
         ts_type = "LogAppendTime" if attrs & 0x08 else "CreateTime"
         out.extend(_records(records, count, base, base_ts, max_ts if ts_type == "LogAppendTime" else None, ts_type))
         pos = end

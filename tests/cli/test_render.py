@@ -88,16 +88,71 @@ def test_batches_round_trip_and_carry_a_valid_crc():
     assert out[2].value is None and out[2].key == b"x" * 300
 
 
-def test_gzip_batches_from_other_producers_are_read():
-    import gzip
-
-    plain = encode_batch([(None, b"zipped", [])], 5)
-    body = gzip.compress(plain[61:])
+def _compressed(plain: bytes, codec: int, body: bytes) -> bytes:
+    """`plain`'s header over `body` (its records compressed with `codec`), length and CRC made right."""
     head = bytearray(plain[:61])
-    struct.pack_into(">h", head, 21, 1)
+    struct.pack_into(">h", head, 21, codec)
     struct.pack_into(">i", head, 8, 61 + len(body) - 12)
     struct.pack_into(">I", head, 17, crc32c.crc32c(bytes(head[21:]) + body))
-    assert [r.value for r in decode_batches(bytes(head) + body)] == [b"zipped"]
+    return bytes(head) + body
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4], ids=["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_from_other_producers_are_read(codec):
+    import gzip
+
+    import cramjam
+
+    compress = {1: gzip.compress, 2: cramjam.snappy.compress_raw, 3: cramjam.lz4.compress,
+                4: cramjam.zstd.compress}[codec]
+    plain = encode_batch([(None, b"zipped", []), (b"k", b"two", [("h", b"x")])], 5)
+    out = decode_batches(_compressed(plain, codec, bytes(compress(plain[61:]))))
+    assert [(r.offset, r.key, r.value, r.headers) for r in out] == [(0, None, b"zipped", []),
+                                                                   (1, b"k", b"two", [("h", b"x")])]
+
+
+def test_snappy_in_the_java_producers_framing_is_read():
+    """The Java producer writes snappy through snappy-java's stream: a magic header, then blocks each
+    behind a 4-byte length. librdkafka writes one raw block."""
+    import cramjam
+
+    plain = encode_batch([(None, b"java-%d" % i, []) for i in range(40)], 5)
+    records = plain[61:]
+    half = len(records) // 2
+    body = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+    for part in (records[:half], records[half:]):
+        block = bytes(cramjam.snappy.compress_raw(part))
+        body += struct.pack(">i", len(block)) + block
+    out = decode_batches(_compressed(plain, 2, body))
+    assert [r.value for r in out] == [b"java-%d" % i for i in range(40)]
+    with pytest.raises(ValueError, match="batch at offset 0: snappy"):
+        decode_batches(_compressed(plain, 2, body[:-3]))
+
+
+def test_damaged_or_unknown_compression_is_reported():
+    plain = encode_batch([(None, b"v", [])], 5)
+    for codec in (1, 2, 3, 4):
+        with pytest.raises(ValueError, match="batch at offset 0: .*does not decompress"):
+            decode_batches(_compressed(plain, codec, b"\x00not compressed data\xff" * 3))
+    with pytest.raises(ValueError, match="unknown compression codec 5"):
+        decode_batches(_compressed(plain, 5, plain[61:]))
+
+
+def test_decompression_is_bounded():
+    """A small batch that decompresses to more than the limit fails instead of taking the memory; one
+    within it comes out whole, however far beyond the first guess at its size."""
+    import cramjam
+
+    from netio.codec.records import decompress
+
+    zeros = bytes(8 << 20)
+    for codec, compress in ((1, cramjam.gzip.compress), (2, cramjam.snappy.compress_raw),
+                            (3, cramjam.lz4.compress), (4, cramjam.zstd.compress)):
+        packed = bytes(compress(zeros))
+        assert len(packed) < len(zeros) // 20  # a batch within max.message.bytes could carry it
+        assert decompress(codec, packed) == zeros
+        with pytest.raises(ValueError, match="does not decompress within 1048576 bytes"):
+            decompress(codec, packed, limit=1 << 20)
 
 
 def test_record_output_formats():
