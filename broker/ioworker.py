@@ -399,8 +399,8 @@ class IOWorker:
             return ipc.list_offset_done(token, error_code_for(e))
         if found is None:
             return ipc.list_offset_done(token, 0, -1, -1, -1)
-        offset, ts = found
-        return ipc.list_offset_done(token, 0, offset, ts, op.leader_epoch)
+        offset, ts, epoch = found
+        return ipc.list_offset_done(token, 0, offset, ts, epoch)
 
     def handle_forward(self, ring_index: int, payload: memoryview) -> None:
         """A whole request for an owner-side handler; its reply may come now or later."""

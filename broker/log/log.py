@@ -540,19 +540,17 @@ class PartitionLog:
         found = seg.slice(offset, max_bytes, limit)
         return FileSlice.empty(offset) if found is None else found
 
-    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """ListOffsets by time: (offset, timestamp) of the first batch whose maxTimestamp >= ``timestamp``,
-        below the high watermark; ``None`` if there is none."""
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
+        """ListOffsets by time: (offset, timestamp, leader epoch of its batch) of the first record from the
+        log start whose timestamp is >= ``timestamp``, when it lies below the high watermark; ``None``
+        otherwise."""
         hw = self.high_watermark
         for seg in self._segments:
             if seg.max_timestamp < timestamp or seg.next_offset <= self._log_start:
                 continue
-            found = seg.find_timestamp(timestamp)
+            found = seg.find_timestamp(timestamp, self._log_start)
             if found is not None:
-                offset, ts = found
-                if offset >= hw:
-                    return None
-                return max(offset, self._log_start), ts
+                return None if found[0] >= hw else found
         return None
 
     def max_timestamp(self) -> tuple[int, int]:

@@ -30,8 +30,11 @@ import numpy as np
 import hotpath
 from hotpath.batch import BASE_OFFSET, LAST_OFFSET_DELTA, LEADER_EPOCH
 
+from netio.codec.records import record_times
+
 from . import walk
 from .config import LogConfig
+from .errors import CorruptRecord
 from .fileslice import FileSlice
 from .index import OffsetIndex, TimeIndex
 
@@ -409,17 +412,32 @@ class LogSegment:
         pos, length, first = found
         return FileSlice(self.log_path, self.fd, pos, length, first, self._map)
 
-    def find_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(offset, timestamp): base offset and maxTimestamp of the first batch with maxTimestamp >= ``timestamp``."""
+    def find_timestamp(self, timestamp: int, min_offset: int = 0) -> tuple[int, int, int] | None:
+        """(offset, timestamp, leader epoch of its batch) of the first record at or after ``min_offset``
+        whose timestamp is >= ``timestamp``, as Kafka's ListOffsets answers. Batches whose maxTimestamp is
+        older are passed over by their headers; the records of one that may hold the answer are read
+        (decompressed when the producer compressed them), and when none of them qualifies the search goes
+        on after it. CorruptRecord when such a batch's records cannot be read."""
         if self.max_timestamp < timestamp:
             return None
         before = self.time_index.offset_before(timestamp)
-        pos = 0 if before is None else self.offset_index.lookup(before + 1)[1]
-        found = walk.find_timestamp(self._u8, pos, self.size, self.base_offset - 1, self.next_offset, timestamp)
-        if found is None:
-            return None
-        _, base, ts = found
-        return base, ts
+        start = max(0 if before is None else before + 1, min_offset)
+        pos = self.offset_index.lookup(start)[1] if start > self.base_offset else 0
+        while True:
+            found = walk.find_timestamp(self._u8, pos, self.size, self.base_offset - 1, self.next_offset, timestamp)
+            if found is None:
+                return None
+            pos = found[0]
+            end = pos + 12 + _I32.unpack_from(self._map, pos + 8)[0]
+            try:
+                records = record_times(self._map[pos:end])
+            except (ValueError, struct.error) as e:
+                raise CorruptRecord(f"the records of the batch at offset {found[1]} of {self.log_path} "
+                                    f"cannot be read: {e}") from None
+            for offset, ts in records:
+                if ts >= timestamp and offset >= min_offset:
+                    return offset, ts, _I32.unpack_from(self._map, pos + 12)[0]
+            pos = end
 
     # --- recovery and truncation -------------------------------------------------------------------------
     def load_tail(self) -> None:

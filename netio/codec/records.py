@@ -1,9 +1,8 @@
 """Records inside RecordBatch v2, built and read in plain Python: for the CLI, the group coordinator's
-replay of `__consumer_offsets` and the load harness's latency keys, where a few
+replay of `__consumer_offsets`, ListOffsets by timestamp and the load harness's latency keys, where a few
 records per call do not justify compiling kernels (the broker's data path never looks inside records).
 Batches compressed by clients are read with every codec Kafka defines (gzip, snappy, lz4 and zstd, from
-`cramjam`). CRC-32C comes from the `crc32c` package so a command-line tool
-starts without a JIT warmup."""
+`cramjam`). CRC-32C comes from the `crc32c` package so a command-line tool starts without a JIT warmup."""
 
 from __future__ import annotations
 
@@ -167,6 +166,32 @@ def decode_batches(data: bytes) -> list[Record]:
         ts_type = "LogAppendTime" if attrs & 0x08 else "CreateTime"
         out.extend(_records(records, count, base, base_ts, max_ts if ts_type == "LogAppendTime" else None, ts_type))
         pos = end
+    return out
+
+
+def record_times(batch) -> list[tuple[int, int]]:
+    """(offset, timestamp) of every record of one whole batch, in order; keys and values are skipped.
+    A LogAppendTime batch gives each record the batch's maxTimestamp, as Kafka does."""
+    (base, _length, _epoch, _magic, _crc, attrs, _last_delta, base_ts, max_ts, _pid, _pepoch, _seq,
+     count) = _HEADER.unpack_from(batch, 0)
+    records = batch[_HEADER.size:]
+    if attrs & 0x07:
+        records = decompress(attrs & 0x07, records)
+    buf = bytes(records)
+    out = []
+    pos = 0
+    try:
+        for _ in range(count):  # count comes from the producer: every record must also fit in what is there
+            length, pos = _read_varint(buf, pos)
+            end = pos + length
+            if length < 3 or end > len(buf):
+                raise ValueError(f"a record of {length} bytes at byte {pos} of {len(buf)}")
+            ts_delta, p = _read_varint(buf, pos + 1)  # after the record's attributes
+            off_delta, _ = _read_varint(buf, p)
+            out.append((base + off_delta, max_ts if attrs & 0x08 else base_ts + ts_delta))
+            pos = end
+    except IndexError:
+        raise ValueError(f"the batch claims {count} records, {len(out)} are there") from None
     return out
 
 

@@ -6,7 +6,7 @@ import struct
 import crc32c
 import pytest
 
-from netio.codec.records import Record, decode_batches, encode_batch
+from netio.codec.records import Record, decode_batches, encode_batch, record_times
 from tools.commands.data import murmur2, partition_for
 from tools.commands.group import decode_assignment, lag_rows, parse_datetime
 from tools.commands.render import (record_dict, render_cluster, render_group, render_record, render_topic,
@@ -153,6 +153,28 @@ def test_decompression_is_bounded():
         assert decompress(codec, packed) == zeros
         with pytest.raises(ValueError, match="does not decompress within 1048576 bytes"):
             decompress(codec, packed, limit=1 << 20)
+
+
+def test_record_times_read_offsets_and_timestamps_only():
+    import cramjam
+
+    plain = encode_batch([(b"a", b"1", []), (b"b", b"2", [])], 1000)
+    shifted = struct.pack(">q", 10) + plain[8:]
+    assert record_times(shifted) == [(10, 1000), (11, 1000)]
+    zipped = _compressed(shifted, 4, bytes(cramjam.zstd.compress(plain[61:])))
+    assert record_times(zipped) == [(10, 1000), (11, 1000)]
+    stamped = bytearray(shifted)
+    struct.pack_into(">h", stamped, 21, 0x08)  # LogAppendTime: every record is the batch's maxTimestamp
+    struct.pack_into(">q", stamped, 35, 9999)
+    assert record_times(bytes(stamped)) == [(10, 9999), (11, 9999)]
+    lying = bytearray(shifted)
+    struct.pack_into(">i", lying, 57, 1 << 30)  # more records than the batch holds
+    with pytest.raises(ValueError, match=f"the batch claims {1 << 30} records, 2 are there"):
+        record_times(bytes(lying))
+    short = bytearray(lying)
+    short[61] = 0x7E  # the first record's length: 63 bytes, more than the batch holds
+    with pytest.raises(ValueError, match="a record of 63 bytes"):
+        record_times(bytes(short))
 
 
 def test_record_output_formats():

@@ -139,6 +139,32 @@ def test_fetch_from_middle_and_list_offsets(broker):
     c.close()
 
 
+def test_offsets_for_times_finds_the_record_inside_a_compressed_batch(broker):
+    """ListOffsets by timestamp answers with the first record whose own timestamp reaches the target,
+    also when it sits in the middle of a batch the producer compressed."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    _create(broker.bootstrap, "by-time", partitions=1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "linger.ms": 500})
+    base = 1_700_000_000_000
+    for i in range(100):  # one batch: record i stamped base + 10 * i
+        p.produce("by-time", b"by-time record %d " % i * 8, partition=0, timestamp=base + 10 * i)
+    assert p.flush(15) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    try:
+        for target, want in ((base - 1, 0), (base + 10 * 37, 37), (base + 10 * 37 + 1, 38), (base + 990, 99),
+                             (base + 991, -1)):
+            (tp,) = c.offsets_for_times([TopicPartition("by-time", 0, target)], timeout=10)
+            assert tp.error is None and tp.offset == want, (target, tp)
+    finally:
+        c.close()
+    d = os.path.join(broker.data_dir, "by-time-0")
+    (seg,) = [f for f in os.listdir(d) if f.endswith(".log")]
+    with open(os.path.join(d, seg), "rb") as f:
+        head = f.read(61)
+    assert head[22] & 0x07 == 3 and int.from_bytes(head[57:61], "big") == 100  # one lz4 batch of 100
+
+
 def test_fetch_file_ranges_do_not_leak_descriptors(broker):
     """Fetch responses carry duplicated segment descriptors; every one is closed once sent."""
     import psutil

@@ -212,13 +212,83 @@ def test_offset_for_timestamp(open_log):
     log = open_log(small_config(segment_bytes=1500, index_interval_bytes=100))
     for i in range(40):
         log.append(batch(2, ts=10_000 + 100 * i))
-    assert log.offset_for_timestamp(0) == (0, 10_000)
-    assert log.offset_for_timestamp(10_000) == (0, 10_000)
-    assert log.offset_for_timestamp(10_050) == (2, 10_100)
-    assert log.offset_for_timestamp(12_345) == (48, 12_400)
-    assert log.offset_for_timestamp(13_900) == (78, 13_900)
+    assert log.offset_for_timestamp(0) == (0, 10_000, 0)
+    assert log.offset_for_timestamp(10_000) == (0, 10_000, 0)
+    assert log.offset_for_timestamp(10_050) == (2, 10_100, 0)
+    assert log.offset_for_timestamp(12_345) == (48, 12_400, 0)
+    assert log.offset_for_timestamp(13_900) == (78, 13_900, 0)
     assert log.offset_for_timestamp(13_901) is None
     assert log.max_timestamp() == (13_900, 79)
+    log.close()
+
+
+def _timed_batch(timestamps: list[int], codec: int = 0) -> bytes:
+    """One batch whose records carry ``timestamps``; compressed with ``codec`` as a client would."""
+    import struct
+
+    import cramjam
+    import crc32c
+
+    plain = hotpath.build_records_batch([(b"k", b"v%d" % i) for i in range(len(timestamps))],
+                                        timestamps=np.array(timestamps, np.int64))
+    if not codec:
+        return plain
+    compress = {1: cramjam.gzip.compress, 2: cramjam.snappy.compress_raw, 3: cramjam.lz4.compress,
+                4: cramjam.zstd.compress}[codec]
+    out = bytearray(plain[:61]) + bytes(compress(plain[61:]))
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    struct.pack_into(">h", out, 21, struct.unpack_from(">h", out, 21)[0] | codec)
+    struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("codec", [0, 1, 2, 3, 4], ids=["none", "gzip", "snappy", "lz4", "zstd"])
+def test_offset_for_timestamp_is_the_first_record_at_or_after_it(open_log, codec):
+    """Kafka answers with a record, not a batch: the first record (from the log start) whose own
+    timestamp reaches the target, and that record's timestamp, whether or not the batch is compressed."""
+    log = open_log(small_config())
+    log.append(_timed_batch([1000, 3000, 2000, 4000], codec))  # offsets 0-3, timestamps out of order
+    log.append(_timed_batch([5000, 6000], codec), leader_epoch=3)  # offsets 4-5, written under epoch 3
+    assert log.offset_for_timestamp(0) == (0, 1000, 0)
+    assert log.offset_for_timestamp(1500) == (1, 3000, 0)
+    assert log.offset_for_timestamp(3000) == (1, 3000, 0)
+    assert log.offset_for_timestamp(3500) == (3, 4000, 0)
+    assert log.offset_for_timestamp(4500) == (4, 5000, 3)
+    assert log.offset_for_timestamp(6000) == (5, 6000, 3)
+    assert log.offset_for_timestamp(6001) is None
+    log.delete_records_before(2)  # the log now starts inside the first batch
+    assert log.offset_for_timestamp(0) == (2, 2000, 0)
+    assert log.offset_for_timestamp(2500) == (3, 4000, 0)
+    log.delete_records_before(4)  # past the first batch's qualifying records: the next batch answers
+    assert log.offset_for_timestamp(1500) == (4, 5000, 3)
+    log.close()
+
+
+def test_offset_for_timestamp_on_records_that_do_not_decompress(open_log):
+    """The broker stores batches as produced (header and CRC checked); one whose compressed records are
+    damaged cannot answer by record, and says so."""
+    import struct
+
+    import crc32c
+
+    log = open_log(small_config())
+    bad = bytearray(_timed_batch([1000, 2000], codec=3))
+    bad[61:] = b"\x00" * (len(bad) - 61)
+    struct.pack_into(">I", bad, 17, crc32c.crc32c(bytes(bad[21:])))
+    log.append(bytes(bad))
+    with pytest.raises(CorruptRecord, match="cannot be read"):
+        log.offset_for_timestamp(1500)
+    log.close()
+
+
+def test_offset_for_timestamp_with_log_append_time(open_log):
+    """A LogAppendTime batch gives every record the time the broker stamped."""
+    log = open_log(small_config(message_timestamp_type="LogAppendTime"))
+    stamped = log.append(_timed_batch([1, 2, 3]), now_ms=7000).log_append_time
+    assert stamped == 7000
+    assert log.offset_for_timestamp(0) == (0, 7000, 0)
+    assert log.offset_for_timestamp(7000) == (0, 7000, 0)
+    assert log.offset_for_timestamp(7001) is None
     log.close()
 
 
