@@ -29,7 +29,7 @@ class OffsetOutOfRange(LogError):
 
 
 class CorruptRecord(LogError):
-    """A produced batch failed its CRC-32C check (CORRUPT_MESSAGE)."""
+    """A batch failed its CRC-32C check, or its records cannot be read (CORRUPT_MESSAGE)."""
 
     error_code = 2
 
