@@ -1,5 +1,5 @@
-"""ListOffsets: earliest and latest come from the shared partition-state table; by-timestamp lookups go
-to the owner, which holds the time index."""
+"""ListOffsets: earliest and latest come from the shared partition-state table; by-timestamp lookups and
+the record with the largest timestamp (-3, KIP-734) go to the owner, which holds the time index."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from netio.codec import ErrorCode
 
 EARLIEST = -2
 LATEST = -1
+MAX_TIMESTAMP = -3
 
 
 def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
@@ -40,7 +41,7 @@ def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
             if ts in (EARLIEST, LATEST):
                 leo, hw, log_start, epoch, _version = ctx.partition_state(part)
                 entry(name, index, 0, log_start if ts == EARLIEST else hw, -1, epoch)
-            elif ts < 0:
+            elif ts < 0 and ts != MAX_TIMESTAMP:
                 entry(name, index, int(ErrorCode.INVALID_REQUEST))
             else:
                 outstanding[0] += 1

@@ -165,6 +165,26 @@ def test_offsets_for_times_finds_the_record_inside_a_compressed_batch(broker):
     assert head[22] & 0x07 == 3 and int.from_bytes(head[57:61], "big") == 100  # one lz4 batch of 100
 
 
+def test_list_offsets_max_timestamp_finds_the_record_holding_it(broker):
+    """ListOffsets -3 (KIP-734, AdminClient.list_offsets with OffsetSpec.max_timestamp): the first record
+    with the largest timestamp, wherever it sits in its batch; -1 on an empty partition."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    _create(broker.bootstrap, "max-ts", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "zstd", "linger.ms": 500})
+    stamps = [5000, 9000, 7000, 9000, 3000] * 20  # the largest first at offset 1, again later
+    for i, ts in enumerate(stamps):
+        p.produce("max-ts", b"max-ts record %d " % i * 8, partition=0, timestamp=1_700_000_000_000 + ts)
+    assert p.flush(15) == 0
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    asked = {TopicPartition("max-ts", 0): OffsetSpec.max_timestamp(),
+             TopicPartition("max-ts", 1): OffsetSpec.max_timestamp()}
+    got = {tp.partition: f.result(10) for tp, f in admin.list_offsets(asked).items()}
+    assert (got[0].offset, got[0].timestamp) == (1, 1_700_000_009_000)
+    assert got[1].offset == -1
+
+
 def test_fetch_file_ranges_do_not_leak_descriptors(broker):
     """Fetch responses carry duplicated segment descriptors; every one is closed once sent."""
     import psutil
