@@ -1,6 +1,7 @@
 """Batches written by real clients: kafka-python's RecordBatch builder (every codec it can use here)
 and the Produce requests librdkafka (confluent-kafka) and kafka-python sent to the codec's recording
-broker (tests/codec/golden). They must scan and validate, and any damage must be rejected."""
+broker (tests/codec/golden). They must scan and validate, any damage must be rejected, and the records
+of a compressed one must read back as they were written."""
 
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 import hotpath
-from tests.hotpath import naive
 from hotpath import ScanError
+from netio.codec.records import decode_batches, record_times
+from tests.hotpath import naive
 
 GOLDEN = Path(__file__).resolve().parents[1] / "codec" / "golden"
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -47,6 +49,12 @@ def test_kafka_python_batches_scan(name):
     assert res.producer_id[0] == 42 and res.producer_epoch[0] == 3 and res.base_sequence[0] == 100
     assert res.base_timestamp[0] == 1_700_000_000_000 and res.max_timestamp[0] == 1_700_000_000_019
     assert naive.scan(raw + raw, deep=True)[1] == naive.OK
+    # What kafka-python compressed (snappy in the Java producer's snappy-java framing) reads back whole.
+    out = decode_batches(raw)
+    assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in out] == [
+        (i, 1_700_000_000_000 + i, None if i % 3 == 0 else b"key-%d" % i, b"x" * (i * 7),
+         [("trace", b"%d" % i)] if i % 2 else []) for i in range(20)]
+    assert record_times(raw) == [(i, 1_700_000_000_000 + i) for i in range(20)]
 
 
 def test_kafka_python_transactional_attribute():
