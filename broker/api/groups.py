@@ -46,9 +46,12 @@ def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
                     "node_id": node.node_id if node else -1, "host": node.host if node else "",
                     "port": node.port if node else -1})
 
+    if key_type == 1:  # transactions: refused as InitProducerId and Produce refuse a transactional.id, and
+        # with the one error clients take as final here (COORDINATOR_NOT_AVAILABLE they retry until timeout)
+        return answer(int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+                      message="transactions are not supported: unset transactional.id")
     if key_type != 0:
-        code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key_type == 1 else ErrorCode.INVALID_REQUEST
-        return answer(int(code), message=f"no coordinator for key type {key_type}")
+        return answer(int(ErrorCode.INVALID_REQUEST), message=f"no coordinator for key type {key_type}")
     md = ctx.metadata.current()
     part = _offsets_partition(ctx, body["key"])
     node = None if part is None else next((b for b in md.brokers if b.node_id == part.leader), None)

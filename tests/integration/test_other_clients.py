@@ -152,3 +152,34 @@ def test_kafkajs_round_trip_with_idempotence_gzip_and_a_group(broker):
     offsets = steps["offsets"]
     assert {p["partition"]: p["high"] for p in offsets["ends"]} == ends
     assert {p["partition"]: p["offset"] for p in offsets["committed"]} == ends
+
+
+def test_transactional_producers_fail_at_once_with_the_reason(broker):
+    """Transactions are not supported. A producer with a transactional.id learns it at its first step,
+    looking up its transaction coordinator, from an error clients treat as final, instead of retrying
+    until its timeout."""
+    import time
+
+    from confluent_kafka import KafkaException, Producer
+
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "tx-confluent"})
+    t0 = time.monotonic()
+    with pytest.raises(KafkaException) as err:
+        p.init_transactions(30)
+    assert time.monotonic() - t0 < 10
+    e = err.value.args[0]
+    assert e.fatal() and e.name() == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    assert "transactions are not supported" in e.str()
+
+    aiokafka = pytest.importorskip("aiokafka")
+    from aiokafka.errors import TransactionalIdAuthorizationFailed
+
+    async def start() -> None:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="tx-aiokafka")
+        try:
+            await asyncio.wait_for(producer.start(), 20)
+        finally:
+            await producer.stop()
+
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        asyncio.run(start())
