@@ -17,8 +17,9 @@ DEFAULT_CONFIG = 5
 # Kafka's ConfigType values
 _TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "list": 7, "listeners": 7, "hostport": 2}
 
-TOPIC_DEFAULTS = {"cleanup.policy": "delete"}
-TOPIC_TYPES = {"message.timestamp.type": 2, "cleanup.policy": 7}
+TOPIC_DEFAULTS = {"cleanup.policy": "delete", "compression.type": "producer"}
+TOPIC_TYPES = {"message.timestamp.type": 2, "cleanup.policy": 7, "compression.type": 2, "preallocate": 1,
+               "index.interval.bytes": 3, "segment.index.bytes": 3}
 
 
 def _text(value) -> str | None:

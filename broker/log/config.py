@@ -94,6 +94,20 @@ def _cleanup_policy(key: str, value: Any) -> str:
     return "delete"
 
 
+def _compression_type(key: str, value: Any) -> str:
+    if str(value).strip().lower() != "producer":
+        raise InvalidConfig(f"{key}={value!r}: batches are stored as the producer compressed them; "
+                            "only compression.type=producer is supported")
+    return "producer"
+
+
+def _boolean(key: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise InvalidConfig(f"{key}={value!r} must be true or false")
+    return text == "true"
+
+
 # Per-topic key -> (parser, broker key it overrides). Values are kept as parsed, so DescribeConfigs can show them.
 TOPIC_CONFIGS = {
     "retention.ms": (_long(-1), "log.retention.ms"),
@@ -106,6 +120,10 @@ TOPIC_CONFIGS = {
     "cleanup.policy": (_cleanup_policy, None),
     "flush.messages": (_long(1), "log.flush.interval.messages"),
     "flush.ms": (_long(0), "log.flush.interval.ms"),
+    "compression.type": (_compression_type, None),
+    "index.interval.bytes": (_long(0, INT32_MAX), "log.index.interval.bytes"),
+    "segment.index.bytes": (_long(12, INT32_MAX), "log.index.size.max.bytes"),
+    "preallocate": (_boolean, "log.preallocate"),
 }
 
 
@@ -149,8 +167,10 @@ def effective_log_config(topic_configs: Mapping[str, Any] | None, broker_values:
     return LogConfig(
         segment_bytes=int(pick("segment.bytes", b.get("log.segment.bytes"), d.segment_bytes)),
         segment_ms=int(pick("segment.ms", segment_ms, d.segment_ms)),
-        index_interval_bytes=int(b.get("log.index.interval.bytes", d.index_interval_bytes)),
-        segment_index_bytes=int(b.get("log.index.size.max.bytes", d.segment_index_bytes)),
+        index_interval_bytes=int(pick("index.interval.bytes", b.get("log.index.interval.bytes"),
+                                      d.index_interval_bytes)),
+        segment_index_bytes=int(pick("segment.index.bytes", b.get("log.index.size.max.bytes"),
+                                     d.segment_index_bytes)),
         retention_ms=int(pick("retention.ms", retention_ms, d.retention_ms)),
         retention_bytes=int(pick("retention.bytes", b.get("log.retention.bytes"), d.retention_bytes)),
         flush_interval_messages=int(pick("flush.messages", flush_msgs, d.flush_interval_messages)),
@@ -159,7 +179,7 @@ def effective_log_config(topic_configs: Mapping[str, Any] | None, broker_values:
         message_timestamp_type=pick("message.timestamp.type", b.get("log.message.timestamp.type"),
                                     d.message_timestamp_type),
         file_delete_delay_ms=int(b.get("log.segment.delete.delay.ms", d.file_delete_delay_ms)),
-        preallocate=_bool(b.get("log.preallocate", d.preallocate)),
+        preallocate=_bool(pick("preallocate", b.get("log.preallocate"), d.preallocate)),
     )
 
 

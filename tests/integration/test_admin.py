@@ -69,6 +69,24 @@ def test_describe_configs_reports_every_default_with_its_source(live):
     assert broker["num.partitions"].is_read_only
 
 
+def test_topic_configs_for_compression_indexes_and_preallocation(live):
+    """compression.type=producer (what the broker does: batches stay as produced) is accepted, another
+    codec is refused; segment.index.bytes and preallocate (off by default here) shape the topic's files."""
+    name = create(live, compression_type="producer", preallocate="true", segment_index_bytes=4096,
+                  segment_bytes=64 << 20)
+    topic = configs_of(live, ConfigResource.Type.TOPIC, name)
+    assert topic["compression.type"].value == "producer"
+    assert (topic["preallocate"].value, topic["segment.index.bytes"].value) == ("true", "4096")
+    assert produce(live, name, 5) and all(err is None for err, _ in produce(live, name, 5))
+    d = os.path.join(live.data_dir, f"{name}-0")
+    stats = {f.rsplit(".", 1)[1]: os.stat(os.path.join(d, f)) for f in os.listdir(d)
+             if f.startswith("0000") and f.rsplit(".", 1)[1] in ("log", "index")}
+    assert stats["index"].st_size == 4096
+    assert stats["log"].st_blocks * 512 >= 64 << 20  # all of segment.bytes taken at once
+    with pytest.raises(KafkaException, match="only compression.type=producer"):
+        create(live, compression_type="zstd")
+
+
 def test_alter_configs_replaces_and_incremental_edits(live):
     name = create(live, retention_ms=3600000)
     a = admin(live)

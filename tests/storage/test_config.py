@@ -41,6 +41,9 @@ def test_flush_and_timestamp_type_overrides():
     ({"segment.bytes": 3}, "outside"),
     ({"message.timestamp.type": "Now"}, "must be one of"),
     ({"no.such.key": 1}, "unknown topic config"),
+    ({"compression.type": "lz4"}, "only compression.type=producer"),
+    ({"preallocate": "maybe"}, "must be true or false"),
+    ({"segment.index.bytes": 4}, "outside"),
 ])
 def test_bad_topic_configs_are_invalid_config(configs, fragment):
     with pytest.raises(InvalidConfig, match=fragment) as e:
@@ -50,6 +53,18 @@ def test_bad_topic_configs_are_invalid_config(configs, fragment):
 
 def test_cleanup_policy_delete_is_accepted():
     assert validate_topic_configs({"cleanup.policy": "delete"}) == {"cleanup.policy": "delete"}
+
+
+def test_compression_type_producer_and_the_index_and_file_overrides():
+    """compression.type=producer is what the broker does (batches stay as produced); the index and
+    preallocation keys override their broker values per topic, as in Kafka."""
+    assert validate_topic_configs({"compression.type": "Producer"}) == {"compression.type": "producer"}
+    broker = {"log.index.interval.bytes": 100, "log.index.size.max.bytes": 4096, "log.preallocate": True}
+    c = effective_log_config({}, broker)
+    assert (c.index_interval_bytes, c.segment_index_bytes, c.preallocate) == (100, 4096, True)
+    c = effective_log_config({"index.interval.bytes": "200", "segment.index.bytes": "1200",
+                              "preallocate": "false", "compression.type": "producer"}, broker)
+    assert (c.index_interval_bytes, c.segment_index_bytes, c.preallocate) == (200, 1200, False)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a" * 250, "bad name", "bad/name", "ünïcode", "a:b"])
