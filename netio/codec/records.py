@@ -17,8 +17,6 @@ _CRC_START = 21  # the CRC covers everything from the attributes on
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 _XERIAL = b"\x82SNAPPY\x00"  # snappy-java's stream header: the Java producer frames its snappy blocks
 _XERIAL_BLOCK = struct.Struct(">i")
-
-
 _STREAM_CODECS = {1: cramjam.gzip, 3: cramjam.lz4, 4: cramjam.zstd}
 DECOMPRESSED_LIMIT = 64 << 20  # what one batch's records may decompress to here (a bomb stops at this)
 
