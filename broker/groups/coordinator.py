@@ -441,9 +441,11 @@ class GroupCoordinator:
         reply({"throttle_time_ms": 0, "groups": out})
 
     def list_groups(self, h, body: dict, reply, key: int) -> None:
-        groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type}
+        wanted = {s.lower() for s in body.get("states_filter") or ()}  # empty: every state (KIP-518)
+        groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state}
                   for part in self.parts.values() for g in part.groups.values()
-                  if g.state != DEAD and (g.members or g.offsets or g.generation)]
+                  if g.state != DEAD and (g.members or g.offsets or g.generation)
+                  and (not wanted or g.state.lower() in wanted)]
         reply({"throttle_time_ms": 0, "error_code": 0, "groups": groups})
 
     def delete_groups(self, h, body: dict, reply, key: int) -> None:

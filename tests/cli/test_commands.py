@@ -147,7 +147,8 @@ def test_group_commands(kafka_broker):
     consumer, got = _consume_in_group(kafka_broker, name, group, 10)
     assert got == 10
     try:
-        assert group in [g["group"] for g in run_json(kafka_broker, "group", "list")]
+        assert {"group": group, "protocol_type": "consumer", "state": "Stable", "coordinator": 0} in \
+            run_json(kafka_broker, "group", "list")
         desc = run_json(kafka_broker, "group", "describe", group)
         assert desc["state"] == "Stable" and len(desc["members"]) == 1
         assert desc["members"][0]["assignment"] == {name: [0, 1]}

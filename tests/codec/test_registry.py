@@ -9,7 +9,7 @@ EXPECTED = {
     "CreatePartitions": (37, 0, 1), "FindCoordinator": (10, 0, 2), "JoinGroup": (11, 0, 5),
     "SyncGroup": (14, 0, 3), "Heartbeat": (12, 0, 3), "LeaveGroup": (13, 0, 3), "OffsetCommit": (8, 2, 7),
     "OffsetFetch": (9, 1, 5), "OffsetDelete": (47, 0, 0), "DescribeGroups": (15, 0, 4),
-    "ListGroups": (16, 0, 2), "DeleteGroups": (42, 0, 1), "InitProducerId": (22, 0, 1),
+    "ListGroups": (16, 0, 4), "DeleteGroups": (42, 0, 1), "InitProducerId": (22, 0, 1),
     "OffsetForLeaderEpoch": (23, 2, 3), "DescribeConfigs": (32, 0, 3), "AlterConfigs": (33, 0, 1),
     "IncrementalAlterConfigs": (44, 0, 1), "DeleteRecords": (21, 0, 1), "DescribeCluster": (60, 0, 1),
     "DescribeLogDirs": (35, 0, 1), "SaslHandshake": (17, 0, 1), "SaslAuthenticate": (36, 0, 1),

@@ -523,8 +523,12 @@ def test_admin_fan_out_over_coordinators(broker):
                                  {"partition_index": 0, "committed_offset": 1, "committed_leader_epoch": -1,
                                   "committed_metadata": None}]}]})
         assert r["topics"][0]["partitions"][0]["error_code"] == 0
-    listed = {g["group_id"] for g in conn.request(16, {})["groups"]}
+    listed = {g["group_id"] for g in conn.request(16, {}, highest=2)["groups"]}
     assert set(groups) <= listed
+    states = {g["group_id"]: g["group_state"] for g in conn.request(16, {"states_filter": []})["groups"]}
+    assert all(states[g] == "Empty" for g in groups)  # v4: every group with its state
+    assert set(groups) <= {g["group_id"] for g in conn.request(16, {"states_filter": ["empty"]})["groups"]}
+    assert not set(groups) & {g["group_id"] for g in conn.request(16, {"states_filter": ["Stable"]})["groups"]}
     described = conn.request(15, {"groups": groups + ["fan-none"], "include_authorized_operations": False})
     assert [d["group_id"] for d in described["groups"]] == groups + ["fan-none"]
     assert [d["group_state"] for d in described["groups"]] == ["Empty"] * 12 + ["Dead"]

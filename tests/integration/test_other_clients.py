@@ -183,3 +183,36 @@ def test_transactional_producers_fail_at_once_with_the_reason(broker):
 
     with pytest.raises(TransactionalIdAuthorizationFailed):
         asyncio.run(start())
+
+
+def test_librdkafka_lists_groups_with_their_states(broker):
+    """ListGroups v4 (KIP-518): librdkafka's AdminClient gets each group's state and filters by it."""
+    import time
+
+    from confluent_kafka import Consumer, ConsumerGroupState, Producer
+    from confluent_kafka.admin import AdminClient
+
+    _create(broker.bootstrap, "listed", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("listed", b"x")
+    assert p.flush(10) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "listed-group", "auto.offset.reset": "earliest"})
+    c.subscribe(["listed"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (m := c.poll(0.5)) is None:
+        pass
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+    def listed(states=None) -> dict:
+        kw = {"states": states} if states else {}
+        return {g.group_id: g.state for g in admin.list_consumer_groups(**kw).result(10).valid}
+
+    try:
+        assert m is not None and not m.error()
+        assert listed()["listed-group"] == ConsumerGroupState.STABLE
+        assert "listed-group" in listed({ConsumerGroupState.STABLE})
+        assert "listed-group" not in listed({ConsumerGroupState.EMPTY})
+    finally:
+        c.close()
+    assert listed({ConsumerGroupState.EMPTY}).get("listed-group") == ConsumerGroupState.EMPTY
+    assert "listed-group" not in listed({ConsumerGroupState.STABLE})

@@ -86,7 +86,8 @@ def list_(client, fmt):
         conn = client.broker(node)
         reply = conn.request(LIST_GROUPS, {})
         check(reply["error_code"], what=f"listing groups on broker {node}")
-        groups += [{"group": g["group_id"], "protocol_type": g["protocol_type"], "coordinator": node}
+        groups += [{"group": g["group_id"], "protocol_type": g["protocol_type"],
+                    "state": g.get("group_state"), "coordinator": node}  # None from a broker before ListGroups v4
                    for g in reply["groups"]]
     groups.sort(key=lambda g: g["group"])
     emit(fmt, groups, render_group_list(groups))

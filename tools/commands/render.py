@@ -31,8 +31,8 @@ def render_topic(desc: dict) -> str:
 
 
 def render_group_list(groups: list[dict]) -> str:
-    return table(["GROUP", "PROTOCOL-TYPE", "COORDINATOR"],
-                 [[g["group"], g["protocol_type"] or "-", g["coordinator"]] for g in groups])
+    return table(["GROUP", "PROTOCOL-TYPE", "STATE", "COORDINATOR"],
+                 [[g["group"], g["protocol_type"] or "-", g["state"] or "-", g["coordinator"]] for g in groups])
 
 
 def render_group(desc: dict) -> str:

@@ -260,19 +260,22 @@ DESCRIBE_GROUPS = Api(
 )
 
 
-# ListGroups: the groups this broker coordinates. The request has no fields before v4;
-# the state and type filters (v4+, v5+) are not advertised.
+# ListGroups: the groups this broker coordinates. The request has no fields before v4, which adds the
+# state filter and each group's state (KIP-518); the type filter (v5+) is not advertised.
 LIST_GROUPS = Api(
     key=16, name="ListGroups",
-    versions=(0, 2),
+    versions=(0, 4),
     flexible="3+",
-    request=(),
+    request=(
+        F("states_filter", "[]string", versions="4+"),
+    ),
     response=(
         F("throttle_time_ms", "int32", versions="1+", ignorable=True),
         F("error_code", "int16"),
         F("groups", "[]", fields=(
             F("group_id", "string"),
             F("protocol_type", "string"),
+            F("group_state", "string", versions="4+", ignorable=True),
         )),
     ),
 )
