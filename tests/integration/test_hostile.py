@@ -40,10 +40,28 @@ def broker():
     b.close()
 
 
+# (broker, local port) -> closes already logged for that port when a connection from it was made: the
+# module's broker sees hundreds of connections, and an ephemeral port comes round again.
+_EARLIER_CLOSES: dict[tuple[int, int], int] = {}
+
+
 def connect(b: BrokerProcess, timeout: float = 5.0) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", b.port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    port = s.getsockname()[1]
+    _EARLIER_CLOSES[(id(b), port)] = len(_closes(b, port))
     return s
+
+
+def _closes(b: BrokerProcess, local_port: int) -> list[str]:
+    """The close reasons logged so far for connections from `local_port`, oldest first."""
+    out = []
+    for line in list(b.output):
+        m = CLOSED_RE.search(line)
+        if m and int(m.group(1)) == local_port:
+            reason = m.group(2)
+            out.append(reason[1:-1] if reason.startswith('"') else reason)
+    return out
 
 
 def recv_exact(s: socket.socket, n: int) -> bytes:
@@ -90,14 +108,14 @@ def assert_closed_by_broker(s: socket.socket, timeout: float = 5.0) -> None:
 
 
 def closed_reason(b: BrokerProcess, local_port: int, timeout: float = 5.0) -> str:
-    """The reason logged when the broker closed the connection from `local_port`."""
+    """The reason logged when the broker closed our connection from `local_port` (made with `connect`):
+    the first close of that port logged after those already logged when it connected."""
+    earlier = _EARLIER_CLOSES.get((id(b), local_port), 0)
     deadline = time.monotonic() + timeout
     while True:
-        for line in list(b.output):
-            m = CLOSED_RE.search(line)
-            if m and int(m.group(1)) == local_port:
-                reason = m.group(2)
-                return reason[1:-1] if reason.startswith('"') else reason
+        reasons = _closes(b, local_port)
+        if len(reasons) > earlier:
+            return reasons[earlier]
         if time.monotonic() > deadline:
             raise AssertionError(f"no close logged for peer port {local_port}:\n{b.log_tail()}")
         time.sleep(0.02)
