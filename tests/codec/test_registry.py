@@ -13,6 +13,7 @@ EXPECTED = {
     "OffsetForLeaderEpoch": (23, 2, 3), "DescribeConfigs": (32, 0, 3), "AlterConfigs": (33, 0, 1),
     "IncrementalAlterConfigs": (44, 0, 1), "DeleteRecords": (21, 0, 1), "DescribeCluster": (60, 0, 1),
     "DescribeLogDirs": (35, 0, 1), "SaslHandshake": (17, 0, 1), "SaslAuthenticate": (36, 0, 1),
+    "DescribeAcls": (29, 0, 3), "CreateAcls": (30, 0, 3), "DeleteAcls": (31, 0, 3),
 }
 
 CORE = {"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets", "CreateTopics", "DeleteTopics",

@@ -268,3 +268,39 @@ def test_a_deleted_and_recreated_topic_serves_only_its_new_records(live):
         assert [m.value() for m in extra if m.error() is None] == []
         a.delete_topics([name])[name].result(30)
         a.create_topics([NewTopic(name, 2, 1)])[name].result(30)
+
+
+def test_acl_apis_answer_security_disabled(live):
+    """No authorizer: DescribeAcls, CreateAcls and DeleteAcls are served and answer SECURITY_DISABLED, as
+    a Kafka broker without an authorizer does, so admin clients report ACLs as off."""
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+
+    a = admin(live)
+    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                               AclPermissionType.ANY)
+    # librdkafka drops DescribeAcls' error code (an empty listing, as against Kafka); kafka-python below
+    # raises it.
+    assert a.describe_acls(any_acl).result(30) == []
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    for fut in a.create_acls([binding]).values():
+        with pytest.raises(KafkaException, match="SECURITY_DISABLED"):
+            fut.result(30)
+    for fut in a.delete_acls([any_acl]).values():
+        with pytest.raises(KafkaException, match="SECURITY_DISABLED"):
+            fut.result(30)
+
+    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, KafkaAdminClient, ResourcePatternFilter
+    from kafka.admin import ACLResourcePatternType, ResourceType as KResourceType
+    from kafka.errors import SecurityDisabledError
+
+    ka = KafkaAdminClient(bootstrap_servers=live.bootstrap)
+    try:
+        with pytest.raises(SecurityDisabledError):
+            ka.describe_acls(ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+                                       permission_type=ACLPermissionType.ANY,
+                                       resource_pattern=ResourcePatternFilter(KResourceType.TOPIC, None,
+                                                                              ACLResourcePatternType.ANY)))
+    finally:
+        ka.close()

@@ -1,4 +1,4 @@
-"""Admin APIs: describing and altering configs, describing the cluster and log directory usage.
+"""Admin APIs: describing and altering configs, describing the cluster and log directory usage, ACLs.
 
 Each constant is the one declaration the generic codec uses to encode and decode that API. `versions`
 is the range hpbroker advertises; every field version string is Kafka's own, so the declarations can be
@@ -162,6 +162,95 @@ DESCRIBE_LOG_DIRS = Api(
                     F("offset_lag", "int64"),
                     F("is_future_key", "bool"),
                 )),
+            )),
+        )),
+    ),
+)
+
+
+# ACLs: hpbroker has no authorizer, so these are answered with SECURITY_DISABLED, as a Kafka broker
+# without one answers them. The filter fields are those of DescribeAcls and DeleteAcls alike.
+def _acl_filter() -> tuple:
+    return (
+        F("resource_type_filter", "int8"),
+        F("resource_name_filter", "string", nullable="0+"),
+        F("pattern_type_filter", "int8", versions="1+", default=3),
+        F("principal_filter", "string", nullable="0+"),
+        F("host_filter", "string", nullable="0+"),
+        F("operation", "int8"),
+        F("permission_type", "int8"),
+    )
+
+
+DESCRIBE_ACLS = Api(
+    key=29, name="DescribeAcls",
+    versions=(0, 3),
+    flexible="2+",
+    request=_acl_filter(),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+"),
+        F("resources", "[]", fields=(
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("pattern_type", "int8", versions="1+", default=3),
+            F("acls", "[]", fields=(
+                F("principal", "string"),
+                F("host", "string"),
+                F("operation", "int8"),
+                F("permission_type", "int8"),
+            )),
+        )),
+    ),
+)
+
+CREATE_ACLS = Api(
+    key=30, name="CreateAcls",
+    versions=(0, 3),
+    flexible="2+",
+    request=(
+        F("creations", "[]", fields=(
+            F("resource_type", "int8"),
+            F("resource_name", "string"),
+            F("resource_pattern_type", "int8", versions="1+", default=3),
+            F("principal", "string"),
+            F("host", "string"),
+            F("operation", "int8"),
+            F("permission_type", "int8"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("results", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+        )),
+    ),
+)
+
+DELETE_ACLS = Api(
+    key=31, name="DeleteAcls",
+    versions=(0, 3),
+    flexible="2+",
+    request=(
+        F("filters", "[]", fields=_acl_filter()),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("filter_results", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            F("matching_acls", "[]", fields=(
+                F("error_code", "int16"),
+                F("error_message", "string", nullable="0+"),
+                F("resource_type", "int8"),
+                F("resource_name", "string"),
+                F("pattern_type", "int8", versions="1+", default=3),
+                F("principal", "string"),
+                F("host", "string"),
+                F("operation", "int8"),
+                F("permission_type", "int8"),
             )),
         )),
     ),
