@@ -217,3 +217,32 @@ def test_consume_reads_what_librdkafka_compressed(kafka_broker):
         assert p.flush(15) == 0
         out = run(kafka_broker, "consume", name, "--from-beginning", "--max", "200").stdout
         assert out.splitlines() == values, codec
+
+
+def test_consume_reports_records_it_cannot_read(kafka_broker):
+    """A stored batch whose compressed records are damaged (the broker checks header and CRC, as it
+    stores batches as produced): `consume` says which partition and why, with exit code 1."""
+    import struct
+
+    import crc32c
+
+    from netio.codec.records import encode_batch
+    from tools.client import Connection, parse_address
+
+    name = fresh("damaged")
+    run(kafka_broker, "topic", "create", name, "--partitions", "1")
+    plain = encode_batch([(None, b"v", [])], 5)
+    bad = bytearray(plain[:61]) + b"\x00not lz4 at all\xff" * 4
+    struct.pack_into(">h", bad, 21, 3)  # lz4
+    struct.pack_into(">i", bad, 8, len(bad) - 12)
+    struct.pack_into(">I", bad, 17, crc32c.crc32c(bytes(bad[21:])))
+    conn = Connection(*parse_address(kafka_broker))
+    try:
+        r = conn.request(0, {"transactional_id": None, "acks": 1, "timeout_ms": 10000, "topic_data": [
+            {"name": name, "partition_data": [{"index": 0, "records": bytes(bad)}]}]}, highest=8)
+        assert r["responses"][0]["partition_responses"][0]["error_code"] == 0
+    finally:
+        conn.close()
+    res = run(kafka_broker, "consume", name, "--from-beginning", "--max", "1", code=1)
+    assert "reading " + name + "-0: CORRUPT_MESSAGE (batch at offset 0: lz4 data does not decompress" in res.stderr
+    assert "Traceback" not in res.stderr

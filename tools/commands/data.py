@@ -127,7 +127,11 @@ def _fetch(client, leader: int, topic: str, positions: dict[int, int], wait_ms: 
     for t in reply["responses"]:
         for p in t["partitions"]:
             check(p["error_code"], what=f"fetching {topic}-{p['partition_index']}")
-            out[p["partition_index"]] = decode_batches(p["records"] or b"")
+            try:
+                out[p["partition_index"]] = decode_batches(p["records"] or b"")
+            except ValueError as e:  # records this tool cannot read: said once, not as a traceback
+                raise KafkaError(int(ErrorCode.CORRUPT_MESSAGE), str(e),
+                                 what=f"reading {topic}-{p['partition_index']}") from None
     return out
 
 
