@@ -144,74 +144,66 @@ def decode_batches(data: bytes) -> list[Record]:
     out: list[Record] = []
     pos = 0
     while pos + _HEADER.size <= len(data):
-        (base, length, _epoch, magic, _crc, attrs, _last_delta, base_ts, max_ts, _pid, _pepoch, _seq,
-         count) = _HEADER.unpack_from(data, pos)
+        base, length, _epoch, magic, _crc, attrs = _HEADER.unpack_from(data, pos)[:6]
         end = pos + 12 + length
         if end > len(data):
             break
         if magic != 2:
             raise ValueError(f"record batch magic {magic} at offset {base} is not supported")
-        if attrs & 0x20:  # control batch (transaction markers): not application data
-            pos = end
-            continue
-        records = data[pos + _HEADER.size:end]
-        codec = attrs & 0x07
-        if codec:
-            try:
-                records = decompress(codec, records)
-            except ValueError as e:
-                raise ValueError(f"batch at offset {base}: {e}") from None
-        ts_type = "LogAppendTime" if attrs & 0x08 else "CreateTime"
-        out.extend(_records(records, count, base, base_ts, max_ts if ts_type == "LogAppendTime" else None, ts_type))
+        if not attrs & 0x20:  # a control batch (transaction markers) holds no application data
+            out.extend(_batch_records(data[pos:end]))
         pos = end
     return out
 
 
 def record_times(batch) -> list[tuple[int, int]]:
-    """(offset, timestamp) of every record of one whole batch, in order; keys and values are skipped.
-    A LogAppendTime batch gives each record the batch's maxTimestamp, as Kafka does."""
+    """(offset, timestamp) of every record of one whole batch, in order. A LogAppendTime batch gives each
+    record the batch's maxTimestamp, as Kafka does."""
+    return [(r.offset, r.timestamp) for r in _batch_records(bytes(batch))]
+
+
+def _batch_records(batch: bytes) -> list[Record]:
+    """The records of one whole batch, decompressed when the producer compressed them; ValueError naming
+    the batch when they cannot be read."""
     (base, _length, _epoch, _magic, _crc, attrs, _last_delta, base_ts, max_ts, _pid, _pepoch, _seq,
      count) = _HEADER.unpack_from(batch, 0)
     records = batch[_HEADER.size:]
-    if attrs & 0x07:
-        records = decompress(attrs & 0x07, records)
-    buf = bytes(records)
-    out = []
-    pos = 0
+    log_append_time = bool(attrs & 0x08)
     try:
-        for _ in range(count):  # count comes from the producer: every record must also fit in what is there
+        if attrs & 0x07:
+            records = decompress(attrs & 0x07, records)
+        return list(_records(records, count, base, base_ts, max_ts if log_append_time else None,
+                             "LogAppendTime" if log_append_time else "CreateTime"))
+    except ValueError as e:
+        raise ValueError(f"batch at offset {base}: {e}") from None
+
+
+def _records(buf: bytes, count: int, base: int, base_ts: int, fixed_ts: int | None, ts_type: str):
+    """`count` and every record's length come from the producer: each record must fit in what is there."""
+    pos = done = 0
+    try:
+        for _ in range(count):
             length, pos = _read_varint(buf, pos)
             end = pos + length
             if length < 3 or end > len(buf):
                 raise ValueError(f"a record of {length} bytes at byte {pos} of {len(buf)}")
-            ts_delta, p = _read_varint(buf, pos + 1)  # after the record's attributes
-            off_delta, _ = _read_varint(buf, p)
-            out.append((base + off_delta, max_ts if attrs & 0x08 else base_ts + ts_delta))
+            pos += 1  # attributes
+            ts_delta, pos = _read_varint(buf, pos)
+            off_delta, pos = _read_varint(buf, pos)
+            key, pos = _read_bytes(buf, pos)
+            value, pos = _read_bytes(buf, pos)
+            nh, pos = _read_varint(buf, pos)
+            headers = []
+            for _ in range(nh):
+                hk, pos = _read_bytes(buf, pos)
+                hv, pos = _read_bytes(buf, pos)
+                headers.append(((hk or b"").decode("utf-8", "replace"), hv))
+            yield Record(base + off_delta, fixed_ts if fixed_ts is not None else base_ts + ts_delta, key, value,
+                         headers, ts_type)
+            done += 1
             pos = end
     except IndexError:
-        raise ValueError(f"the batch claims {count} records, {len(out)} are there") from None
-    return out
-
-
-def _records(buf: bytes, count: int, base: int, base_ts: int, fixed_ts: int | None, ts_type: str):
-    pos = 0
-    for _ in range(count):
-        length, pos = _read_varint(buf, pos)
-        end = pos + length
-        pos += 1  # attributes
-        ts_delta, pos = _read_varint(buf, pos)
-        off_delta, pos = _read_varint(buf, pos)
-        key, pos = _read_bytes(buf, pos)
-        value, pos = _read_bytes(buf, pos)
-        nh, pos = _read_varint(buf, pos)
-        headers = []
-        for _ in range(nh):
-            hk, pos = _read_bytes(buf, pos)
-            hv, pos = _read_bytes(buf, pos)
-            headers.append(((hk or b"").decode("utf-8", "replace"), hv))
-        yield Record(base + off_delta, fixed_ts if fixed_ts is not None else base_ts + ts_delta, key, value,
-                     headers, ts_type)
-        pos = end
+        raise ValueError(f"the batch claims {count} records, {done} are there") from None
 
 
 def _read_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
