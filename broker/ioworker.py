@@ -394,11 +394,7 @@ class IOWorker:
                 return ipc.list_offset_done(token, 0, plog.log_start_offset, -1, op.leader_epoch)
             if timestamp == -1:
                 return ipc.list_offset_done(token, 0, plog.high_watermark, -1, op.leader_epoch)
-            if timestamp == -3:  # the first record holding the largest timestamp
-                timestamp = plog.max_timestamp()[0]
-                if timestamp < 0:
-                    return ipc.list_offset_done(token, 0, -1, -1, -1)
-            found = plog.offset_for_timestamp(timestamp)
+            found = plog.offset_for_max_timestamp() if timestamp == -3 else plog.offset_for_timestamp(timestamp)
         except Exception as e:
             return ipc.list_offset_done(token, error_code_for(e))
         if found is None:

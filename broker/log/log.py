@@ -553,8 +553,14 @@ class PartitionLog:
                 return None if found[0] >= hw else found
         return None
 
+    def offset_for_max_timestamp(self) -> tuple[int, int, int] | None:
+        """ListOffsets -3 (KIP-734): ``offset_for_timestamp`` of the largest timestamp held, so the first
+        record holding it; ``None`` when the log holds no record."""
+        timestamp = self.max_timestamp()[0]
+        return None if timestamp < 0 else self.offset_for_timestamp(timestamp)
+
     def max_timestamp(self) -> tuple[int, int]:
-        """(timestamp, offset) of the largest timestamp held (ListOffsets -3); (-1, -1) when empty."""
+        """(timestamp, last offset of its batch) of the largest timestamp held; (-1, -1) when empty."""
         best = (-1, -1)
         for seg in self._segments:
             if seg.max_timestamp > best[0] and seg.next_offset > self._log_start:

@@ -256,6 +256,7 @@ def test_offset_for_timestamp_is_the_first_record_at_or_after_it(open_log, codec
     assert log.offset_for_timestamp(4500) == (4, 5000, 3)
     assert log.offset_for_timestamp(6000) == (5, 6000, 3)
     assert log.offset_for_timestamp(6001) is None
+    assert log.offset_for_max_timestamp() == (5, 6000, 3)
     log.delete_records_before(2)  # the log now starts inside the first batch
     assert log.offset_for_timestamp(0) == (2, 2000, 0)
     assert log.offset_for_timestamp(2500) == (3, 4000, 0)
