@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from tests.integration.test_produce_fetch import _create
 from tools.testing import BrokerProcess
 
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
@@ -23,13 +24,6 @@ def broker(tmp_path_factory):
     b.start()
     yield b
     b.close()
-
-
-def _create(bootstrap: str, topic: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: the future fails once the client is gone
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(15)
 
 
 def _kcat(*args: str, stdin: str | None = None) -> str:
