@@ -73,11 +73,15 @@ class Histogram:
         self._extend(value, value, times, value * times)
 
     def record_many(self, values) -> None:
-        v = np.asarray(values, np.int64)
-        if v.size == 0:
-            return
-        if v.size <= _FEW:  # the per-request path: a few records acknowledged together
-            vals = [x if x > 0 else 0 for x in v.tolist()]
+        if isinstance(values, list) and len(values) <= _FEW:
+            vals = values
+        else:
+            v = np.asarray(values, np.int64)
+            vals = v.tolist() if v.size <= _FEW else None
+        if vals is not None:  # the per-request path: a few records acknowledged together
+            if not vals:
+                return
+            vals = [x if x > 0 else 0 for x in vals]
             counts = self.counts
             for value in vals:
                 counts[bucket_index(value)] += 1
