@@ -1,12 +1,18 @@
 """The null sink speaks enough Kafka for the harness and for a real client, and counts what it is sent."""
 
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 
 from confluent_kafka import Producer
 
 from netio.codec import decode_response
 from perf import wire
-from perf.loadgen import build
+from perf import loadgen
+from perf.counters import COUNTERS, RECORDS
+from perf.loadgen import ProduceSpec, build
 from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload, run_consume, run_produce
 
@@ -91,3 +97,38 @@ def test_each_sink_process_is_a_broker_leading_every_nth_partition():
         consumed = run_consume(replace(w, discard_records=True))
     for r in (produced, consumed):
         assert r["records"] == 20_000 and r["errors"] == 0 and r["complete"], r
+
+
+def test_a_fixed_rate_counts_a_stall_in_every_record_due_during_it():
+    """At a fixed rate each record's latency runs from its due time, not from when it could be sent, so a
+    server that stops answering shows up in every record that fell due meanwhile (no coordinated omission).
+    Here the sink is stopped for 300 ms of a 2,000 records/s run: the ~400 records due in its first 200 ms
+    each wait at least 100 ms, over 10% of the 3,000. Counted from their send, only the few requests in
+    flight when it stopped would."""
+    with NullSinkProcesses(processes=1, partitions=2) as sink:
+        conn = wire.Connection("127.0.0.1", sink.port)
+        try:
+            leaders = wire.ensure_topic(conn, "stall", 2)
+        finally:
+            conn.close()
+        spec = ProduceSpec(topic="stall", leaders=leaders, record_size=100, num_records=3000, rate=2000,
+                           batch_bytes=1000, inflight=5, time_limit=60)
+        pid = sink.procs[0].pid
+
+        def stall():
+            time.sleep(0.5)
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGCONT)
+
+        staller = threading.Thread(target=stall)
+        counters = [0] * COUNTERS
+        staller.start()
+        try:
+            hist = loadgen._scheduled(spec, counters)
+        finally:
+            staller.join()
+    assert counters[RECORDS] == hist.count == 3000
+    assert hist.percentile(100) >= 280e6  # ns: the first record due after the stop waited all of it
+    assert hist.percentile(90) >= 100e6
+    assert hist.percentile(50) < 100e6  # and the records before and after it did not
