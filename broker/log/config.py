@@ -179,11 +179,6 @@ def effective_log_config(topic_configs: Mapping[str, Any] | None, broker_values:
         message_timestamp_type=pick("message.timestamp.type", b.get("log.message.timestamp.type"),
                                     d.message_timestamp_type),
         file_delete_delay_ms=int(b.get("log.segment.delete.delay.ms", d.file_delete_delay_ms)),
-        preallocate=_bool(pick("preallocate", b.get("log.preallocate"), d.preallocate)),
+        preallocate=bool(pick("preallocate", b.get("log.preallocate"), d.preallocate)),  # parsed on both sides
     )
 
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on")
-    return bool(v)
