@@ -17,7 +17,7 @@ _SUB = 1 << SUB_BITS
 _HALF = _SUB >> 1
 BUCKETS = _SUB + MAX_SHIFT * _HALF
 RELATIVE_ERROR = 1.0 / _HALF
-_FEW = 32  # up to this many values, per-value increments beat a BUCKETS-long bincount
+FEW = 32  # up to this many values, per-value increments beat a BUCKETS-long bincount
 
 
 def bucket_of(values: np.ndarray) -> np.ndarray:
@@ -73,11 +73,11 @@ class Histogram:
         self._extend(value, value, times, value * times)
 
     def record_many(self, values) -> None:
-        if isinstance(values, list) and len(values) <= _FEW:
+        if isinstance(values, list) and len(values) <= FEW:
             vals = values
         else:
             v = np.asarray(values, np.int64)
-            vals = v.tolist() if v.size <= _FEW else None
+            vals = v.tolist() if v.size <= FEW else None
         if vals is not None:  # the per-request path: a few records acknowledged together
             if not vals:
                 return

@@ -20,7 +20,7 @@ import numpy as np
 import hotpath
 from perf import wire
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
-from perf.histogram import Histogram
+from perf.histogram import FEW, Histogram
 
 TEMPLATES = 4
 _KEY = struct.Struct(">q")
@@ -327,7 +327,7 @@ def _count_scheduled(counters, hist: Histogram, start: int, interval: float, fir
         now = time.monotonic_ns()
         if n == 1:
             hist.record(now - start - int(first * interval))
-        elif n <= 32:
+        elif n <= FEW:  # a list: the histogram takes a few values without numpy
             hist.record_many([now - start - int(i * interval) for i in range(first, first + n)])
         else:
             hist.record_many(now - start - (np.arange(first, first + n) * interval).astype(np.int64))
