@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+import hotpath
 from tools.testing import BrokerProcess
 
 N_RECORDS = 100_000
@@ -161,12 +162,9 @@ def test_offsets_for_times_finds_the_record_inside_a_compressed_batch(broker):
     d = os.path.join(broker.data_dir, "by-time-0")
     (seg,) = [f for f in os.listdir(d) if f.endswith(".log")]
     with open(os.path.join(d, seg), "rb") as f:
-        data = f.read()
-    batches, pos = [], 0  # (first offset, last offset, codec) of each batch in the segment
-    while pos + 61 <= len(data) and int.from_bytes(data[pos + 8:pos + 12], "big") > 0:
-        first = int.from_bytes(data[pos:pos + 8], "big")
-        batches.append((first, first + int.from_bytes(data[pos + 23:pos + 27], "big"), data[pos + 22] & 0x07))
-        pos += 12 + int.from_bytes(data[pos + 8:pos + 12], "big")
+        scan = hotpath.scan_batches(f.read())  # stops at the segment's preallocated zero tail
+    batches = [(int(b), int(b + delta), int(attrs) & 0x07)  # (first offset, last offset, codec) per batch
+               for b, delta, attrs in zip(scan.base_offset, scan.last_offset_delta, scan.attributes)]
     # librdkafka mostly sends the 100 records as one batch, under load at times the first few on their own:
     # either way the records the lookups found above lie inside an lz4 batch, after its first record
     assert batches[-1][1] == 99, batches
