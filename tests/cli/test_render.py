@@ -7,6 +7,7 @@ import crc32c
 import pytest
 
 from netio.codec.records import Record, decode_batches, encode_batch, record_times
+from tests.compressed import COMPRESS, compressed_batch
 from tools.commands.data import murmur2, partition_for
 from tools.commands.group import decode_assignment, lag_rows, parse_datetime
 from tools.commands.render import (record_dict, render_cluster, render_group, render_record, render_topic,
@@ -88,25 +89,10 @@ def test_batches_round_trip_and_carry_a_valid_crc():
     assert out[2].value is None and out[2].key == b"x" * 300
 
 
-def _compressed(plain: bytes, codec: int, body: bytes) -> bytes:
-    """`plain`'s header over `body` (its records compressed with `codec`), length and CRC made right."""
-    head = bytearray(plain[:61])
-    struct.pack_into(">h", head, 21, codec)
-    struct.pack_into(">i", head, 8, 61 + len(body) - 12)
-    struct.pack_into(">I", head, 17, crc32c.crc32c(bytes(head[21:]) + body))
-    return bytes(head) + body
-
-
 @pytest.mark.parametrize("codec", [1, 2, 3, 4], ids=["gzip", "snappy", "lz4", "zstd"])
 def test_compressed_batches_from_other_producers_are_read(codec):
-    import gzip
-
-    import cramjam
-
-    compress = {1: gzip.compress, 2: cramjam.snappy.compress_raw, 3: cramjam.lz4.compress,
-                4: cramjam.zstd.compress}[codec]
     plain = encode_batch([(None, b"zipped", []), (b"k", b"two", [("h", b"x")])], 5)
-    out = decode_batches(_compressed(plain, codec, bytes(compress(plain[61:]))))
+    out = decode_batches(compressed_batch(plain, codec))
     assert [(r.offset, r.key, r.value, r.headers) for r in out] == [(0, None, b"zipped", []),
                                                                    (1, b"k", b"two", [("h", b"x")])]
 
@@ -123,31 +109,28 @@ def test_snappy_in_the_java_producers_framing_is_read():
     for part in (records[:half], records[half:]):
         block = bytes(cramjam.snappy.compress_raw(part))
         body += struct.pack(">i", len(block)) + block
-    out = decode_batches(_compressed(plain, 2, body))
+    out = decode_batches(compressed_batch(plain, 2, body))
     assert [r.value for r in out] == [b"java-%d" % i for i in range(40)]
     with pytest.raises(ValueError, match="batch at offset 0: snappy"):
-        decode_batches(_compressed(plain, 2, body[:-3]))
+        decode_batches(compressed_batch(plain, 2, body[:-3]))
 
 
 def test_damaged_or_unknown_compression_is_reported():
     plain = encode_batch([(None, b"v", [])], 5)
     for codec in (1, 2, 3, 4):
         with pytest.raises(ValueError, match="batch at offset 0: .*does not decompress"):
-            decode_batches(_compressed(plain, codec, b"\x00not compressed data\xff" * 3))
+            decode_batches(compressed_batch(plain, codec, b"\x00not compressed data\xff" * 3))
     with pytest.raises(ValueError, match="unknown compression codec 5"):
-        decode_batches(_compressed(plain, 5, plain[61:]))
+        decode_batches(compressed_batch(plain, 5, plain[61:]))
 
 
 def test_decompression_is_bounded():
     """A small batch that decompresses to more than the limit fails instead of taking the memory; one
     within it comes out whole, however far beyond the first guess at its size."""
-    import cramjam
-
     from netio.codec.records import decompress
 
     zeros = bytes(8 << 20)
-    for codec, compress in ((1, cramjam.gzip.compress), (2, cramjam.snappy.compress_raw),
-                            (3, cramjam.lz4.compress), (4, cramjam.zstd.compress)):
+    for codec, compress in COMPRESS.items():
         packed = bytes(compress(zeros))
         assert len(packed) < len(zeros) // 20  # a batch within max.message.bytes could carry it
         assert decompress(codec, packed) == zeros
@@ -156,12 +139,10 @@ def test_decompression_is_bounded():
 
 
 def test_record_times_read_offsets_and_timestamps_only():
-    import cramjam
-
     plain = encode_batch([(b"a", b"1", []), (b"b", b"2", [])], 1000)
     shifted = struct.pack(">q", 10) + plain[8:]
     assert record_times(shifted) == [(10, 1000), (11, 1000)]
-    zipped = _compressed(shifted, 4, bytes(cramjam.zstd.compress(plain[61:])))
+    zipped = compressed_batch(shifted, 4)
     assert record_times(zipped) == [(10, 1000), (11, 1000)]
     stamped = bytearray(shifted)
     struct.pack_into(">h", stamped, 21, 0x08)  # LogAppendTime: every record is the batch's maxTimestamp

@@ -6,6 +6,8 @@ import pytest
 import hotpath
 from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, PartitionLog, RecordTooLarge,
                         StorageError)
+from tests.compressed import compressed_batch
+
 from .storage_helpers import batch, read_all, segment_files, small_config
 
 
@@ -224,22 +226,9 @@ def test_offset_for_timestamp(open_log):
 
 def _timed_batch(timestamps: list[int], codec: int = 0) -> bytes:
     """One batch whose records carry ``timestamps``; compressed with ``codec`` as a client would."""
-    import struct
-
-    import cramjam
-    import crc32c
-
     plain = hotpath.build_records_batch([(b"k", b"v%d" % i) for i in range(len(timestamps))],
                                         timestamps=np.array(timestamps, np.int64))
-    if not codec:
-        return plain
-    compress = {1: cramjam.gzip.compress, 2: cramjam.snappy.compress_raw, 3: cramjam.lz4.compress,
-                4: cramjam.zstd.compress}[codec]
-    out = bytearray(plain[:61]) + bytes(compress(plain[61:]))
-    struct.pack_into(">i", out, 8, len(out) - 12)
-    struct.pack_into(">h", out, 21, struct.unpack_from(">h", out, 21)[0] | codec)
-    struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
-    return bytes(out)
+    return compressed_batch(bytes(plain), codec) if codec else plain
 
 
 @pytest.mark.parametrize("codec", [0, 1, 2, 3, 4], ids=["none", "gzip", "snappy", "lz4", "zstd"])
