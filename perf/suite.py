@@ -93,6 +93,36 @@ CORES = os.cpu_count() or 1
 PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
 
 
+def scaled(count: int, scale: float) -> int:
+    """A workload's record count at `scale`, at least 1,000."""
+    return max(1000, int(count * scale))
+
+
+PRODUCE_WORKLOADS = ("W1", "W2", "W3", "W4", "W7")
+W3_BROKER = {"log.flush.interval.messages": 1}  # W3's broker: every append fsynced before it is answered
+
+
+def produce_workload(name: str, bootstrap: str, scale: float = 1.0) -> Workload:
+    """The first produce row of a standard workload, `scale` times its records (at least 1,000)."""
+    def n(count: int) -> int:
+        return scaled(count, scale)
+
+    base = dict(time_limit=TIME_LIMIT, partitions=8)
+    if name == "W1":
+        return Workload(bootstrap, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
+    if name == "W2":
+        return Workload(bootstrap, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
+    if name == "W3":
+        return Workload(bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
+    if name == "W4":
+        return Workload(bootstrap, "w4", n(100_000), 1024, acks=1, rate=10_000, batch_size=16384, inflight=5,
+                        **base)
+    if name == "W7":
+        return Workload(bootstrap, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
+                        **base)
+    raise ValueError(f"no produce workload {name!r}: one of {', '.join(PRODUCE_WORKLOADS)}")
+
+
 def key_of(w: Workload) -> str:
     """What a row is judged by: p99 latency at a fixed rate, records/s at max rate."""
     return "p99" if w.rate else "records_per_sec"
@@ -246,11 +276,12 @@ def _row(name: str, what: str, verb: str, w: Workload, r: dict, note: str = "", 
 
 
 @contextlib.contextmanager
-def _broker(network: int = CORES, io: int = CORES, settings: dict | None = None):
-    """A broker in a temp dir; its log tail goes to stderr when it stops, keeping stdout for the results."""
+def temp_broker(network: int = CORES, io: int = CORES, settings: dict | None = None, source: str | None = None):
+    """A broker in a temp dir; its log tail goes to stderr when it stops, keeping stdout for the results.
+    `settings` win over `network` and `io`; `source`: a source tree to run it from."""
     from tools.testing import BrokerProcess
 
-    b = BrokerProcess(network_threads=network, io_threads=io, settings=settings).start()
+    b = BrokerProcess(network_threads=network, io_threads=io, settings=settings, source=source).start()
     try:
         yield b
     finally:
@@ -270,7 +301,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         return not want or name in want
 
     def n(count: int) -> int:
-        return max(1000, int(count * scale))
+        return scaled(count, scale)
 
     server: list[int] = []  # the pids of the broker (or sink) the rows below run against
 
@@ -315,11 +346,11 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                     what += ", bodies discarded)" if w.discard_records else ")"
                     rows.append(_row("NS", what, verb, w, r, note + "; generator and sink share the cores"))
     if any(on(x) for x in ("W1", "W2", "W4", "W5", "W7")):
-        with _broker() as b:
+        with temp_broker() as b:
             server[:] = b.pids()
             bs = b.bootstrap
             if on("W1"):
-                w = Workload(bs, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
+                w = produce_workload("W1", bs, scale)
                 rows.append(_row("W1", "1 KiB, acks=1, 8 partitions, max rate", "produce", w, produce(w)))
                 w = replace(w, topic="w1m", batch_size=RDKAFKA_BATCH_SIZE)
                 rows.append(_row("W1", "the same with 1 MB batches", "produce", w, produce(w),
@@ -329,10 +360,10 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  produce(w), "each producer process a producer id of its own, sequences per "
                                  "partition", judged=False))
             if on("W2"):
-                w = Workload(bs, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
+                w = produce_workload("W2", bs, scale)
                 rows.append(_row("W2", "100 B, acks=1, 8 partitions, max rate", "produce", w, produce(w)))
             if on("W4"):
-                w = Workload(bs, "w4", n(100_000), 1024, acks=1, rate=10_000, batch_size=16384, inflight=5, **base)
+                w = produce_workload("W4", bs, scale)
                 rows.append(_row("W4", "1 KiB at a fixed 10k records/s, produce-to-ack latency", "produce", w,
                                  produce(w), "linger 0: a request leaves as soon as a record is due; "
                                  "records already due ride together, up to 16 KiB; 5 requests in flight, the "
@@ -359,8 +390,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                         return paired(metered(run_produce, server), run_produce, w, sink.bootstrap, repeat,
                                       progress)
 
-                    w = Workload(bs, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent",
-                                 linger_ms=5, **base)
+                    w = produce_workload("W7", bs, scale)
                     rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
                                      against_sink(w), "linger.ms=5, batch.size=64 KiB", key="of_sink"))
                     w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
@@ -373,15 +403,15 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                      "enable.idempotence=true, acks=all, at most 5 requests in flight: the Java "
                                      "producer's defaults since Kafka 3.0", judged=False, key="of_sink"))
     if on("W3"):
-        with _broker(settings={"log.flush.interval.messages": 1}) as b:
+        with temp_broker(settings=W3_BROKER) as b:
             server[:] = b.pids()
-            w = Workload(b.bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
+            w = produce_workload("W3", b.bootstrap, scale)
             rows.append(_row("W3", "1 KiB, acks=all, log.flush.interval.messages=1", "produce", w,
                              produce(w)))
     if on("W6"):
         for net in (1, 2):
             for io in (1, 2):
-                with _broker(network=net, io=io) as b:
+                with temp_broker(network=net, io=io) as b:
                     server[:] = b.pids()
                     w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
