@@ -2,7 +2,8 @@
 
 `produce`, `consume` and `e2e` drive an existing broker; `nullsink` serves a do-nothing Kafka endpoint that
 measures the harness's own ceiling; `suite` starts a broker itself, runs the standard workloads W1-W6 and
-appends the results to perf/RESULTS.md.
+appends the results to perf/RESULTS.md; `compare` starts two brokers and runs one workload against each in
+turn.
 """
 
 from __future__ import annotations
@@ -183,3 +184,42 @@ def suite(scale, only, results, no_write, repeat):
         with open(results, "a") as f:
             f.write("\n" + section)
         click.echo(f"appended to {results}", err=True)
+
+
+def _settings(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@perf.command()
+@click.option("--workload", type=click.Choice(["W1", "W2", "W3", "W4", "W7"], case_sensitive=False), required=True,
+              help="The suite's workload to run (its first produce row).")
+@click.option("--rounds", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs against each broker, alternating A B B A ...")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Multiply the workload's record count.")
+@click.option("--a-set", "a_set", multiple=True, metavar="KEY=VALUE", help="A setting of broker A (repeatable).")
+@click.option("--b-set", "b_set", multiple=True, metavar="KEY=VALUE", help="A setting of broker B (repeatable).")
+@click.option("--a-source", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Run broker A from this source tree (default: the installed broker).")
+@click.option("--b-source", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Run broker B from this source tree (default: the installed broker).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def compare(workload, rounds, scale, a_set, b_set, a_source, b_source, as_json):
+    """Start two brokers in temp dirs and run a workload against each in turn; medians and B over A.
+
+    The brokers differ in settings (--a-set/--b-set), in source tree (--a-source/--b-source), or both."""
+    from perf.compare import compare as run_compare, render
+
+    result = run_compare(workload.upper(), rounds=rounds, scale=scale,
+                         settings={"A": _settings(a_set), "B": _settings(b_set)},
+                         sources={"A": a_source, "B": b_source}, progress=_progress())
+    click.echo(render(result))
+    if as_json:
+        click.echo(json.dumps(result))
+    if result["errors"] or not result["complete"]:
+        sys.exit(1)

@@ -34,8 +34,11 @@ def kill_group(proc: subprocess.Popen | None) -> None:
 
 class BrokerProcess:
     def __init__(self, data_dir: str | None = None, settings: dict | None = None, port: int = 0,
-                 host: str = "127.0.0.1", network_threads: int = 1, io_threads: int = 1):
+                 host: str = "127.0.0.1", network_threads: int = 1, io_threads: int = 1,
+                 source: str | None = None):
+        """`source`: a source tree to run the broker from instead of the installed one (comparing two)."""
         self._tmp = None
+        self.source = os.path.abspath(source) if source else None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hpbroker-test-")
             data_dir = self._tmp.name
@@ -71,8 +74,11 @@ class BrokerProcess:
             self.settings["listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
         self._ready.clear()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.source:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.source, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, text=True)
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, text=True,
+                                     cwd=self.source)
         self._reader = threading.Thread(target=self._read_output, args=(self.proc,), daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
