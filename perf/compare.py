@@ -90,11 +90,11 @@ def render(result: dict) -> str:
         run = result["runs"][side][seen[side]]
         seen[side] += 1
         lines.append(f"{i + 1:>4} {side:>4} {run['records_per_sec']:>12,.0f} {run['p50_ms']:>8.2f} "
-                     f"{run['p99_ms']:>8.2f} {run['cpu_us_per_record']:>14.1f}")
+                     f"{run['p99_ms']:>8.2f} {run['cpu_us_per_record']:>14.2f}")
     for side in SIDES:
         m = result["median"][side]
         lines.append(f"{'med':>4} {side:>4} {m['records_per_sec']:>12,.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} "
-                     f"{m['cpu_us_per_record']:>14.1f}")
+                     f"{m['cpu_us_per_record']:>14.2f}")
     r = result["b_over_a"]
     lines.append(f"{'B/A':>9} " + " ".join(
         f"{'' if r[k] is None else f'{r[k]:.3f}':>{width}}"
