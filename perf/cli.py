@@ -213,11 +213,15 @@ def compare(workload, rounds, scale, a_set, b_set, a_source, b_source, as_json):
     """Start two brokers in temp dirs and run a workload against each in turn; medians and B over A.
 
     The brokers differ in settings (--a-set/--b-set), in source tree (--a-source/--b-source), or both."""
-    from perf.compare import compare as run_compare, render
+    from perf.compare import BrokerDidNotStart, compare as run_compare, render
 
-    result = run_compare(workload.upper(), rounds=rounds, scale=scale,
-                         settings={"A": _settings(a_set), "B": _settings(b_set)},
-                         sources={"A": a_source, "B": b_source}, progress=_progress())
+    try:
+        result = _guarded(lambda: run_compare(workload.upper(), rounds=rounds, scale=scale,
+                                              settings={"A": _settings(a_set), "B": _settings(b_set)},
+                                              sources={"A": a_source, "B": b_source}, progress=_progress()))
+    except BrokerDidNotStart as exc:
+        click.echo(f"hpbroker perf compare: {exc}", err=True)
+        sys.exit(1)
     click.echo(render(result))
     if as_json:
         click.echo(json.dumps(result))

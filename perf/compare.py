@@ -23,6 +23,10 @@ from perf.suite import W3_BROKER, metered, produce_workload, run_produce, temp_b
 SIDES = ("A", "B")
 
 
+class BrokerDidNotStart(RuntimeError):
+    pass
+
+
 def order(rounds: int) -> list[str]:
     """Which side each run goes against: A B, then B A, and so on."""
     out: list[str] = []
@@ -51,7 +55,10 @@ def compare(workload: str, rounds: int = 3, scale: float = 1.0, settings: dict |
         brokers, server = {}, {}
         for side in SIDES:
             wanted = {**(W3_BROKER if workload == "W3" else {}), **settings.get(side, {})}
-            b = stack.enter_context(temp_broker(settings=wanted, source=sources.get(side)))
+            try:
+                b = stack.enter_context(temp_broker(settings=wanted, source=sources.get(side)))
+            except RuntimeError as exc:  # it exited or never said ready: its log's tail says why
+                raise BrokerDidNotStart(f"broker {side}: {exc}") from None
             brokers[side], server[side] = b, b.pids()
         result = {"workload": workload, "rounds": rounds, "scale": scale, "order": order(rounds),
                   "workers": {side: len(server[side]) - 1 for side in SIDES},

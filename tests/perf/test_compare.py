@@ -42,6 +42,15 @@ def test_two_brokers_with_different_settings_each_take_their_turns():
     assert "W4, 2 rounds" in table and "num.io.threads=2" in table and "B/A" in table
 
 
+def test_a_side_whose_broker_refuses_its_settings_ends_the_comparison_with_the_reason():
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "perf", "compare", "--workload", "W4", "--scale", "0.01", "--rounds", "1",
+         "--b-set", "num.io.threads=0"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "hpbroker perf compare: broker B:" in out.stderr and "num.io.threads" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_a_broker_can_run_from_another_source_tree(tmp_path):
     """`source`: the broker command runs from that tree (here a stand-in that only announces itself)."""
     tools = tmp_path / "tools"
