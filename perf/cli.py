@@ -197,7 +197,7 @@ def _settings(pairs: tuple[str, ...]) -> dict:
 
 
 @perf.command()
-@click.option("--workload", type=click.Choice(["W1", "W2", "W3", "W4", "W7"], case_sensitive=False), required=True,
+@click.option("--workload", required=True, metavar="W1|W2|W3|W4|W7",
               help="The suite's workload to run (its first produce row).")
 @click.option("--rounds", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs against each broker, alternating A B B A ...")
@@ -214,9 +214,14 @@ def compare(workload, rounds, scale, a_set, b_set, a_source, b_source, as_json):
 
     The brokers differ in settings (--a-set/--b-set), in source tree (--a-source/--b-source), or both."""
     from perf.compare import BrokerDidNotStart, compare as run_compare, render
+    from perf.suite import PRODUCE_WORKLOADS
 
+    workload = workload.upper()
+    if workload not in PRODUCE_WORKLOADS:
+        raise click.BadParameter(f"{workload!r} is not one of {', '.join(PRODUCE_WORKLOADS)}",
+                                 param_hint="'--workload'")
     try:
-        result = _guarded(lambda: run_compare(workload.upper(), rounds=rounds, scale=scale,
+        result = _guarded(lambda: run_compare(workload, rounds=rounds, scale=scale,
                                               settings={"A": _settings(a_set), "B": _settings(b_set)},
                                               sources={"A": a_source, "B": b_source}, progress=_progress()))
     except BrokerDidNotStart as exc:

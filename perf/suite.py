@@ -98,6 +98,7 @@ def scaled(count: int, scale: float) -> int:
     return max(1000, int(count * scale))
 
 
+BASE = dict(time_limit=TIME_LIMIT, partitions=8)  # every workload: 8 partitions, bounded in time
 PRODUCE_WORKLOADS = ("W1", "W2", "W3", "W4", "W7")
 W3_BROKER = {"log.flush.interval.messages": 1}  # W3's broker: every append fsynced before it is answered
 
@@ -107,7 +108,7 @@ def produce_workload(name: str, bootstrap: str, scale: float = 1.0) -> Workload:
     def n(count: int) -> int:
         return scaled(count, scale)
 
-    base = dict(time_limit=TIME_LIMIT, partitions=8)
+    base = BASE
     if name == "W1":
         return Workload(bootstrap, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
     if name == "W2":
@@ -315,7 +316,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         return repeated(metered(run_e2e, server), w, repeat, progress, fresh=True)
 
     rows: list[dict] = []
-    base = dict(time_limit=TIME_LIMIT, partitions=8)
+    base = BASE
     if on("NS"):
         from perf.nullsink import NullSinkProcesses
 

@@ -21,7 +21,7 @@ def test_two_brokers_with_different_settings_each_take_their_turns():
     """Through the CLI: each side's settings reach its broker (one I/O worker more on A), every run
     completes, and the medians and ratios are those of the runs reported."""
     out = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "perf", "compare", "--workload", "W4", "--scale", "0.01", "--rounds", "2",
+        [sys.executable, "-m", "tools.cli", "perf", "compare", "--workload", "w4", "--scale", "0.01", "--rounds", "2",
          "--a-set", "num.io.threads=2", "--b-set", "num.io.threads=1", "--json"],
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -49,6 +49,13 @@ def test_a_side_whose_broker_refuses_its_settings_ends_the_comparison_with_the_r
     assert out.returncode == 1
     assert "hpbroker perf compare: broker B:" in out.stderr and "num.io.threads" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_workload_the_suite_does_not_have_is_a_usage_error():
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "perf", "compare", "--workload", "W9"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "'W9' is not one of W1, W2, W3, W4, W7" in out.stderr
 
 
 def test_a_broker_can_run_from_another_source_tree(tmp_path):
