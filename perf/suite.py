@@ -108,19 +108,18 @@ def produce_workload(name: str, bootstrap: str, scale: float = 1.0) -> Workload:
     def n(count: int) -> int:
         return scaled(count, scale)
 
-    base = BASE
     if name == "W1":
-        return Workload(bootstrap, "w1", n(2_000_000), 1024, acks=1, producers=2, **base)
+        return Workload(bootstrap, "w1", n(2_000_000), 1024, acks=1, producers=2, **BASE)
     if name == "W2":
-        return Workload(bootstrap, "w2", n(5_000_000), 100, acks=1, producers=2, **base)
+        return Workload(bootstrap, "w2", n(5_000_000), 100, acks=1, producers=2, **BASE)
     if name == "W3":
-        return Workload(bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **base)
+        return Workload(bootstrap, "w3", n(300_000), 1024, acks=-1, producers=2, **BASE)
     if name == "W4":
         return Workload(bootstrap, "w4", n(100_000), 1024, acks=1, rate=10_000, batch_size=16384, inflight=5,
-                        **base)
+                        **BASE)
     if name == "W7":
         return Workload(bootstrap, "w7", n(500_000), 1024, acks=1, producers=1, client="confluent", linger_ms=5,
-                        **base)
+                        **BASE)
     raise ValueError(f"no produce workload {name!r}: one of {', '.join(PRODUCE_WORKLOADS)}")
 
 
@@ -316,7 +315,6 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         return repeated(metered(run_e2e, server), w, repeat, progress, fresh=True)
 
     rows: list[dict] = []
-    base = BASE
     if on("NS"):
         from perf.nullsink import NullSinkProcesses
 
@@ -324,14 +322,14 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
         # each of its two producer or consumer processes has a sink process of its own; confluent-kafka
         # against one, as W7 runs it against one broker.
         for sinks, runs in (
-            (2, [(Workload("", "ns1", n(4_000_000), 1024, producers=2, **base), "produce"),
-                 (Workload("", "ns2", n(10_000_000), 100, producers=2, **base), "produce"),
-                 (Workload("", "ns1", n(4_000_000), consumers=2, **base), "consume"),
-                 (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **base), "consume")]),
-            (1, [(Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **base), "produce"),
+            (2, [(Workload("", "ns1", n(4_000_000), 1024, producers=2, **BASE), "produce"),
+                 (Workload("", "ns2", n(10_000_000), 100, producers=2, **BASE), "produce"),
+                 (Workload("", "ns1", n(4_000_000), consumers=2, **BASE), "consume"),
+                 (Workload("", "ns1", n(4_000_000), consumers=2, discard_records=True, **BASE), "consume")]),
+            (1, [(Workload("", "ns3", n(500_000), 1024, client="confluent", linger_ms=5, **BASE), "produce"),
                  (Workload("", "ns4", n(500_000), 1024, client="confluent", linger_ms=5,
-                           batch_size=RDKAFKA_BATCH_SIZE, **base), "produce"),
-                 (Workload("", "ns5", n(500_000), 1024, client="confluent", linger_ms=5, **IDEMPOTENT, **base),
+                           batch_size=RDKAFKA_BATCH_SIZE, **BASE), "produce"),
+                 (Workload("", "ns5", n(500_000), 1024, client="confluent", linger_ms=5, **IDEMPOTENT, **BASE),
                   "produce")]),
         ):
             note = "sink: 1 process" if sinks == 1 else f"sink: {sinks} processes, each a broker on its own port"
@@ -373,7 +371,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                 rows.append(_row("W4", "1 KiB at 10k records/s, end-to-end (produce to consumer receipt)", "e2e",
                                  w, e2e(w), "latency column: end to end", judged=False))
             if on("W5"):
-                w = Workload(bs, "w5", n(3_000_000), 1024, acks=1, producers=2, **base)
+                w = Workload(bs, "w5", n(3_000_000), 1024, acks=1, producers=2, **BASE)
                 fill = produce(w, times=1)
                 rows.append(_row("W5", "backlog fill (produce)", "produce", w, fill,
                                  "run once: the backlog the next row reads", judged=False))
@@ -414,7 +412,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
             for io in (1, 2):
                 with temp_broker(network=net, io=io) as b:
                     server[:] = b.pids()
-                    w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **base)
+                    w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **BASE)
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
     probes.append(page_cache_write_rates(megabytes=probe_mb))
