@@ -24,7 +24,7 @@ SIDES = ("A", "B")
 
 
 class BrokerDidNotStart(RuntimeError):
-    pass
+    """A side's broker exited or never said ready (a setting it refuses, a broken source tree)."""
 
 
 def order(rounds: int) -> list[str]:
@@ -36,11 +36,8 @@ def order(rounds: int) -> list[str]:
 
 
 def _summary(runs: list[dict]) -> dict:
-    def med(key: str) -> float:
-        return statistics.median(run[key] for run in runs)
-
-    return {"records_per_sec": med("records_per_sec"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
-            "cpu_us_per_record": med("cpu_us_per_record")}
+    return {key: statistics.median(run[key] for run in runs)
+            for key in ("records_per_sec", "p50_ms", "p99_ms", "cpu_us_per_record")}
 
 
 def compare(workload: str, rounds: int = 3, scale: float = 1.0, settings: dict | None = None,
