@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 
 from perf import runner
+from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload
 
 
@@ -308,6 +309,10 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     def produce(w: Workload, times: int = repeat) -> dict:
         return repeated(metered(run_produce, server), w, times, progress, fresh=True)
 
+    def paired_with_sink(w: Workload, sink) -> dict:
+        """W7's runs through the broker the rows run against, each paired with one against `sink`."""
+        return paired(metered(run_produce, server), run_produce, w, sink.bootstrap, repeat, progress)
+
     def consume(w: Workload) -> dict:
         return repeated(metered(run_consume, server), w, repeat, progress)
 
@@ -316,8 +321,6 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
 
     rows: list[dict] = []
     if on("NS"):
-        from perf.nullsink import NullSinkProcesses
-
         # The native client against two sink processes, each a broker leading half the partitions, so
         # each of its two producer or consumer processes has a sink process of its own; confluent-kafka
         # against one, as W7 runs it against one broker.
@@ -382,25 +385,27 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                                  consume(w), "each batch's header read, its body never copied to the consumer "
                                  "(MSG_TRUNC): what the broker serves without the client's copy", judged=False))
             if on("W7"):
-                from perf.nullsink import NullSinkProcesses
-
                 with NullSinkProcesses(processes=1) as sink:
-                    def against_sink(w: Workload) -> dict:
-                        return paired(metered(run_produce, server), run_produce, w, sink.bootstrap, repeat,
-                                      progress)
-
                     w = produce_workload("W7", bs, scale)
                     rows.append(_row("W7", "one confluent-kafka producer, 1 KiB, acks=1", "produce", w,
-                                     against_sink(w), "linger.ms=5, batch.size=64 KiB", key="of_sink"))
+                                     paired_with_sink(w, sink), "linger.ms=5, batch.size=64 KiB", key="of_sink"))
                     w = replace(w, topic="w7d", batch_size=RDKAFKA_BATCH_SIZE)
                     rows.append(_row("W7", "the same with the client's default batch.size", "produce", w,
-                                     against_sink(w), "linger.ms=5, batch.size=1,000,000 (both defaults)",
+                                     paired_with_sink(w, sink), "linger.ms=5, batch.size=1,000,000 (both defaults)",
                                      key="of_sink"))
                     w = replace(w, topic="w7i", batch_size=65536, **IDEMPOTENT)
                     rows.append(_row("W7", "the first W7 row, idempotent (acks=all, 5 requests in flight)",
-                                     "produce", w, against_sink(w),
+                                     "produce", w, paired_with_sink(w, sink),
                                      "enable.idempotence=true, acks=all, at most 5 requests in flight: the Java "
                                      "producer's defaults since Kafka 3.0", judged=False, key="of_sink"))
+    if on("W7"):
+        with temp_broker(network=1, io=1) as b, NullSinkProcesses(processes=1) as sink:
+            server[:] = b.pids()
+            w = produce_workload("W7", b.bootstrap, scale)
+            rows.append(_row("W7", "the first W7 row, against a broker with one network and one I/O worker",
+                             "produce", w, paired_with_sink(w, sink),
+                             "num.network.threads=1, num.io.threads=1: one producer's requests keep one I/O "
+                             "worker busy instead of two", judged=False, key="of_sink"))
     if on("W3"):
         with temp_broker(settings=W3_BROKER) as b:
             server[:] = b.pids()

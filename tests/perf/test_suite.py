@@ -124,7 +124,7 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     assert probe and all(float(v) > 0 for v in probe.groups()), text[:2000]
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
     assert [r[0] for r in rows] == ["| W1", "| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5", "| W7", "| W7",
-                                    "| W7"]
+                                    "| W7", "| W7"]
     for r in rows:
         records, rate, cores, waiting = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
         errors, runs = r[11], r[12]
@@ -144,7 +144,7 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
     targets = [r[13].rstrip(" |") for r in rows]  # only the row a target is read from names it
     w7 = "broker not the bottleneck (~250k rec/s client)"
     assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["", "produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", "",
-                                                            w7, w7, ""]
+                                                            w7, w7, "", ""]
     assert "W7 (one confluent-kafka producer) pairs each run" in text
     commands = re.findall(r"^- (W\d): `(hpbroker perf [^`]+)`", text, re.M)
     assert len(commands) == len(rows)
