@@ -186,16 +186,6 @@ def suite(scale, only, results, no_write, repeat):
         click.echo(f"appended to {results}", err=True)
 
 
-def _settings(pairs: tuple[str, ...]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
 @perf.command()
 @click.option("--workload", required=True, metavar="W1|W2|W3|W4|W7",
               help="The suite's workload to run (its first produce row).")
@@ -215,14 +205,15 @@ def compare(workload, rounds, scale, a_set, b_set, a_source, b_source, as_json):
     The brokers differ in settings (--a-set/--b-set), in source tree (--a-source/--b-source), or both."""
     from perf.compare import BrokerDidNotStart, compare as run_compare, render
     from perf.suite import PRODUCE_WORKLOADS
+    from tools.commands.common import parse_pairs
 
     workload = workload.upper()
     if workload not in PRODUCE_WORKLOADS:
         raise click.BadParameter(f"{workload!r} is not one of {', '.join(PRODUCE_WORKLOADS)}",
                                  param_hint="'--workload'")
+    settings = {"A": dict(parse_pairs(a_set, "'--a-set'")), "B": dict(parse_pairs(b_set, "'--b-set'"))}
     try:
-        result = _guarded(lambda: run_compare(workload, rounds=rounds, scale=scale,
-                                              settings={"A": _settings(a_set), "B": _settings(b_set)},
+        result = _guarded(lambda: run_compare(workload, rounds=rounds, scale=scale, settings=settings,
                                               sources={"A": a_source, "B": b_source}, progress=_progress()))
     except BrokerDidNotStart as exc:
         click.echo(f"hpbroker perf compare: {exc}", err=True)
