@@ -9,8 +9,7 @@ from dataclasses import replace
 from confluent_kafka import Producer
 
 from netio.codec import decode_response
-from perf import wire
-from perf import loadgen
+from perf import loadgen, wire
 from perf.counters import COUNTERS, RECORDS
 from perf.loadgen import ProduceSpec, build
 from perf.nullsink import NullSinkProcesses
