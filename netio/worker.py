@@ -323,7 +323,19 @@ class NetworkWorker:
         return False
 
     def _on_readable(self, conn: Connection) -> None:
+        """Read once; and when that read was a large frame's size prefix alone (``FrameReader.read_size``),
+        read its body at once too: it has usually arrived with the prefix, and waiting for the selector
+        to say so again costs a pass of the loop per large request."""
         reader = conn.reader
+        if self._read(conn, reader) and self._wants_body_now(conn, reader):
+            self._read(conn, reader)
+
+    def _wants_body_now(self, conn: Connection, reader) -> bool:
+        return (not conn.closed and not conn.paused and not self.draining and conn.close_reason is None
+                and reader.waiting_large_body())
+
+    def _read(self, conn: Connection, reader) -> bool:
+        """One receive and the frames it completes; False when nothing more should be read now."""
         direct = reader.direct_buffer() if conn.close_reason is None else None
         try:
             if direct is not None:
@@ -333,10 +345,10 @@ class NetworkWorker:
                 data = conn.sock.recv(reader.read_size(READ_CHUNK))
                 n = len(data)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as e:
             self._close(conn, f"read failed: {e.strerror or e}")
-            return
+            return False
         finally:
             if direct is not None:
                 direct.release()
@@ -344,16 +356,17 @@ class NetworkWorker:
             pending = reader.buffered
             self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
                         else "closed by peer")
-            return
+            return False
         PROC.scalars[_ml.MS_NET_BYTES_IN] += n
         if conn.close_reason is not None:
-            return  # closing once earlier responses are out: what it sends now is never read
+            return False  # closing once earlier responses are out: what it sends now is never read
         conn.read_us = now_us()
         if data is None:
             reader.direct_filled(n)
         else:
             reader.feed(data)
         self._serve_buffered(conn)
+        return data is not None
 
     def resume_paused(self, ring_blocked: set | None = None) -> None:
         """Called after completions arrive: connections under their limits read (and frame) again.

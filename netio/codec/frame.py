@@ -85,6 +85,12 @@ class FrameReader:
             return 4 - self._available
         return chunk
 
+    def waiting_large_body(self) -> bool:
+        """A large frame's size prefix is parsed and its body is still to come (``direct_buffer`` will
+        give where to receive it)."""
+        size = self._size
+        return size is not None and size >= DIRECT_MIN and self._available < size
+
     def direct_buffer(self) -> memoryview | None:
         """Where the rest of the frame being assembled should be received, when it is large; else None.
 

@@ -207,15 +207,20 @@ def test_after_a_large_frame_only_the_next_size_prefix_is_read_alone():
     reader = FrameReader()
     assert reader.read_size(1 << 18) == 1 << 18
     reader.feed(struct.pack(">i", DIRECT_MIN))
+    assert not reader.waiting_large_body()  # the prefix is not parsed until frames are asked for
     assert reader.next_frame() is None
+    assert reader.waiting_large_body()  # the network worker reads the body at once
     view = reader.direct_buffer()
     assert view is not None and len(view) == DIRECT_MIN
     view[:] = b"x" * DIRECT_MIN
     view.release()
     reader.direct_filled(DIRECT_MIN)
+    assert not reader.waiting_large_body()
     assert bytes(reader.next_frame()) == b"x" * DIRECT_MIN
     assert reader.read_size(1 << 18) == 4  # the next frame's body is then received in place if large
-    reader.feed(struct.pack(">i", 10) + b"0123456789")
+    reader.feed(struct.pack(">i", 10))
+    assert reader.next_frame() is None and not reader.waiting_large_body()  # a small body comes in chunks
+    reader.feed(b"0123456789")
     assert bytes(reader.next_frame()) == b"0123456789"
     assert reader.read_size(1 << 18) == 1 << 18  # back to chunks after a small frame
 
