@@ -129,6 +129,12 @@ class NetPump:
             return 1.0
         return max(0.0, min(1.0, deadline - time.monotonic()))
 
+    def look(self) -> bool:
+        """Ring the owners for this pass's requests; True when completions are waiting (a pass that does
+        not sleep)."""
+        self.flush_wakeups()
+        return any(r.has_data() for r in self.ctx.io.done)
+
     def after_wait(self) -> None:
         for r in self.ctx.io.done:
             r.finish_wait(drain=False)  # a rung bell is readable: the selector's callback drains it
@@ -142,14 +148,16 @@ class NetPump:
                 "parked_fetches": len(self.ctx.parked_fetches.parked),
                 "req_used": [r.used_bytes() for r in io.req], "done_used": [r.used_bytes() for r in io.done]}
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Completions delivered, backlogs moved, parked fetches checked; returns the completions' count."""
         io = self.ctx.io
-        io.poll()
+        n = io.poll()
         if io.backlog_pending():
             io.flush_backlog()
         self.ctx.parked_fetches.check()
         if self.worker is not None:
             self.worker.resume_paused(io.blocked_conns)
+        return n
 
 
 def run_network_worker(sup, index: int) -> None:
