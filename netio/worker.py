@@ -338,9 +338,9 @@ class NetworkWorker:
         return False
 
     def _on_readable(self, conn: Connection) -> None:
-        """Read once; and when that read was a large frame's size prefix alone (``FrameReader.read_size``),
-        read its body at once too: it has usually arrived with the prefix, and waiting for the selector
-        to say so again costs a pass of the loop per large request."""
+        """Receive once; when that left a large frame's body to come (after a large frame the next size
+        prefix is received alone, ``FrameReader.read_size``), receive the body at once too: it has usually
+        arrived with the prefix, and waiting for the selector to say so costs a pass of the loop."""
         reader = conn.reader
         if self._read(conn, reader) and self._wants_body_now(conn, reader):
             self._read(conn, reader)
@@ -350,7 +350,8 @@ class NetworkWorker:
                 and reader.waiting_large_body())
 
     def _read(self, conn: Connection, reader) -> bool:
-        """One receive and the frames it completes; False when nothing more should be read now."""
+        """One receive and the frames it completes. True after a receive into the chunk buffer (a large
+        body may be next); False after a receive in place, or when the connection read nothing or closed."""
         direct = reader.direct_buffer() if conn.close_reason is None else None
         try:
             if direct is not None:
