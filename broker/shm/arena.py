@@ -111,7 +111,6 @@ class ArenaAllocator:
         self._base = _address(arena.mm)
         self._end = arena.size
         self._blocks: list[Block] = []  # live blocks in address order
-        self._head = _DATA  # where the last block ended: the search for room starts here
         self.current: Block | None = None
         # A predecessor's references may still sit in the rings: reuse nothing until they are consumed.
         pending = [(r, r.published_head()) for r in rings if not r.consumed_past(r.published_head())]
@@ -121,22 +120,20 @@ class ArenaAllocator:
     def alloc(self, size: int) -> Block | None:
         """A range of ``size`` bytes for a frame being received, or None when the arena has no room.
 
-        The first gap that fits, searching from where the last block ended and then from the start: a
-        range still held (a slow client's half-received frame) blocks only itself, not the ranges after it."""
+        The lowest gap that fits: ranges given back are taken again first, so a steady stream of frames
+        keeps landing in memory the CPU caches still hold, instead of walking the whole arena. A range still
+        held (a slow client's half-received frame) blocks only itself, not the ranges after it."""
         blocks = self._blocks = [b for b in self._blocks if not b.reusable()]
-        start = self._fit(size, self._head)
-        if start is None and self._head > _DATA:
-            start = self._fit(size, _DATA)
+        start = self._fit(size)
         if start is None:
             return None
-        self._head = start + size
         block = Block(start, start + size, memoryview(self._mm)[start:start + size], [], True)
         bisect.insort(blocks, block, key=_start)
         return block
 
-    def _fit(self, size: int, frm: int) -> int | None:
-        """Start of the first gap at or after ``frm`` with room for ``size`` bytes."""
-        at = frm
+    def _fit(self, size: int) -> int | None:
+        """Start of the lowest gap with room for ``size`` bytes."""
+        at = _DATA
         for b in self._blocks:
             if b.end <= at:
                 continue

@@ -80,6 +80,25 @@ def test_a_held_range_does_not_hold_back_the_ones_after_it(arena):
         slow.release()
 
 
+def test_a_range_given_back_is_taken_again_first(arena):
+    """Frames one after another reuse the same (cache-warm) range rather than walking the arena."""
+    with Ring.create(1024) as ring:
+        alloc = ArenaAllocator(arena, [ring])
+        starts = []
+        for _ in range(5):
+            block = alloc.alloc(1000)
+            starts.append(block.start)
+            alloc.current = block
+            assert ring.try_put(5, b"ref")
+            alloc.referenced(ring)
+            alloc.current = None
+            block.release()
+            consume_one(ring)
+        assert starts == [DATA] * 5
+        held = alloc.alloc(1000)  # still being received
+        assert alloc.alloc(500).start == held.end
+
+
 def test_offset_of_answers_only_for_the_frame_being_handled(arena):
     with Ring.create(1024) as ring:
         alloc = ArenaAllocator(arena, [ring])
