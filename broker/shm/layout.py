@@ -56,7 +56,9 @@ Ring region (single producer, single consumer; ``ring.py``)::
 
     wrap rule: an entry that does not fit before the end of the data area is preceded by a PAD
     entry covering the rest of the area (or, when only 8 bytes remain, by nothing: fewer than
-    ENTRY_HEADER bytes to the end is an implicit pad both sides skip).
+    ENTRY_HEADER bytes to the end is an implicit pad both sides skip). The same PAD also
+    precedes an entry the producer puts into an empty ring past REWIND_AT (broker/shm/ring.py),
+    so that a ring kept empty reuses the front of its area.
 
     entry states, as the consumer sees them at position tail:
       tail == head                 empty: nothing to read (the producer may be writing)

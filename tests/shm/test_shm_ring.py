@@ -133,6 +133,36 @@ def test_peek_batch_matches_python_peek_across_wraps():
         assert r.used_bytes() == 0 and len(seen_batch) > 30
 
 
+def test_a_ring_kept_empty_reuses_the_front_of_its_area():
+    """A consumer that keeps up: entries never start past REWIND_AT, the pads in between are skipped, and
+    every payload comes back in order. One that lags: the producer keeps going round the whole area."""
+    from broker.shm.ring import REWIND_AT
+
+    cap = 4 * REWIND_AT
+    with Ring.create(cap) as r:
+        got, starts = [], []
+        for i in range(300):
+            payload = bytes([i % 251]) * (1000 + i * 7919 % 30000)
+            if i % 2:
+                assert r.put_batch(2, [payload]) == 1
+            else:
+                assert r.try_put(1, payload)
+            starts.append((r.published_head() - layout.entry_size(len(payload))) % cap)
+            msgs = r.peek_batch(10)
+            got += [bytes(v) for _, v in msgs]
+            r.advance()
+        assert got == [bytes([i % 251]) * (1000 + i * 7919 % 30000) for i in range(300)]
+        assert max(starts) < REWIND_AT + 31000 and starts.count(0) > 10
+        lagging = []
+        for i in range(80):
+            assert r.try_put(1, b"x" * 20000)
+            lagging.append((r.published_head() - layout.entry_size(20000)) % cap)
+            if len(lagging) % 8 == 0:
+                assert len(r.peek_batch(7)) == 7  # one stays: the ring is never empty at a put
+                r.advance()
+        assert max(lagging) > 3 * REWIND_AT  # no rewind: the producer went on round the area
+
+
 def test_peek_batch_limits_count_and_advance_consumes_all(ring):
     assert ring.put_batch(3, [b"%d" % i for i in range(10)]) == 10
     first = ring.peek_batch(4)
