@@ -221,7 +221,7 @@ def render(sup) -> str:
         for direction, n, m, r in rings:
             st = r.stats
             lab = dict(direction=direction, network=n, io=m)
-            t.sample("hpbroker_ring_used_bytes", st.used_bytes, **lab)
+            t.sample("hpbroker_ring_used_bytes", st.waiting_bytes, **lab)
             t.sample("hpbroker_ring_capacity_bytes", st.capacity, **lab)
             t.sample("hpbroker_ring_full_events_total", st.full_events, **lab)
 

@@ -64,7 +64,7 @@ class MessageTooLarge(ValueError):
 
 class RingStats(NamedTuple):
     capacity: int
-    used_bytes: int
+    waiting_bytes: int  # Ring.waiting_bytes()
     full_events: int  # producer found the ring full (shared, readable from any process)
     wakeups_sent: int  # doorbell rings issued by this process
 
@@ -173,6 +173,21 @@ class Ring:
         tail = _unpack_u64(self._mm, _OFF_TAIL)[0]
         return _unpack_u64(self._mm, _OFF_HEAD)[0] - tail
 
+    def waiting_bytes(self) -> int:
+        """``used_bytes`` less a pad the consumer will skip next (the rest of a lap left behind by a rewind
+        or a wrap): what the consumer still has to read. The rings' gauge shows this, so that a ring whose
+        consumer keeps up does not look nearly full right after a rewind."""
+        mm = self._mm
+        tail = _unpack_u64(mm, _OFF_TAIL)[0]
+        head = _unpack_u64(mm, _OFF_HEAD)[0]
+        if tail < head:
+            off = tail % self.capacity
+            room = self.capacity - off
+            if room < _HDR or (_unpack_pair(mm, _BASE + off + 8)[1] == _PAD
+                               and _unpack_u64(mm, _BASE + off)[0] == tail + room):
+                tail = min(head, tail + room)
+        return head - tail
+
     def free_bytes(self) -> int:
         return self.capacity - self.used_bytes()
 
@@ -180,7 +195,7 @@ class Ring:
     def stats(self) -> RingStats:
         return RingStats(
             self.capacity,
-            self.used_bytes(),
+            self.waiting_bytes(),
             _unpack_u64(self._mm, _OFF_FULL)[0],
             self._wakeups_sent,
         )

@@ -153,6 +153,16 @@ def test_a_ring_kept_empty_reuses_the_front_of_its_area():
             r.advance()
         assert got == [bytes([i % 251]) * (1000 + i * 7919 % 30000) for i in range(300)]
         assert max(starts) < REWIND_AT + 31000 and starts.count(0) > 10
+        while r.published_head() % cap < REWIND_AT:  # run up to a rewind again
+            assert r.try_put(1, b"y" * 30000)
+            r.peek_batch(10)
+            r.advance()
+        assert r.try_put(1, b"z" * 100) and r.published_head() % cap == layout.entry_size(100)
+        assert r.waiting_bytes() == r.stats.waiting_bytes == layout.entry_size(100)  # not the pad before it
+        assert r.used_bytes() > cap // 2  # the pad still takes room until the consumer skips it
+        assert [bytes(v) for _, v in r.peek_batch(10)] == [b"z" * 100]
+        r.advance()
+        assert r.used_bytes() == r.waiting_bytes() == 0
         lagging = []
         for i in range(80):
             assert r.try_put(1, b"x" * 20000)
