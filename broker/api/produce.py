@@ -79,6 +79,10 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
             state.add(name, index, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
         elif records is None or len(records) == 0:
             state.add(name, index, int(ErrorCode.INVALID_RECORD), message="no record batch")
+        elif _more_than_one_batch(records):
+            state.add(name, index, int(ErrorCode.INVALID_RECORD),
+                      message=f"Produce requests with version {version} are only allowed to contain exactly "
+                              "one record batch per partition")
         elif len(records) > ctx.max_ring_message:
             state.add(name, index, int(ErrorCode.MESSAGE_TOO_LARGE))
         elif acks == -1 and len(part.isr) < info.configs.get("min.insync.replicas",
@@ -92,6 +96,16 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
         slot.no_reply()
     if state.outstanding == 0:
         state.finish()
+
+
+def _more_than_one_batch(records) -> bool:
+    """Bytes follow the first batch (its batchLength, at bytes 8-11, says where it ends). Kafka refuses
+    those records for Produce v3+ with INVALID_RECORD; a first batch that is itself malformed is the
+    owner's scan to judge (CORRUPT_MESSAGE or INVALID_RECORD)."""
+    if len(records) < 12:
+        return False
+    length = int.from_bytes(records[8:12], "big", signed=True)
+    return length >= 0 and 12 + length < len(records)
 
 
 def _completion(state: ProduceState, topic: str, partition: int):

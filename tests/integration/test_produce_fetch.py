@@ -303,3 +303,27 @@ def test_workers_idle_after_traffic_without_cpu(tmp_path):
         assert max(used) < 0.1, used
     finally:
         b.close()
+
+
+def test_a_partition_s_records_hold_exactly_one_batch(broker):
+    """Produce v3+ carries one record batch per partition: records with a second batch behind the first are
+    refused with INVALID_RECORD and none of them is written, while the request's other partition is
+    appended as usual."""
+    from perf import wire
+
+    conn = wire.Connection(*wire.parse_bootstrap(broker.bootstrap))
+    try:
+        wire.ensure_topic(conn, "one-batch", 2)
+        first = hotpath.build_records_batch([(None, b"a"), (None, b"b")])
+        second = hotpath.build_records_batch([(None, b"c")])
+        conn.send(wire.produce_frame("one-batch", {0: first + second, 1: first}, acks=1), wire.PRODUCE,
+                  wire.PRODUCE_V)
+        _, frame = conn.recv()
+        _, body = wire.decode_response(wire.PRODUCE, wire.PRODUCE_V, bytes(frame))
+        parts = {p["index"]: p for p in body["responses"][0]["partition_responses"]}
+        assert parts[0]["error_code"] == 87, parts[0]  # INVALID_RECORD
+        assert parts[1]["error_code"] == 0 and parts[1]["base_offset"] == 0, parts[1]
+    finally:
+        conn.close()
+    got = consume_confluent(broker.bootstrap, "one-batch", 2, partitions=2)
+    assert got == {0: [], 1: [(0, b"a"), (1, b"b")]}
