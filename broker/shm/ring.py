@@ -35,8 +35,8 @@ from broker.shm.doorbell import Doorbell, open_bells
 from broker.shm.region import SharedRegion, unique_name
 from hotpath import scan_ring_entries
 
-# An empty ring whose next entry would start this far into its area pads the rest of the lap and
-# starts at the front: a producer and a consumer that keep up then reuse the same few pages, warm in
+# An empty ring whose next entry would start this far into its area (and fits in front of it) pads the
+# rest of the lap and starts at the front: a producer and a consumer that keep up then reuse the same few pages, warm in
 # the caches and the TLB, instead of walking megabytes of area (`Ring._rewind`).
 REWIND_AT = 256 << 10
 _HDR = layout.ENTRY_HEADER
@@ -226,7 +226,7 @@ class Ring:
         size = (_HDR + 7 + n) & ~7
         head = self._head
         off = head % self.capacity
-        if off >= REWIND_AT:
+        if off >= REWIND_AT and size <= off:
             head = self._rewind(head, off)
             off = head % self.capacity
         if off + size > self.capacity or head + size - self._tail_seen > self.capacity:
@@ -257,13 +257,14 @@ class Ring:
         mm = self._mm
         cap = self.capacity
         head = self._head
-        if head % cap >= REWIND_AT:
-            head = self._rewind(head, head % cap)
         count = 0
         for payload in payloads:
             n = len(payload)
             size = (_HDR + 7 + n) & ~7
             off = head % cap
+            if not count and off >= REWIND_AT and size <= off:
+                head = self._rewind(head, off)
+                off = head % cap
             if off + size > cap or head + size - self._tail_seen > cap:
                 self._publish_head(head)
                 off = self._make_room(size)
@@ -282,7 +283,9 @@ class Ring:
     def _rewind(self, head: int, off: int) -> int:
         """The head to write at: ``head`` itself, or, when the consumer has taken everything, the start of
         the next lap, behind a pad entry over the rest of this one. The pad is published with the entry
-        that follows it (its commit word is written first, as for any entry)."""
+        that follows it (its commit word is written first, as for any entry). Callers rewind only for an
+        entry of at most ``off`` bytes: a larger one would not fit beside the pad until the consumer had
+        skipped it, and the consumer cannot see it before it is published."""
         tail = _unpack_u64(self._mm, _OFF_TAIL)[0]
         if tail != head:
             return head

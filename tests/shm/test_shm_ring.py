@@ -173,6 +173,34 @@ def test_a_ring_kept_empty_reuses_the_front_of_its_area():
         assert max(lagging) > 3 * REWIND_AT  # no rewind: the producer went on round the area
 
 
+def test_an_entry_larger_than_the_front_a_rewind_would_free_goes_on_where_it_is():
+    """An empty ring past REWIND_AT rewinds only for an entry that fits in front of where it stands: a larger
+    one (up to the ring's capacity) is put in place at once, never refused behind a pad nobody can see."""
+    from broker.shm.ring import REWIND_AT
+
+    cap = 4 * REWIND_AT
+    with Ring.create(cap) as r:
+        while r.published_head() % cap < REWIND_AT + 1000:
+            assert r.try_put(1, b"y" * 1000)
+            r.peek_batch(10)
+            r.advance()
+        off = r.published_head() % cap
+        big = b"z" * (off + 5000)
+        assert r.try_put(2, big), "an empty ring refused an entry it has room for"
+        assert [(k, bytes(v)) for k, v in r.peek_batch(10)] == [(2, big)]
+        r.advance()
+    with Ring.create(cap) as r:
+        while r.published_head() % cap < REWIND_AT + 1000:
+            assert r.put_batch(1, [b"y" * 1000]) == 1
+            r.peek_batch(10)
+            r.advance()
+        off = r.published_head() % cap
+        assert r.put_batch(2, [b"w" * (off + 5000), b"v" * 10]) == 2
+        assert [bytes(v)[:1] for _, v in r.peek_batch(10)] == [b"w", b"v"]
+        r.advance()
+        assert r.used_bytes() == 0
+
+
 def test_peek_batch_limits_count_and_advance_consumes_all(ring):
     assert ring.put_batch(3, [b"%d" % i for i in range(10)]) == 10
     first = ring.peek_batch(4)
