@@ -36,8 +36,8 @@ from broker.shm.region import SharedRegion, unique_name
 from hotpath import scan_ring_entries
 
 # An empty ring whose next entry would start this far into its area (and fits in front of it) pads the
-# rest of the lap and starts at the front: a producer and a consumer that keep up then reuse the same few pages, warm in
-# the caches and the TLB, instead of walking megabytes of area (`Ring._rewind`).
+# rest of the lap and starts at the front: a producer and a consumer that keep up then reuse the same few
+# pages, warm in the caches and the TLB, instead of walking megabytes of area (`Ring._rewind`).
 REWIND_AT = 256 << 10
 _HDR = layout.ENTRY_HEADER
 _BASE = layout.RING_HEADER_SIZE  # offset of the data area in the mapping
