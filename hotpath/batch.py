@@ -326,6 +326,12 @@ class ScanResult:
         )
 
 
+def first_batch_size(buf) -> int:
+    """Where the batch at the start of ``buf`` (at least LOG_OVERHEAD bytes) ends, as its batchLength says:
+    one header field read in plain Python, for the checks that a request's records hold exactly one batch."""
+    return LOG_OVERHEAD + int.from_bytes(buf[BATCH_LENGTH:BATCH_LENGTH + 4], "big", signed=True)
+
+
 def _as_buffer(buf, writable: bool = False) -> np.ndarray:
     arr = as_u8(buf)
     if writable and not arr.flags.writeable:

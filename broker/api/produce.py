@@ -8,6 +8,7 @@ does, because the client has no other way to learn of it.
 
 from __future__ import annotations
 
+import hotpath
 from broker.metrics import PROC
 from netio.codec import ErrorCode
 from netio.codec.produce import encode_produce_response
@@ -99,13 +100,11 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
 
 
 def _more_than_one_batch(records) -> bool:
-    """Bytes follow the first batch (its batchLength, at bytes 8-11, says where it ends). Kafka refuses
-    those records for Produce v3+ with INVALID_RECORD; a first batch that is itself malformed is the
-    owner's scan to judge (CORRUPT_MESSAGE or INVALID_RECORD)."""
-    if len(records) < 12:
-        return False
-    length = int.from_bytes(records[8:12], "big", signed=True)
-    return length >= 0 and 12 + length < len(records)
+    """Bytes follow the first batch. Kafka refuses those records for Produce v3+ with INVALID_RECORD; a
+    first batch that is itself malformed (a negative batchLength, too few bytes) is the owner's scan to
+    judge (CORRUPT_MESSAGE or INVALID_RECORD)."""
+    return len(records) >= hotpath.LOG_OVERHEAD and \
+        hotpath.LOG_OVERHEAD <= hotpath.first_batch_size(records) < len(records)
 
 
 def _completion(state: ProduceState, topic: str, partition: int):

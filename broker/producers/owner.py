@@ -30,7 +30,6 @@ REPLAY_READ_BYTES = 8 << 20
 # lastOffsetDelta @23, producerId @43, producerEpoch @51, baseSequence @53 (RecordBatch v2 header)
 _DELTA = struct.Struct(">i")
 _PRODUCER = struct.Struct(">qhi")
-_BATCH_LENGTH = struct.Struct(">i")
 _CONTROL_BIT = 0x20
 
 
@@ -46,7 +45,7 @@ def batch_producer(records) -> tuple[int, int, int, int] | None:
     pid, epoch, first_seq = _PRODUCER.unpack_from(records, 43)
     if pid < 0:
         return None
-    if _BATCH_LENGTH.unpack_from(records, 8)[0] + 12 != len(records):
+    if hotpath.first_batch_size(records) != len(records):
         raise InvalidRecord("an idempotent produce request must carry exactly one record batch")
     if first_seq < 0:
         raise InvalidRecord(f"producer {pid} sent a negative sequence")
