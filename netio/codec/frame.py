@@ -95,9 +95,9 @@ class FrameReader:
         """Where the rest of the frame being assembled should be received, when it is large; else None.
 
         The caller receives into it (``recv_into``) and reports the count with ``direct_filled``."""
-        size = self._size
-        if size is None or size < DIRECT_MIN or self._available >= size:
+        if not self.waiting_large_body():
             return None
+        size = self._size
         if self._direct is None and self._arena is not None:
             block = self._arena.alloc(size)
             if block is not None:
