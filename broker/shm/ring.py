@@ -226,8 +226,8 @@ class Ring:
         size = (_HDR + 7 + n) & ~7
         head = self._head
         off = head % self.capacity
-        if off >= REWIND_AT and size <= off:
-            head = self._rewind(head, off)
+        if off >= REWIND_AT:
+            head = self._rewind(head, off, size)
             off = head % self.capacity
         if off + size > self.capacity or head + size - self._tail_seen > self.capacity:
             off = self._make_room(size)
@@ -262,8 +262,8 @@ class Ring:
             n = len(payload)
             size = (_HDR + 7 + n) & ~7
             off = head % cap
-            if not count and off >= REWIND_AT and size <= off:
-                head = self._rewind(head, off)
+            if not count and off >= REWIND_AT:
+                head = self._rewind(head, off, size)
                 off = head % cap
             if off + size > cap or head + size - self._tail_seen > cap:
                 self._publish_head(head)
@@ -280,12 +280,14 @@ class Ring:
         self._publish_head(head)
         return count
 
-    def _rewind(self, head: int, off: int) -> int:
-        """The head to write at: ``head`` itself, or, when the consumer has taken everything, the start of
-        the next lap, behind a pad entry over the rest of this one. The pad is published with the entry
-        that follows it (its commit word is written first, as for any entry). Callers rewind only for an
-        entry of at most ``off`` bytes: a larger one would not fit beside the pad until the consumer had
-        skipped it, and the consumer cannot see it before it is published."""
+    def _rewind(self, head: int, off: int, size: int) -> int:
+        """The head to write an entry of ``size`` bytes at: ``head`` itself, or, when the consumer has taken
+        everything, the start of the next lap, behind a pad entry over the rest of this one. The pad is
+        published with the entry that follows it (its commit word is written first, as for any entry).
+        Only an entry of at most ``off`` bytes rewinds: a larger one would not fit beside the pad until the
+        consumer had skipped it, and the consumer cannot see it before it is published."""
+        if size > off:
+            return head
         tail = _unpack_u64(self._mm, _OFF_TAIL)[0]
         if tail != head:
             return head
