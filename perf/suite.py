@@ -417,7 +417,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
             for io in (1, 2):
                 with temp_broker(network=net, io=io) as b:
                     server[:] = b.pids()
-                    w = Workload(b.bootstrap, "w6", n(1_000_000), 1024, acks=1, producers=2, **BASE)
+                    w = replace(produce_workload("W1", b.bootstrap, scale), topic="w6", num_records=n(1_000_000))
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
     probes.append(page_cache_write_rates(megabytes=probe_mb))
