@@ -29,6 +29,8 @@ def render_summary(result: dict) -> Table:
     t.add_row("records/s", f"{result['records_per_sec']:,.0f}")
     t.add_row("MB/s", f"{result['mb_per_sec']:,.1f}")
     t.add_row("elapsed", f"{result['elapsed_s']:.3f} s")
+    if result.get("client_cpu_s") is not None:
+        t.add_row("load processes' CPU", f"{result['client_cpu_s']:.2f} s")
     lat = result["latency_ms"]
     t.add_row("latency ms p50 / p90 / p99", f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f}")
     t.add_row("latency ms p99.9 / max", f"{lat['p999']:.3f} / {lat['max']:.3f}")

@@ -1,8 +1,9 @@
 """Runs a workload: creates the topic, forks the load processes, shows live progress, sums up the result.
 
 The result is one flat dict (what `--json` prints): records, records_per_sec, mb_per_sec, elapsed_s,
-latency_ms {p50, p90, p99, p999, max, mean}, errors, requests, plus the workload's parameters. Rates are
-over the span from the first process's start to the last acknowledgement (or consumed record).
+latency_ms {p50, p90, p99, p999, max, mean}, errors, requests, client_cpu_s (the load processes' CPU time),
+plus the workload's parameters. Rates are over the span from the first process's start to the last
+acknowledgement (or consumed record).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from perf import confluent, loadgen, wire
 from perf.display import Progress
 from perf.histogram import Histogram
-from perf.counters import BYTES, COUNTERS, ERRORS, LAST, RECORDS, REQUESTS, STARTED
+from perf.counters import BYTES, COUNTERS, CPU_NS, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.loadgen import ConsumeSpec, ProduceSpec, records_per_batch
 
 
@@ -97,10 +98,15 @@ class _Group:
         self.counters.append(c)
         return c
 
-    def start(self, target, *args) -> None:
-        p = self.ctx.Process(target=target, args=args, daemon=True)
+    def start(self, target, spec, counters, *args) -> None:
+        """A load process running `target(spec, counters, *args)`; `counters` is its own."""
+        p = self.ctx.Process(target=_load_process, args=(target, spec, counters) + args, daemon=True)
         p.start()
         self.procs.append(p)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the processes used, every thread of each (librdkafka's too), from start to end."""
+        return sum(c[CPU_NS] for c in self.counters) / 1e9
 
     def totals(self) -> list[int]:
         return [sum(c[i] for c in self.counters) for i in range(COUNTERS)]
@@ -129,8 +135,22 @@ class _Group:
             p.join(10)
 
 
+def _load_process(target, spec, counters, *args) -> None:
+    cpu = time.process_time_ns()
+    try:
+        target(spec, counters, *args)
+    finally:
+        counters[CPU_NS] = time.process_time_ns() - cpu
+
+
+def _client_loaded(w: Workload) -> None:
+    """The client library imported before the load processes fork, so none of them spends CPU time on it."""
+    if w.client == "confluent":
+        import confluent_kafka  # noqa: F401
+
+
 def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Histogram,
-             failures: list[str], target: int) -> dict:
+             failures: list[str], target: int, client_cpu_s: float) -> dict:
     records = min(counts[RECORDS], target)
     elapsed = max(elapsed, 1e-9)
     per_record = counts[BYTES] / counts[RECORDS] if counts[RECORDS] else 0
@@ -143,6 +163,7 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
         "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
         "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
         "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records,
+        "client_cpu_s": round(client_cpu_s, 3),
         "complete": counts[RECORDS] >= target and not failures,
         "failures": failures[:5],
     }
@@ -174,6 +195,7 @@ def _produce(w: Workload, leaders: dict, progress: Progress, key_times: bool) ->
     import hotpath
 
     hotpath.warmup()
+    _client_loaded(w)
     target = loadgen.run_producer if w.client == "native" else confluent.run_producer
     group = _Group()
     start = time.monotonic()
@@ -183,7 +205,8 @@ def _produce(w: Workload, leaders: dict, progress: Progress, key_times: bool) ->
     with progress:
         _watch(group, progress, "produce", w.num_records, start)
     group.collect(hist, failures)
-    return _summary(w, "produce", group.totals(), group.span(), hist, failures, w.num_records)
+    return _summary(w, "produce", group.totals(), group.span(), hist, failures, w.num_records,
+                    group.cpu_seconds())
 
 
 def run_consume(w: Workload, progress: Progress | None = None) -> dict:
@@ -191,6 +214,7 @@ def run_consume(w: Workload, progress: Progress | None = None) -> dict:
     w = replace(w, partitions=len(leaders))
     progress = progress or Progress(enabled=False)
     group = _Group()
+    _client_loaded(w)
     target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
     start = time.monotonic()
     specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, time_limit=w.time_limit,
@@ -204,7 +228,8 @@ def run_consume(w: Workload, progress: Progress | None = None) -> dict:
     with progress:
         _watch(group, progress, "consume", w.num_records, start)
     group.collect(hist, failures)
-    return _summary(w, "consume", group.totals(), group.span(), hist, failures, w.num_records)
+    return _summary(w, "consume", group.totals(), group.span(), hist, failures, w.num_records,
+                    group.cpu_seconds())
 
 
 def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
@@ -218,6 +243,7 @@ def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
     hotpath.warmup()
     progress = progress or Progress(enabled=False)
     consumers, producers = _Group(), _Group()
+    _client_loaded(w)
     cons_target = loadgen.run_consumer if w.client == "native" else confluent.run_consumer
     prod_target = loadgen.run_producer if w.client == "native" else confluent.run_producer
     specs = [ConsumeSpec(topic=w.topic, leaders=own, num_records=w.num_records, key_times=True,
@@ -236,7 +262,8 @@ def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
         _watch(consumers, progress, "e2e", w.num_records, start)
     producers.collect(acks, failures)
     consumers.collect(e2e, failures)
-    out = _summary(w, "e2e", consumers.totals(), consumers.span(), e2e, failures, w.num_records)
+    out = _summary(w, "e2e", consumers.totals(), consumers.span(), e2e, failures, w.num_records,
+                   consumers.cpu_seconds() + producers.cpu_seconds())
     out["produce_latency_ms"] = {k: round(v, 4) for k, v in acks.summary_ms().items()}
     out["produced"] = producers.totals()[RECORDS]
     out["errors"] += producers.totals()[ERRORS]

@@ -78,10 +78,10 @@ def metered(run, server_pids: list[int]):
     return wrapper
 
 
-def server_cores(r: dict, key: str = "server_cpu_s") -> float | None:
-    """The server's CPU time over the run's measured span (first send to last answer): how many of the
-    machine's cores it kept busy on average. With `server_wait_s`: how many of its threads were kept
-    waiting for a core on average."""
+def span_cores(r: dict, key: str = "server_cpu_s") -> float | None:
+    """Seconds `key` of the result over the run's measured span (first send to last answer). Of
+    `server_cpu_s` (or `client_cpu_s`): how many of the machine's cores the server (the load processes) kept
+    busy on average. Of `server_wait_s`: how many of the server's threads were kept waiting for a core."""
     if r.get(key) is None or not r.get("records_per_sec"):
         return None
     return r[key] / (r["records"] / r["records_per_sec"])
@@ -467,21 +467,24 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "`server waiting`: over the same span, the time the broker's threads were ready to run but waited for",
             "a core (schedstat: held by the client or by another of the broker's workers), so how many of them",
             "waited on average.",
+            "`client cores`: the CPU time of the load processes (every thread, the client library's included), from",
+            "their start to their end, over the same span.",
             "W7 (one confluent-kafka producer) pairs each run through the broker with a run of the same client",
             "against the null sink just before or after it, the order alternating; its row is the broker run of",
             "the pair with the median fraction of the sink's records/s; `runs` gives that fraction and their range.",
             "Commands below name the broker `B`.", "",
             "| workload | what | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | server cores "
-            "| server waiting | errors | runs | target |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+            "| server waiting | client cores | errors | runs | target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         r = row["result"]
         lat = r["latency_ms"]
-        cores, waiting = server_cores(r), server_cores(r, "server_wait_s")
+        cores, waiting, client = span_cores(r), span_cores(r, "server_wait_s"), span_cores(r, "client_cpu_s")
         out.append(f"| {row['name']} | {row['what']} | {r['records']:,} | {r['records_per_sec']:,.0f} | "
                    f"{r['mb_per_sec']:,.1f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | "
                    f"{lat['max']:.3f} | {'' if cores is None else f'{cores:.2f}'} | "
-                   f"{'' if waiting is None else f'{waiting:.2f}'} | {r['errors']} | "
+                   f"{'' if waiting is None else f'{waiting:.2f}'} | {'' if client is None else f'{client:.2f}'} | "
+                   f"{r['errors']} | "
                    f"{_spread(r['runs'], row['key'], r)} | {row['target']} |")
     out += ["", "Commands:", ""]
     for row in rows:

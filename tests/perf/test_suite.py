@@ -12,7 +12,7 @@ import time
 import pytest
 
 from perf.runner import Workload, run_produce
-from perf.suite import median_run, metered, page_cache_write_rates, paired, repeated, server_cores
+from perf.suite import median_run, metered, page_cache_write_rates, paired, repeated, span_cores
 
 
 def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
@@ -83,7 +83,7 @@ def test_metered_reads_the_servers_cpu_time_and_its_wait_for_a_core():
             p.wait()
     assert 0.03 < r["server_cpu_s"] < 0.45, r  # a quarter, or less where other tests share the CPU
     assert 0.55 < r["server_wait_s"] < 1.0, r
-    assert server_cores(r, "server_wait_s") == r["server_wait_s"]  # over the run's 1 s span
+    assert span_cores(r, "server_wait_s") == r["server_wait_s"]  # over the run's 1 s span
 
 
 def test_the_page_cache_probe_measures_both_writes_and_leaves_nothing(tmp_path):
@@ -127,9 +127,11 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
                                     "| W7", "| W7"]
     for r in rows:
         records, rate, cores, waiting = int(r[2].replace(",", "")), float(r[3].replace(",", "")), r[9], r[10]
-        errors, runs = r[11], r[12]
+        client, errors, runs = r[11], r[12], r[13]
         assert records >= 1000 and rate > 0 and errors == "0", r
         assert 0 <= float(cores) < 64, r  # CPU time comes in 10 ms ticks: a tiny run may read none
+        # The load processes' CPU time covers their whole life (connecting included), over the measured span.
+        assert 0 < float(client) < 10_000, r
         # The wait is read around the whole run, start-up included, and divided by the measured span: a run
         # of a few milliseconds can read dozens. A unit slip (ns for s) would read ~1e9.
         assert 0 <= float(waiting) < 10_000, r
@@ -140,8 +142,8 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
             assert runs.startswith("1 run:" if "backlog fill" in r[1] else "2 runs:"), r
     assert any(float(r[9]) > 0 for r in rows)  # the broker's CPU time is read around the runs
     assert any(float(r[10]) > 0 for r in rows)  # and so is the time its threads waited for a core
-    assert sum("runs: p99 " in r[12] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
-    targets = [r[13].rstrip(" |") for r in rows]  # only the row a target is read from names it
+    assert sum("runs: p99 " in r[13] for r in rows) == 2  # the two fixed-rate W4 rows are judged by p99
+    targets = [r[14].rstrip(" |") for r in rows]  # only the row a target is read from names it
     w7 = "broker not the bottleneck (~250k rec/s client)"
     assert targets == ["≥ 1,000,000 rec/s (1 GB/s)"] * 2 + ["", "produce-to-ack p99 ≤ 1 ms", "", "", "≥ 2 GB/s", "",
                                                             w7, w7, "", ""]

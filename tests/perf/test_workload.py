@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from perf import runner
+from perf.counters import CPU_NS
+from perf.histogram import Histogram
 from perf.loadgen import build
+from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload
 
 
@@ -20,3 +26,35 @@ def test_an_encoded_batch_fits_its_batch_size(record_size, batch_size):
 
 def test_a_record_larger_than_the_batch_size_still_makes_a_batch_of_one():
     assert Workload("127.0.0.1:9", "t", 1, 1 << 20, batch_size=65536).batch_records == 1
+
+
+def _spin(spec, counters, results) -> None:
+    end = time.process_time() + spec
+    while time.process_time() < end:
+        pass
+    results.put(("ok", Histogram().to_state()))
+
+
+def _nap(spec, counters, results) -> None:
+    time.sleep(spec)
+    results.put(("ok", Histogram().to_state()))
+
+
+def test_load_processes_report_the_cpu_time_they_used_not_the_time_they_took():
+    group = runner._Group()
+    group.start(_spin, 0.3, group.counter(), group.results)
+    group.start(_nap, 0.3, group.counter(), group.results)
+    hist, failures = Histogram(), []
+    group.collect(hist, failures)
+    assert failures == []
+    spun, napped = (c[CPU_NS] / 1e9 for c in group.counters)
+    assert 0.3 <= spun < 0.6 and napped < 0.1
+    assert group.cpu_seconds() == pytest.approx(spun + napped)
+
+
+def test_a_run_reports_its_load_processes_cpu_time():
+    with NullSinkProcesses(processes=1) as sink:
+        r = runner.run_produce(Workload(sink.bootstrap, "cpu", 20_000, record_size=512, partitions=2, producers=2,
+                                        time_limit=60))
+    assert r["records"] == 20_000 and r["errors"] == 0
+    assert 0 < r["client_cpu_s"] < 60
