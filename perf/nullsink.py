@@ -46,8 +46,10 @@ class NullSink:
         self.partitions = partitions
         self.host, self.port = sock.getsockname()[:2]
         self.ports = ports or [self.port]          # node i listens on ports[i] and leads partitions i, i + N, ...
-        self.chunk = bytearray(chunk[0])
+        self.chunk = memoryview(bytearray(chunk[0]))
         self.batch_starts = chunk[1]
+        ends = self.batch_starts[1:] + [len(self.chunk)]
+        self.bodies = [self.chunk[start + _BASE.size:end] for start, end in zip(self.batch_starts, ends)]
         self.batch_records = batch_records
         self.offsets: dict[tuple[str, int], int] = {}
         self.producer_ids = 0
@@ -106,9 +108,23 @@ class NullSink:
         if api_key == FETCH:
             req = decode_fetch_request(frame)
             topics = [(topic, [PartitionData(p.partition, 0, _UNBOUNDED, _UNBOUNDED, 0,
-                                             None, -1, self._records_from(p.fetch_offset, p.partition_max_bytes))
+                                             None, -1, self._records_up_to(p.partition_max_bytes))
                                for p in parts]) for topic, parts in req.topics]
-            return encode_fetch_response(version, req.header.correlation_id, 0, 0, 0, topics)
+            firsts = [p.fetch_offset for _, parts in req.topics for p in parts]
+            encoded = encode_fetch_response(version, req.header.correlation_id, 0, 0, 0, topics)
+            if len(set(firsts)) == 1:  # as a consumer keeping pace asks: the chunk numbered once serves all
+                self._number(firsts[0])
+                return encoded
+            out: list = []
+            numbered = iter(firsts)
+            for part in encoded:
+                # Every partition gets records, so the parts that are not the encoder's own bytes are the
+                # partitions' records, in request order.
+                if isinstance(part, bytes):
+                    out.append(part)
+                else:
+                    out += self._numbered(part, next(numbered))
+            return out
         req = decode_request(frame)
         h, body = req.header, req.body
         if api_key == API_VERSIONS:
@@ -140,8 +156,8 @@ class NullSink:
             return []
         return [encode_response(api_key, h.api_version, h.correlation_id, resp)]
 
-    def _records_from(self, offset: int, max_bytes: int) -> memoryview:
-        """The chunk's batches, as many as fit in `max_bytes`, renumbered to start at `offset`."""
+    def _records_up_to(self, max_bytes: int) -> memoryview:
+        """The chunk's first batches, as many as fit in `max_bytes` (at least one)."""
         n = 0
         for i, start in enumerate(self.batch_starts):
             if start >= max_bytes:
@@ -149,9 +165,25 @@ class NullSink:
             n = i + 1
         n = max(n, 1)
         end = self.batch_starts[n] if n < len(self.batch_starts) else len(self.chunk)
-        for i in range(n):
-            _BASE.pack_into(self.chunk, self.batch_starts[i], offset + i * self.batch_records)
-        return memoryview(self.chunk)[:end]
+        return self.chunk[:end]
+
+    def _number(self, first: int) -> None:
+        """Number the chunk's batches from offset `first`. A response is sent whole before the next request
+        is read, so no send still reads the chunk."""
+        for i, start in enumerate(self.batch_starts):
+            _BASE.pack_into(self.chunk, start, first + i * self.batch_records)
+
+    def _numbered(self, records: memoryview, first: int) -> list:
+        """`records` (the chunk's first batches) as parts numbered from offset `first`: each batch's
+        baseOffset written anew, the rest of it sent from the chunk (the batch CRC does not cover baseOffset),
+        so the partitions of one response keep their own offsets."""
+        parts = []
+        size, count, pack = len(records), self.batch_records, _BASE.pack
+        for i, (start, body) in enumerate(zip(self.batch_starts, self.bodies)):
+            if start >= size:
+                break
+            parts += (pack(first + i * count), body)
+        return parts
 
 
 class _Inbox:
@@ -187,7 +219,7 @@ class _Inbox:
 
 def _send_parts(conn: socket.socket, parts: list) -> None:
     """sendmsg until every part is written (it may stop part-way)."""
-    views = [memoryview(p).cast("B") for p in parts]
+    views = [p if isinstance(p, (bytes, memoryview)) else memoryview(p).cast("B") for p in parts]
     while views:
         sent = conn.sendmsg(views[:512])
         while views and sent >= len(views[0]):

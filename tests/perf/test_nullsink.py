@@ -2,6 +2,7 @@
 
 import os
 import signal
+import struct
 import threading
 import time
 from dataclasses import replace
@@ -38,6 +39,24 @@ def test_produce_offsets_advance_per_partition_and_fetch_starts_at_the_requested
             assert (partition, error) == (1, 0)
             assert records > 0 and nbytes > 0
             assert next_offset == 1000 + records
+        finally:
+            conn.close()
+
+
+def test_each_partition_of_a_fetch_is_numbered_from_its_own_offset():
+    with NullSinkProcesses(processes=1, partitions=3, record_size=100) as sink:
+        conn = wire.Connection("127.0.0.1", sink.port)
+        try:
+            wire.ensure_topic(conn, "t", 3)
+            for offsets in ({0: 5, 1: 700, 2: 0}, {0: 9000, 2: 40}, {0: 300, 1: 300}, {1: 12}):
+                conn.send(wire.fetch_frame("t", offsets, 0, 1 << 20), wire.FETCH, wire.FETCH_V)
+                _, frame = conn.recv()
+                parts = wire.walk_fetch(frame, want_batches=True)
+                assert sorted(p[0] for p in parts) == sorted(offsets)
+                for partition, error, records, _, next_offset, spans in parts:
+                    assert error == 0 and records > 0
+                    first = struct.unpack_from(">q", frame, spans[0][0])[0]
+                    assert (first, next_offset) == (offsets[partition], offsets[partition] + records)
         finally:
             conn.close()
 
