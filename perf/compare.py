@@ -7,8 +7,9 @@ load sleeps), each workload run goes against one of them, and the order alternat
 side always runs first. The two sides differ in their settings (`num.io.threads=1` against 2), in the source
 tree they run from (a change against main), or both.
 
-Every run is on a fresh topic, deleted afterwards. Per side: each run's records/s, p50 and p99, and the CPU
-time of the broker's processes per record; the medians; and B's median over A's.
+Every run is on a fresh topic, deleted afterwards. Per side: each run's records/s, p50 and p99, the CPU time of
+the broker's processes per record and that of the load processes (the other user of the same cores); the
+medians; and B's median over A's.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def order(rounds: int) -> list[str]:
 
 def _summary(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs)
-            for key in ("records_per_sec", "p50_ms", "p99_ms", "cpu_us_per_record")}
+            for key in ("records_per_sec", "p50_ms", "p99_ms", "cpu_us_per_record", "client_us_per_record")}
 
 
 def compare(workload: str, rounds: int = 3, scale: float = 1.0, settings: dict | None = None,
@@ -71,6 +72,7 @@ def compare(workload: str, rounds: int = 3, scale: float = 1.0, settings: dict |
                 "records": r["records"], "records_per_sec": r["records_per_sec"],
                 "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
                 "cpu_us_per_record": 1e6 * r["server_cpu_s"] / r["records"] if r["records"] else 0.0,
+                "client_us_per_record": 1e6 * r["client_cpu_s"] / r["records"] if r["records"] else 0.0,
                 "errors": r["errors"], "complete": r["complete"]})
     result["median"] = {side: _summary(result["runs"][side]) for side in SIDES}
     a, b = result["median"]["A"], result["median"]["B"]
@@ -88,19 +90,21 @@ def render(result: dict) -> str:
         what = ", ".join(f"{k}={v}" for k, v in result["settings"][side].items()) or "default settings"
         where = result["sources"][side] or "installed broker"
         lines.append(f"  {side}: {what}; {where}; {result['workers'][side]} workers")
-    lines.append(f"{'run':>4} {'side':>4} {'records/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/record':>14}")
+    lines.append(f"{'run':>4} {'side':>4} {'records/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/record':>14} "
+                 f"{'client µs/rec':>14}")
     seen = {side: 0 for side in SIDES}
     for i, side in enumerate(result["order"]):
         run = result["runs"][side][seen[side]]
         seen[side] += 1
         lines.append(f"{i + 1:>4} {side:>4} {run['records_per_sec']:>12,.0f} {run['p50_ms']:>8.2f} "
-                     f"{run['p99_ms']:>8.2f} {run['cpu_us_per_record']:>14.2f}")
+                     f"{run['p99_ms']:>8.2f} {run['cpu_us_per_record']:>14.2f} {run['client_us_per_record']:>14.2f}")
     for side in SIDES:
         m = result["median"][side]
         lines.append(f"{'med':>4} {side:>4} {m['records_per_sec']:>12,.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} "
-                     f"{m['cpu_us_per_record']:>14.2f}")
+                     f"{m['cpu_us_per_record']:>14.2f} {m['client_us_per_record']:>14.2f}")
     r = result["b_over_a"]
     lines.append(f"{'B/A':>9} " + " ".join(
         f"{'' if r[k] is None else f'{r[k]:.3f}':>{width}}"
-        for k, width in (("records_per_sec", 12), ("p50_ms", 8), ("p99_ms", 8), ("cpu_us_per_record", 14))))
+        for k, width in (("records_per_sec", 12), ("p50_ms", 8), ("p99_ms", 8), ("cpu_us_per_record", 14),
+                         ("client_us_per_record", 14))))
     return "\n".join(lines)

@@ -34,7 +34,8 @@ def test_two_brokers_with_different_settings_each_take_their_turns():
         assert len(runs) == 2
         assert all(run["records"] == 1000 and run["errors"] == 0 and run["complete"] for run in runs)
         assert all(run["cpu_us_per_record"] > 0 for run in runs)  # each broker's own processes were metered
-        for key in ("records_per_sec", "p99_ms", "cpu_us_per_record"):
+        assert all(run["client_us_per_record"] > 0 for run in runs)  # and the load processes
+        for key in ("records_per_sec", "p99_ms", "cpu_us_per_record", "client_us_per_record"):
             assert r["median"][side][key] == statistics.median(run[key] for run in runs)
     for key in ("records_per_sec", "p99_ms"):
         assert abs(r["b_over_a"][key] - r["median"]["B"][key] / r["median"]["A"][key]) < 1e-9
