@@ -136,6 +136,7 @@ class _Group:
 
 
 def _load_process(target, spec, counters, *args) -> None:
+    """A load process: `target`, then its CPU time in its counters (read by the parent after the join)."""
     cpu = time.process_time_ns()
     try:
         target(spec, counters, *args)
