@@ -292,11 +292,17 @@ class Ring:
         if tail != head:
             return head
         self._tail_seen = tail
+        self._head = head = self._pad_lap(head, off)
+        return head
+
+    def _pad_lap(self, head: int, off: int) -> int:
+        """Write a pad entry over the rest of the lap from ``head`` (at ``off`` in the area; fewer than
+        ENTRY_HEADER bytes left is an implicit pad, nothing written) and return the next lap's start. The
+        caller publishes it."""
         room = self.capacity - off
         if room >= _HDR:
             _pack_pair(self._mm, _BASE + off + 8, room - _HDR, _PAD)
             _pack_u64(self._mm, _BASE + off, head + room)
-        self._head = head + room
         return head + room
 
     def _publish_head(self, head: int) -> None:
@@ -355,10 +361,7 @@ class Ring:
             # of this lap is free, so the consumer moves there.
             if head + room - tail > cap:
                 return self._full()
-            if room >= _HDR:
-                _pack_pair(mm, _BASE + off + 8, room - _HDR, _PAD)
-                _pack_u64(mm, _BASE + off, head + room)
-            head += room
+            head = self._pad_lap(head, off)
             self._publish_head(head)
             off = 0
         if head + size - tail > cap:
