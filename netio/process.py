@@ -99,11 +99,14 @@ class NetPump:
     def fds(self) -> list:
         fds = [(r.fileno(), r.drain_wakeups) for r in self.ctx.io.done]  # only the bells that rang
         fds.append((self.ctx.controller.channel.fileno(), self.ctx.controller.on_readable))
-        fds.append((self.ctx.table.fileno(self.ctx.worker_index), self._nothing))
+        fds.append((self.ctx.table.fileno(self.ctx.worker_index), self._table_rang))
         return fds
 
-    def _nothing(self) -> None:
-        pass  # rings and parked fetches are looked at in run(), after every wakeup
+    def _table_rang(self) -> None:
+        """Parked fetches are looked at in run(), after every wakeup; the bell is emptied here. An owner
+        that read a watch flag just before `unwatch` cleared it rings after the drain there: left in the
+        pipe, that ring would keep the selector readable and the loop awake with nothing to do."""
+        self.ctx.table.drain_bell(self.ctx.worker_index)
 
     def flush_wakeups(self) -> None:
         for ring in self.ctx.io.req:

@@ -205,6 +205,11 @@ class PartitionTable:
         base = self._watch_base + watcher
         for slot in slots:
             mm[base + slot * self.watchers] = 0
+        self.drain_bell(watcher)
+
+    def drain_bell(self, watcher: int) -> None:
+        """Empty ``watcher``'s bell: rings already seen, and any an owner sends late (it read a flag
+        before ``unwatch`` cleared it), so a selector waiting on ``fileno`` does not stay readable."""
         self._bells[watcher].drain()
 
     def wait_change(

@@ -305,6 +305,39 @@ def test_workers_idle_after_traffic_without_cpu(tmp_path):
         b.close()
 
 
+def test_a_late_long_poll_wakeup_leaves_the_network_workers_asleep(tmp_path):
+    """An owner that read a parked fetch's watch flag just before the network worker cleared it rings the
+    worker's partition-table bell after the worker drained it. That ring is rung here from outside, on
+    every network worker's bell, with no fetch parked: each worker wakes once, empties the bell and sleeps
+    again, instead of finding it readable on every pass and spinning."""
+    import glob
+
+    import psutil
+
+    from broker.shm.doorbell import Doorbell
+
+    b = BrokerProcess(data_dir=str(tmp_path / "d"), network_threads=2, io_threads=2)
+    b.start()
+    try:
+        workers = [psutil.Process(pid) for pid in b.worker_pids("network").values()]
+        bells = sorted(glob.glob(f"/dev/shm/hpb-{b.proc.pid}-parts*.w*"))
+        assert len(workers) == 2 and len(bells) == 2, bells
+        for path in bells:
+            bell = Doorbell.attach(os.path.basename(path))
+            bell.ring()
+            bell.close()
+        time.sleep(0.2)
+        before = [sum(w.cpu_times()[:2]) for w in workers]
+        time.sleep(1.5)
+        used = [sum(w.cpu_times()[:2]) - t for w, t in zip(workers, before)]
+        assert max(used) < 0.1, used
+        _create(b.bootstrap, "after-bell")
+        acked = produce_confluent(b.bootstrap, "after-bell", 10, acks=1)
+        assert len(acked) == 10 * PARTITIONS
+    finally:
+        b.close()
+
+
 def test_a_partition_s_records_hold_exactly_one_batch(broker):
     """Produce v3+ carries one record batch per partition: records with a second batch behind the first are
     refused with INVALID_RECORD and none of them is written, while the request's other partition is
