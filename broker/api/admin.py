@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from broker.log.config import effective_log_config
+from broker.log.reader import partition_data_bytes
 from broker.logfmt import Log
 from netio.codec import CodecError, ErrorCode, decode_response
 
@@ -181,19 +182,14 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
 
 
 def _partition_size(path: str) -> int:
-    total = 0
     try:
-        with os.scandir(path) as entries:
-            for e in entries:
-                if e.name.endswith(".log"):
-                    total += e.stat().st_size
+        return partition_data_bytes(path)
     except OSError:
         return -1
-    return total
 
 
 def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None:
-    """Bytes in segment files per partition, per data directory; a single node has no replica lag."""
+    """Bytes of record batches per partition, per data directory; a single node has no replica lag."""
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
     wanted = body.get("topics")

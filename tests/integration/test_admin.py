@@ -220,19 +220,43 @@ def test_max_message_bytes_and_retention_apply_to_open_logs(live):
         c.close()
 
 
-def test_describe_log_dirs(live):
+def _batch_bytes(path: str) -> int:
+    """Bytes of the record batches at the start of a segment file: each batch header's length field,
+    followed until the zeros the writer has not reached yet."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big")
+        if length == 0:
+            break
+        pos += 12 + length
+    return pos
+
+
+def test_describe_log_dirs_reports_the_bytes_of_each_partition_s_batches(live):
+    """A partition's size is what its batches take, not the file the active segment is extended to ahead
+    of its writer (segment.bytes)."""
     from kafka.admin import KafkaAdminClient
 
     name = create(live, partitions=2)
-    produce(live, name, 10, partition=1, size=100)
+    reports = produce(live, name, 10, partition=1, size=100)
+    assert [err for err, _ in reports] == [None] * 10
     k = KafkaAdminClient(bootstrap_servers=live.bootstrap)
     try:
         reply = k.describe_log_dirs()
     finally:
         k.close()
-    dirs = reply.to_object()["log_dirs"] if hasattr(reply, "to_object") else reply
-    text = repr(dirs)
-    assert live.data_dir in text and name in text
+    brokers = reply.to_object() if hasattr(reply, "to_object") else reply
+    (broker,) = brokers
+    (log_dir,) = broker["log_dirs"]
+    assert log_dir["log_dir"] == live.data_dir and log_dir["error_code"] == 0
+    sizes = {p["partition_index"]: p["partition_size"]
+             for t in log_dir["topics"] if t["name"] == name for p in t["partitions"]}
+    segment = os.path.join(live.data_dir, f"{name}-1", "00000000000000000000.log")
+    written = _batch_bytes(segment)
+    assert os.path.getsize(segment) > 1 << 20 > written > 10 * 100  # the file runs far past its batches
+    assert sizes == {0: 0, 1: written}
 
 
 def test_min_insync_replicas_above_the_isr_refuses_acks_all(live):

@@ -4,6 +4,7 @@ import pytest
 
 import hotpath
 from broker.log import LogReader, OffsetOutOfRange, warmup
+from broker.log.reader import partition_data_bytes
 from .storage_helpers import batch, small_config
 
 
@@ -26,6 +27,21 @@ def test_reader_matches_writer(open_log, part_dir):
     with pytest.raises(OffsetOutOfRange):
         rd.read(3, 100, leo, 5)
     rd.close()
+
+
+def test_data_bytes_are_the_writer_s_batches_in_sealed_and_active_segments(open_log, part_dir):
+    """Sealed segments count whole; the active one, extended past its batches, up to its last batch."""
+    import glob
+    import os
+
+    log = open_log(small_config(segment_bytes=3000, index_interval_bytes=200))
+    assert partition_data_bytes(part_dir) == 0
+    for i in range(60):
+        log.append(batch(1 + i % 4, value_size=40 + 7 * (i % 5), tag=i))
+        assert partition_data_bytes(part_dir) == log.size_bytes, i
+    files = sorted(glob.glob(os.path.join(part_dir, "*.log")))
+    assert len(files) > 3
+    assert os.path.getsize(files[-1]) > log.size_bytes - sum(os.path.getsize(f) for f in files[:-1])
 
 
 def test_reader_never_returns_unpublished_offsets(open_log, part_dir):
