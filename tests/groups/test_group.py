@@ -227,8 +227,34 @@ def test_sync_that_cannot_be_stored_is_refused():
 
 @pytest.mark.parametrize("n", [3, 5])
 def test_every_member_answered_once_per_rebalance(n):
-    g, ids, _ = stable_group(n)
-    assert g.generation == n and len(g.members) == n
+    """Members arrive one at a time; each arrival is a rebalance that every member already in rejoins.
+    Every join of every generation gets exactly one reply, for that generation, and keeps only that one."""
+    g = new_group()
+    ids, rounds = [], []  # rounds[k]: member id -> the box of its join in generation k + 1
+    for gen in range(1, n + 1):
+        mid, box = join_new(g, 0.0)
+        boxes = {mid: box}
+        for other in ids:
+            boxes[other] = join(g, 0.0, member_id=other)
+        ids.append(mid)
+        rounds.append(boxes)
+        assert g.generation == gen and set(g.members) == set(ids)
+        for earlier_gen, earlier in enumerate(rounds, 1):
+            for m, b in earlier.items():
+                assert len(b.bodies) == 1, (gen, earlier_gen, m, b.bodies)
+                assert b.body["error_code"] == 0 and b.body["member_id"] == m
+                assert b.body["generation_id"] == earlier_gen
+        leader = boxes[ids[0]].body["leader"]
+        assert all(b.body["leader"] == leader for b in boxes.values())
+        assert {x["member_id"] for x in boxes[leader].body["members"]} == set(ids)
+    syncs = {m: sync(g, m, n, 0.0, {x: x.encode() for x in ids} if m == leader else None) for m in ids}
+    assert g.state == STABLE
+    assert all(syncs[m].body["assignment"] == m.encode() for m in ids)
+    for gen, boxes in enumerate(rounds, 1):
+        assert set(boxes) == set(ids[:gen])
+        for m, b in boxes.items():
+            assert len(b.bodies) == 1, (gen, m, b.bodies)
+            assert b.body["generation_id"] == gen
 
 
 def test_retried_join_replaces_the_parked_one():

@@ -20,6 +20,7 @@ def region():
 def test_child_writes_parent_reads(region):
     pid = os.fork()
     if pid == 0:
+        code = 1
         try:
             m = ProcessMetrics(slots=64)
             m.bind(region, 2, ROLE_IO, 1)
@@ -35,9 +36,11 @@ def test_child_writes_parent_reads(region):
             m.observe(STAGE["total"], 0, 10**9)  # beyond the last bound: +Inf bucket
             m.slot_add(1, 63, 7)
             m.slot_add(1, 64, 7)  # outside the table: ignored
+            code = 0
         finally:
-            os._exit(0)
-    assert os.waitpid(pid, 0)[1] == 0
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     v = region.block(2)
     assert (v.pid, v.role, v.index) == (pid, "io", 1) and v.started_ns > 0
     assert v.scalars[L.MS_RECORDS_IN] == 5

@@ -53,8 +53,13 @@ def test_lagging_follower_leaves_the_isr_and_a_caught_up_one_joins():
     # 3 catches up: fetching at the leader's end offset rejoins it.
     s.follower_fetch(3, 100, 100, 13.0)
     assert s.isr_change(100, 13.0) == (1, 2, 3)
+    assert s.isr_request == (1, 2, 3)
     s.update_assignment((1, 2, 3), (1, 2, 3), 2, 13.1)
-    assert s.isr == (1, 2, 3)
+    assert s.isr_request is None  # the metadata shows the change asked for: nothing pending any more
+    # 3 counts for the HW again: broker 2 reaching the new end does not move it past 3.
+    assert not s.follower_fetch(2, 120, 120, 13.2)
+    assert s.hw == 100
+    assert s.follower_fetch(3, 120, 120, 13.3) and s.hw == 120
 
 
 def test_caught_up_as_of_the_previous_fetch():
@@ -80,13 +85,30 @@ def test_refused_isr_change_is_decided_again():
 
 
 def test_joining_needs_the_epoch_start():
+    """A follower below the offset this epoch began at may not join, even when the HW is lower still."""
+    # Broker 3 is in the ISR but never fetches, so the HW stays at 0, below the epoch start of 30.
+    s = LeaderState(1, (1, 2, 3), (1, 3), 0, 30, 0.0, LAG, 1)
+    s.follower_fetch(2, 20, 40, 1.0)
+    assert s.hw == 0
+    assert s.isr_change(40, 1.0) is None  # past the HW, short of the epoch start
+    s.follower_fetch(2, 29, 40, 2.0)
+    assert s.isr_change(40, 2.0) is None
+    s.follower_fetch(2, 30, 40, 3.0)
+    assert s.hw == 0
+    assert s.isr_change(40, 3.0) == (1, 3, 2)
+
+
+def test_joining_needs_the_high_watermark():
+    """Past the epoch start is not enough when the HW is further on."""
     s = LeaderState(1, (1, 2), (1,), 0, 30, 0.0, LAG, 1)
     s.advance(40)
     assert s.hw == 40
-    s.follower_fetch(2, 20, 40, 1.0)
-    assert s.isr_change(40, 1.0) is None
-    s.follower_fetch(2, 40, 40, 2.0)
-    assert s.isr_change(40, 2.0) == (1, 2)
+    s.follower_fetch(2, 35, 40, 1.0)
+    assert s.isr_change(40, 1.0) is None  # past the epoch start, short of the HW
+    s.follower_fetch(2, 39, 40, 2.0)
+    assert s.isr_change(40, 2.0) is None
+    s.follower_fetch(2, 40, 40, 3.0)
+    assert s.isr_change(40, 3.0) == (1, 2)
 
 
 def test_acks_complete_when_the_high_watermark_covers_them():
