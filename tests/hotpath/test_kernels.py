@@ -1,5 +1,9 @@
 """Kernel hygiene: declared signatures compiled by warmup, contiguous typed arguments, no stray types."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -54,12 +58,44 @@ def test_kernels_run_without_the_gil():
         assert kernel.targetoptions.get("nogil"), kernel.py_func.__name__
 
 
-def test_bounds_checked_build_catches_what_the_wrappers_prevent():
+# Run in a fresh interpreter: numba reads NUMBA_BOUNDSCHECK once, at import, and the cache directory is
+# new so no unchecked machine code from an earlier build can be loaded.
+_BOUNDS_CHECKED_RUN = """
+import numpy as np
+from numba.core import config
+from hotpath import _jit, index
+
+assert config.BOUNDSCHECK and not _jit._CACHE, (config.BOUNDSCHECK, _jit._CACHE)
+buf = np.zeros(16, np.uint8)  # two offset-index entries, one time-index entry
+calls = [(index._offset_lookup, index.offset_index_lookup, (100, 2**31)),
+         (index._time_lookup, index.time_index_lookup, (100, -1)),
+         (index._valid_entries, None, (8, 100))]
+for kernel, wrapper, args in calls:
+    name = kernel.py_func.__name__
+    if wrapper is not None:
+        try:
+            wrapper(buf, *args)
+        except ValueError:
+            pass
+        else:
+            raise SystemExit(f"{wrapper.__name__} accepted {args}")
+    _jit.ensure(kernel)
+    try:
+        result = kernel(buf, *args)
+    except IndexError:
+        print("IndexError", name)
+    else:
+        raise SystemExit(f"{name}{args} returned {result} instead of raising IndexError")
+"""
+
+
+def test_bounds_checked_build_catches_what_the_wrappers_prevent(tmp_path):
     """Under NUMBA_BOUNDSCHECK=1 a kernel fed inconsistent arguments (which the public wrapper
     refuses) raises IndexError; this proves the checked run really checks."""
-    from numba.core import config
-
-    if not config.BOUNDSCHECK:
-        pytest.skip("only meaningful with NUMBA_BOUNDSCHECK=1")
-    with pytest.raises(IndexError):
-        index._offset_lookup(np.zeros(16, np.uint8), 100, 2**31)
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("HPBROKER_NO_JIT", None)
+    r = subprocess.run([sys.executable, "-c", _BOUNDS_CHECKED_RUN], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split("\n") == ["IndexError _offset_lookup", "IndexError _time_lookup",
+                                    "IndexError _valid_entries", ""], r.stdout

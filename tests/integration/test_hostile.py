@@ -343,7 +343,9 @@ def test_fuzzed_requests_are_answered_or_closed_with_a_reason(broker, pids):
             reason = closed_reason(broker, port)
             assert reason.startswith(("bad frame: ", "api ")), reason
             closed += 1
-    assert answered + closed == len(socks) and closed > 0
+    # Some mutations leave a request the broker must still answer (a changed byte in the client id, an
+    # ApiVersions version it does not support), others break it beyond parsing: both outcomes must occur.
+    assert answered > 0 and closed > 0, (answered, closed)
 
 
 # ---------------------------------------------------------------------------------------------------------
