@@ -2,8 +2,11 @@
 
 The result is one flat dict (what `--json` prints): records, records_per_sec, mb_per_sec, elapsed_s,
 latency_ms {p50, p90, p99, p999, max, mean}, errors, requests, client_cpu_s (the load processes' CPU time),
-plus the workload's parameters. Rates are over the span from the first process's start to the last
-acknowledgement (or consumed record).
+plus the workload's parameters. `records` is capped at the target, records_counted is what the load
+processes counted, latency_samples how many values latency_ms is taken from. Rates are over the span
+from the first process's start to the last acknowledgement (or consumed record). A consume run also
+lists each consumer's partitions and the records it counted (processes), so a count can be checked
+against what those partitions hold.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
     per_record = counts[BYTES] / counts[RECORDS] if counts[RECORDS] else 0
     return {
         "mode": mode, "client": w.client, "topic": w.topic, "records": records,
+        "records_counted": counts[RECORDS], "latency_samples": hist.count,
         "records_per_sec": round(counts[RECORDS] / elapsed, 1),
         "mb_per_sec": round(counts[BYTES] / elapsed / 1e6, 2),
         "elapsed_s": round(elapsed, 3), "latency_ms": {k: round(v, 4) for k, v in hist.summary_ms().items()},
@@ -229,8 +233,11 @@ def run_consume(w: Workload, progress: Progress | None = None) -> dict:
     with progress:
         _watch(group, progress, "consume", w.num_records, start)
     group.collect(hist, failures)
-    return _summary(w, "consume", group.totals(), group.span(), hist, failures, w.num_records,
-                    group.cpu_seconds())
+    out = _summary(w, "consume", group.totals(), group.span(), hist, failures, w.num_records,
+                   group.cpu_seconds())
+    out["processes"] = [{"partitions": sorted(spec.leaders), "records": c[RECORDS]}
+                        for spec, c in zip(specs, group.counters)]
+    return out
 
 
 def run_e2e(w: Workload, progress: Progress | None = None) -> dict:

@@ -15,7 +15,7 @@ def perf(*args: str, timeout: float = 120) -> dict:
 
 
 def check(result: dict, records: int) -> None:
-    assert result["records"] == records
+    assert result["records"] == result["records_counted"] == records
     assert result["errors"] == 0 and result["complete"]
     assert result["records_per_sec"] > 0 and result["mb_per_sec"] > 0
     lat = result["latency_ms"]
@@ -23,7 +23,30 @@ def check(result: dict, records: int) -> None:
     assert lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
 
 
+def partition_records(broker, topic: str, partitions: int) -> list[int]:
+    """Records in each partition's log, read from the broker's segment files rather than through a client."""
+    import glob
+    import os
+
+    import hotpath
+
+    def written(path: str) -> bytes:
+        """A segment is sized up front and sparse past what has been written: read up to the first hole."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.pread(fd, os.lseek(fd, 0, os.SEEK_HOLE), 0)
+        finally:
+            os.close(fd)
+
+    held = []
+    for p in range(partitions):
+        files = sorted(glob.glob(f"{broker.data_dir}/{topic}-{p}/*.log"))
+        held.append(hotpath.scan_batches(b"".join(written(f) for f in files)).records)
+    return held
+
+
 def test_produce_then_consume_every_record(broker):
+    """Each consumer counts exactly the records its partitions hold: none counted twice, none missed."""
     produced = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "cli", "--partitions", "3",
                     "--record-size", "200", "--num-records", "5000", "--producers", "2", "--batch-size", "4000",
                     "--connections", "2")
@@ -32,26 +55,40 @@ def test_produce_then_consume_every_record(broker):
     assert produced["mb_per_sec"] == pytest.approx(produced["records_per_sec"] * 200 / 1e6, rel=0.01)
     consumed = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "cli", "--num-records", "5000",
                     "--consumers", "2", "--connections", "2")
-    assert consumed["records"] == 5000 and consumed["errors"] == 0 and consumed["complete"]
     assert consumed["records_per_sec"] > 0
     discarded = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "cli", "--num-records", "5000",
                      "--consumers", "2", "--discard-records")
-    assert discarded["records"] == 5000 and discarded["errors"] == 0 and discarded["complete"]
+    held = partition_records(broker, "cli", 3)
+    assert sum(held) == 5000
+    for r in (consumed, discarded):
+        assert r["records_counted"] == 5000 and r["errors"] == 0 and r["complete"]
+        assert sorted(p for proc in r["processes"] for p in proc["partitions"]) == [0, 1, 2]
+        for proc in r["processes"]:
+            assert proc["records"] == sum(held[p] for p in proc["partitions"]), r["processes"]
     assert discarded["discard_records"] and not consumed["discard_records"]
 
 
 def test_acks_all_and_fixed_rate(broker):
+    """At 2000 records/s the last of 600 records is due 599/2000 s after the first, and the run lasts at
+    least until it is acknowledged: records sent ahead of their due time would end it sooner."""
     result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "rated", "--record-size", "100",
                   "--num-records", "600", "--acks", "all", "--rate", "2000", "--batch-size", "1000")
     check(result, 600)
     assert result["acks"] == -1 and result["rate"] == 2000
+    due = 599 / 2000
+    assert due - 0.001 <= result["elapsed_s"] < 1.8 * due  # rounded to the ms; half the rate would take 2 * due
+    assert result["records_per_sec"] <= 600 / due + 0.1
 
 
 def test_e2e_latency_from_scheduled_send(broker):
+    """Every consumed record gives one latency, from the scheduled send time in its key; a record is due
+    after the consumers started and consumed by the end of the run, so no latency exceeds the run."""
     result = perf("e2e", "--bootstrap", broker.bootstrap, "--topic", "e2e", "--partitions", "2",
                   "--record-size", "64", "--num-records", "500", "--rate", "1000", "--batch-size", "640")
     check(result, 500)
     assert result["produced"] == 500
+    assert result["latency_samples"] == 500
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["max"] < result["elapsed_s"] * 1000
     assert result["produce_latency_ms"]["max"] > 0
 
 
@@ -61,7 +98,7 @@ def test_confluent_client(broker):
     check(result, 2000)
     consumed = perf("consume", "--bootstrap", broker.bootstrap, "--topic", "conf", "--num-records", "2000",
                     "--client", "confluent")
-    assert consumed["records"] == 2000 and consumed["errors"] == 0
+    assert consumed["records_counted"] == 2000 and consumed["errors"] == 0 and consumed["complete"]
 
 
 @pytest.mark.parametrize("client,extra", [("native", ["--producers", "2"]), ("confluent", ["--linger-ms", "2"])])
