@@ -63,8 +63,14 @@ def _produce(spec: ProduceSpec, counters) -> Histogram:
         key = None
         if interval:
             due = start + int(i * interval)
-            while time.monotonic_ns() < due:
-                producer.poll(max(0.0, min((due - time.monotonic_ns()) / 1e9, 0.001)))
+            producer.poll(0)  # delivery reports as they arrive: a report's latency is taken when it is served
+            wait = due - time.monotonic_ns()
+            while wait > 0:  # poll() waits in whole milliseconds (a shorter timeout returns at once): sleep instead
+                if wait >= 1_000_000:
+                    producer.poll(0.001)
+                else:
+                    time.sleep(wait / 1e9)
+                wait = due - time.monotonic_ns()
             key = due.to_bytes(8, "big")
         while True:
             try:

@@ -101,6 +101,18 @@ def test_confluent_client(broker):
     assert consumed["records_counted"] == 2000 and consumed["errors"] == 0 and consumed["complete"]
 
 
+def test_confluent_client_at_a_fixed_rate_waits_without_spinning(broker):
+    """Through confluent-kafka at 2000 records/s the run lasts until the last record is due, every record
+    gives a latency, and the client sleeps between records instead of polling librdkafka with timeouts
+    it rounds down to zero (which would keep a core busy for the whole run)."""
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "conf-rated", "--record-size", "100",
+                  "--num-records", "2000", "--rate", "2000", "--client", "confluent")
+    check(result, 2000)
+    assert result["latency_samples"] == 2000
+    assert result["elapsed_s"] >= 1999 / 2000 - 0.001
+    assert result["client_cpu_s"] < 0.6 * result["elapsed_s"], result["client_cpu_s"]
+
+
 @pytest.mark.parametrize("client,extra", [("native", ["--producers", "2"]), ("confluent", ["--linger-ms", "2"])])
 def test_idempotent_producer(broker, client, extra):
     """--idempotent reaches the client: every batch in the log carries its producer's id and the sequences
