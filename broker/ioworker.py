@@ -221,7 +221,7 @@ class IOWorker:
     def publish(self, op: OwnedPartition) -> None:
         plog = op.log
         self.table.publish(op.slot, plog.log_end_offset, plog.high_watermark, plog.log_start_offset,
-                           op.leader_epoch)
+                           op.leader_epoch, plog.tail)
 
     def partition(self, slot: int, topic: str, partition: int) -> OwnedPartition | None:
         op = self.owned.get(slot)

@@ -43,11 +43,12 @@ class NetContext:
         """This broker leads the partition and hosts its log (on a single node: every partition)."""
         return part.slot >= 0 and part.leader == self.broker_id
 
-    def partition_state(self, part) -> tuple[int, int, int, int, int]:
-        """(log end offset, high watermark, log start offset, leader epoch, version) as the owner
-        published them; log end offset -1 while the owner has not opened the partition."""
+    def partition_state(self, part) -> tuple[int, int, int, int, int, tuple | None]:
+        """(log end offset, high watermark, log start offset, leader epoch, version, tail) as the owner
+        published them; log end offset -1 while the owner has not opened the partition. ``tail``: what a
+        reader may touch of the segment being appended to (``LogReader.read``)."""
         version, st = self.table.read_versioned(part.slot)
-        return st.log_end_offset, st.high_watermark, st.log_start_offset, st.leader_epoch, version
+        return st.log_end_offset, st.high_watermark, st.log_start_offset, st.leader_epoch, version, st.tail
 
     def reader(self, topic: str, partition: int):
         """The partition's reader. Readers are keyed by topic id: a topic deleted and re-created under the

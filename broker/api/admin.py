@@ -181,9 +181,11 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
         ctx.io.forward(io, io, frame, done)
 
 
-def _partition_size(path: str) -> int:
+def _partition_size(ctx, path: str, part) -> int:
+    """``part``'s bytes of batches; of the segment being appended to, those its owner published."""
+    tail = ctx.partition_state(part)[5] if part is not None and part.slot >= 0 else None
     try:
-        return partition_data_bytes(path)
+        return partition_data_bytes(path, tail)
     except OSError:
         return -1
 
@@ -207,10 +209,12 @@ def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None
         topics = []
         for name, parts in selection:
             found = []
+            info = md.topic(name)
             for p in parts:
                 path = os.path.join(d, f"{name}-{p}")
                 if os.path.isdir(path):
-                    found.append({"partition_index": p, "partition_size": max(0, _partition_size(path)),
+                    part = info.partitions[p] if info is not None else None
+                    found.append({"partition_index": p, "partition_size": max(0, _partition_size(ctx, path, part)),
                                   "offset_lag": 0, "is_future_key": False})
             if found:
                 topics.append({"name": name, "partitions": found})

@@ -18,7 +18,7 @@ def end_offset(ctx, topic: str, part, leader_epoch: int, current_epoch: int) -> 
     if part.leader != ctx.config["broker.id"] or part.slot < 0:
         out["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         return out
-    leo, _hw, _start, epoch, _version = ctx.partition_state(part)
+    leo, _hw, _start, epoch, _version, _tail = ctx.partition_state(part)
     if leo < 0:
         out["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)  # the owner has not opened it yet
         return out

@@ -76,7 +76,7 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
             entry["error_code"] = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
             errors = True
             continue
-        leo, hw, log_start, epoch, version = ctx.partition_state(part)
+        leo, hw, log_start, epoch, version, tail = ctx.partition_state(part)
         req.versions[part.slot] = version
         entry["high_watermark"] = hw
         entry["last_stable_offset"] = hw
@@ -101,7 +101,7 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
         if limit <= 0:
             continue
         try:
-            fs = ctx.reader(topic, partition).read(offset, limit, visible, log_start)
+            fs = ctx.reader(topic, partition).read(offset, limit, visible, log_start, tail=tail)
         except Exception as e:
             code = getattr(e, "error_code", None)
             entry["error_code"] = int(code) if code is not None else int(ErrorCode.KAFKA_STORAGE_ERROR)

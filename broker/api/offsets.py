@@ -39,7 +39,7 @@ def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
                 continue
             ts = p["timestamp"]
             if ts in (EARLIEST, LATEST):
-                leo, hw, log_start, epoch, _version = ctx.partition_state(part)
+                leo, hw, log_start, epoch, _version, _tail = ctx.partition_state(part)
                 entry(name, index, 0, log_start if ts == EARLIEST else hw, -1, epoch)
             elif ts < 0 and ts != MAX_TIMESTAMP:
                 entry(name, index, int(ErrorCode.INVALID_REQUEST))

@@ -188,6 +188,13 @@ class PartitionLog:
         return list(self._segments)
 
     @property
+    def tail(self) -> tuple[int, int, int]:
+        """(base offset, bytes of batches, offset-index entries) of the segment appends go to: what a reader
+        may touch of it, since its files run on past these and are cut back to them when it is rolled."""
+        seg = self._segments[-1]
+        return seg.base_offset, seg.size, seg.offset_index.entries
+
+    @property
     def log_end_offset(self) -> int:
         return self._segments[-1].next_offset
 

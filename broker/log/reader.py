@@ -11,8 +11,11 @@ segment file vanished.
 Concurrency with the writer: appends only add bytes after the published end, and the header walk rejects
 any batch at or beyond ``visible_end_offset``. A segment is trimmed before the next one is created, so once
 the reader sees a later segment, ``fstat`` gives the earlier one's final size; for the last known segment
-the size is re-read (``fstat``) on every call, after the caller read ``visible_end_offset``. Reads never touch
-a page beyond the size they just observed, so a trim can never raise SIGBUS here. Truncation (a follower
+the size is re-read (``fstat``) on every call, after the caller read ``visible_end_offset``. For the segment
+being appended to that size is its sparse full size, which the roll cuts back to its batches, possibly
+between that ``fstat`` and the walk; so the caller also passes the tail the owner published with
+``visible_end_offset`` (that segment's bytes of batches and index entries), and the reader touches no more
+of it than that. A trim never cuts below what was published, so it cannot raise SIGBUS here. Truncation (a follower
 diverging from its leader) zeroes the removed batches of the active segment in place instead of shrinking
 the file, and retention renames and unlinks files, which leaves existing mappings valid.
 """
@@ -120,17 +123,18 @@ class LogReader:
             seg.final = True
 
     def read(self, offset: int, max_bytes: int, visible_end_offset: int, log_start_offset: int,
-             max_offset: int | None = None) -> FileSlice:
+             max_offset: int | None = None, tail: tuple[int, int, int] | None = None) -> FileSlice:
         """Whole batches from the one holding ``offset`` (at least one, then up to ``max_bytes``), all below
         ``visible_end_offset`` (and ``max_offset``). Empty at the visible end; OffsetOutOfRange outside
-        ``[log_start_offset, visible_end_offset]``."""
+        ``[log_start_offset, visible_end_offset]``. ``tail``: (base offset, bytes, index entries) of the
+        segment being appended to, published with ``visible_end_offset``; that segment is read no further."""
         if offset < log_start_offset or offset > visible_end_offset:
             raise OffsetOutOfRange(offset, log_start_offset, visible_end_offset)
         limit = visible_end_offset if max_offset is None else min(max_offset, visible_end_offset)
         if offset >= limit:
             return FileSlice.empty(offset)
         for attempt in range(4):  # a writer rolling segments as fast as we list them may need a few looks
-            found, need_relist = self._try_read(offset, max_bytes, visible_end_offset, limit)
+            found, need_relist = self._try_read(offset, max_bytes, visible_end_offset, limit, tail)
             if found is not None:
                 return found
             if not need_relist:
@@ -138,7 +142,7 @@ class LogReader:
             self._relist()
         return FileSlice.empty(offset)
 
-    def _try_read(self, offset: int, max_bytes: int, visible_end: int, limit: int):
+    def _try_read(self, offset: int, max_bytes: int, visible_end: int, limit: int, tail=None):
         """(slice or None, whether re-listing may help). Only the segment with the largest base <= ``offset``
         can hold it: offsets are contiguous and a later segment starts above ``offset``."""
         i = bisect.bisect_right(self._bases, offset) - 1
@@ -147,7 +151,7 @@ class LogReader:
         seg = self._segments[i]
         try:
             seg.open()
-            size, entries = seg.sizes()
+            size, entries = _bounded(seg.sizes(), seg.base, tail)
             seg.ensure_mapped(size, entries)
         except FileNotFoundError:
             return None, True  # deleted (retention, truncation): re-list
@@ -179,12 +183,16 @@ class LogReader:
             slot -= 1  # an entry being written concurrently, or garbage: use the one before
         return 0
 
-    def data_bytes(self) -> int:
+    def data_bytes(self, tail: tuple[int, int, int] | None = None) -> int:
         """Bytes of record batches in the partition's segments. A segment is trimmed to its batches when the
-        next one is created, but the active one is extended ahead of its writer (sparse, zeros), so its
-        batches end where the chain of batch headers from its last index entry does."""
+        next one is created, but the active one is extended ahead of its writer (sparse, zeros): its share
+        is ``tail``'s bytes when the owner published them, else where the chain of batch headers from its
+        last index entry ends."""
         total = 0
         for i, seg in enumerate(self._segments):
+            if tail is not None and seg.base == tail[0]:
+                total += tail[1]
+                continue
             try:
                 seg.open()
                 size, entries = seg.sizes()
@@ -205,13 +213,22 @@ class LogReader:
         self._segments, self._retired, self._bases = [], [], []
 
 
-def partition_data_bytes(dir_path: str | os.PathLike) -> int:
+def partition_data_bytes(dir_path: str | os.PathLike, tail: tuple[int, int, int] | None = None) -> int:
     """``LogReader.data_bytes`` of a partition directory, read once."""
     reader = LogReader(dir_path)
     try:
-        return reader.data_bytes()
+        return reader.data_bytes(tail)
     finally:
         reader.close()
+
+
+def _bounded(sizes: tuple[int, int], base: int, tail) -> tuple[int, int]:
+    """A segment's (bytes, index entries) safe to touch: its files' sizes, and for the segment being appended
+    to no more than the owner published. Its files are sized ahead of the writer and cut back to its batches
+    when it is rolled, so sizes taken from them a moment before a roll could reach past their new ends."""
+    if tail is None or base != tail[0]:
+        return sizes
+    return min(sizes[0], tail[1]), min(sizes[1], tail[2])
 
 
 def _entry_points_at_batch(seg: _ReadSegment, pos: int, key: int, visible_end: int) -> bool:

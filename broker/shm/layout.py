@@ -89,7 +89,12 @@ Partition-state table (``partitions.py``; each slot written by one I/O worker, r
     +24  i64  log_start_offset
     +32  i64  leader_epoch
     +40  u64  generation        bumped when the slot is claimed for a new topic incarnation
-    +48  16 bytes reserved
+    +48  i64  tail_base         base offset of the segment the owner appends to (-1: not published)
+    +56  i32  tail_bytes        bytes of batches in that segment
+    +60  i32  tail_index        valid entries in that segment's offset index
+                                Readers bound their walk and index search in that segment by these two:
+                                its files are sparse past them, and trimmed to them when it is rolled,
+                                so a size taken from the file just before a roll could reach past its end.
 
     watch matrix: byte [slot * watchers + w] = 1 while network worker w is parked on a long-poll
     fetch that waits for the slot; written only by worker w, read by the slot's owner after
@@ -201,7 +206,7 @@ PART_SLOTS_START = 64
 PART_SLOT_SIZE = 64
 SLOT_OFF_SEQ = 0
 SLOT_OFF_FIELDS = 8
-SLOT_FIELDS = struct.Struct("qqqqQ")  # leo, hw, log_start, leader_epoch, generation
+SLOT_FIELDS = struct.Struct("qqqqQqii")  # leo, hw, log_start, leader_epoch, generation, tail base/bytes/index
 SLOT_OFF_GENERATION = 40
 
 # -- metrics --------------------------------------------------------------------------------

@@ -50,6 +50,14 @@ class PartitionState(NamedTuple):
     log_start_offset: int
     leader_epoch: int
     generation: int
+    tail_base: int = -1  # the segment appended to: its base offset, bytes of batches, offset-index entries
+    tail_bytes: int = 0
+    tail_index: int = 0
+
+    @property
+    def tail(self) -> tuple[int, int, int] | None:
+        """(base offset, bytes, index entries) of the segment the owner appends to, if published."""
+        return None if self.tail_base < 0 else (self.tail_base, self.tail_bytes, self.tail_index)
 
 
 class PartitionTable:
@@ -77,7 +85,7 @@ class PartitionTable:
         _pack_u64(region.mm, layout.PART_OFF_SLOTS, slots)
         _pack_u64(region.mm, layout.PART_OFF_WATCHERS, watchers)
         for slot in range(slots):  # an unclaimed slot reads as "no such partition yet"
-            _pack_fields(region.mm, _SLOTS + slot * _SLOT + _FIELDS, 0, 0, 0, -1, 0)
+            _pack_fields(region.mm, _SLOTS + slot * _SLOT + _FIELDS, 0, 0, 0, -1, 0, -1, 0, 0)
         return cls(region, open_bells(region, [f"{name}.w{w}" for w in range(watchers)], create=True))
 
     @classmethod
@@ -131,11 +139,13 @@ class PartitionTable:
             hit = mm.find(b"\x01", hit + 1, end)
         return odd + 1
 
-    def publish(self, slot: int, leo: int, hw: int, log_start: int, epoch: int) -> int:
-        """Publish new offsets for a slot this process owns; returns the slot's new version."""
+    def publish(self, slot: int, leo: int, hw: int, log_start: int, epoch: int,
+                tail: tuple[int, int, int] = (-1, 0, 0)) -> int:
+        """Publish new offsets for a slot this process owns, and ``tail``: (base offset, bytes of batches,
+        offset-index entries) of the segment it appends to; returns the slot's new version."""
         off = self._offset(slot)
         generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0]
-        return self._write(slot, off, (leo, hw, log_start, epoch, generation))
+        return self._write(slot, off, (leo, hw, log_start, epoch, generation, *tail))
 
     def claim(
         self, slot: int, leo: int = 0, hw: int = 0, log_start: int = 0, epoch: int = 0
@@ -144,7 +154,7 @@ class PartitionTable:
         old one notice the partition was deleted/recreated; returns the new generation."""
         off = self._offset(slot)
         generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0] + 1
-        self._write(slot, off, (leo, hw, log_start, epoch, generation))
+        self._write(slot, off, (leo, hw, log_start, epoch, generation, -1, 0, 0))
         return generation
 
     # -- readers (any process) ---------------------------------------------------------------

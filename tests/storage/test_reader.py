@@ -44,6 +44,60 @@ def test_data_bytes_are_the_writer_s_batches_in_sealed_and_active_segments(open_
     assert os.path.getsize(files[-1]) > log.size_bytes - sum(os.path.getsize(f) for f in files[:-1])
 
 
+# A roll trims the active segment's files (sized ahead of the writer) to their batches. A reader that took
+# the sizes from the files just before, and walks after, must stay within what the owner published: the
+# data here end on a page boundary, so the header peek at their end lies past the trimmed file, and the
+# offset index is preallocated far past its few entries, so an index search over the stale size probes past
+# its end. Past the end of a file, a mapped read is SIGBUS: run in a child so that shows as its exit status.
+_ROLL_BETWEEN_SIZE_AND_WALK = """
+import sys
+import hotpath
+from broker.log import LogConfig, LogReader, PartitionLog
+from broker.log import reader as reader_module
+
+part_dir, bounded = sys.argv[1], sys.argv[2] == "bounded"
+log = PartitionLog.open(part_dir, LogConfig(segment_bytes=64 << 10, segment_index_bytes=64 << 10,
+                                            index_interval_bytes=256, retention_ms=-1), recover=False)
+
+def sized(n):
+    for v in range(max(0, n - 100), n):
+        b = hotpath.build_records_batch([(None, b"v" * v)])
+        if len(b) == n:
+            return b
+
+while log.size_bytes < 3 * 4096 or log.size_bytes % 4096:
+    need = -log.size_bytes % 4096
+    log.append((sized(need) if 200 <= need < 3000 else None) or hotpath.build_records_batch([(None, b"v" * 1500)]))
+leo, tail = log.log_end_offset, log.tail
+assert tail[1] % 4096 == 0 and 0 < tail[2] < 64, tail
+expected = log.read(0, 1 << 20)
+expected = (expected.position, expected.length)
+rd = LogReader(part_dir)
+assert rd.read(0, 1 << 20, leo, 0).length  # an earlier fetch mapped both files at their full sizes
+real_sizes = reader_module._ReadSegment.sizes
+
+def sizes_then_roll(seg):
+    out = real_sizes(seg)
+    log.active_segment.close_active()  # the owner rolls between the reader's sizes and its walk
+    return out
+
+reader_module._ReadSegment.sizes = sizes_then_roll
+got = rd.read(0, 1 << 20, leo, 0, tail=tail if bounded else None)
+print((got.position, got.length) == expected, got.length)
+"""
+
+
+def test_a_roll_between_a_reader_s_sizes_and_its_walk_is_not_read_past(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _ROLL_BETWEEN_SIZE_AND_WALK, str(tmp_path / "t-0"), "bounded"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    ok, length = r.stdout.split()
+    assert ok == "True" and int(length) >= 3 * 4096
+
+
 def test_reader_never_returns_unpublished_offsets(open_log, part_dir):
     log = open_log()
     for i in range(10):
