@@ -189,15 +189,18 @@ class LogReader:
         is ``tail``'s bytes when the owner published them, else where the chain of batch headers from its
         last index entry ends."""
         total = 0
+        last = len(self._segments) - 1
         for i, seg in enumerate(self._segments):
             if tail is not None and seg.base == tail[0]:
                 total += tail[1]
                 continue
             try:
+                if i < last:  # sealed: its file holds exactly its batches
+                    total += os.stat(seg.log_path).st_size
+                    continue
                 seg.open()
                 size, entries = seg.sizes()
-                if size == 0 or i < len(self._segments) - 1:
-                    total += size
+                if size == 0:
                     continue
                 seg.ensure_mapped(size, entries)
             except (FileNotFoundError, ValueError):
