@@ -27,6 +27,13 @@ _TIME = struct.Struct(">qi")
 
 ALLOCATION_STEP = 64 << 10  # index blocks are allocated this far ahead of the last entry
 
+
+def no_readahead(m: mmap.mmap) -> None:
+    """A fault in an index map reads ahead by the device's ``read_ahead_kb`` otherwise (8 MiB on some
+    machines): the first touch of a fresh, mostly sparse 10 MiB index would zero-fill megabytes of
+    page cache for a few entries, for every partition's active segment."""
+    m.madvise(mmap.MADV_RANDOM)
+
 class _Index:
     entry_size = 0
 
@@ -65,18 +72,22 @@ class _Index:
         n = min(size // self.entry_size, self.max_entries)
         if n == 0:
             return 0
-        self._map_size(n * self.entry_size, writable=False)
+        self._map_size(n * self.entry_size, writable=False, lookups=False)
         valid = hotpath.index_valid_entries(self._u8, self.entry_size, n)
         if valid and not any(self._map[: self.entry_size]):
             valid = 0  # the writer never stores an all-zero first entry: this is an empty preallocated file
         self._unmap()
         return valid
 
-    def _map_size(self, size: int, writable: bool) -> None:
+    def _map_size(self, size: int, writable: bool, lookups: bool = True) -> None:
+        """``lookups``: the map serves binary searches and appends, so a fault brings in its page only
+        (`no_readahead`); the entry count's one sequential scan keeps the file's readahead."""
         self._unmap()
         if size <= 0:
             return
         self._map = mmap.mmap(self._fd, size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+        if lookups:
+            no_readahead(self._map)
         self._u8 = np.frombuffer(self._map, dtype=np.uint8)
 
     def _unmap(self) -> None:

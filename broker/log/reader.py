@@ -34,6 +34,7 @@ import hotpath
 from . import walk
 from .errors import OffsetOutOfRange
 from .fileslice import FileSlice
+from .index import no_readahead
 from .segment import INDEX_SUFFIX, LOG_SUFFIX, parse_segment_name, segment_name
 
 _ENTRY_CHECK = struct.Struct(">qiibihi")  # baseOffset, batchLength, epoch, magic, crc, attributes, lastOffsetDelta
@@ -78,6 +79,7 @@ class _ReadSegment:
             self.u8 = np.frombuffer(self.map, np.uint8)
         if entries > 0 and (self.index_map is None or len(self.index_map) < entries * 8):
             self.index_map = mmap.mmap(self.index_fd, entries * 8, access=mmap.ACCESS_READ)
+            no_readahead(self.index_map)
             self.index_u8 = np.frombuffer(self.index_map, np.uint8)
 
     def close(self) -> None:

@@ -98,3 +98,72 @@ def test_time_index_keeps_last_slot_for_closing_entry(tmp_path):
     assert t.is_full and not t.maybe_append(3, 3)
     assert t.maybe_append(3, 3, skip_full_check=True)
     t.close()
+
+
+def _index_maps(prefix: str) -> list[str]:
+    """VmFlags of this process's mappings of files under ``prefix`` ending in an index suffix."""
+    flags, current = [], None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if len(head) >= 6 and "-" in head[0] and head[5].startswith(prefix):
+                current = head[5]
+            elif line.startswith("VmFlags:") and current is not None:
+                if current.endswith((".index", ".timeindex")):
+                    flags.append(line.split()[1:])
+                current = None
+    return flags
+
+
+def _resident_bytes(path: str) -> int:
+    import ctypes
+    import mmap
+
+    import numpy as np
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        m = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        a = np.frombuffer(m, np.uint8)
+        assert libc.mincore(ctypes.c_void_p(a.ctypes.data), ctypes.c_size_t(size), vec) == 0
+        del a
+        m.close()
+    finally:
+        os.close(fd)
+    return sum(v & 1 for v in vec) * mmap.PAGESIZE
+
+
+def test_a_fresh_active_index_reads_no_pages_ahead(tmp_path):
+    """An active index spans segment.index.bytes, nearly all of it sparse. Its maps are marked random
+    (VmFlags ``rr``), so the first entry costs a page of cache, not the device's readahead window of
+    zero-filled pages (8 MiB where read_ahead_kb is 8192) for each index of each partition."""
+    idx = OffsetIndex.open(str(tmp_path / "0.index"), 0, 10 << 20, writable=True)
+    tidx = TimeIndex.open(str(tmp_path / "0.timeindex"), 0, 10 << 20, writable=True)
+    assert idx.append(5, 4096) and tidx.maybe_append(1_700_000_000_000, 5)
+    maps = _index_maps(str(tmp_path))
+    assert len(maps) == 2 and all("rr" in f for f in maps), maps
+    for path in ("0.index", "0.timeindex"):
+        assert _resident_bytes(str(tmp_path / path)) <= 64 << 10
+    idx.close()
+    tidx.close()
+    assert _index_maps(str(tmp_path)) == []
+
+
+def test_a_reader_s_index_map_reads_no_pages_ahead(open_log, part_dir):
+    from broker.log import LogReader
+
+    from .storage_helpers import batch, small_config
+
+    log = open_log(small_config(index_interval_bytes=200))
+    for i in range(20):
+        log.append(batch(2, value_size=100, tag=i))
+    rd = LogReader(part_dir)
+    leo = log.log_end_offset
+    assert rd.read(leo // 2, 1000, leo, 0).length > 0
+    rd_maps = [f for f in _index_maps(str(part_dir)) if "wr" not in f]
+    assert rd_maps and all("rr" in f for f in rd_maps), rd_maps
+    rd.close()
