@@ -56,9 +56,10 @@ class _Index:
         idx = cls(path, base_offset, max_bytes)
         idx._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # only the writer process opens indexes
         try:
-            size = os.fstat(idx._fd).st_size
+            st = os.fstat(idx._fd)
+            size = st.st_size
             idx.size_ok = size % idx.entry_size == 0
-            idx.entries = idx._count(size)
+            idx.entries = idx._count(size, sparse=st.st_blocks * 512 < size)
             if writable:
                 idx._make_writable()
             else:
@@ -68,11 +69,14 @@ class _Index:
             raise
         return idx
 
-    def _count(self, size: int) -> int:
+    def _count(self, size: int, sparse: bool) -> int:
+        """A sparse file is an active index left at its preallocated size (a crash): its entries fill the
+        first pages and the scan stops at the first empty one, so it faults page by page; a trimmed file
+        is all entries, read with the file's readahead."""
         n = min(size // self.entry_size, self.max_entries)
         if n == 0:
             return 0
-        self._map_size(n * self.entry_size, writable=False, lookups=False)
+        self._map_size(n * self.entry_size, writable=False, lookups=sparse)
         valid = hotpath.index_valid_entries(self._u8, self.entry_size, n)
         if valid and not any(self._map[: self.entry_size]):
             valid = 0  # the writer never stores an all-zero first entry: this is an empty preallocated file
@@ -81,7 +85,7 @@ class _Index:
 
     def _map_size(self, size: int, writable: bool, lookups: bool = True) -> None:
         """``lookups``: the map serves binary searches and appends, so a fault brings in its page only
-        (`no_readahead`); the entry count's one sequential scan keeps the file's readahead."""
+        (`no_readahead`)."""
         self._unmap()
         if size <= 0:
             return

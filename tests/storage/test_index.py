@@ -167,3 +167,24 @@ def test_a_reader_s_index_map_reads_no_pages_ahead(open_log, part_dir):
     rd_maps = [f for f in _index_maps(str(part_dir)) if "wr" not in f]
     assert rd_maps and all("rr" in f for f in rd_maps), rd_maps
     rd.close()
+
+
+def test_counting_an_index_a_crash_left_preallocated_reads_no_pages_ahead(tmp_path):
+    """After kill -9 the active index keeps its preallocated, mostly sparse size. Counting its entries at
+    the next start faults in the pages that hold them, not the readahead window of zeros past them."""
+    path = str(tmp_path / "0.index")
+    idx = OffsetIndex.open(path, 0, 10 << 20, writable=True)
+    for i in range(1, 301):
+        assert idx.append(i, i * 4096)
+    idx.flush()
+    idx.close()  # no trim: as a killed writer leaves it
+    assert os.path.getsize(path) == 10 << 20
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    assert _resident_bytes(path) == 0
+    again = OffsetIndex.open(path, 0, 10 << 20, writable=False)
+    assert again.entries == 300
+    assert again.lookup(150) == (150, 150 * 4096)
+    assert _resident_bytes(path) <= 64 << 10
+    again.close()
