@@ -34,6 +34,7 @@ def no_readahead(m: mmap.mmap) -> None:
     page cache for a few entries, for every partition's active segment."""
     m.madvise(mmap.MADV_RANDOM)
 
+
 class _Index:
     entry_size = 0
 
