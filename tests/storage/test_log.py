@@ -428,3 +428,18 @@ def test_epoch_cache_of_a_log_ends_latest_epoch_at_the_log_end(open_log):
     assert log.leader_epoch_cache.end_offset_for(3) == (2, 3)
     assert log.leader_epoch_cache.end_offset_for(4) == (4, 5)
     assert log.leader_epoch_cache.latest_epoch == 4
+
+
+def test_an_idle_partition_takes_a_few_blocks_of_disk(open_log, part_dir):
+    """Without preallocation a new partition's log and indexes each take one small allocation step, so
+    a thousand idle partitions cost a few hundred MiB of disk, not gigabytes; blocks are still taken
+    ahead of every write."""
+    log = open_log(small_config(segment_bytes=1 << 30, segment_index_bytes=10 << 20, preallocate=False))
+    files = [os.path.join(part_dir, f) for f in os.listdir(part_dir)
+             if f.endswith((".log", ".index", ".timeindex"))]
+    assert len(files) == 3
+    for f in files:
+        assert os.stat(f).st_blocks * 512 <= 64 << 10, f
+    log.append(batch(3, value_size=100))
+    log_file = [f for f in files if f.endswith(".log")][0]
+    assert os.stat(log_file).st_blocks * 512 >= log.active_segment.size
