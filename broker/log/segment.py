@@ -236,8 +236,8 @@ class LogSegment:
 
         With ``preallocate`` the whole segment is allocated now. Otherwise the file is extended sparse to the
         segment size and disk blocks are allocated in doubling steps just ahead of the writer
-        (``ensure_room``), so an idle partition costs ~1 MiB of disk while the mapping never has to be re-created
-        as the segment fills."""
+        (``ensure_room``), so an idle partition costs one first step of disk (64 KiB) while the mapping never
+        has to be re-created as the segment fills."""
         self._grow(_page_round(max(self.size + min_bytes, self.config.segment_bytes)))
         self._allocate(self.capacity if self.config.preallocate else self.size + max(min_bytes, self._growth_step()))
         self.offset_index.make_writable()
