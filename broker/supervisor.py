@@ -331,9 +331,8 @@ class Supervisor:
         if self.metrics_server is not None:
             self.metrics_server.start()
             metrics = "http://%s:%d/metrics" % self.metrics_server.address
-        print(f"hpbroker ready broker.id={self.config['broker.id']} listeners={listeners} "
-              f"log.dirs={','.join(self.config.log_dirs)} pid={os.getpid()} metrics={metrics}",
-              file=self.out, flush=True)
+        self._announce(f"hpbroker ready broker.id={self.config['broker.id']} listeners={listeners} "
+                       f"log.dirs={','.join(self.config.log_dirs)} pid={os.getpid()} metrics={metrics}")
         log.info("ready", listeners=listeners, network_workers=self.config["num.network.threads"])
         while not self.stopping:
             self._wait_for_signal(timeout=self._next_timer())
@@ -447,6 +446,13 @@ class Supervisor:
         if not pending:
             return 1.0
         return max(0.0, min(1.0, min(pending) - time.monotonic()))
+
+    def _announce(self, line: str) -> None:
+        """The line tools parse (the ready line), in one write: the workers log to the same pipe when output
+        is captured, and a pipe keeps a write this short whole, where print's separate newline let another
+        process's log line land inside it."""
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def _wait_ready(self) -> bool:
         """Each worker writes one byte when its kernels are warm and it serves; wait for all of them."""
