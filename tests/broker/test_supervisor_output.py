@@ -1,6 +1,8 @@
 """The ready line reaches stdout in one write, so a worker's log line can never land inside it."""
 
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -36,15 +38,17 @@ def test_the_ready_line_is_one_write_ending_in_its_newline(tmp_path):
         [sys.executable, "-c", CHILD, str(writes), "--set", "listeners=PLAINTEXT://127.0.0.1:0",
          "--set", f"log.dirs={tmp_path / 'data'}", "--set", "metrics.listener=127.0.0.1:0",
          "--set", "num.network.threads=1", "--set", "num.io.threads=1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            if "hpbroker ready" in line or time.monotonic() > deadline:
-                break
+        seen = ""
+        while "hpbroker ready" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                seen += os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+    assert "hpbroker ready" in seen, seen[-2000:]
     recorded = [json.loads(x) for x in writes.read_text().splitlines()]
     ready = [w for w in recorded if "hpbroker ready" in w]
     assert len(ready) == 1, recorded
