@@ -44,6 +44,9 @@ class SlotBusy(Exception):
     error_code = 5  # LEADER_NOT_AVAILABLE
 
 
+NO_TAIL = (-1, 0, 0)  # the tail fields of a slot whose owner has not published one
+
+
 class PartitionState(NamedTuple):
     log_end_offset: int
     high_watermark: int
@@ -85,7 +88,7 @@ class PartitionTable:
         _pack_u64(region.mm, layout.PART_OFF_SLOTS, slots)
         _pack_u64(region.mm, layout.PART_OFF_WATCHERS, watchers)
         for slot in range(slots):  # an unclaimed slot reads as "no such partition yet"
-            _pack_fields(region.mm, _SLOTS + slot * _SLOT + _FIELDS, 0, 0, 0, -1, 0, -1, 0, 0)
+            _pack_fields(region.mm, _SLOTS + slot * _SLOT + _FIELDS, 0, 0, 0, -1, 0, *NO_TAIL)
         return cls(region, open_bells(region, [f"{name}.w{w}" for w in range(watchers)], create=True))
 
     @classmethod
@@ -140,7 +143,7 @@ class PartitionTable:
         return odd + 1
 
     def publish(self, slot: int, leo: int, hw: int, log_start: int, epoch: int,
-                tail: tuple[int, int, int] = (-1, 0, 0)) -> int:
+                tail: tuple[int, int, int] = NO_TAIL) -> int:
         """Publish new offsets for a slot this process owns, and ``tail``: (base offset, bytes of batches,
         offset-index entries) of the segment it appends to; returns the slot's new version."""
         off = self._offset(slot)
@@ -154,7 +157,7 @@ class PartitionTable:
         old one notice the partition was deleted/recreated; returns the new generation."""
         off = self._offset(slot)
         generation = _unpack_u64(self._mm, off + layout.SLOT_OFF_GENERATION)[0] + 1
-        self._write(slot, off, (leo, hw, log_start, epoch, generation, -1, 0, 0))
+        self._write(slot, off, (leo, hw, log_start, epoch, generation, *NO_TAIL))
         return generation
 
     # -- readers (any process) ---------------------------------------------------------------
