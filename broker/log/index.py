@@ -9,6 +9,10 @@
 Indexes are hints, never checksummed: recovery rebuilds them from the log. While a segment is active its index
 files are preallocated to ``segment.index.bytes`` (zero tail = free slots); when it closes they are trimmed to
 their entries. Only the partition's writer process opens them writable.
+
+A closed segment's indexes hold no descriptor and no mapping until a lookup needs them (``_Index.rest``):
+a partition keeps every segment of its retention open, and a broker with thousands of them would otherwise
+run out of descriptors (each mapping holds a duplicate of its file's) before it runs out of anything else.
 """
 
 from __future__ import annotations
@@ -64,11 +68,59 @@ class _Index:
             if writable:
                 idx._make_writable()
             else:
-                idx._map_size(size - size % idx.entry_size, writable=False)
+                idx.rest()
         except BaseException:
             idx.close()
             raise
         return idx
+
+    def rest(self) -> None:
+        """Read-only from now on: release the mapping and the descriptor. The first read of ``_map`` or
+        ``_u8`` maps the entries again (`__getattr__`), holding one descriptor (the mapping's) from then on."""
+        self._unmap()
+        del self._map, self._u8
+        self._close_fd()
+
+    def __getattr__(self, name: str):
+        if name not in ("_map", "_u8"):
+            raise AttributeError(name)
+        self._map = self._u8 = None  # also what a resting index with no entries maps to
+        size = self.entries * self.entry_size
+        if size:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                self._map_size(size, writable=False, fd=fd)
+            finally:
+                os.close(fd)
+        return self.__dict__[name]
+
+    def _file(self) -> int:
+        """The index's descriptor, opened again if it rests."""
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR)
+        return self._fd
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _last(self, struct_: struct.Struct) -> tuple[int, int]:
+        """The last entry (``entries`` > 0), read with one pread when the index rests: opening a segment
+        needs nothing else from it."""
+        at = (self.entries - 1) * self.entry_size
+        m = self.__dict__.get("_map", False)
+        if m is not False:
+            return struct_.unpack_from(m, at)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return struct_.unpack(os.pread(fd, self.entry_size, at))
+        finally:
+            os.close(fd)
+
+    def sync_fd(self) -> int:
+        """A descriptor of its own for syncing the file elsewhere (the roll's background flush)."""
+        return os.dup(self._fd) if self._fd >= 0 else os.open(self.path, os.O_RDONLY)
 
     def _count(self, size: int, sparse: bool) -> int:
         """A sparse file is an active index left at its preallocated size (a crash): its entries fill the
@@ -84,25 +136,27 @@ class _Index:
         self._unmap()
         return valid
 
-    def _map_size(self, size: int, writable: bool, lookups: bool = True) -> None:
+    def _map_size(self, size: int, writable: bool, lookups: bool = True, fd: int | None = None) -> None:
         """``lookups``: the map serves binary searches and appends, so a fault brings in its page only
         (`no_readahead`)."""
         self._unmap()
         if size <= 0:
             return
-        self._map = mmap.mmap(self._fd, size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+        self._map = mmap.mmap(self._fd if fd is None else fd, size,
+                              access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
         if lookups:
             no_readahead(self._map)
         self._u8 = np.frombuffer(self._map, dtype=np.uint8)
 
     def _unmap(self) -> None:
+        m = self.__dict__.get("_map")  # not `self._map`: a resting index would map itself to be unmapped
         self._u8 = None
-        if self._map is not None:
+        if m is not None:
             try:
-                self._map.close()
+                m.close()
             except BufferError:
                 pass  # a lookup result still refers to it; it unmaps when released
-            self._map = None
+        self._map = None
 
     def _make_writable(self) -> None:
         """Extend (sparse) to the maximum size and map it writable (segment becomes active).
@@ -112,7 +166,7 @@ class _Index:
         written without a block behind it (a full disk cannot turn an index write into SIGBUS).
         """
         full = self.max_entries * self.entry_size
-        if os.fstat(self._fd).st_size < full:
+        if os.fstat(self._file()).st_size < full:
             os.ftruncate(self._fd, full)
         used = self.entries * self.entry_size
         self._allocated = 0
@@ -152,7 +206,7 @@ class _Index:
         self._unmap()
         os.ftruncate(self._fd, size)
         self.writable = False
-        self._map_size(size, writable=False)
+        self.rest()
 
     def flush(self) -> None:
         if self.writable and self._fd >= 0:
@@ -160,9 +214,7 @@ class _Index:
 
     def close(self) -> None:
         self._unmap()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._close_fd()
 
     @property
     def is_full(self) -> bool:
@@ -177,8 +229,8 @@ class _Index:
         self.entries = n
         if not self.writable:
             self._unmap()
-            os.ftruncate(self._fd, n * self.entry_size)
-            self._map_size(n * self.entry_size, writable=False)
+            os.ftruncate(self._file(), n * self.entry_size)
+            self.rest()
 
     def reset(self) -> None:
         self.truncate_entries(0)
@@ -194,7 +246,7 @@ class OffsetIndex(_Index):
         """(offset, position) of the last entry, or (base_offset, 0) when empty."""
         if self.entries == 0:
             return self.base_offset, 0
-        rel, pos = _OFF.unpack_from(self._map, (self.entries - 1) * 8)
+        rel, pos = self._last(_OFF)
         return self.base_offset + rel, pos
 
     def append(self, offset: int, position: int) -> bool:
@@ -250,7 +302,7 @@ class TimeIndex(_Index):
         """(timestamp, offset) of the last entry, or (-1, base_offset) when empty."""
         if self.entries == 0:
             return -1, self.base_offset
-        ts, rel = _TIME.unpack_from(self._map, (self.entries - 1) * 12)
+        ts, rel = self._last(_TIME)
         return ts, self.base_offset + rel
 
     def maybe_append(self, timestamp: int, offset: int, skip_full_check: bool = False) -> bool:

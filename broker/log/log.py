@@ -466,7 +466,12 @@ class PartitionLog:
         return new
 
     def _flush_in_background(self, seg: LogSegment) -> None:
-        fds = [os.dup(fd) for fd in (seg.fd, seg.offset_index._fd, seg.time_index._fd) if fd >= 0]
+        fds = [os.dup(seg.fd)]
+        for idx in (seg.offset_index, seg.time_index):
+            try:
+                fds.append(idx.sync_fd())
+            except OSError:
+                pass  # indexes are hints: recovery rebuilds one that did not reach the disk
         upto = seg.next_offset
 
         def job() -> None:

@@ -285,6 +285,17 @@ class LogSegment:
         self._map_readonly(self.size)
         self.active = False
 
+    def rest_indexes(self) -> None:
+        """A closed segment's indexes let go of their maps and descriptors until a lookup needs them (those
+        recovery rebuilt are trimmed to their entries first, as a roll trims them)."""
+        for idx in (self.offset_index, self.time_index):
+            if idx is None:
+                continue
+            if idx.writable:
+                idx.trim()
+            else:
+                idx.rest()
+
     def close(self) -> None:
         self._unmap()
         for idx in (self.offset_index, self.time_index):

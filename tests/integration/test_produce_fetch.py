@@ -208,6 +208,55 @@ def test_fetch_file_ranges_do_not_leak_descriptors(broker):
     assert net.num_fds() - before < 16, (before, net.num_fds())
 
 
+def _descriptors_on(pid: int, directory: str) -> int:
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory + os.sep)
+        except OSError:
+            continue
+    return n
+
+
+def test_closed_segments_cost_their_owner_two_descriptors_each(broker):
+    """A partition keeps every segment of its retention; the owner holds each closed one's file and map,
+    and opens its indexes when a lookup needs them. Consumers still read the oldest segments and
+    ListOffsets by time still finds offsets in them, also after a restart."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    _create(broker.bootstrap, "many-segs", partitions=1, **{"segment.bytes": 16384, "retention.ms": -1})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 0, "batch.size": 4096})
+    n, t0 = 600, 1_700_000_000_000
+    for i in range(n):
+        p.produce("many-segs", b"%04d-" % i + b"s" * 1000, partition=0, timestamp=t0 + i * 1000)
+    assert p.flush(30) == 0
+    part_dir = os.path.join(broker.data_dir, "many-segs-0")
+
+    def check() -> None:
+        closed = len([f for f in os.listdir(part_dir) if f.endswith(".log")]) - 1
+        assert closed >= 20
+        deadline = time.monotonic() + 10  # a roll's background flush holds copies until it is done
+        while True:
+            held = sum(_descriptors_on(pid, part_dir) for pid in broker.worker_pids("io").values())
+            if held <= 2 * closed + 6 or time.monotonic() > deadline:  # active: 2 for its file, 4 for indexes
+                break
+            time.sleep(0.1)
+        assert held <= 2 * closed + 6, (held, closed)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        tp = TopicPartition("many-segs", 0)
+        for i in (3, 250, 597):
+            found = admin.list_offsets({tp: OffsetSpec.for_timestamp(t0 + i * 1000 - 500)})[tp].result(10)
+            assert (found.offset, found.timestamp) == (i, t0 + i * 1000)
+        got = consume_confluent(broker.bootstrap, "many-segs", n, partitions=1)[0]
+        assert [v[:4] for _, v in got] == [b"%04d" % i for i in range(n)]
+
+    check()
+    assert broker.stop() == 0
+    broker.start()
+    check()
+
+
 def test_long_poll_returns_when_data_arrives(broker):
     """A consumer parked on an empty partition (fetch.wait.max.ms=5000) gets a new record promptly."""
     import threading

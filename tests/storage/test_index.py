@@ -188,3 +188,87 @@ def test_counting_an_index_a_crash_left_preallocated_reads_no_pages_ahead(tmp_pa
     assert again.lookup(150) == (150, 150 * 4096)
     assert _resident_bytes(path) <= 64 << 10
     again.close()
+
+
+def _descriptors_under(directory: str) -> list[str]:
+    """This process's open descriptors on files in `directory` (a mapping holds one of its own)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(directory + os.sep):
+            out.append(target)
+    return out
+
+
+def test_a_closed_index_holds_no_descriptor_until_a_lookup_needs_it(tmp_path):
+    path = str(tmp_path / "00000000000000000100.index")
+    idx = OffsetIndex.open(path, 100, 800, writable=True)
+    for i in range(1, 11):
+        assert idx.append(100 + i * 10, i * 1000)
+    idx.trim()
+    assert _descriptors_under(str(tmp_path)) == []
+    assert idx.last_entry() == (200, 10_000)  # read without mapping
+    assert _descriptors_under(str(tmp_path)) == []
+    assert idx.lookup(155) == (150, 5000)
+    assert _descriptors_under(str(tmp_path)) == [path]  # the map's own descriptor
+    idx.truncate_to_offset(150)  # a follower cutting into a closed segment
+    assert idx.all_entries() == [(100 + i * 10, i * 1000) for i in range(1, 5)]
+    assert os.path.getsize(path) == 4 * 8
+    idx.make_writable()  # the segment takes appends again
+    assert idx.append(150, 5000) and idx.lookup(10**6) == (150, 5000)
+    idx.close()
+    assert _descriptors_under(str(tmp_path)) == []
+    tidx = TimeIndex.open(str(tmp_path / "0.timeindex"), 0, 120, writable=True)
+    assert tidx.maybe_append(1_000, 3) and tidx.maybe_append(2_000, 7)
+    tidx.trim()
+    assert _descriptors_under(str(tmp_path)) == []
+    assert tidx.last_entry() == (2_000, 7) and tidx.offset_before(1_500) == 3
+    tidx.close()
+    assert _descriptors_under(str(tmp_path)) == []
+
+
+def test_a_log_holds_two_descriptors_per_closed_segment(open_log, part_dir):
+    """Its file and its mapping; the indexes of closed segments are opened by the lookups that need them,
+    also after a restart (where the sanity check reads them once)."""
+    from .storage_helpers import batch, read_all, small_config
+
+    cfg = small_config(segment_bytes=8 << 10)
+    log = open_log(cfg)
+    for i in range(200):
+        log.append(batch(2, value_size=200, ts=1_000 + i, tag=i))
+    log.flush()  # waits for the rolls' background flushes, which hold copies of descriptors until done
+    closed = len(log.segments) - 1
+    assert closed >= 10
+    active = 6  # the active segment: file, map, and both indexes' files and maps
+    assert len(_descriptors_under(part_dir)) <= 2 * closed + active
+    expected = read_all(log)
+    assert len(expected) == 200
+    assert log.offset_for_timestamp(1_050) is not None and log.offset_for_timestamp(1_050)[0] == 100
+    log.close()
+    assert _descriptors_under(part_dir) == []
+    again = open_log(cfg)
+    assert len(again.segments) == closed + 1
+    assert len(_descriptors_under(part_dir)) <= 2 * closed + active
+    assert read_all(again) == expected  # every closed segment's index looked up from its file
+    assert again.offset_for_timestamp(1_150)[0] == 300
+
+
+def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_log, part_dir):
+    from .storage_helpers import batch, read_all, small_config
+
+    cfg = small_config(segment_bytes=8 << 10)
+    log = open_log(cfg)
+    for i in range(200):
+        log.append(batch(2, value_size=200, ts=1_000 + i, tag=i))
+    expected = read_all(log)
+    log.close(clean=False)  # nothing flushed: every segment is validated and its indexes rebuilt
+    again = open_log(cfg, recover=True)
+    closed = len(again.segments) - 1
+    assert again.load_report.recovered_segments == closed + 1 >= 10
+    assert len(_descriptors_under(part_dir)) <= 2 * closed + 6
+    for seg in again.segments[:-1]:
+        assert os.path.getsize(seg.index_path) == seg.offset_index.entries * 8 < cfg.segment_index_bytes
+    assert read_all(again) == expected
