@@ -17,6 +17,8 @@ from broker.metadata import MetadataView
 
 log = Log("hpbroker.net")
 
+READER_KEEPS_CLOSED = 2  # closed segments a partition's reader keeps open: a consumer crossing into the next one
+
 
 class NetContext:
     def __init__(self, config: BrokerConfig, metadata: MetadataView, worker_index: int, shared, io, controller,
@@ -36,6 +38,7 @@ class NetContext:
         self._log_manager = log_manager  # a forked copy: used read-only, for partition directories
         self._readers: dict[tuple[str, int], object] = {}
         self._reader_version = -1
+        self.opened_closed: set = set()  # readers that opened a closed segment since `close_idle_segments`
 
     # -- partition state -------------------------------------------------------------------------------
 
@@ -67,9 +70,15 @@ class NetContext:
         key = (topic, partition, info.topic_id if info is not None else None)
         r = self._readers.get(key)
         if r is None:
-            r = LogReader(self._log_manager.partition_dir(topic, partition))
+            r = LogReader(self._log_manager.partition_dir(topic, partition), self.opened_closed.add)
             self._readers[key] = r
         return r
+
+    def close_idle_segments(self) -> None:
+        """Between requests: each reader that opened closed segments keeps the last few it read open."""
+        for r in self.opened_closed:
+            r.close_idle(READER_KEEPS_CLOSED)
+        self.opened_closed.clear()
 
     def encode_fetch(self, version: int, correlation_id: int, topics: list):
         """Response parts: encoded header/field bytes, and segment byte ranges for os.sendfile."""
@@ -155,6 +164,8 @@ class NetPump:
     def run(self) -> int:
         """Completions delivered, backlogs moved, parked fetches checked; returns the completions' count."""
         io = self.ctx.io
+        if self.ctx.opened_closed:  # before any fetch of this pass reads (and holds slices)
+            self.ctx.close_idle_segments()
         n = io.poll()
         if io.backlog_pending():
             io.flush_backlog()

@@ -8,6 +8,11 @@ ending at that entry's offset, then walks batch headers to the batch holding the
 ``walk``). It re-lists the directory only when it must: the offset lies beyond its known segments or a
 segment file vanished.
 
+A partition may keep hundreds of closed segments, and a consumer reading its history would leave each one
+open (four descriptors) in every network worker it went through. A reader reports the closed segments it
+opens (``on_open_closed``); its owner calls ``close_idle`` between requests, which keeps the most recently
+read few and closes the rest (they open again when read; their sizes are remembered).
+
 Concurrency with the writer: appends only add bytes after the published end, and the header walk rejects
 any batch at or beyond ``visible_end_offset``. A segment is trimmed before the next one is created, so once
 the reader sees a later segment, ``fstat`` gives the earlier one's final size; for the last known segment
@@ -54,6 +59,7 @@ class _ReadSegment:
         self.final = False
         self.final_size = -1
         self.final_index_entries = -1
+        self.used = 0  # the reader's read count when this segment was last read
 
     def open(self) -> None:
         if self.fd < 0:
@@ -100,12 +106,15 @@ class _ReadSegment:
 class LogReader:
     """Serves fetches of one partition from its segment files; never writes, never takes locks."""
 
-    def __init__(self, dir_path: str | os.PathLike):
+    def __init__(self, dir_path: str | os.PathLike, on_open_closed=None):
+        """``on_open_closed(reader)``: called when a read opens a closed segment (see ``close_idle``)."""
         self.directory = os.fspath(dir_path)
         self._segments: list[_ReadSegment] = []
         self._bases: list[int] = []
         self._retired: list[_ReadSegment] = []
         self.relists = 0
+        self._reads = 0
+        self._on_open_closed = on_open_closed
         self._relist()
 
     def _relist(self) -> None:
@@ -151,6 +160,10 @@ class LogReader:
         if i < 0:
             return None, True
         seg = self._segments[i]
+        self._reads += 1
+        seg.used = self._reads
+        if seg.fd < 0 and seg.final and self._on_open_closed is not None:
+            self._on_open_closed(self)
         try:
             seg.open()
             size, entries = _bounded(seg.sizes(), seg.base, tail)
@@ -211,6 +224,17 @@ class LogReader:
             base = int.from_bytes(seg.map[pos:pos + 8], "big", signed=True) if pos else seg.base
             total += walk.tail(seg.u8, pos, size, base - 1)[0]
         return total
+
+    def close_idle(self, keep: int) -> int:
+        """Close every open closed segment but the ``keep`` most recently read; returns how many closed.
+        Only between requests: a slice returned by ``read`` uses its segment's descriptor and map."""
+        open_closed = [seg for seg in self._segments if seg.final and seg.fd >= 0]
+        if len(open_closed) <= keep:
+            return 0
+        open_closed.sort(key=lambda seg: seg.used)
+        for seg in open_closed[:len(open_closed) - keep]:
+            seg.close()
+        return len(open_closed) - keep
 
     def close(self) -> None:
         for seg in self._segments + self._retired:

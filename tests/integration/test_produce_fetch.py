@@ -221,7 +221,8 @@ def _descriptors_on(pid: int, directory: str) -> int:
 def test_closed_segments_cost_their_owner_two_descriptors_each(broker):
     """A partition keeps every segment of its retention; the owner holds each closed one's file and map,
     and opens its indexes when a lookup needs them. Consumers still read the oldest segments and
-    ListOffsets by time still finds offsets in them, also after a restart."""
+    ListOffsets by time still finds offsets in them, also after a restart. A network worker that served
+    the whole history keeps only the last closed segments it read open."""
     from confluent_kafka import Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -250,6 +251,11 @@ def test_closed_segments_cost_their_owner_two_descriptors_each(broker):
             assert (found.offset, found.timestamp) == (i, t0 + i * 1000)
         got = consume_confluent(broker.bootstrap, "many-segs", n, partitions=1)[0]
         assert [v[:4] for _, v in got] == [b"%04d" % i for i in range(n)]
+        net = broker.worker_pids("network")[0]
+        deadline = time.monotonic() + 10  # closed between requests, within a second of the last one
+        while _descriptors_on(net, part_dir) > 4 * 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _descriptors_on(net, part_dir) <= 4 * 3  # two closed segments and the active one
 
     check()
     assert broker.stop() == 0

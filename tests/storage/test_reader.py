@@ -29,6 +29,54 @@ def test_reader_matches_writer(open_log, part_dir):
     rd.close()
 
 
+def test_a_reader_keeps_only_the_closed_segments_it_read_last_open(open_log, part_dir):
+    """A consumer going through a partition's history: its reader reports each closed segment it opens,
+    and `close_idle` between reads leaves the last few open; what it closed reads again the same."""
+    import os
+
+    log = open_log(small_config(segment_bytes=3000, index_interval_bytes=200))
+    for i in range(300):
+        log.append(batch(2, value_size=60, tag=i))
+    log.flush()  # the rolls' background flushes hold copies of descriptors until done
+    closed = len(log.segments) - 1
+    assert closed >= 10
+    leo = log.log_end_offset
+
+    def descriptors() -> int:
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}").startswith(part_dir + os.sep)
+                   for fd in os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    opened = []
+    rd = LogReader(part_dir, opened.append)
+    first_pass = []
+    offset = 0
+    while offset < leo:
+        sl = rd.read(offset, 1, leo, 0)
+        first_pass.append((sl.first_offset, bytes(sl.view())))
+        offset = _next_offset(sl)
+        rd.close_idle(2)
+        assert descriptors() - before <= 4 * 3  # two closed segments and the active one, 4 each
+    assert len(opened) == closed
+    offset, second_pass = 0, []
+    while offset < leo:  # every closed segment opens again, but the two left open
+        sl = rd.read(offset, 1, leo, 0)
+        second_pass.append((sl.first_offset, bytes(sl.view())))
+        offset = _next_offset(sl)
+    assert second_pass == first_pass and len(opened) == 2 * closed - 2
+    assert descriptors() - before == 4 * (closed + 1)  # nothing closes them without close_idle
+    rd.close()
+    assert descriptors() == before
+
+
+def _next_offset(sl) -> int:
+    """One past the last offset of the first batch in a slice (base offset + last offset delta)."""
+    import struct
+
+    base, _, _, _, _, _, delta = struct.unpack_from(">qiibihi", sl.view())
+    return base + delta + 1
+
+
 def test_data_bytes_are_the_writer_s_batches_in_sealed_and_active_segments(open_log, part_dir):
     """Sealed segments count whole; the active one, extended past its batches, up to its last batch."""
     import glob
