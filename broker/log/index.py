@@ -84,14 +84,20 @@ class _Index:
     def __getattr__(self, name: str):
         if name not in ("_map", "_u8"):
             raise AttributeError(name)
-        self._map = self._u8 = None  # also what a resting index with no entries maps to
         size = self.entries * self.entry_size
-        if size:
+        if not size:
+            self._map = self._u8 = None
+            return None
+        try:
             fd = os.open(self.path, os.O_RDONLY)
             try:
                 self._map_size(size, writable=False, fd=fd)
             finally:
                 os.close(fd)
+        except BaseException:  # EMFILE, say: still resting, and the next read tries again
+            self.__dict__.pop("_map", None)
+            self.__dict__.pop("_u8", None)
+            raise
         return self.__dict__[name]
 
     def _file(self) -> int:

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 
 from broker.log.index import OffsetIndex, TimeIndex
 
@@ -214,6 +215,13 @@ def test_a_closed_index_holds_no_descriptor_until_a_lookup_needs_it(tmp_path):
     assert _descriptors_under(str(tmp_path)) == []
     assert idx.lookup(155) == (150, 5000)
     assert _descriptors_under(str(tmp_path)) == [path]  # the map's own descriptor
+    idx.close()
+    idx = OffsetIndex.open(path, 100, 800, writable=False)
+    os.rename(path, path + ".away")  # mapping it fails (as EMFILE would): the lookup fails, the index rests
+    with pytest.raises(FileNotFoundError):
+        idx.lookup(155)
+    os.rename(path + ".away", path)
+    assert idx.lookup(155) == (150, 5000)
     idx.truncate_to_offset(150)  # a follower cutting into a closed segment
     assert idx.all_entries() == [(100 + i * 10, i * 1000) for i in range(1, 5)]
     assert os.path.getsize(path) == 4 * 8
