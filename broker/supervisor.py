@@ -149,7 +149,9 @@ class Supervisor:
         from broker.log import LogManager
         from broker.shared import PARTITION_SLOTS, SharedState
         from netio.process import run_network_worker
+        from netio.worker import raise_fd_limit
 
+        raise_fd_limit()  # before any fork: every worker inherits it
         cfg = self.config
         prepare_data_dirs(cfg.log_dirs)
         n_net = cfg["num.network.threads"]

@@ -49,7 +49,8 @@ _PER_CONNECTION_ACCEPT_ERRORS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, 
 
 
 def raise_fd_limit() -> tuple[int, int]:
-    """Lift the soft descriptor limit to the hard one: every client connection costs one descriptor.
+    """Lift the soft descriptor limit to the hard one: every client connection costs a network worker one
+    descriptor, every closed segment costs its owner two (its file and its map) and its readers up to four.
 
     Returns the (soft, hard) limits now in force.
     """

@@ -445,6 +445,7 @@ def test_500_idle_connections_cost_bounded_memory_and_clients_still_served(broke
 
 
 def test_worker_lifts_its_soft_fd_limit(tmp_path):
+    """Every worker runs with the hard limit: network workers hold connections, I/O workers segments."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 700:
         pytest.skip(f"hard descriptor limit {hard} is below what this test needs")
@@ -457,7 +458,8 @@ def test_worker_lifts_its_soft_fd_limit(tmp_path):
     socks = []
     try:
         worker = b.worker_pids("network")[0]
-        assert psutil.Process(worker).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard)
+        for pid in [worker, *b.worker_pids("io").values()]:
+            assert psutil.Process(pid).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard)
         socks = [connect(b) for _ in range(400)]
         for i, s in enumerate(socks):
             s.sendall(api_versions_request(i))
