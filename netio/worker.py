@@ -50,7 +50,7 @@ _PER_CONNECTION_ACCEPT_ERRORS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, 
 
 def raise_fd_limit() -> tuple[int, int]:
     """Lift the soft descriptor limit to the hard one: every client connection costs a network worker one
-    descriptor, every closed segment costs its owner two (its file and its map) and its readers up to four.
+    descriptor, every closed segment costs its owner one (its map's) and its readers up to four.
 
     Returns the (soft, hard) limits now in force.
     """

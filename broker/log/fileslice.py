@@ -35,7 +35,14 @@ class FileSlice:
         return memoryview(self.mapping)[self.position: self.position + self.length]
 
     def sendfile(self, out_fd: int, already_sent: int = 0) -> int:
-        """Send the rest of the slice from ``already_sent``; returns bytes sent by this call (may be partial)."""
+        """Send the rest of the slice from ``already_sent``; returns bytes sent by this call (may be partial).
+        A slice without a descriptor (of a closed segment in its owner) opens its file for the call."""
         if self.length - already_sent <= 0:
             return 0
-        return os.sendfile(out_fd, self.fd, self.position + already_sent, self.length - already_sent)
+        if self.fd >= 0:
+            return os.sendfile(out_fd, self.fd, self.position + already_sent, self.length - already_sent)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return os.sendfile(out_fd, fd, self.position + already_sent, self.length - already_sent)
+        finally:
+            os.close(fd)

@@ -463,6 +463,7 @@ class PartitionLog:
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._flush_in_background(old)
+        old.rest()  # after the flush took its own descriptors
         return new
 
     def _flush_in_background(self, seg: LogSegment) -> None:

@@ -151,5 +151,5 @@ def activate_last_segment(directory: str, config: LogConfig, segments: list[LogS
     for seg in segments[:-1]:
         if seg.capacity > seg.size:  # left untrimmed by a crash during a roll
             seg._cut(seg.size)
-        seg.rest_indexes()  # the sanity check mapped them; recovery left rebuilt ones writable
+        seg.rest()
     segments[-1].make_active()

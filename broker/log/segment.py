@@ -285,9 +285,13 @@ class LogSegment:
         self._map_readonly(self.size)
         self.active = False
 
-    def rest_indexes(self) -> None:
-        """A closed segment's indexes let go of their maps and descriptors until a lookup needs them (those
-        recovery rebuilt are trimmed to their entries first, as a roll trims them)."""
+    def rest(self) -> None:
+        """A closed segment keeps only its read-only map (which holds a descriptor of its own): its file
+        descriptor is opened again by what needs one (`__getattr__`), its indexes are mapped again by the
+        lookups that need them (those recovery rebuilt are trimmed to their entries first, as a roll trims
+        them)."""
+        if self.active:
+            return
         for idx in (self.offset_index, self.time_index):
             if idx is None:
                 continue
@@ -295,22 +299,40 @@ class LogSegment:
                 idx.trim()
             else:
                 idx.rest()
+        fd = self.__dict__.pop("fd", -1)
+        if fd >= 0:
+            os.close(fd)
+
+    def __getattr__(self, name: str):
+        if name != "fd":
+            raise AttributeError(name)
+        self.fd = os.open(self.log_path, os.O_RDWR)  # a resting segment: truncation, a flush
+        return self.fd
 
     def close(self) -> None:
         self._unmap()
         for idx in (self.offset_index, self.time_index):
             if idx is not None:
                 idx.close()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        fd = self.__dict__.get("fd", -1)  # not `self.fd`: a resting segment would open its file to close it
+        if fd >= 0:
+            os.close(fd)
+        self.fd = -1
 
     def flush(self, indexes: bool = True) -> None:
         """Make everything written so far durable (power loss); the mapping is file-backed, so fdatasync suffices.
 
         The active segment's indexes may be skipped: after an unclean shutdown the segment holding the recovery
         point is always re-validated and its indexes rebuilt."""
-        os.fdatasync(self.fd)
+        fd = self.__dict__.get("fd", -1)
+        if fd >= 0:
+            os.fdatasync(fd)
+        else:  # resting: a descriptor for this sync only
+            fd = os.open(self.log_path, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
         if indexes:
             self.offset_index.flush()
             self.time_index.flush()
@@ -421,7 +443,8 @@ class LogSegment:
         if found is None:
             return None
         pos, length, first = found
-        return FileSlice(self.log_path, self.fd, pos, length, first, self._map)
+        # a resting segment's slice carries no descriptor (the owner reads slices through the map)
+        return FileSlice(self.log_path, self.__dict__.get("fd", -1), pos, length, first, self._map)
 
     def find_timestamp(self, timestamp: int, min_offset: int = 0) -> tuple[int, int, int] | None:
         """(offset, timestamp, leader epoch of its batch) of the first record at or after ``min_offset``

@@ -238,8 +238,8 @@ def test_a_closed_index_holds_no_descriptor_until_a_lookup_needs_it(tmp_path):
     assert _descriptors_under(str(tmp_path)) == []
 
 
-def test_a_log_holds_two_descriptors_per_closed_segment(open_log, part_dir):
-    """Its file and its mapping; the indexes of closed segments are opened by the lookups that need them,
+def test_a_log_holds_one_descriptor_per_closed_segment(open_log, part_dir):
+    """Its read-only mapping's; the indexes of closed segments are mapped by the lookups that need them,
     also after a restart (where the sanity check reads them once)."""
     from .storage_helpers import batch, read_all, small_config
 
@@ -251,7 +251,7 @@ def test_a_log_holds_two_descriptors_per_closed_segment(open_log, part_dir):
     closed = len(log.segments) - 1
     assert closed >= 10
     active = 6  # the active segment: file, map, and both indexes' files and maps
-    assert len(_descriptors_under(part_dir)) <= 2 * closed + active
+    assert len(_descriptors_under(part_dir)) == closed + active
     expected = read_all(log)
     assert len(expected) == 200
     assert log.offset_for_timestamp(1_050) is not None and log.offset_for_timestamp(1_050)[0] == 100
@@ -259,9 +259,18 @@ def test_a_log_holds_two_descriptors_per_closed_segment(open_log, part_dir):
     assert _descriptors_under(part_dir) == []
     again = open_log(cfg)
     assert len(again.segments) == closed + 1
-    assert len(_descriptors_under(part_dir)) <= 2 * closed + active
+    assert len(_descriptors_under(part_dir)) == closed + active
     assert read_all(again) == expected  # every closed segment's index looked up from its file
     assert again.offset_for_timestamp(1_150)[0] == 300
+    sl = again.read(0, 1 << 20)  # a closed segment's slice carries no descriptor; sendfile opens the file
+    assert sl.fd == -1 and sl.length > 0
+    out = os.path.join(os.path.dirname(part_dir), "sent")
+    with open(out, "wb") as f:
+        assert sl.sendfile(f.fileno()) == sl.length
+    with open(out, "rb") as f:
+        assert f.read() == bytes(sl.view())
+    # read_all looked up every closed segment's offset index, and those stay mapped; the files stay closed
+    assert len(_descriptors_under(part_dir)) <= 2 * closed + active + 2
 
 
 def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_log, part_dir):
@@ -276,7 +285,9 @@ def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_
     again = open_log(cfg, recover=True)
     closed = len(again.segments) - 1
     assert again.load_report.recovered_segments == closed + 1 >= 10
-    assert len(_descriptors_under(part_dir)) <= 2 * closed + 6
+    assert len(_descriptors_under(part_dir)) == closed + 6
+    again.flush()  # every closed segment is past the recovery point: each synced with a descriptor for the call
+    assert len(_descriptors_under(part_dir)) == closed + 6
     for seg in again.segments[:-1]:
         assert os.path.getsize(seg.index_path) == seg.offset_index.entries * 8 < cfg.segment_index_bytes
     assert read_all(again) == expected
