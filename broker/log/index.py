@@ -10,7 +10,8 @@ Indexes are hints, never checksummed: recovery rebuilds them from the log. While
 files are preallocated to ``segment.index.bytes`` (zero tail = free slots); when it closes they are trimmed to
 their entries. Only the partition's writer process opens them writable.
 
-A closed segment's indexes hold no descriptor and no mapping until a lookup needs them (``_Index.rest``):
+An active index holds its mapping only (the file is opened for the rare step that allocates blocks), and a
+closed segment's indexes hold no descriptor and no mapping until a lookup needs them (``_Index.rest``):
 a partition keeps every segment of its retention open, and a broker with thousands of them would otherwise
 run out of descriptors (each mapping holds a duplicate of its file's) before it runs out of anything else.
 """
@@ -187,6 +188,7 @@ class _Index:
             self._reserve(used + self.entry_size)
             self._map_size(full, writable=True)
         self.writable = True
+        self._close_fd()  # entries go through the map, which holds a descriptor of its own
 
     def make_writable(self) -> None:
         self._make_writable()
@@ -199,10 +201,14 @@ class _Index:
         full = self.max_entries * self.entry_size
         upto = min(full, max(end, self._allocated + ALLOCATION_STEP))
         upto = min(full, (upto + ALLOCATION_STEP - 1) // ALLOCATION_STEP * ALLOCATION_STEP)
+        opened = self._fd < 0  # an active index opens its file for this step only
         try:
-            os.posix_fallocate(self._fd, 0, upto)
+            os.posix_fallocate(self._file(), 0, upto)
         except OSError:
             return False
+        finally:
+            if opened:
+                self._close_fd()
         self._allocated = upto
         return True
 
@@ -210,13 +216,17 @@ class _Index:
         """Shrink the file to its entries (segment closes); the index stays readable."""
         size = self.entries * self.entry_size
         self._unmap()
-        os.ftruncate(self._fd, size)
+        os.ftruncate(self._file(), size)
         self.writable = False
         self.rest()
 
     def flush(self) -> None:
-        if self.writable and self._fd >= 0:
-            os.fdatasync(self._fd)
+        if self.writable:
+            fd = self.sync_fd()
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         self._unmap()
