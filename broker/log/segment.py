@@ -306,7 +306,7 @@ class LogSegment:
     def __getattr__(self, name: str):
         if name != "fd":
             raise AttributeError(name)
-        self.fd = os.open(self.log_path, os.O_RDWR)  # a resting segment: truncation, a flush
+        self.fd = os.open(self.log_path, os.O_RDWR)  # a resting segment cut back or made active again
         return self.fd
 
     def close(self) -> None:
