@@ -109,6 +109,8 @@ def recover_segments(segments: list[LogSegment], unclean: bool, recovery_point: 
             if seg.index_missing or not seg.indexes_sane():
                 seg.recover()
                 report.rebuilt_indexes += 1
+        if next_base is not None:
+            seg.rest()  # checked: the next segment's check does not find this one's maps still open
         kept.append(seg)
         if torn:
             report.torn_segments.append(seg.base_offset)
@@ -151,5 +153,5 @@ def activate_last_segment(directory: str, config: LogConfig, segments: list[LogS
     for seg in segments[:-1]:
         if seg.capacity > seg.size:  # left untrimmed by a crash during a roll
             seg._cut(seg.size)
-        seg.rest()
+            seg.rest()  # the cut opened its file again
     segments[-1].make_active()

@@ -477,10 +477,9 @@ class LogSegment:
     def load_tail(self) -> None:
         """Trusted segment (clean shutdown or below the recovery point): find its end from the last index entry
         without CRC checks, and its largest timestamp from the time index."""
-        _, pos = self.offset_index.last_entry()
+        _, indexed = self.offset_index.last_entry()  # read once: a resting index reads it from its file
         limit = self.capacity
-        if pos >= limit:
-            pos = 0
+        pos = indexed if indexed < limit else 0
         end, last, ts, ts_off = walk.tail(self._u8, pos, limit, self.base_offset - 1)
         if pos and end == pos:  # the index pointed at something that is not a batch: do not trust it
             end, last, ts, ts_off = walk.tail(self._u8, 0, limit, self.base_offset - 1)
@@ -488,7 +487,7 @@ class LogSegment:
         self.next_offset = last + 1 if end else self.base_offset
         t_ts, t_off = self.time_index.last_entry()
         self.max_timestamp, self.offset_of_max_timestamp = (ts, ts_off) if ts > t_ts else (t_ts, t_off)
-        self._bytes_since_index = self.size - self.offset_index.last_entry()[1]
+        self._bytes_since_index = self.size - indexed
         if self.size > 0 and self.created_ms < 0:
             self.created_ms = self._first_batch_timestamp()
 

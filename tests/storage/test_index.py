@@ -293,3 +293,31 @@ def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_
     for seg in again.segments[:-1]:
         assert os.path.getsize(seg.index_path) == seg.offset_index.entries * 8 < cfg.segment_index_bytes
     assert read_all(again) == expected
+
+
+def test_loading_a_log_releases_each_closed_segment_once_it_is_checked(open_log, part_dir, monkeypatch):
+    """Each closed segment's indexes are mapped for the load's sanity check and released before the next
+    segment is checked: a partition with thousands of segments never holds all their maps at once."""
+    from broker.log.segment import LogSegment
+
+    from .storage_helpers import batch, small_config
+
+    cfg = small_config(segment_bytes=8 << 10)
+    log = open_log(cfg)
+    for i in range(200):
+        log.append(batch(2, value_size=200, ts=1_000 + i, tag=i))
+    n = len(log.segments)
+    log.close()
+    seen = []
+    check = LogSegment.indexes_sane
+
+    def counted(seg):
+        ok = check(seg)
+        seen.append(len(_descriptors_under(part_dir)))
+        return ok
+
+    monkeypatch.setattr(LogSegment, "indexes_sane", counted)
+    open_log(cfg)
+    assert len(seen) == n >= 10
+    # checked ones: their map; the one being checked: file, map, two index maps; the rest: file and map
+    assert max(seen) <= 2 * n + 2, seen
