@@ -126,8 +126,8 @@ class _Index:
             os.close(fd)
 
     def sync_fd(self) -> int:
-        """A descriptor of its own for syncing the file elsewhere (the roll's background flush)."""
-        return os.dup(self._fd) if self._fd >= 0 else os.open(self.path, os.O_RDONLY)
+        """A descriptor of its own for syncing the file (the index keeps none open between operations)."""
+        return os.open(self.path, os.O_RDONLY)
 
     def _count(self, size: int, sparse: bool) -> int:
         """A sparse file is an active index left at its preallocated size (a crash): its entries fill the
