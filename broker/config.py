@@ -37,8 +37,13 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
-def _cpus() -> int:
-    return os.cpu_count() or 1
+def available_cpus() -> int:
+    """The CPUs this process may run on: a broker started under `taskset` or in a container's cpuset
+    gets one worker of each kind per CPU it has, not per CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity API on this platform
+        return os.cpu_count() or 1
 
 
 KEYS: tuple[Key, ...] = (
@@ -48,9 +53,10 @@ KEYS: tuple[Key, ...] = (
     Key("advertised.listeners", "listeners", None,
         "Listeners returned to clients in Metadata; defaults to `listeners`.", nullable=True),
     Key("log.dirs", "list", DEFAULT_DATA_DIR, "Comma-separated data directories holding partition logs."),
-    Key("num.network.threads", "int", _cpus, "Network worker processes (default: CPU count).", min=1, max=256),
-    Key("num.io.threads", "int", _cpus, "I/O worker processes owning partitions (default: CPU count).",
-        min=1, max=256),
+    Key("num.network.threads", "int", available_cpus,
+        "Network worker processes (default: the CPUs this process may run on).", min=1, max=256),
+    Key("num.io.threads", "int", available_cpus,
+        "I/O worker processes owning partitions (default: the CPUs this process may run on).", min=1, max=256),
     Key("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF for client sockets; -1 keeps the OS default.",
         min=-1),
     # Not Kafka's 102400: a fixed SO_RCVBUF turns off the kernel's receive autotuning, and 100 KB of window

@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import replace
 
+from broker.config import available_cpus
 from perf import runner
 from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload
@@ -90,7 +91,7 @@ def span_cores(r: dict, key: str = "server_cpu_s") -> float | None:
 TIME_LIMIT = 180.0
 IDEMPOTENT = dict(idempotent=True, acks=-1, inflight=5)  # what Kafka's idempotent producer allows
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
-CORES = os.cpu_count() or 1
+CORES = available_cpus()  # what the brokers it starts would default to
 PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
 
 
@@ -198,7 +199,8 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{model}, {CORES} cores, Linux {platform.release()}, Python {platform.python_version()}; "
+    cores = f"{os.cpu_count()} cores" + (f" (the suite ran on {CORES})" if CORES != os.cpu_count() else "")
+    return (f"{model}, {cores}, Linux {platform.release()}, Python {platform.python_version()}; "
             f"load average at the end {load} (the machine is shared)")
 
 
@@ -463,7 +465,7 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
             "worse of the middle two), every column from that one run; `runs` gives the range over all runs,",
             "`errors` their sum.",
             "`server cores`: the CPU time of the broker's processes (NS: the sink's) during the run, over the run's",
-            f"span from first send to last answer, so the cores of the machine's {CORES} it kept busy.",
+            f"span from first send to last answer, so how many of the {CORES} cores the suite ran on it kept busy.",
             "`server waiting`: over the same span, the time the broker's threads were ready to run but waited for",
             "a core (schedstat: held by the client or by another of the broker's workers), so how many of them",
             "waited on average.",

@@ -34,22 +34,22 @@ def kill_group(proc: subprocess.Popen | None) -> None:
 
 class BrokerProcess:
     def __init__(self, data_dir: str | None = None, settings: dict | None = None, port: int = 0,
-                 host: str = "127.0.0.1", network_threads: int = 1, io_threads: int = 1,
-                 source: str | None = None):
-        """`source`: a source tree to run the broker from instead of the installed one (comparing two)."""
+                 host: str = "127.0.0.1", network_threads: int | None = 1, io_threads: int | None = 1,
+                 source: str | None = None, cpus: set[int] | None = None):
+        """`source`: a source tree to run the broker from instead of the installed one (comparing two).
+        `network_threads`/`io_threads` None: the broker's default. `cpus`: the CPUs the broker may run on
+        (its affinity, as `taskset` would set it)."""
         self._tmp = None
         self.source = os.path.abspath(source) if source else None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hpbroker-test-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
-        self.settings = {
-            "listeners": f"PLAINTEXT://{host}:{port}",
-            "log.dirs": data_dir,
-            "num.network.threads": str(network_threads),
-            "num.io.threads": str(io_threads),
-            "metrics.listener": "none",
-        }
+        self.settings = {"listeners": f"PLAINTEXT://{host}:{port}", "log.dirs": data_dir, "metrics.listener": "none"}
+        for key, n in (("num.network.threads", network_threads), ("num.io.threads", io_threads)):
+            if n is not None:
+                self.settings[key] = str(n)
+        self.cpus = cpus
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.proc: subprocess.Popen | None = None
         self.host = host
@@ -78,7 +78,7 @@ class BrokerProcess:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.source, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True, text=True,
-                                     cwd=self.source)
+                                     cwd=self.source, preexec_fn=self._pin if self.cpus else None)
         self._reader = threading.Thread(target=self._read_output, args=(self.proc,), daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
@@ -87,6 +87,9 @@ class BrokerProcess:
                 self.kill()
                 raise RuntimeError("broker did not become ready:\n" + self.log_tail())
         return self
+
+    def _pin(self) -> None:
+        os.sched_setaffinity(0, self.cpus)
 
     def _read_output(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:

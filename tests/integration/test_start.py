@@ -136,3 +136,30 @@ def test_worker_killed_is_restarted_and_serves(broker):
     assert pid not in broker.child_pids()
     md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
     assert list(md.brokers) == [0]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to tell one of them from all")
+def test_worker_counts_default_to_the_cpus_the_broker_may_run_on(tmp_path):
+    """Started on one CPU of several (as by `taskset -c` or a container's cpuset), the broker runs one
+    network and one I/O worker, not one of each per CPU of the machine, and serves a client."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    cpu = min(os.sched_getaffinity(0))
+    with BrokerProcess(data_dir=str(tmp_path / "data"), network_threads=None, io_threads=None, cpus={cpu}) as b:
+        assert len(b.worker_pids("network")) == 1 and len(b.worker_pids("io")) == 1, b.log_tail()
+        assert "network_workers=1" in b.log_tail()
+        assert all(os.sched_getaffinity(pid) == {cpu} for pid in b.pids())
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(10):
+            p.produce("pinned", str(i).encode(), partition=0)
+        assert p.flush(20) == 0
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g", "enable.auto.commit": False})
+        c.assign([TopicPartition("pinned", 0, 0)])
+        got = []
+        deadline = time.monotonic() + 20
+        while len(got) < 10 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        c.close()
+        assert got == [str(i).encode() for i in range(10)]
