@@ -49,8 +49,8 @@ class BrokerProcess:
         for key, n in (("num.network.threads", network_threads), ("num.io.threads", io_threads)):
             if n is not None:
                 self.settings[key] = str(n)
-        self.cpus = cpus
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
+        self.cpus = cpus
         self.proc: subprocess.Popen | None = None
         self.host = host
         self.port = 0
