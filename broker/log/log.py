@@ -89,7 +89,7 @@ def as_u8(buf) -> np.ndarray:
 
 
 class _Background:
-    """One thread per process for segment fdatasyncs after a roll (fds are dup'ed: jobs outlive segments)."""
+    """One thread per process for segment fdatasyncs after a roll (each job opens its files when it runs)."""
 
     def __init__(self):
         self._pid = -1
@@ -463,29 +463,26 @@ class PartitionLog:
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._flush_in_background(old)
-        old.rest()  # after the flush took its own descriptors
+        old.rest()
         return new
 
     def _flush_in_background(self, seg: LogSegment) -> None:
-        fds = [os.dup(seg.fd)]
-        for idx in (seg.offset_index, seg.time_index):
-            try:
-                fds.append(idx.sync_fd())
-            except OSError:
-                pass  # indexes are hints: recovery rebuilds one that did not reach the disk
-        upto = seg.next_offset
+        """The job opens the rolled segment's files when it runs: rolls waiting behind a slow flush hold no
+        descriptors, and a segment deleted meanwhile (retention, DeleteRecords, truncation) gives its disk
+        space back at once instead of when the queue reaches it. Such a segment is not flushed, and the
+        recovery point does not move for it; nor for any segment rolled before a truncation, whose offsets
+        may have been written again since."""
+        upto, truncations = seg.next_offset, self.truncations
+        log_path, indexes = seg.log_path, (seg.index_path, seg.timeindex_path)
 
         def job() -> None:
-            try:
-                for fd in fds:
-                    os.fdatasync(fd)
-            except OSError:
-                return  # the next foreground flush reports it
-            finally:
-                for fd in fds:
-                    os.close(fd)
+            if not _sync_path(log_path):
+                return  # deleted since the roll, or the sync failed: the next foreground flush reports that
+            for path in indexes:
+                _sync_path(path)  # indexes are hints: recovery rebuilds one that did not reach the disk
             with self._lock:
-                self._flushed_by_roll = max(self._flushed_by_roll, upto)
+                if self.truncations == truncations:
+                    self._flushed_by_roll = max(self._flushed_by_roll, upto)
 
         BACKGROUND.submit(job)
 
@@ -741,6 +738,21 @@ def _largest_time(seg: LogSegment) -> int:
     if seg.max_timestamp > 0:
         return seg.max_timestamp
     return int(os.stat(seg.log_path).st_mtime * 1000)
+
+
+def _sync_path(path: str) -> bool:
+    """fdatasync a file through a descriptor of its own; False when it cannot be opened (gone) or synced."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        os.fdatasync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _unlink_all(paths: list[str]) -> None:

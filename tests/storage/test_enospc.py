@@ -56,3 +56,12 @@ def test_enospc_is_a_storage_error_and_reads_continue(small_fs, preallocate):
     again = PartitionLog.open(str(small_fs / "t-0"), cfg)
     assert again.log_end_offset == acked + 20
     again.close()
+
+
+def test_deleting_segments_gives_space_back_while_rolls_wait_to_be_flushed(small_fs):
+    """The rolls' flushes wait behind a slow one (another partition's): the deleted segments' space must
+    still come back at once, or a full disk stays full after the operator frees it."""
+    from .test_log import _flusher_held
+
+    with _flusher_held():
+        test_enospc_is_a_storage_error_and_reads_continue(small_fs, True)

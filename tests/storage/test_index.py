@@ -283,7 +283,7 @@ def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_
         log.append(batch(2, value_size=200, ts=1_000 + i, tag=i))
     expected = read_all(log)
     log.close(clean=False)  # nothing flushed: every segment is validated and its indexes rebuilt
-    BACKGROUND.drain()  # the rolls' background flushes hold copies of descriptors until done
+    BACKGROUND.drain()  # a roll's background flush holds descriptors of its own while it runs
     again = open_log(cfg, recover=True)
     closed = len(again.segments) - 1
     assert again.load_report.recovered_segments == closed + 1 >= 10

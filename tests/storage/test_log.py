@@ -1,4 +1,6 @@
+import contextlib
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -443,3 +445,54 @@ def test_an_idle_partition_takes_a_few_blocks_of_disk(open_log, part_dir):
     log.append(batch(3, value_size=100))
     log_file = [f for f in files if f.endswith(".log")][0]
     assert os.stat(log_file).st_blocks * 512 >= log.active_segment.size
+
+
+@contextlib.contextmanager
+def _flusher_held():
+    """The process's background flusher busy with something slow (another partition's large roll) until
+    the block ends: rolls made meanwhile wait in its queue."""
+    from broker.log.log import BACKGROUND
+
+    release = threading.Event()
+    BACKGROUND.submit(lambda: release.wait(30))
+    try:
+        yield
+    finally:
+        release.set()
+        BACKGROUND.drain()
+
+
+def _descriptors_of(seg) -> int:
+    stem = os.path.splitext(seg.log_path)[0]
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith(stem)
+        except OSError:
+            pass  # the listing's own descriptor, closed by now
+    return n
+
+
+def test_a_roll_waiting_for_the_flusher_holds_no_descriptor_of_its_segment(open_log):
+    log = open_log(small_config(flush_interval_ms=10**9))
+    log.append(batch(3))
+    with _flusher_held():
+        log.roll()
+        rolled = log.segments[0]
+        waiting = _descriptors_of(rolled)  # its map's own; a queued flush must add none
+    assert _descriptors_of(rolled) == waiting
+    log.maybe_flush()
+    assert log.recovery_point == 3  # flushed once the flusher reached it
+
+
+def test_a_roll_flushed_after_a_truncation_does_not_cover_what_was_written_since(open_log):
+    log = open_log(small_config(flush_interval_ms=10**9))
+    for i in range(3):
+        log.append(batch(1, tag=i))  # offsets 0, 1, 2: a batch each
+    with _flusher_held():
+        log.roll()  # its flush waits: it would mark offsets below 3 as on disk
+        log.truncate_to(1)  # a new leader's log ends at 1
+        log.append(batch(2, tag=9))  # offsets 1-2 again, other records, not flushed
+    log.maybe_flush()
+    assert log.log_end_offset == 3
+    assert log.recovery_point <= 1  # a crash now must re-validate offsets 1-2
