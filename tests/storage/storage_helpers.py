@@ -41,3 +41,16 @@ def read_all(log: PartitionLog, start: int | None = None) -> list[tuple[int, byt
 
 def segment_files(part_dir: str, suffix: str = ".log") -> list[str]:
     return sorted(n for n in os.listdir(part_dir) if n.endswith(suffix))
+
+
+def descriptors_under(directory: str) -> list[str]:
+    """This process's open descriptors on files in `directory` (a mapping holds one of its own)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(directory + os.sep):
+            out.append(target)
+    return out

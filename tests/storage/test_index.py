@@ -5,6 +5,8 @@ import pytest
 from broker.log.index import OffsetIndex, TimeIndex
 from broker.log.log import BACKGROUND
 
+from .storage_helpers import descriptors_under
+
 
 def test_offset_index_append_lookup_and_reopen(tmp_path):
     path = str(tmp_path / "00000000000000000100.index")
@@ -192,30 +194,17 @@ def test_counting_an_index_a_crash_left_preallocated_reads_no_pages_ahead(tmp_pa
     again.close()
 
 
-def _descriptors_under(directory: str) -> list[str]:
-    """This process's open descriptors on files in `directory` (a mapping holds one of its own)."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(directory + os.sep):
-            out.append(target)
-    return out
-
-
 def test_a_closed_index_holds_no_descriptor_until_a_lookup_needs_it(tmp_path):
     path = str(tmp_path / "00000000000000000100.index")
     idx = OffsetIndex.open(path, 100, 800, writable=True)
     for i in range(1, 11):
         assert idx.append(100 + i * 10, i * 1000)
     idx.trim()
-    assert _descriptors_under(str(tmp_path)) == []
+    assert descriptors_under(str(tmp_path)) == []
     assert idx.last_entry() == (200, 10_000)  # read without mapping
-    assert _descriptors_under(str(tmp_path)) == []
+    assert descriptors_under(str(tmp_path)) == []
     assert idx.lookup(155) == (150, 5000)
-    assert _descriptors_under(str(tmp_path)) == [path]  # the map's own descriptor
+    assert descriptors_under(str(tmp_path)) == [path]  # the map's own descriptor
     idx.close()
     idx = OffsetIndex.open(path, 100, 800, writable=False)
     os.rename(path, path + ".away")  # mapping it fails (as EMFILE would): the lookup fails, the index rests
@@ -229,14 +218,14 @@ def test_a_closed_index_holds_no_descriptor_until_a_lookup_needs_it(tmp_path):
     idx.make_writable()  # the segment takes appends again
     assert idx.append(150, 5000) and idx.lookup(10**6) == (150, 5000)
     idx.close()
-    assert _descriptors_under(str(tmp_path)) == []
+    assert descriptors_under(str(tmp_path)) == []
     tidx = TimeIndex.open(str(tmp_path / "0.timeindex"), 0, 120, writable=True)
     assert tidx.maybe_append(1_000, 3) and tidx.maybe_append(2_000, 7)
     tidx.trim()
-    assert _descriptors_under(str(tmp_path)) == []
+    assert descriptors_under(str(tmp_path)) == []
     assert tidx.last_entry() == (2_000, 7) and tidx.offset_before(1_500) == 3
     tidx.close()
-    assert _descriptors_under(str(tmp_path)) == []
+    assert descriptors_under(str(tmp_path)) == []
 
 
 def test_a_log_holds_one_descriptor_per_closed_segment(open_log, part_dir):
@@ -252,15 +241,15 @@ def test_a_log_holds_one_descriptor_per_closed_segment(open_log, part_dir):
     closed = len(log.segments) - 1
     assert closed >= 10
     active = 4  # the active segment: its file and map, and both indexes' maps
-    assert len(_descriptors_under(part_dir)) == closed + active
+    assert len(descriptors_under(part_dir)) == closed + active
     expected = read_all(log)
     assert len(expected) == 200
     assert log.offset_for_timestamp(1_050) is not None and log.offset_for_timestamp(1_050)[0] == 100
     log.close()
-    assert _descriptors_under(part_dir) == []
+    assert descriptors_under(part_dir) == []
     again = open_log(cfg)
     assert len(again.segments) == closed + 1
-    assert len(_descriptors_under(part_dir)) == closed + active
+    assert len(descriptors_under(part_dir)) == closed + active
     assert read_all(again) == expected  # every closed segment's index looked up from its file
     assert again.offset_for_timestamp(1_150)[0] == 300
     sl = again.read(0, 1 << 20)  # a closed segment's slice carries no descriptor; sendfile opens the file
@@ -271,7 +260,7 @@ def test_a_log_holds_one_descriptor_per_closed_segment(open_log, part_dir):
     with open(out, "rb") as f:
         assert f.read() == bytes(sl.view())
     # read_all looked up every closed segment's offset index, and those stay mapped; the files stay closed
-    assert len(_descriptors_under(part_dir)) <= 2 * closed + active + 2
+    assert len(descriptors_under(part_dir)) <= 2 * closed + active + 2
 
 
 def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_log, part_dir):
@@ -287,9 +276,9 @@ def test_indexes_recovery_rebuilt_for_closed_segments_are_trimmed_and_rest(open_
     again = open_log(cfg, recover=True)
     closed = len(again.segments) - 1
     assert again.load_report.recovered_segments == closed + 1 >= 10
-    assert len(_descriptors_under(part_dir)) == closed + 4
+    assert len(descriptors_under(part_dir)) == closed + 4
     again.flush()  # every closed segment is past the recovery point: each synced with a descriptor for the call
-    assert len(_descriptors_under(part_dir)) == closed + 4
+    assert len(descriptors_under(part_dir)) == closed + 4
     for seg in again.segments[:-1]:
         assert os.path.getsize(seg.index_path) == seg.offset_index.entries * 8 < cfg.segment_index_bytes
     assert read_all(again) == expected
@@ -313,7 +302,7 @@ def test_loading_a_log_releases_each_closed_segment_once_it_is_checked(open_log,
 
     def counted(seg):
         ok = check(seg)
-        seen.append(len(_descriptors_under(part_dir)))
+        seen.append(len(descriptors_under(part_dir)))
         return ok
 
     monkeypatch.setattr(LogSegment, "indexes_sane", counted)

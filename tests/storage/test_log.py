@@ -10,7 +10,7 @@ from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, Partitio
                         StorageError)
 from tests.compressed import compressed_batch
 
-from .storage_helpers import batch, read_all, segment_files, small_config
+from .storage_helpers import batch, descriptors_under, read_all, segment_files, small_config
 
 
 def test_append_assigns_consecutive_offsets(open_log):
@@ -462,25 +462,13 @@ def _flusher_held():
         BACKGROUND.drain()
 
 
-def _descriptors_of(seg) -> int:
-    stem = os.path.splitext(seg.log_path)[0]
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}").startswith(stem)
-        except OSError:
-            pass  # the listing's own descriptor, closed by now
-    return n
-
-
-def test_a_roll_waiting_for_the_flusher_holds_no_descriptor_of_its_segment(open_log):
+def test_a_roll_waiting_for_the_flusher_holds_no_descriptor_of_its_segment(open_log, part_dir):
     log = open_log(small_config(flush_interval_ms=10**9))
     log.append(batch(3))
     with _flusher_held():
         log.roll()
-        rolled = log.segments[0]
-        waiting = _descriptors_of(rolled)  # its map's own; a queued flush must add none
-    assert _descriptors_of(rolled) == waiting
+        waiting = sorted(descriptors_under(part_dir))  # the maps' own; a queued flush must add none
+    assert sorted(descriptors_under(part_dir)) == waiting
     log.maybe_flush()
     assert log.recovery_point == 3  # flushed once the flusher reached it
 
