@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 import numpy as np
 import hotpath
 from broker.log import LogConfig, PartitionLog
+from broker.log.log import BACKGROUND
 
 
 def batch(n: int = 3, value_size: int = 50, ts: int = 1_000, key: bytes | None = b"k", tag: int = 0) -> bytes:
@@ -54,3 +57,16 @@ def descriptors_under(directory: str) -> list[str]:
         if target.startswith(directory + os.sep):
             out.append(target)
     return out
+
+
+@contextlib.contextmanager
+def flusher_held():
+    """The process's background flusher busy with something slow (another partition's large roll) until
+    the block ends: rolls made meanwhile wait in its queue."""
+    release = threading.Event()
+    BACKGROUND.submit(lambda: release.wait(30))
+    try:
+        yield
+    finally:
+        release.set()
+        BACKGROUND.drain()

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from broker.log import PartitionLog, StorageError
-from .storage_helpers import batch, read_all, small_config
+from .storage_helpers import batch, flusher_held, read_all, small_config
 
 
 @pytest.fixture
@@ -61,7 +61,5 @@ def test_enospc_is_a_storage_error_and_reads_continue(small_fs, preallocate):
 def test_deleting_segments_gives_space_back_while_rolls_wait_to_be_flushed(small_fs):
     """The rolls' flushes wait behind a slow one (another partition's): the deleted segments' space must
     still come back at once, or a full disk stays full after the operator frees it."""
-    from .test_log import _flusher_held
-
-    with _flusher_held():
+    with flusher_held():
         test_enospc_is_a_storage_error_and_reads_continue(small_fs, True)

@@ -1,6 +1,4 @@
-import contextlib
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ from broker.log import (CorruptRecord, InvalidRecord, OffsetOutOfRange, Partitio
                         StorageError)
 from tests.compressed import compressed_batch
 
-from .storage_helpers import batch, descriptors_under, read_all, segment_files, small_config
+from .storage_helpers import batch, descriptors_under, flusher_held, read_all, segment_files, small_config
 
 
 def test_append_assigns_consecutive_offsets(open_log):
@@ -447,25 +445,10 @@ def test_an_idle_partition_takes_a_few_blocks_of_disk(open_log, part_dir):
     assert os.stat(log_file).st_blocks * 512 >= log.active_segment.size
 
 
-@contextlib.contextmanager
-def _flusher_held():
-    """The process's background flusher busy with something slow (another partition's large roll) until
-    the block ends: rolls made meanwhile wait in its queue."""
-    from broker.log.log import BACKGROUND
-
-    release = threading.Event()
-    BACKGROUND.submit(lambda: release.wait(30))
-    try:
-        yield
-    finally:
-        release.set()
-        BACKGROUND.drain()
-
-
 def test_a_roll_waiting_for_the_flusher_holds_no_descriptor_of_its_segment(open_log, part_dir):
     log = open_log(small_config(flush_interval_ms=10**9))
     log.append(batch(3))
-    with _flusher_held():
+    with flusher_held():
         log.roll()
         waiting = sorted(descriptors_under(part_dir))  # the maps' own; a queued flush must add none
     assert sorted(descriptors_under(part_dir)) == waiting
@@ -477,7 +460,7 @@ def test_a_roll_flushed_after_a_truncation_does_not_cover_what_was_written_since
     log = open_log(small_config(flush_interval_ms=10**9))
     for i in range(3):
         log.append(batch(1, tag=i))  # offsets 0, 1, 2: a batch each
-    with _flusher_held():
+    with flusher_held():
         log.roll()  # its flush waits: it would mark offsets below 3 as on disk
         log.truncate_to(1)  # a new leader's log ends at 1
         log.append(batch(2, tag=9))  # offsets 1-2 again, other records, not flushed
