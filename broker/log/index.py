@@ -26,6 +26,8 @@ import numpy as np
 
 import hotpath
 
+from .durable import fdatasync_path
+
 _OFF = struct.Struct(">ii")
 _TIME = struct.Struct(">qi")
 
@@ -125,10 +127,6 @@ class _Index:
         finally:
             os.close(fd)
 
-    def sync_fd(self) -> int:
-        """A descriptor of its own for syncing the file (the index keeps none open between operations)."""
-        return os.open(self.path, os.O_RDONLY)
-
     def _count(self, size: int, sparse: bool) -> int:
         """A sparse file is an active index left at its preallocated size (a crash): its entries fill the
         first pages and the scan stops at the first empty one, so it faults page by page; a trimmed file
@@ -222,11 +220,7 @@ class _Index:
 
     def flush(self) -> None:
         if self.writable:
-            fd = self.sync_fd()
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
+            fdatasync_path(self.path)  # the index keeps no descriptor open between operations
 
     def close(self) -> None:
         self._unmap()

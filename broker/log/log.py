@@ -43,6 +43,7 @@ import hotpath
 
 from . import checkpoint
 from .config import LogConfig
+from .durable import fdatasync_path
 from .epochs import LeaderEpochCache
 from .errors import CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError
 from .fileslice import FileSlice
@@ -741,18 +742,12 @@ def _largest_time(seg: LogSegment) -> int:
 
 
 def _sync_path(path: str) -> bool:
-    """fdatasync a file through a descriptor of its own; False when it cannot be opened (gone) or synced."""
+    """``fdatasync_path``, False when the file cannot be opened (gone) or synced."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fdatasync_path(path)
     except OSError:
         return False
-    try:
-        os.fdatasync(fd)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return True
 
 
 def _unlink_all(paths: list[str]) -> None:

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import checkpoint
+from . import checkpoint, durable
 from .config import LogConfig, effective_log_config, validate_topic_configs, validate_topic_name
 from .errors import (InvalidPartitions, StorageError, TopicAlreadyExists, UnknownTopicOrPartition)
 from .log import PartitionLog
@@ -73,7 +73,7 @@ class LogManager:
                 self._clean[d] = os.path.exists(marker)
                 if self._clean[d]:
                     os.unlink(marker)
-                    checkpoint.fsync_dir(d)
+                    durable.fsync_dir(d)
             except OSError as e:
                 self._clean[d] = False
                 self._offline[d] = StorageError.from_os_error(f"log dir {d}", e)

@@ -34,6 +34,7 @@ from netio.codec.records import record_times
 
 from . import walk
 from .config import LogConfig
+from .durable import fdatasync_path
 from .errors import CorruptRecord
 from .fileslice import FileSlice
 from .index import OffsetIndex, TimeIndex
@@ -303,6 +304,12 @@ class LogSegment:
         if fd >= 0:
             os.close(fd)
 
+    @property
+    def _held_fd(self) -> int:
+        """The file's descriptor when the segment holds one, -1 while it rests; not `self.fd`, which opens
+        the file of a resting segment."""
+        return self.__dict__.get("fd", -1)
+
     def __getattr__(self, name: str):
         if name != "fd":
             raise AttributeError(name)
@@ -314,7 +321,7 @@ class LogSegment:
         for idx in (self.offset_index, self.time_index):
             if idx is not None:
                 idx.close()
-        fd = self.__dict__.get("fd", -1)  # not `self.fd`: a resting segment would open its file to close it
+        fd = self._held_fd
         if fd >= 0:
             os.close(fd)
         self.fd = -1
@@ -324,15 +331,11 @@ class LogSegment:
 
         The active segment's indexes may be skipped: after an unclean shutdown the segment holding the recovery
         point is always re-validated and its indexes rebuilt."""
-        fd = self.__dict__.get("fd", -1)
+        fd = self._held_fd
         if fd >= 0:
             os.fdatasync(fd)
         else:  # resting: a descriptor for this sync only
-            fd = os.open(self.log_path, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
+            fdatasync_path(self.log_path)
         if indexes:
             self.offset_index.flush()
             self.time_index.flush()
@@ -444,7 +447,7 @@ class LogSegment:
             return None
         pos, length, first = found
         # a resting segment's slice carries no descriptor (the owner reads slices through the map)
-        return FileSlice(self.log_path, self.__dict__.get("fd", -1), pos, length, first, self._map)
+        return FileSlice(self.log_path, self._held_fd, pos, length, first, self._map)
 
     def find_timestamp(self, timestamp: int, min_offset: int = 0) -> tuple[int, int, int] | None:
         """(offset, timestamp, leader epoch of its batch) of the first record at or after ``min_offset``
