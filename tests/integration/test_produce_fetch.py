@@ -6,6 +6,7 @@ import time
 import pytest
 
 import hotpath
+from tests.storage.storage_helpers import descriptors_under
 from tools.testing import BrokerProcess
 
 N_RECORDS = 100_000
@@ -208,21 +209,11 @@ def test_fetch_file_ranges_do_not_leak_descriptors(broker):
     assert net.num_fds() - before < 16, (before, net.num_fds())
 
 
-def _descriptors_on(pid: int, directory: str) -> int:
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory + os.sep)
-        except OSError:
-            continue
-    return n
-
-
 def test_closed_segments_cost_their_owner_one_descriptor_each(broker):
     """A partition keeps every segment of its retention; the owner holds each closed one's read-only map
-    (a descriptor of its own), and maps its indexes when a lookup needs them. Consumers still read the oldest segments and
-    ListOffsets by time still finds offsets in them, also after a restart. A network worker that served
-    the whole history keeps only the last closed segments it read open."""
+    (a descriptor of its own), and maps its indexes when a lookup needs them. Consumers still read the
+    oldest segments and ListOffsets by time still finds offsets in them, also after a restart. A network
+    worker that served the whole history keeps only the last closed segments it read open."""
     from confluent_kafka import Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -237,9 +228,9 @@ def test_closed_segments_cost_their_owner_one_descriptor_each(broker):
     def check() -> None:
         closed = len([f for f in os.listdir(part_dir) if f.endswith(".log")]) - 1
         assert closed >= 20
-        deadline = time.monotonic() + 10  # a roll's background flush holds copies until it is done
+        deadline = time.monotonic() + 10  # a roll's background flush holds descriptors while it runs
         while True:
-            held = sum(_descriptors_on(pid, part_dir) for pid in broker.worker_pids("io").values())
+            held = sum(len(descriptors_under(part_dir, pid)) for pid in broker.worker_pids("io").values())
             if held <= closed + 4 or time.monotonic() > deadline:  # active: its file and 3 maps
                 break
             time.sleep(0.1)
@@ -253,9 +244,9 @@ def test_closed_segments_cost_their_owner_one_descriptor_each(broker):
         assert [v[:4] for _, v in got] == [b"%04d" % i for i in range(n)]
         net = broker.worker_pids("network")[0]
         deadline = time.monotonic() + 10  # closed between requests, within a second of the last one
-        while _descriptors_on(net, part_dir) > 4 * 3 and time.monotonic() < deadline:
+        while len(descriptors_under(part_dir, net)) > 4 * 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _descriptors_on(net, part_dir) <= 4 * 3  # two closed segments and the active one
+        assert len(descriptors_under(part_dir, net)) <= 4 * 3  # two closed segments and the active one
 
     check()
     assert broker.stop() == 0

@@ -46,12 +46,12 @@ def segment_files(part_dir: str, suffix: str = ".log") -> list[str]:
     return sorted(n for n in os.listdir(part_dir) if n.endswith(suffix))
 
 
-def descriptors_under(directory: str) -> list[str]:
-    """This process's open descriptors on files in `directory` (a mapping holds one of its own)."""
+def descriptors_under(directory: str, pid: int | str = "self") -> list[str]:
+    """A process's open descriptors on files in `directory` (a mapping holds one of its own)."""
     out = []
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith(directory + os.sep):

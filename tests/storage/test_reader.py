@@ -5,7 +5,7 @@ import pytest
 import hotpath
 from broker.log import LogReader, OffsetOutOfRange, warmup
 from broker.log.reader import partition_data_bytes
-from .storage_helpers import batch, small_config
+from .storage_helpers import batch, descriptors_under, small_config
 
 
 def slices_equal(a, b):
@@ -32,19 +32,16 @@ def test_reader_matches_writer(open_log, part_dir):
 def test_a_reader_keeps_only_the_closed_segments_it_read_last_open(open_log, part_dir):
     """A consumer going through a partition's history: its reader reports each closed segment it opens,
     and `close_idle` between reads leaves the last few open; what it closed reads again the same."""
-    import os
-
     log = open_log(small_config(segment_bytes=3000, index_interval_bytes=200))
     for i in range(300):
         log.append(batch(2, value_size=60, tag=i))
-    log.flush()  # the rolls' background flushes hold copies of descriptors until done
+    log.flush()  # waits for the rolls' background flushes, which hold descriptors while they run
     closed = len(log.segments) - 1
     assert closed >= 10
     leo = log.log_end_offset
 
     def descriptors() -> int:
-        return sum(os.path.realpath(f"/proc/self/fd/{fd}").startswith(part_dir + os.sep)
-                   for fd in os.listdir("/proc/self/fd"))
+        return len(descriptors_under(part_dir))
 
     before = descriptors()
     opened = []
