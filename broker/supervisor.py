@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import signal
 import socket
 import sys
@@ -34,6 +35,18 @@ MAX_BOOT_FAILURES = 5
 STOP_GRACE_S = 10.0
 READY_TIMEOUT_S = 120.0
 CLUSTER_CHECK_INTERVAL_S = 1.0
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft descriptor limit to the hard one, before the workers are forked (they inherit it): every
+    client connection costs a network worker one descriptor, every closed segment costs its owner one (its
+    map's) and its readers up to four."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass  # a limit we may not raise: the workers run with the soft one
 
 
 class StartupError(Exception):
@@ -149,9 +162,8 @@ class Supervisor:
         from broker.log import LogManager
         from broker.shared import PARTITION_SLOTS, SharedState
         from netio.process import run_network_worker
-        from netio.worker import raise_fd_limit
 
-        raise_fd_limit()  # before any fork: every worker inherits it
+        raise_fd_limit()
         cfg = self.config
         prepare_data_dirs(cfg.log_dirs)
         n_net = cfg["num.network.threads"]

@@ -48,22 +48,6 @@ _PER_CONNECTION_ACCEPT_ERRORS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, 
                                  errno.ENETUNREACH)
 
 
-def raise_fd_limit() -> tuple[int, int]:
-    """Lift the soft descriptor limit to the hard one: every client connection costs a network worker one
-    descriptor, every closed segment costs its owner one (its map's) and its readers up to four.
-
-    Returns the (soft, hard) limits now in force.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft, hard
-
-
 class Dispatcher(Protocol):
     def decode(self, frame: memoryview) -> tuple: ...  # (header, body); raises the codec's errors
 
@@ -113,7 +97,7 @@ class NetworkWorker:
         self.connections_created = 0
         self.connections_closed = 0
         self._accept_paused_until = 0.0
-        self.max_fds, _ = raise_fd_limit()  # before the worker reports ready: it may be flooded at once
+        self.max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]  # lifted by the supervisor
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
