@@ -479,7 +479,20 @@ class LogSegment:
     # --- recovery and truncation -------------------------------------------------------------------------
     def load_tail(self) -> None:
         """Trusted segment (clean shutdown or below the recovery point): find its end from the last index entry
-        without CRC checks, and its largest timestamp from the time index."""
+        without CRC checks, and its largest timestamp from the time index.
+
+        It reads a few pages (the first batch's header, the batches after the last index entry), and reads
+        them alone: a fault in a map reads ahead by the device's ``read_ahead_kb`` otherwise (8 MiB on some
+        machines), and a start-up would read megabytes of every closed segment to learn a few bytes of each."""
+        if self._map is None:
+            return self._load_tail()
+        self._map.madvise(mmap.MADV_RANDOM)
+        try:
+            self._load_tail()
+        finally:
+            self._map.madvise(mmap.MADV_NORMAL)  # later reads of the segment (a replica's fetch) go in order
+
+    def _load_tail(self) -> None:
         _, indexed = self.offset_index.last_entry()  # read once: a resting index reads it from its file
         limit = self.capacity
         pos = indexed if indexed < limit else 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import mmap
 import os
 import threading
 
@@ -70,3 +72,34 @@ def flusher_held():
     finally:
         release.set()
         BACKGROUND.drain()
+
+
+def evict(path: str) -> None:
+    """Drop a file's pages from the page cache, so the next read of each one goes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages are not dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def resident_pages(path: str) -> int:
+    """How many of a file's pages are in the page cache (mincore(2) over a map that touches none)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    pages = -(-size // mmap.PAGESIZE)
+    vec = ctypes.create_string_buffer(pages)
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        try:
+            view = np.frombuffer(m, np.uint8)
+            if libc.mincore(view.ctypes.data, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+            del view
+        finally:
+            m.close()
+    return sum(b & 1 for b in vec.raw)

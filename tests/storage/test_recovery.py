@@ -4,7 +4,7 @@ import random
 import pytest
 
 from broker.log import PartitionLog
-from .storage_helpers import batch, read_all, segment_files, small_config
+from .storage_helpers import batch, evict, read_all, resident_pages, segment_files, small_config
 
 
 def build(open_log, n=30, config=None):
@@ -89,6 +89,30 @@ def test_segments_below_recovery_point_are_not_rescanned(open_log, part_dir):
     again = open_log(small_config(segment_bytes=4000), recover=True)
     assert again.load_report.recovered_segments == 1
     assert len(read_all(again)) == len(expect) + 1
+
+
+def test_a_clean_load_reads_a_few_pages_of_each_closed_segment(open_log, part_dir):
+    """A trusted segment's end and first timestamp come from a few pages of it. A map's fault reads ahead
+    by the device's read_ahead_kb otherwise (8 MiB on some machines), and a start-up would read most of
+    every closed segment from the disk."""
+    cfg = small_config(segment_bytes=4 << 20, index_interval_bytes=4096, segment_index_bytes=64 << 10)
+    log = open_log(cfg)
+    while len(log.segments) < 4:
+        log.append(batch(30, value_size=120, ts=1_000))
+    end, sizes = log.log_end_offset, [s.size for s in log.segments]
+    log.close()
+    logs = [os.path.join(part_dir, n) for n in segment_files(part_dir)]
+    for path in logs:
+        evict(path)
+    if any(resident_pages(p) for p in logs):
+        pytest.skip("this file system keeps the log's pages in memory (tmpfs): nothing is read from a disk")
+    again = open_log(cfg)
+    closed = logs[:-1]
+    assert len(closed) == 3 and all(os.path.getsize(p) > 3 << 20 for p in closed)
+    resident = [resident_pages(p) for p in closed]
+    # the first batch's header, and the batches after the last index entry (4 KiB apart): a page or two each
+    assert all(0 < n <= 8 for n in resident), resident
+    assert again.log_end_offset == end and [s.size for s in again.segments] == sizes
 
 
 @pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
