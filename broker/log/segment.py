@@ -485,7 +485,8 @@ class LogSegment:
         them alone: a fault in a map reads ahead by the device's ``read_ahead_kb`` otherwise (8 MiB on some
         machines), and a start-up would read megabytes of every closed segment to learn a few bytes of each."""
         if self._map is None:
-            return self._load_tail()
+            self._load_tail()
+            return
         self._map.madvise(mmap.MADV_RANDOM)
         try:
             self._load_tail()
