@@ -583,11 +583,9 @@ class IOWorker:
             close = getattr(ext, "close", None)
             if close is not None:
                 close()
-        for op in self.owned.values():
-            try:
-                self.mgr.close_partition(op.topic, op.partition)
-            except Exception as e:
-                log.error("close failed", topic=op.topic, partition=op.partition, error=repr(e))
+        for (topic, partition), e in self.mgr.close_partitions([(op.topic, op.partition)
+                                                                  for op in self.owned.values()]):
+            log.error("close failed", topic=topic, partition=partition, error=repr(e))
         log.info("io worker stopped", worker=self.index)
 
 

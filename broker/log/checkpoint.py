@@ -70,16 +70,29 @@ def parse_entries(text: str, width: int) -> list[list[str]]:
     return rows
 
 
+# path -> (text, offsets) of the last parse: every partition of a log dir reads the same shared file when it
+# opens, and parsing it once per partition made opening N partitions cost N * N lines.
+_parsed: dict[str, tuple[str, dict[tuple[str, int], int]]] = {}
+
+
 def read_offsets(path: str | os.PathLike) -> dict[tuple[str, int], int]:
-    """``{(topic, partition): offset}``; missing file -> empty; unparsable -> ``CheckpointError``."""
+    """``{(topic, partition): offset}``; missing file -> empty; unparsable -> ``CheckpointError``.
+
+    The result may be shared with other callers: do not change it."""
+    key = os.fspath(path)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         return {}
+    last = _parsed.get(key)
+    if last is not None and last[0] == text:
+        return last[1]
     try:
-        return {(t, int(p)): int(o) for t, p, o in parse_entries(text, 3)}
+        offsets = {(t, int(p)): int(o) for t, p, o in parse_entries(text, 3)}
     except ValueError as e:
         raise CheckpointError(str(e)) from None
+    _parsed[key] = (text, offsets)
+    return offsets
 
 
 def read_offset(path: str | os.PathLike, topic: str, partition: int, default):
@@ -92,7 +105,9 @@ def read_offset(path: str | os.PathLike, topic: str, partition: int, default):
 
 
 def write_offsets(path: str | os.PathLike, offsets: dict[tuple[str, int], int]) -> None:
-    write_atomic(path, format_entries((t, p, o) for (t, p), o in sorted(offsets.items())))
+    data = format_entries((t, p, o) for (t, p), o in sorted(offsets.items()))
+    write_atomic(path, data)
+    _parsed[os.fspath(path)] = (data.decode(), dict(offsets))
 
 
 @contextmanager
@@ -110,7 +125,7 @@ def update_offsets(path: str | os.PathLike, updates: dict[tuple[str, int], int |
     path = Path(path)
     with _locked(path):
         try:
-            current = read_offsets(path)
+            current = dict(read_offsets(path))
         except CheckpointError:
             current = {}  # an unreadable file only costs a longer recovery; rewrite it whole
         for key, value in updates.items():

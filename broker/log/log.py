@@ -516,7 +516,7 @@ class PartitionLog:
         with self._disk("flushing"):
             self._flush(now_ms())
 
-    def _flush(self, now: int, indexes: bool = False) -> None:
+    def _flush(self, now: int, indexes: bool = False, write_checkpoint: bool = True) -> None:
         BACKGROUND.drain()  # rolled segments are flushed by the background job; wait for it
         active = self._segments[-1]
         for seg in self._segments:
@@ -525,7 +525,8 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now
         self._recovery_point = self.log_end_offset
-        self._maybe_checkpoint(now, force=False)
+        if write_checkpoint:
+            self._maybe_checkpoint(now, force=False)
 
     def _maybe_checkpoint(self, now: int, force: bool) -> None:
         if force or now - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS:
@@ -703,15 +704,20 @@ class PartitionLog:
             _unlink_all(paths)
 
     # --- shutdown ----------------------------------------------------------------------------------------
-    def close(self, clean: bool = True) -> None:
+    def close(self, clean: bool = True, write_checkpoint: bool = True) -> None:
         """``clean``: flush, trim the active segment and checkpoint, so the next open needs no recovery.
-        ``clean=False`` only releases files (what a crash leaves behind, for tests)."""
+        ``clean=False`` only releases files (what a crash leaves behind, for tests).
+
+        ``write_checkpoint=False``: the caller writes ``recovery_point`` to the log dir's shared checkpoint itself,
+        with those of the other logs it closes (`LogManager.close_partitions`): one rewrite of that file,
+        not one per partition."""
         try:
             if clean and not self.offline:
                 with self._disk("closing"):
                     self.active_segment.close_active()
-                    self._flush(now_ms(), indexes=True)
-                    self._maybe_checkpoint(now_ms(), force=True)
+                    self._flush(now_ms(), indexes=True, write_checkpoint=write_checkpoint)
+                    if write_checkpoint:
+                        self._maybe_checkpoint(now_ms(), force=True)
                     _unlink_all([p for _, p in self._pending_deletes for p in p])
                     self._pending_deletes = []
         finally:

@@ -314,9 +314,33 @@ class LogManager:
         if log is not None:
             log.close(clean=clean)
 
-    def close_all(self, clean: bool = True) -> None:
-        for key in list(self._open):
+    def close_partitions(self, keys: list[tuple[str, int]], clean: bool = True) -> list[tuple[tuple, Exception]]:
+        """Close these logs; a clean close writes their recovery points with one rewrite of each log dir's
+        checkpoint (a broker stopping with thousands of partitions rewrote that file once per partition).
+        Returns the logs whose close failed, with the error; the others are closed either way."""
+        failed: list[tuple[tuple, Exception]] = []
+        points: dict[str, dict[tuple[str, int], int]] = {}
+        for key in keys:
+            log = self._open.pop(key, None)
+            if log is None:
+                continue
             try:
-                self.close_partition(*key, clean=clean)
-            except StorageError as e:
+                log.close(clean=clean, write_checkpoint=False)
+            except Exception as e:
+                failed.append((key, e))
+                continue
+            if clean and not log.offline:
+                points.setdefault(log.log_dir, {})[key] = log.recovery_point
+        for d, updates in points.items():
+            try:
+                checkpoint.update_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE), updates)
+            except OSError as e:  # the logs are closed; their next open recovers more than it had to
+                self._mark_offline(d, StorageError.from_os_error(f"log dir {d}", e))
+        return failed
+
+    def close_all(self, clean: bool = True) -> None:
+        for key, e in self.close_partitions(list(self._open), clean=clean):
+            if isinstance(e, StorageError):
                 self._mark_offline(os.path.dirname(self.partition_dir(*key)), e)
+            else:
+                raise e

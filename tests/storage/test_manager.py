@@ -104,6 +104,40 @@ def test_clean_shutdown_marker(dirs):
     m3.close_all()
 
 
+def test_many_partitions_share_one_checkpoint_read_and_one_write_per_directory(dirs, monkeypatch):
+    """Opening N partitions parses each directory's shared checkpoints once, not once per partition, and
+    closing them rewrites the recovery-point checkpoint once per directory (both were N times, so a
+    broker with thousands of partitions spent seconds at start and missed its stop deadline)."""
+    from broker.log import checkpoint
+
+    small = {"log.segment.bytes": 1 << 20, "log.preallocate": False}
+    m = LogManager(dirs, small)
+    m.create_topic("t", 40)
+    for p in range(40):
+        m.open_partition("t", p).append(batch(1 + p % 3))
+    m.mark_clean_shutdown()  # the first checkpoints, written by the code under test
+    parses, writes = [], []
+    parse, write = checkpoint.parse_entries, checkpoint.write_atomic
+    monkeypatch.setattr(checkpoint, "parse_entries", lambda text, width: parses.append(width) or parse(text, width))
+    monkeypatch.setattr(checkpoint, "write_atomic", lambda path, data: writes.append(path) or write(path, data))
+    m2 = LogManager(dirs, small)
+    logs = [m2.open_partition("t", p) for p in range(40)]
+    assert all(log.load_report.recovered_segments == 0 for log in logs)  # the recovery points were all there
+    # width 3: the shared offset files (each directory's recovery points; no log starts were written), at
+    # most once per directory (none here: this process wrote them last). Width 2: each partition's own
+    # leader-epoch file.
+    assert parses.count(3) <= len(dirs), parses
+    for p, log in enumerate(logs):
+        log.append(batch(2))
+    m2.close_all()
+    rewrites = [w for w in writes if str(w).endswith(checkpoint.RECOVERY_POINT_FILE)]
+    assert sorted(map(os.path.dirname, map(str, rewrites))) == sorted(dirs)
+    points = {}
+    for d in dirs:
+        points.update(checkpoint.read_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE)))
+    assert points == {("t", p): 1 + p % 3 + 2 for p in range(40)}
+
+
 def test_failed_log_takes_its_directory_offline_not_the_process(dirs):
     m = LogManager(dirs, {})
     m.create_topic("t", 2)  # t-0 in d1, t-1 in d2
