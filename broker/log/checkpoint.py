@@ -20,7 +20,8 @@ import fcntl
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from types import MappingProxyType
+from typing import Iterable, Iterator, Mapping
 
 from .durable import fsync_dir
 
@@ -72,13 +73,12 @@ def parse_entries(text: str, width: int) -> list[list[str]]:
 
 # path -> (text, offsets) of the last parse: every partition of a log dir reads the same shared file when it
 # opens, and parsing it once per partition made opening N partitions cost N * N lines.
-_parsed: dict[str, tuple[str, dict[tuple[str, int], int]]] = {}
+_parsed: dict[str, tuple[str, Mapping[tuple[str, int], int]]] = {}
 
 
-def read_offsets(path: str | os.PathLike) -> dict[tuple[str, int], int]:
-    """``{(topic, partition): offset}``; missing file -> empty; unparsable -> ``CheckpointError``.
-
-    The result may be shared with other callers: do not change it."""
+def read_offsets(path: str | os.PathLike) -> Mapping[tuple[str, int], int]:
+    """``{(topic, partition): offset}`` (read-only: shared by every reader of the same text); missing file ->
+    empty; unparsable -> ``CheckpointError``."""
     key = os.fspath(path)
     try:
         text = Path(path).read_text()
@@ -88,7 +88,7 @@ def read_offsets(path: str | os.PathLike) -> dict[tuple[str, int], int]:
     if last is not None and last[0] == text:
         return last[1]
     try:
-        offsets = {(t, int(p)): int(o) for t, p, o in parse_entries(text, 3)}
+        offsets = MappingProxyType({(t, int(p)): int(o) for t, p, o in parse_entries(text, 3)})
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     _parsed[key] = (text, offsets)
@@ -107,7 +107,7 @@ def read_offset(path: str | os.PathLike, topic: str, partition: int, default):
 def write_offsets(path: str | os.PathLike, offsets: dict[tuple[str, int], int]) -> None:
     data = format_entries((t, p, o) for (t, p), o in sorted(offsets.items()))
     write_atomic(path, data)
-    _parsed[os.fspath(path)] = (data.decode(), dict(offsets))
+    _parsed[os.fspath(path)] = (data.decode(), MappingProxyType(dict(offsets)))
 
 
 @contextmanager
