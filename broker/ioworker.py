@@ -506,6 +506,10 @@ class IOWorker:
                     tick(wall_ms)
                 except Exception as e:
                     log.error("flush failed", topic=op.topic, partition=op.partition, error=repr(e))
+        try:
+            self.mgr.write_due_checkpoints()
+        except Exception as e:
+            log.error("checkpoint failed", worker=self.index, error=repr(e))
         if now >= self.next_retention:
             self.next_retention = now + self.retention_interval
             for op in self.owned.values():

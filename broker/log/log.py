@@ -152,6 +152,9 @@ class PartitionLog:
         self.offline = False
         self.truncations = 0  # grows with every truncation: state derived from the log must be rebuilt
         self.on_offline: Callable[["PartitionLog", StorageError], None] | None = None
+        # Set by a LogManager: a periodic checkpoint is left to it, which writes those of all its partitions
+        # together (`write_due_checkpoints`) instead of one rewrite of the shared file per partition.
+        self.defer_checkpoint: Callable[["PartitionLog"], None] | None = None
         self.leader_epoch_cache = LeaderEpochCache.load(directory)
         self.leader_epoch_cache.log_end = lambda: self.log_end_offset
         self.leader_epoch_cache.truncate_from(self.log_end_offset)
@@ -529,8 +532,12 @@ class PartitionLog:
             self._maybe_checkpoint(now, force=False)
 
     def _maybe_checkpoint(self, now: int, force: bool) -> None:
+        """``force`` (a truncation lowered the recovery point, or the log closes): written now."""
         if force or now - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS:
             self._last_checkpoint_ms = now
+            if not force and self.defer_checkpoint is not None:
+                self.defer_checkpoint(self)
+                return
             checkpoint.update_offsets(os.path.join(self.log_dir, checkpoint.RECOVERY_POINT_FILE),
                                       {(self.topic, self.partition): self._recovery_point})
 

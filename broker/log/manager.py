@@ -65,6 +65,7 @@ class LogManager:
         self.broker_config = dict(broker_config or {})
         self._offline: dict[str, StorageError] = {}
         self._open: dict[tuple[str, int], PartitionLog] = {}
+        self._checkpoint_due: dict[tuple[str, int], PartitionLog] = {}  # periodic checkpoints not yet written
         self._clean: dict[str, bool] = {}
         for d in self.log_dirs:
             try:
@@ -286,8 +287,42 @@ class LogManager:
                 self._mark_offline(d, e)
             raise
         log.on_offline = self._on_log_offline
+        log.defer_checkpoint = self._defer_checkpoint
         self._open[key] = log
         return log
+
+    def _defer_checkpoint(self, log: PartitionLog) -> None:
+        self._checkpoint_due[(log.topic, log.partition)] = log
+
+    def write_due_checkpoints(self) -> None:
+        """Write the periodic checkpoints partitions left due since the last call, one update per directory
+        (the owner calls it after each pass over its partitions). Each partition's recovery point is read
+        now: a truncation since it fell due may have lowered it."""
+        if not self._checkpoint_due:
+            return
+        due, self._checkpoint_due = self._checkpoint_due, {}
+        points: dict[str, dict[tuple[str, int], int]] = {}
+        for key, log in due.items():
+            if self._open.get(key) is log and not log.offline:
+                points.setdefault(log.log_dir, {})[key] = log.recovery_point
+        failed = self._write_recovery_points(points)
+        if failed:
+            raise failed[0][1]
+
+    def _write_recovery_points(self, points: dict[str, dict[tuple[str, int], int]]) -> list[tuple[tuple, Exception]]:
+        """One update of each directory's recovery-point checkpoint. Returns the partitions whose points were
+        not written, with the error: their next unclean open recovers more than it had to, nothing is lost. A
+        directory that failed other than by being full goes offline."""
+        failed: list[tuple[tuple, Exception]] = []
+        for d, updates in points.items():
+            try:
+                checkpoint.update_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE), updates)
+            except OSError as e:
+                err = StorageError.from_os_error(f"checkpointing log dir {d}", e)
+                if err.offline:
+                    self._mark_offline(d, err)
+                failed.extend((key, err) for key in updates)
+        return failed
 
     @property
     def retention_check_interval_ms(self) -> int:
@@ -331,12 +366,7 @@ class LogManager:
                 continue
             if clean and not log.offline:
                 points.setdefault(log.log_dir, {})[key] = log.recovery_point
-        for d, updates in points.items():
-            try:
-                checkpoint.update_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE), updates)
-            except OSError as e:  # the logs are closed; their next open recovers more than it had to
-                self._mark_offline(d, StorageError.from_os_error(f"log dir {d}", e))
-        return failed
+        return failed + self._write_recovery_points(points)
 
     def close_all(self, clean: bool = True) -> None:
         for key, e in self.close_partitions(list(self._open), clean=clean):

@@ -63,3 +63,38 @@ def test_deleting_segments_gives_space_back_while_rolls_wait_to_be_flushed(small
     still come back at once, or a full disk stays full after the operator frees it."""
     with flusher_held():
         test_enospc_is_a_storage_error_and_reads_continue(small_fs, True)
+
+
+def test_a_full_disk_fails_a_checkpoint_without_taking_the_directory_offline(small_fs):
+    """The periodic checkpoints a manager writes together meet a full disk: the write fails with the storage
+    error for a full disk, the directory and its logs stay online, and once space returns the close writes
+    every recovery point."""
+    from broker.log import LogManager, checkpoint
+    from broker.log.log import BACKGROUND
+
+    d = str(small_fs / "data")
+    m = LogManager([d], {"log.segment.bytes": 64 << 10, "log.preallocate": False,
+                         "log.index.size.max.bytes": 4096})
+    m.create_topic("t", 2)
+    logs = [m.open_partition("t", p) for p in range(2)]
+    for log in logs:
+        log.append(batch(3))
+        log.roll()
+    BACKGROUND.drain()
+    for log in logs:
+        log.maybe_flush(10**13)  # the roll's flush published: a checkpoint due
+    filler = small_fs / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    with pytest.raises(StorageError) as info:
+        m.write_due_checkpoints()
+    assert info.value.errno == errno.ENOSPC and not info.value.offline
+    assert m.online_dirs() == [d] and not any(log.offline for log in logs)
+    filler.unlink()
+    m.close_all()
+    assert dict(checkpoint.read_offsets(f"{d}/{checkpoint.RECOVERY_POINT_FILE}")) == {("t", 0): 3, ("t", 1): 3}

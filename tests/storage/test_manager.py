@@ -138,6 +138,48 @@ def test_many_partitions_share_one_checkpoint_read_and_one_write_per_directory(d
     assert points == {("t", p): 1 + p % 3 + 2 for p in range(40)}
 
 
+def test_periodic_checkpoints_of_many_partitions_are_written_together(dirs, monkeypatch):
+    """A partition's periodic checkpoint (after a roll's flush) is left to its manager, which writes those of
+    all its partitions with one rewrite per directory, each at the partition's recovery point when written:
+    a truncation in between lowers what is written."""
+    from broker.log import checkpoint
+    from broker.log.log import BACKGROUND
+
+    small = {"log.segment.bytes": 1 << 20, "log.preallocate": False}
+    m = LogManager(dirs, small)
+    m.create_topic("t", 40)
+    logs = [m.open_partition("t", p) for p in range(40)]
+    writes = []
+    write = checkpoint.write_atomic
+
+    def counted(path, data):
+        if str(path).endswith(checkpoint.RECOVERY_POINT_FILE):
+            writes.append(str(path))
+        write(path, data)
+
+    monkeypatch.setattr(checkpoint, "write_atomic", counted)
+    for log in logs:
+        log.append(batch(3))
+        log.roll()
+        log.append(batch(2))
+    BACKGROUND.drain()
+    for log in logs:
+        log.maybe_flush(10**13)  # publishes the roll's flush: recovery point 3, a checkpoint due
+    assert [log.recovery_point for log in logs] == [3] * 40
+    assert writes == []  # left to the manager
+    logs[7].truncate_to(1)  # into the first batch: back to 0, written at once, lower than what fell due
+    assert logs[7].recovery_point == 0 and len(writes) == 1
+    m.write_due_checkpoints()
+    assert sorted(map(os.path.dirname, writes[1:])) == sorted(dirs)
+    points = {}
+    for d in dirs:
+        points.update(checkpoint.read_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE)))
+    assert points == {("t", p): 0 if p == 7 else 3 for p in range(40)}
+    m.write_due_checkpoints()  # nothing due: nothing written
+    assert len(writes) == 1 + len(dirs)
+    m.close_all()
+
+
 def test_failed_log_takes_its_directory_offline_not_the_process(dirs):
     m = LogManager(dirs, {})
     m.create_topic("t", 2)  # t-0 in d1, t-1 in d2
