@@ -33,6 +33,9 @@ EXIT_WORKER_BOOT_FAILURE = 3
 BOOT_FAILURE_WINDOW_S = 2.0
 MAX_BOOT_FAILURES = 5
 STOP_GRACE_S = 10.0
+# ...and an I/O worker this much more per partition it owns: it flushes and closes every log before it exits
+# (about 1 ms each measured with thousands of partitions), and one killed mid-close makes the stop unclean.
+STOP_GRACE_PER_PARTITION_S = 0.005
 READY_TIMEOUT_S = 120.0
 CLUSTER_CHECK_INTERVAL_S = 1.0
 
@@ -647,7 +650,7 @@ class Supervisor:
                     os.kill(w.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + stop_grace(role, self.metadata)
         while any(w.pid for w in group) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.02)
@@ -670,6 +673,18 @@ class Supervisor:
             self.metrics.destroy()
         if self.metrics_server is not None:
             self.metrics_server.httpd.server_close()
+
+
+def stop_grace(role: str, metadata: ClusterMetadata | None) -> float:
+    """How long a worker of `role` may take to stop after SIGTERM before it is killed."""
+    if role != "io" or metadata is None:
+        return STOP_GRACE_S
+    owned: dict[int, int] = {}
+    for t in metadata.topics.values():
+        for p in t.partitions:
+            if p.slot >= 0:
+                owned[p.owner] = owned.get(p.owner, 0) + 1
+    return STOP_GRACE_S + STOP_GRACE_PER_PARTITION_S * max(owned.values(), default=0)
 
 
 def run_broker(config: BrokerConfig, out=None) -> int:
