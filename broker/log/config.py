@@ -35,7 +35,7 @@ class LogConfig:
     max_message_bytes: int = 1048588
     message_timestamp_type: str = "CreateTime"
     file_delete_delay_ms: int = 60000
-    preallocate: bool = True  # reserve the whole segment at creation (else in growth steps)
+    preallocate: bool = False  # reserve the whole segment at creation (else in growth steps); Kafka's default
 
     def __post_init__(self):
         if self.segment_bytes < 14:
