@@ -152,8 +152,8 @@ class PartitionLog:
         self.offline = False
         self.truncations = 0  # grows with every truncation: state derived from the log must be rebuilt
         self.on_offline: Callable[["PartitionLog", StorageError], None] | None = None
-        # Set by a LogManager: a periodic checkpoint is left to it, which writes those of all its partitions
-        # together (`write_due_checkpoints`) instead of one rewrite of the shared file per partition.
+        # Set by a LogManager: a periodic or closing checkpoint is left to it, which writes those of all its
+        # partitions together (`write_due_checkpoints`) instead of one rewrite of the shared file per partition.
         self.defer_checkpoint: Callable[["PartitionLog"], None] | None = None
         self.leader_epoch_cache = LeaderEpochCache.load(directory)
         self.leader_epoch_cache.log_end = lambda: self.log_end_offset
@@ -519,7 +519,7 @@ class PartitionLog:
         with self._disk("flushing"):
             self._flush(now_ms())
 
-    def _flush(self, now: int, indexes: bool = False, write_checkpoint: bool = True) -> None:
+    def _flush(self, now: int, indexes: bool = False) -> None:
         BACKGROUND.drain()  # rolled segments are flushed by the background job; wait for it
         active = self._segments[-1]
         for seg in self._segments:
@@ -528,16 +528,20 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now
         self._recovery_point = self.log_end_offset
-        if write_checkpoint:
-            self._maybe_checkpoint(now, force=False)
+        self._maybe_checkpoint(now, force=False)
 
     def _maybe_checkpoint(self, now: int, force: bool) -> None:
-        """``force`` (a truncation lowered the recovery point, or the log closes): written now."""
+        """``force``: a truncation lowered the recovery point, so it is written now, whoever opened the log."""
         if force or now - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS:
-            self._last_checkpoint_ms = now
-            if not force and self.defer_checkpoint is not None:
-                self.defer_checkpoint(self)
-                return
+            self._checkpoint(now, deferrable=not force)
+
+    def _checkpoint(self, now: int, deferrable: bool) -> None:
+        """Write the recovery point to the log dir's shared checkpoint, or, when ``deferrable`` and a manager
+        opened the log, leave it to the manager (`defer_checkpoint`)."""
+        self._last_checkpoint_ms = now
+        if deferrable and self.defer_checkpoint is not None:
+            self.defer_checkpoint(self)
+        else:
             checkpoint.update_offsets(os.path.join(self.log_dir, checkpoint.RECOVERY_POINT_FILE),
                                       {(self.topic, self.partition): self._recovery_point})
 
@@ -711,20 +715,16 @@ class PartitionLog:
             _unlink_all(paths)
 
     # --- shutdown ----------------------------------------------------------------------------------------
-    def close(self, clean: bool = True, write_checkpoint: bool = True) -> None:
-        """``clean``: flush, trim the active segment and checkpoint, so the next open needs no recovery.
-        ``clean=False`` only releases files (what a crash leaves behind, for tests).
-
-        ``write_checkpoint=False``: the caller writes ``recovery_point`` to the log dir's shared checkpoint itself,
-        with those of the other logs it closes (`LogManager.close_partitions`): one rewrite of that file,
-        not one per partition."""
+    def close(self, clean: bool = True) -> None:
+        """``clean``: flush, trim the active segment and checkpoint, so the next open needs no recovery (a
+        manager that opened the log writes that checkpoint: `LogManager.close_partitions`).
+        ``clean=False`` only releases files (what a crash leaves behind, for tests)."""
         try:
             if clean and not self.offline:
                 with self._disk("closing"):
                     self.active_segment.close_active()
-                    self._flush(now_ms(), indexes=True, write_checkpoint=write_checkpoint)
-                    if write_checkpoint:
-                        self._maybe_checkpoint(now_ms(), force=True)
+                    self._flush(now_ms(), indexes=True)
+                    self._checkpoint(now_ms(), deferrable=True)
                     _unlink_all([p for _, p in self._pending_deletes for p in p])
                     self._pending_deletes = []
         finally:

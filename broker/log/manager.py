@@ -217,6 +217,7 @@ class LogManager:
         """Remove the topic and its data; this manager's open logs of it are closed first."""
         info = self.topic(name)
         for p in range(info.partitions):
+            self._checkpoint_due.pop((name, p), None)  # its entries are dropped below, not written again
             log = self._open.pop((name, p), None)
             if log is not None:
                 log.close(clean=False)
@@ -295,24 +296,23 @@ class LogManager:
         self._checkpoint_due[(log.topic, log.partition)] = log
 
     def write_due_checkpoints(self) -> None:
-        """Write the periodic checkpoints partitions left due since the last call, one update per directory
-        (the owner calls it after each pass over its partitions). Each partition's recovery point is read
-        now: a truncation since it fell due may have lowered it."""
-        if not self._checkpoint_due:
-            return
-        due, self._checkpoint_due = self._checkpoint_due, {}
-        points: dict[str, dict[tuple[str, int], int]] = {}
-        for key, log in due.items():
-            if self._open.get(key) is log and not log.offline:
-                points.setdefault(log.log_dir, {})[key] = log.recovery_point
-        failed = self._write_recovery_points(points)
+        """Write the checkpoints partitions left due since the last call (the owner calls it after each pass
+        over its partitions); raises the first failure."""
+        failed = self._write_due()
         if failed:
             raise failed[0][1]
 
-    def _write_recovery_points(self, points: dict[str, dict[tuple[str, int], int]]) -> list[tuple[tuple, Exception]]:
-        """One update of each directory's recovery-point checkpoint. Returns the partitions whose points were
-        not written, with the error: their next unclean open recovers more than it had to, nothing is lost. A
-        directory that failed other than by being full goes offline."""
+    def _write_due(self) -> list[tuple[tuple, Exception]]:
+        """One update of each directory's recovery-point checkpoint for every partition left due, open or
+        closed since. Each recovery point is read now: a truncation since it fell due may have lowered it.
+        Returns the partitions whose points were not written, with the error: their next unclean open
+        recovers more than it had to, nothing is lost. A directory that failed other than by being full goes
+        offline."""
+        due, self._checkpoint_due = self._checkpoint_due, {}
+        points: dict[str, dict[tuple[str, int], int]] = {}
+        for key, log in due.items():
+            if not log.offline:
+                points.setdefault(log.log_dir, {})[key] = log.recovery_point
         failed: list[tuple[tuple, Exception]] = []
         for d, updates in points.items():
             try:
@@ -345,28 +345,23 @@ class LogManager:
         return dict(self._open)
 
     def close_partition(self, topic: str, partition: int, clean: bool = True) -> None:
-        log = self._open.pop((topic, partition), None)
-        if log is not None:
-            log.close(clean=clean)
+        for _, e in self.close_partitions([(topic, partition)], clean=clean):
+            raise e
 
     def close_partitions(self, keys: list[tuple[str, int]], clean: bool = True) -> list[tuple[tuple, Exception]]:
         """Close these logs; a clean close writes their recovery points with one rewrite of each log dir's
         checkpoint (a broker stopping with thousands of partitions rewrote that file once per partition).
         Returns the logs whose close failed, with the error; the others are closed either way."""
         failed: list[tuple[tuple, Exception]] = []
-        points: dict[str, dict[tuple[str, int], int]] = {}
         for key in keys:
             log = self._open.pop(key, None)
             if log is None:
                 continue
             try:
-                log.close(clean=clean, write_checkpoint=False)
+                log.close(clean=clean)  # a clean close leaves its checkpoint due (`_defer_checkpoint`)
             except Exception as e:
                 failed.append((key, e))
-                continue
-            if clean and not log.offline:
-                points.setdefault(log.log_dir, {})[key] = log.recovery_point
-        return failed + self._write_recovery_points(points)
+        return failed + self._write_due()
 
     def close_all(self, clean: bool = True) -> None:
         for key, e in self.close_partitions(list(self._open), clean=clean):
