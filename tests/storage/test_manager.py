@@ -84,6 +84,31 @@ def test_delete_topic_removes_data_and_checkpoint_entries(dirs):
     assert fresh.log_start_offset == 0 and fresh.log_end_offset == 0  # nothing inherited
 
 
+def test_a_deleted_topics_due_checkpoint_is_not_written_back(dirs):
+    """A checkpoint left due to the manager, then the topic deleted: the entry the delete removed stays
+    removed when the manager next writes what is due."""
+    from broker.log import checkpoint
+    from broker.log.log import BACKGROUND
+
+    m = LogManager(dirs, {"log.segment.bytes": 1 << 20, "log.preallocate": False})
+    m.create_topic("t", 1)
+    m.create_topic("other", 1)
+    for name in ("t", "other"):
+        log = m.open_partition(name, 0)
+        log.append(batch(3))
+        log.roll()
+    BACKGROUND.drain()
+    for name in ("t", "other"):
+        m.open_partition(name, 0).maybe_flush(10**13)  # a checkpoint due for each
+    m.delete_topic("t")
+    m.write_due_checkpoints()
+    points = {}
+    for d in dirs:
+        points.update(checkpoint.read_offsets(os.path.join(d, checkpoint.RECOVERY_POINT_FILE)))
+    assert points == {("other", 0): 3}
+    m.close_all()
+
+
 def test_clean_shutdown_marker(dirs):
     m = LogManager(dirs, {})
     assert not m.was_clean_shutdown()
