@@ -1,3 +1,4 @@
+import mmap
 import os
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from broker.log.index import OffsetIndex, TimeIndex
 from broker.log.log import BACKGROUND
 
-from .storage_helpers import descriptors_under
+from .storage_helpers import descriptors_under, evict, resident_pages
 
 
 def test_offset_index_append_lookup_and_reopen(tmp_path):
@@ -120,25 +121,7 @@ def _index_maps(prefix: str) -> list[str]:
 
 
 def _resident_bytes(path: str) -> int:
-    import ctypes
-    import mmap
-
-    import numpy as np
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    size = os.path.getsize(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        m = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-        vec = (ctypes.c_ubyte * pages)()
-        a = np.frombuffer(m, np.uint8)
-        assert libc.mincore(ctypes.c_void_p(a.ctypes.data), ctypes.c_size_t(size), vec) == 0
-        del a
-        m.close()
-    finally:
-        os.close(fd)
-    return sum(v & 1 for v in vec) * mmap.PAGESIZE
+    return resident_pages(path) * mmap.PAGESIZE
 
 
 def test_a_fresh_active_index_reads_no_pages_ahead(tmp_path):
@@ -183,9 +166,7 @@ def test_counting_an_index_a_crash_left_preallocated_reads_no_pages_ahead(tmp_pa
     idx.flush()
     idx.close()  # no trim: as a killed writer leaves it
     assert os.path.getsize(path) == 10 << 20
-    fd = os.open(path, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
+    evict(path)
     assert _resident_bytes(path) == 0
     again = OffsetIndex.open(path, 0, 10 << 20, writable=False)
     assert again.entries == 300
