@@ -96,15 +96,18 @@ def perf():
 @perf.command()
 @_common
 @_produce_options
+@click.option("--interpreted-loop", is_flag=True,
+              help="At a fixed rate, send from the interpreted loop (the compiled loop's oracle) instead of the "
+                   "compiled one: what the generator's own CPU costs the broker it shares cores with.")
 def produce(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
-            producers, batch_size, linger_ms, rate, inflight, idempotent):
+            producers, batch_size, linger_ms, rate, inflight, idempotent, interpreted_loop):
     """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
     from perf.runner import run_produce
 
     w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                   partitions=partitions, acks=_acks(acks), producers=producers, batch_size=batch_size,
                   linger_ms=linger_ms, rate=rate, inflight=inflight, client=client, time_limit=time_limit,
-                  connections=connections, idempotent=idempotent)
+                  connections=connections, idempotent=idempotent, interpreted_loop=interpreted_loop)
     _emit(_guarded(lambda: run_produce(w, _progress())), as_json)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import hotpath
-from perf import wire
+from perf import fixedrate, wire
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.histogram import FEW, Histogram
 
@@ -55,6 +55,7 @@ class ProduceSpec:
     seed: int = 0
     connections: int = 1       # connections per broker, partitions spread over them
     idempotent: bool = False   # producer id and per-partition sequences in every batch (acks=all)
+    interpreted: bool = False  # at a fixed rate, the interpreted loop even where the compiled one serves
 
     @property
     def batch_records(self) -> int:
@@ -113,7 +114,12 @@ def _connect(groups: dict) -> dict:
 def run_producer(spec: ProduceSpec, counters, results) -> None:
     """Process entry point: produce `spec.num_records`, then put ("ok", histogram state) or ("error", why)."""
     try:
-        hist = (_scheduled if spec.rate > 0 else _max_rate)(spec, counters)
+        if spec.rate <= 0:
+            hist = _max_rate(spec, counters)
+        elif spec.key_times or spec.interpreted:
+            hist = _scheduled(spec, counters)
+        else:
+            hist = _scheduled_compiled(spec, counters)
         results.put(("ok", hist.to_state()))
     except Exception as exc:  # reported to the parent, which exits non-zero
         counters[ERRORS] += 1
@@ -235,9 +241,11 @@ def _tail_frame(spec: ProduceSpec, parts: list[int], left: int):
 def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     """Fixed rate: record i is due at start + i / rate; a batch leaves when full or its oldest waited linger.
 
-    This loop runs once per request on a machine the broker shares, so every microsecond it spends is taken
-    from the broker it measures: no numpy for the few records of a request, one `select(2)` call without
-    the `selectors` wrapper, and the in-flight total kept as a count."""
+    The compiled loop (`_scheduled_compiled`, perf/fixedrate.py) runs this schedule by default; this one is
+    its oracle in the tests and sends what it cannot: records whose key is their due time (end to end). It
+    runs once per request on a machine the broker shares, so every microsecond it spends is taken from the
+    broker it measures: no numpy for the few records of a request, one `select(2)` call without the
+    `selectors` wrapper, and the in-flight total kept as a count."""
     hist = Histogram()
     parts = sorted(spec.leaders)
     groups = _by_leader(spec.leaders, spec.connections)
@@ -318,6 +326,21 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     for conn in conns.values():
         conn.close()
     return hist
+
+
+def _scheduled_compiled(spec: ProduceSpec, counters) -> Histogram:
+    """`_scheduled`'s schedule and batching through the compiled loop (perf/fixedrate.py)."""
+    parts = sorted(spec.leaders)
+    groups = _by_leader(spec.leaders, spec.connections)
+    conns = _connect(groups)
+    keys = list(conns)
+    conn_of = [next(i for i, key in enumerate(keys) if p in groups[key]) for p in parts]
+    data, _ = payload_pool(spec.record_size, spec.batch_records, spec.seed)
+    try:
+        return fixedrate.scheduled(spec, counters, [conns[key] for key in keys], conn_of, data)
+    finally:
+        for conn in conns.values():
+            conn.close()
 
 
 def _count_scheduled(counters, hist: Histogram, start: int, interval: float, first: int, n: int,

@@ -42,10 +42,13 @@ class Workload:
     topic_configs: tuple = ()
     discard_records: bool = False    # consumers (native client): batch bodies never leave the kernel
     idempotent: bool = False         # a producer id and sequences in every batch (acks=all, at most 5 in flight)
+    interpreted_loop: bool = False   # at a fixed rate (native): the interpreted loop, the compiled one's oracle
 
     def __post_init__(self):
         if self.discard_records and self.client != "native":
             raise ValueError("--discard-records needs the native client")
+        if self.interpreted_loop and (self.client != "native" or not self.rate):
+            raise ValueError("--interpreted-loop is the native client's fixed-rate loop: it needs --rate")
         if self.idempotent:  # what Kafka's idempotent producer requires
             if self.client == "native" and self.rate:
                 raise ValueError("--idempotent with the native client runs at max rate only (no --rate)")
@@ -153,6 +156,13 @@ def _client_loaded(w: Workload) -> None:
         import confluent_kafka  # noqa: F401
 
 
+def _loop(w: Workload, mode: str) -> str | None:
+    """Which of the native client's fixed-rate loops sent the records (`loadgen.run_producer`), if one did."""
+    if w.client != "native" or not w.rate or mode == "consume":
+        return None
+    return "interpreted" if w.interpreted_loop or mode == "e2e" else "compiled"
+
+
 def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Histogram,
              failures: list[str], target: int, client_cpu_s: float) -> dict:
     records = min(counts[RECORDS], target)
@@ -168,6 +178,7 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
         "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
         "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
         "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records,
+        "loop": _loop(w, mode),
         "client_cpu_s": round(client_cpu_s, 3),
         "complete": counts[RECORDS] >= target and not failures,
         "failures": failures[:5],
@@ -192,7 +203,7 @@ def _produce_specs(w: Workload, leaders: dict, key_times: bool) -> list[ProduceS
     return [ProduceSpec(topic=w.topic, leaders=own, record_size=w.record_size, num_records=n, acks=w.acks,
                         batch_bytes=w.batch_size, linger_ms=w.linger_ms, rate=rate, inflight=w.inflight,
                         key_times=key_times, time_limit=w.time_limit, seed=i,
-                        connections=w.connections, idempotent=w.idempotent)
+                        connections=w.connections, idempotent=w.idempotent, interpreted=w.interpreted_loop)
             for i, (own, n) in enumerate(zip(_assign(leaders, w.producers), _shares(w.num_records, w.producers)))]
 
 

@@ -68,13 +68,19 @@ def test_produce_then_consume_every_record(broker):
     assert discarded["discard_records"] and not consumed["discard_records"]
 
 
-def test_acks_all_and_fixed_rate(broker):
+@pytest.mark.parametrize("loop", ["compiled", "interpreted"])
+def test_acks_all_and_fixed_rate(broker, loop):
     """At 2000 records/s the last of 600 records is due 599/2000 s after the first, and the run lasts at
-    least until it is acknowledged: records sent ahead of their due time would end it sooner."""
-    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", "rated", "--record-size", "100",
-                  "--num-records", "600", "--acks", "all", "--rate", "2000", "--batch-size", "1000")
+    least until it is acknowledged: records sent ahead of their due time would end it sooner. Either loop
+    sends every record once: the partitions hold the 600, spread as the loop rotates over them."""
+    topic = f"rated-{loop}"
+    result = perf("produce", "--bootstrap", broker.bootstrap, "--topic", topic, "--record-size", "100",
+                  "--num-records", "600", "--acks", "all", "--rate", "2000", "--batch-size", "1000",
+                  "--partitions", "3", *(["--interpreted-loop"] if loop == "interpreted" else []))
     check(result, 600)
-    assert result["acks"] == -1 and result["rate"] == 2000
+    assert result["acks"] == -1 and result["rate"] == 2000 and result["loop"] == loop
+    held = partition_records(broker, topic, 3)
+    assert sum(held) == 600 and min(held) > 0, held
     due = 599 / 2000
     assert due - 0.001 <= result["elapsed_s"] < 1.8 * due  # rounded to the ms; half the rate would take 2 * due
     assert result["records_per_sec"] <= 600 / due + 0.1
@@ -144,10 +150,12 @@ def test_idempotent_producer(broker, client, extra):
     (["produce", "--idempotent", "--acks", "all", "--inflight", "5", "--rate", "10"], "max rate only"),
     (["e2e", "--rate", "10", "--idempotent", "--acks", "all", "--inflight", "5"], "max rate only"),
     (["consume", "--discard-records", "--client", "confluent"], "needs the native client"),
+    (["produce", "--interpreted-loop"], "needs --rate"),
+    (["produce", "--interpreted-loop", "--rate", "10", "--client", "confluent"], "needs --rate"),
 ])
 def test_options_a_client_cannot_honour_are_refused(args, message):
     """--idempotent takes what Kafka's idempotent producer needs (the native client: at max rate);
-    --discard-records the native consumer."""
+    --discard-records the native consumer; --interpreted-loop the native client at a fixed rate."""
     proc = subprocess.run([sys.executable, "-m", "tools.cli", "perf", args[0], "--bootstrap", "127.0.0.1:1",
                            "--topic", "x", "--num-records", "1", *args[1:]], capture_output=True, text=True,
                           timeout=60)

@@ -7,13 +7,14 @@ import socket
 import struct
 import threading
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netio.codec import encode_response
 from netio.codec.fetch import PartitionData, encode_fetch_response
-from perf import wire
+from perf import fixedrate, wire
 from perf.loadgen import build
 
 _partition = st.fixed_dictionaries({
@@ -31,6 +32,20 @@ def test_produce_errors_counts_what_the_generic_decoder_sees(topics, throttle):
     _, body = wire.decode_response(wire.PRODUCE, wire.PRODUCE_V, memoryview(frame)[4:])
     expected = sum(1 for t in body["responses"] for p in t["partition_responses"] if p["error_code"])
     assert wire.produce_errors(memoryview(frame)[4:]) == expected
+
+
+@given(topics=st.lists(_topic, max_size=4), throttle=st.integers(0, 1000), cut=st.integers(0, 40))
+@settings(max_examples=200, deadline=None)
+def test_the_compiled_loops_walker_counts_what_produce_errors_counts(topics, throttle, cut):
+    """`fixedrate._produce_v7_errors` against `wire.produce_errors`; a frame cut short is refused (-1)
+    unless only the trailing throttle time was cut."""
+    frame = bytes(encode_response(wire.PRODUCE, wire.PRODUCE_V, 7, {"responses": topics,
+                                                                     "throttle_time_ms": throttle}))[4:]
+    expected = wire.produce_errors(memoryview(frame))
+    buf = np.frombuffer(frame, np.uint8)
+    assert fixedrate._produce_v7_errors(buf, 0, len(buf)) == expected
+    kept = max(len(buf) - cut, 0)
+    assert fixedrate._produce_v7_errors(buf[:kept], 0, kept) in ((-1, expected) if cut <= 4 else (-1,))
 
 
 # ---- Fetch responses read with the record bodies left in the kernel ----
