@@ -204,6 +204,19 @@ def run_loop(fds, conn_of, frames, fstart, flen, num_records, interval, start, d
     return DONE, -1
 
 
+TEMPLATE_BYTES = 64 << 20  # at most this much of templates; a spec that needs more runs interpreted
+
+
+def template_bytes(spec) -> int:
+    """About what `templates` builds for `spec`: a request for every partition and every record count up to
+    a full batch, so it grows as the square of the records per batch (1 MB batches of 1 KiB records: GBs)."""
+    from perf.loadgen import RECORD_FRAMING
+
+    n = spec.batch_records
+    per_record = spec.record_size + RECORD_FRAMING
+    return len(spec.leaders) * (n * (128 + len(spec.topic.encode())) + n * (n + 1) // 2 * per_record)
+
+
 def templates(spec, parts: list[int], data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every request the loop can send, end to end: (frames, start, length), indexed [partition, records]."""
     n_max = spec.batch_records

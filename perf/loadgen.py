@@ -111,12 +111,24 @@ def _connect(groups: dict) -> dict:
     return {key: wire.Connection(*key[0]) for key in groups}
 
 
+def fixed_rate_loop(spec: ProduceSpec) -> str | None:
+    """Which loop sends `spec` at its fixed rate: "compiled" (perf/fixedrate.py), or "interpreted" for records
+    keyed by their due time, on request, or when the compiled loop's templates would not fit its budget;
+    None at max rate."""
+    if spec.rate <= 0:
+        return None
+    if spec.key_times or spec.interpreted or fixedrate.template_bytes(spec) > fixedrate.TEMPLATE_BYTES:
+        return "interpreted"
+    return "compiled"
+
+
 def run_producer(spec: ProduceSpec, counters, results) -> None:
     """Process entry point: produce `spec.num_records`, then put ("ok", histogram state) or ("error", why)."""
     try:
-        if spec.rate <= 0:
+        loop = fixed_rate_loop(spec)
+        if loop is None:
             hist = _max_rate(spec, counters)
-        elif spec.key_times or spec.interpreted:
+        elif loop == "interpreted":
             hist = _scheduled(spec, counters)
         else:
             hist = _scheduled_compiled(spec, counters)

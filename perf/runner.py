@@ -156,15 +156,17 @@ def _client_loaded(w: Workload) -> None:
         import confluent_kafka  # noqa: F401
 
 
-def _loop(w: Workload, mode: str) -> str | None:
-    """Which of the native client's fixed-rate loops sent the records (`loadgen.run_producer`), if one did."""
-    if w.client != "native" or not w.rate or mode == "consume":
+def _loop(w: Workload, specs: list[ProduceSpec]) -> str | None:
+    """Which of the native client's fixed-rate loops sent the records (`loadgen.fixed_rate_loop`), if one
+    did; both names when the producer processes differed."""
+    if w.client != "native":
         return None
-    return "interpreted" if w.interpreted_loop or mode == "e2e" else "compiled"
+    loops = sorted({loop for loop in map(loadgen.fixed_rate_loop, specs) if loop})
+    return "+".join(loops) or None
 
 
 def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Histogram,
-             failures: list[str], target: int, client_cpu_s: float) -> dict:
+             failures: list[str], target: int, client_cpu_s: float, loop: str | None = None) -> dict:
     records = min(counts[RECORDS], target)
     elapsed = max(elapsed, 1e-9)
     per_record = counts[BYTES] / counts[RECORDS] if counts[RECORDS] else 0
@@ -178,7 +180,7 @@ def _summary(w: Workload, mode: str, counts: list[int], elapsed: float, hist: Hi
         "record_size": w.record_size, "avg_record_bytes": round(per_record, 1), "partitions": w.partitions,
         "acks": w.acks, "producers": w.producers, "consumers": w.consumers, "batch_size": w.batch_size,
         "linger_ms": w.linger_ms, "rate": w.rate, "discard_records": w.discard_records,
-        "loop": _loop(w, mode),
+        "loop": loop,
         "client_cpu_s": round(client_cpu_s, 3),
         "complete": counts[RECORDS] >= target and not failures,
         "failures": failures[:5],
@@ -215,14 +217,15 @@ def _produce(w: Workload, leaders: dict, progress: Progress, key_times: bool) ->
     target = loadgen.run_producer if w.client == "native" else confluent.run_producer
     group = _Group()
     start = time.monotonic()
-    for spec in _produce_specs(w, leaders, key_times):
+    specs = _produce_specs(w, leaders, key_times)
+    for spec in specs:
         group.start(target, spec, group.counter(), group.results)
     hist, failures = Histogram(), []
     with progress:
         _watch(group, progress, "produce", w.num_records, start)
     group.collect(hist, failures)
     return _summary(w, "produce", group.totals(), group.span(), hist, failures, w.num_records,
-                    group.cpu_seconds())
+                    group.cpu_seconds(), _loop(w, specs))
 
 
 def run_consume(w: Workload, progress: Progress | None = None) -> dict:
@@ -274,7 +277,8 @@ def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
         consumers.start(cons_target, spec, c, consumers.counters, consumers.results)
     time.sleep(0.3)                       # consumers connected and polling before the first record is due
     start = time.monotonic()
-    for spec in _produce_specs(w, leaders, key_times=True):
+    specs = _produce_specs(w, leaders, key_times=True)
+    for spec in specs:
         producers.start(prod_target, spec, producers.counter(), producers.results)
     e2e, acks, failures = Histogram(), Histogram(), []
     with progress:
@@ -282,7 +286,7 @@ def run_e2e(w: Workload, progress: Progress | None = None) -> dict:
     producers.collect(acks, failures)
     consumers.collect(e2e, failures)
     out = _summary(w, "e2e", consumers.totals(), consumers.span(), e2e, failures, w.num_records,
-                   consumers.cpu_seconds() + producers.cpu_seconds())
+                   consumers.cpu_seconds() + producers.cpu_seconds(), _loop(w, specs))
     out["produce_latency_ms"] = {k: round(v, 4) for k, v in acks.summary_ms().items()}
     out["produced"] = producers.totals()[RECORDS]
     out["errors"] += producers.totals()[ERRORS]

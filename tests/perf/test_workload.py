@@ -58,3 +58,25 @@ def test_a_run_reports_its_load_processes_cpu_time():
                                         time_limit=60))
     assert r["records"] == 20_000 and r["errors"] == 0
     assert 0 < r["client_cpu_s"] < 60
+
+
+def test_the_compiled_loop_takes_a_fixed_rate_unless_its_templates_would_not_fit():
+    """The compiled fixed-rate loop holds a request for every partition and record count up to a full
+    batch: 1 MB batches of 1 KiB records would need GBs of them, so those runs take the interpreted loop."""
+    from dataclasses import replace
+
+    from perf import fixedrate
+    from perf.loadgen import ProduceSpec, fixed_rate_loop, payload_pool
+
+    leaders = {p: ("127.0.0.1", 9) for p in range(8)}
+    w4 = ProduceSpec("t", leaders, 1024, 100, batch_bytes=16384, rate=1000)
+    assert fixed_rate_loop(w4) == "compiled"
+    assert fixed_rate_loop(replace(w4, batch_bytes=1_000_000)) == "interpreted"
+    assert fixedrate.template_bytes(replace(w4, batch_bytes=1_000_000)) > fixedrate.TEMPLATE_BYTES
+    assert fixed_rate_loop(replace(w4, key_times=True)) == "interpreted"
+    assert fixed_rate_loop(replace(w4, interpreted=True)) == "interpreted"
+    assert fixed_rate_loop(replace(w4, rate=0)) is None
+    small = ProduceSpec("topic", {p: ("127.0.0.1", 9) for p in range(3)}, 100, 10, batch_bytes=3000, rate=10)
+    frames, start, length = fixedrate.templates(small, [0, 1, 2], payload_pool(100, small.batch_records, 0)[0])
+    assert len(frames) == length.sum() <= fixedrate.template_bytes(small)
+    assert (start[:, 1:] + length[:, 1:] <= len(frames)).all() and length[:, 1:].min() > 0
