@@ -122,6 +122,21 @@ def test_each_sink_process_is_a_broker_leading_every_nth_partition():
 FIXED_RATE_LOOPS = [loadgen._scheduled_compiled, loadgen._scheduled]
 
 
+def _topic(sink, name: str, partitions: int) -> dict:
+    conn = wire.Connection("127.0.0.1", sink.port)
+    try:
+        return wire.ensure_topic(conn, name, partitions)
+    finally:
+        conn.close()
+
+
+def _sleep_into_schedule(counters, seconds: float) -> None:
+    """Until `seconds` after a fixed-rate loop's schedule started (the compiled loop is loaded before it)."""
+    while not counters[STARTED]:
+        time.sleep(0.01)
+    time.sleep(max(counters[STARTED] / 1e9 + seconds - time.monotonic(), 0))
+
+
 @pytest.mark.parametrize("loop", FIXED_RATE_LOOPS, ids=["compiled", "interpreted"])
 def test_a_fixed_rate_counts_a_stall_in_every_record_due_during_it(loop):
     """At a fixed rate each record's latency runs from its due time, not from when it could be sent, so a
@@ -130,19 +145,13 @@ def test_a_fixed_rate_counts_a_stall_in_every_record_due_during_it(loop):
     each wait at least 100 ms, over 10% of the 3,000. Counted from their send, only the few requests in
     flight when it stopped would."""
     with NullSinkProcesses(processes=1, partitions=2) as sink:
-        conn = wire.Connection("127.0.0.1", sink.port)
-        try:
-            leaders = wire.ensure_topic(conn, "stall", 2)
-        finally:
-            conn.close()
+        leaders = _topic(sink, "stall", 2)
         spec = ProduceSpec(topic="stall", leaders=leaders, record_size=100, num_records=3000, rate=2000,
                            batch_bytes=1000, inflight=5, time_limit=60)
         pid = sink.procs[0].pid
 
         def stall():
-            while not counters[STARTED]:  # the compiled loop is loaded first: count from the schedule's start
-                time.sleep(0.01)
-            time.sleep(max(counters[STARTED] / 1e9 + 0.5 - time.monotonic(), 0))
+            _sleep_into_schedule(counters, 0.5)
             os.kill(pid, signal.SIGSTOP)
             time.sleep(0.3)
             os.kill(pid, signal.SIGCONT)
@@ -166,20 +175,14 @@ def test_a_fixed_rate_run_whose_server_goes_away_fails_with_a_message(loop):
     """A server killed mid-run ends a fixed-rate loop with an error (the run reports it), not a hang until
     the time limit or a count of records nobody acknowledged."""
     with NullSinkProcesses(processes=1, partitions=2) as sink:
-        conn = wire.Connection("127.0.0.1", sink.port)
-        try:
-            leaders = wire.ensure_topic(conn, "gone", 2)
-        finally:
-            conn.close()
+        leaders = _topic(sink, "gone", 2)
         spec = ProduceSpec(topic="gone", leaders=leaders, record_size=100, num_records=20_000, rate=2000,
                            batch_bytes=1000, inflight=5, time_limit=60)
         pid = sink.procs[0].pid
         counters = [0] * COUNTERS
 
         def kill():
-            while not counters[STARTED]:
-                time.sleep(0.01)
-            time.sleep(max(counters[STARTED] / 1e9 + 0.3 - time.monotonic(), 0))
+            _sleep_into_schedule(counters, 0.3)
             os.kill(pid, signal.SIGKILL)
 
         killer = threading.Thread(target=kill)
@@ -198,11 +201,7 @@ def test_the_compiled_loop_counts_what_the_interpreted_loop_counts(acks):
     """The same fixed-rate spec through both loops against the sink: every record counted once, with its
     bytes, no errors, and each record's latency taken (acks=0: at its send, as the interpreted loop does)."""
     with NullSinkProcesses(processes=2, partitions=4) as sink:
-        conn = wire.Connection("127.0.0.1", sink.port)
-        try:
-            leaders = wire.ensure_topic(conn, "same", 4)
-        finally:
-            conn.close()
+        leaders = _topic(sink, "same", 4)
         spec = ProduceSpec(topic="same", leaders=leaders, record_size=200, num_records=4000, rate=8000, acks=acks,
                            batch_bytes=2000, inflight=3, linger_ms=1.0, time_limit=60)
         seen = []
