@@ -28,6 +28,10 @@ def _common(f):
 
 
 def _produce_options(f):
+    f = click.option("--interpreted-loop", is_flag=True,
+                     help="At a fixed rate, send from the interpreted loop (the compiled loop's oracle) instead "
+                          "of the compiled one: what the generator's own CPU costs the broker it shares cores "
+                          "with.")(f)
     f = click.option("--idempotent", is_flag=True,
                      help="An idempotent producer: a producer id and sequence numbers in every batch (confluent: "
                           "enable.idempotence). Needs --acks all and --inflight 5 or less, as Kafka's idempotent "
@@ -96,9 +100,6 @@ def perf():
 @perf.command()
 @_common
 @_produce_options
-@click.option("--interpreted-loop", is_flag=True,
-              help="At a fixed rate, send from the interpreted loop (the compiled loop's oracle) instead of the "
-                   "compiled one: what the generator's own CPU costs the broker it shares cores with.")
 def produce(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
             producers, batch_size, linger_ms, rate, inflight, idempotent, interpreted_loop):
     """Produce NUM_RECORDS records of RECORD_SIZE random bytes; throughput and produce-to-ack latency."""
@@ -132,7 +133,7 @@ def consume(bootstrap, topic, client, connections, time_limit, as_json, num_reco
 @_produce_options
 @click.option("--consumers", type=int, default=1, show_default=True)
 def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, record_size, num_records, acks,
-        producers, batch_size, linger_ms, rate, inflight, idempotent, consumers):
+        producers, batch_size, linger_ms, rate, inflight, idempotent, interpreted_loop, consumers):
     """Produce at a fixed --rate while consuming; latency from each record's scheduled send to its receipt."""
     from perf.runner import run_e2e
 
@@ -141,7 +142,8 @@ def e2e(bootstrap, topic, client, connections, time_limit, as_json, partitions, 
     w = _workload(bootstrap=bootstrap, topic=topic, num_records=num_records, record_size=record_size,
                   partitions=partitions, acks=_acks(acks), producers=producers, consumers=consumers,
                   batch_size=batch_size, linger_ms=linger_ms, rate=rate, inflight=inflight, client=client,
-                  time_limit=time_limit, connections=connections, idempotent=idempotent)
+                  time_limit=time_limit, connections=connections, idempotent=idempotent,
+                  interpreted_loop=interpreted_loop)
     _emit(_guarded(lambda: run_e2e(w, _progress())), as_json)
 
 

@@ -4,11 +4,11 @@ broker it measures, on the cores they share.
 At W4's rate the interpreted loop (`loadgen._scheduled`) used ~50 µs of CPU per request; compiled, the loop's
 own work is a few hundred instructions and what is left is its send, poll and receive system calls. The
 schedule, the batching rule and the latency (from each record's due time, start + i / rate) are those of the
-interpreted loop, which stays as its oracle in the tests and serves what this one does not: records whose key
-carries their due time (end-to-end runs), where every request's batch is built anew.
+interpreted loop, which stays as its oracle in the tests.
 
 Requests are the interpreted loop's templates (the project's codec and the hotpath batch builder), one per
-partition and record count, laid end to end in one array; only the correlation id is patched before a send.
+partition and record count, laid end to end in one array; only the correlation id is patched before a send,
+and for end-to-end runs each record's key (its due time) and the batch CRC over it.
 Responses are Produce v7, walked as `wire.produce_errors` walks them. The system calls go straight to libc
 (`ExternalFunction`, so the compiled loop caches); `ppoll` waits to the nanosecond, where `select` rounds to
 the microsecond and `epoll` to the millisecond.
@@ -22,6 +22,8 @@ import numpy as np
 from numba import njit, types
 
 import hotpath
+from hotpath import _jit
+from hotpath.crc import CRC_TABLES, crc_range
 from perf import wire
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.histogram import Histogram
@@ -93,14 +95,31 @@ def _answered(counters, lat, first, n, errors, now, start, interval, record_size
     counters[REQUESTS] += 1
 
 
+@njit(cache=True)
+def _stamp_keys(frames, at, batch_at, keys_at, first, n, start, interval, crc_tables):
+    """Records first..first+n-1 of the request at `at` keyed by their due times (big-endian ns), and the
+    batch's CRC, which covers them, computed again."""
+    for j in range(n):
+        due = start + np.int64((first + j) * interval)
+        pos = at + keys_at[j]
+        for b in range(8):
+            frames[pos + b] = (due >> (56 - 8 * b)) & 0xFF
+    batch = at + batch_at
+    crc = crc_range(frames, batch + 21, batch + 12 + _u32(frames, batch + 8), 0, crc_tables)
+    for b in range(4):
+        frames[batch + 17 + b] = (crc >> (24 - 8 * b)) & 0xFF
+
+
 @njit(cache=True, nogil=True)  # an in-process caller's other threads keep running
 def run_loop(fds, conn_of, frames, fstart, flen, num_records, interval, start, deadline, inflight,
-             batch_records, linger, acks0, record_size, lat, queue, corr, rbuf, rpos, scratch, counters):
+             batch_records, linger, acks0, record_size, lat, queue, corr, rbuf, rpos, scratch, counters,
+             keyed, batch_at, keys_at, crc_tables):
     """Send records 0..num_records-1 on schedule and take their acknowledgements; (status, connection).
 
     `queue[c]` holds connection c's requests in flight as (first record, records, correlation id), a ring
     indexed by the running counts in `rpos[c, 2]` (sent) and `rpos[c, 3]` (answered); `rpos[c, 0:2]` is the
-    unread part of `rbuf[c]`."""
+    unread part of `rbuf[c]`. `keyed`: each record's key is its due time (`keys_at[p, n]`: where the
+    keys of partition p's n-record request lie in it; `batch_at[p]`: where its batch starts)."""
     nconn = fds.shape[0]
     nparts = conn_of.shape[0]
     qcap = queue.shape[1]
@@ -130,6 +149,8 @@ def run_loop(fds, conn_of, frames, fstart, flen, num_records, interval, start, d
                 frames[at + 9] = (k >> 16) & 0xFF
                 frames[at + 10] = (k >> 8) & 0xFF
                 frames[at + 11] = k & 0xFF
+                if keyed:
+                    _stamp_keys(frames, at, batch_at[p], keys_at[p, n], sent, n, start, interval, crc_tables)
                 done = 0
                 while done < size:
                     got = _send(fds[c], frames.ctypes.data + at + done, size - done, MSG_NOSIGNAL)
@@ -204,6 +225,7 @@ def run_loop(fds, conn_of, frames, fstart, flen, num_records, interval, start, d
     return DONE, -1
 
 
+AVAILABLE = not _jit.NO_JIT  # it calls the hotpath CRC kernel, which HPBROKER_NO_JIT leaves uncompiled
 TEMPLATE_BYTES = 64 << 20  # at most this much of templates; a spec that needs more runs interpreted
 
 
@@ -213,24 +235,41 @@ def template_bytes(spec) -> int:
     from perf.loadgen import RECORD_FRAMING
 
     n = spec.batch_records
-    per_record = spec.record_size + RECORD_FRAMING
+    per_record = spec.record_size + RECORD_FRAMING + (8 if spec.key_times else 0)
     return len(spec.leaders) * (n * (128 + len(spec.topic.encode())) + n * (n + 1) // 2 * per_record)
 
 
-def templates(spec, parts: list[int], data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every request the loop can send, end to end: (frames, start, length), indexed [partition, records]."""
+def templates(spec, parts: list[int], data: np.ndarray):
+    """Every request the loop can send, end to end: (frames, start, length), indexed [partition, records];
+    with `spec.key_times` also where each batch starts in its request ([partition]) and where each record's
+    key lies ([partition, records, record]), for `_stamp_keys`."""
     n_max = spec.batch_records
     framers = [wire.SinglePartitionFrames(spec.topic, p, spec.acks) for p in parts]
-    chunks, fstart, flen = [], np.zeros((len(parts), n_max + 1), np.int64), np.zeros((len(parts), n_max + 1), np.int64)
+    shape = (len(parts), n_max + 1)
+    chunks, fstart, flen = [], np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    batch_at = np.array([len(framer.head) + 4 for framer in framers], np.int64)
+    keys_at = np.zeros(shape + (n_max if spec.key_times else 1,), np.int64)
     pos = 0
     for i, framer in enumerate(framers):
         for n in range(1, n_max + 1):
             offsets = np.arange(n + 1, dtype=np.int64) * spec.record_size
-            frame = framer.frame(hotpath.build_batch(data[:n * spec.record_size], offsets))
+            if spec.key_times:  # placeholder keys, told apart from each other and from the random values
+                marks = [_KEY_MARK + (i << 32) + (n << 16) + j for j in range(n)]
+                batch = hotpath.build_batch(data[:n * spec.record_size], offsets,
+                                            np.array(marks, ">i8").view(np.uint8), np.arange(n + 1) * 8)
+            else:
+                batch = hotpath.build_batch(data[:n * spec.record_size], offsets)
+            frame = framer.frame(batch)
+            if spec.key_times:
+                for j, mark in enumerate(marks):
+                    keys_at[i, n, j] = frame.find(mark.to_bytes(8, "big"))
             fstart[i, n], flen[i, n] = pos, len(frame)
             chunks.append(frame)
             pos += len(frame)
-    return np.frombuffer(b"".join(chunks), np.uint8).copy(), fstart, flen
+    return np.frombuffer(b"".join(chunks), np.uint8).copy(), fstart, flen, batch_at, keys_at
+
+
+_KEY_MARK = 0x5A17 << 48
 
 
 _FAILURES = {CLOSED: "connection closed by the broker", WRONG_CORRELATION: "a response out of order",
@@ -242,7 +281,7 @@ def scheduled(spec, counters, conns: list, conn_of: list[int], data: np.ndarray)
     goes over `conns[conn_of[i]]`) and return the latency histogram; counters as the interpreted loop keeps
     them. Raises `wire.KafkaError` when a connection fails."""
     parts = sorted(spec.leaders)
-    frames, fstart, flen = templates(spec, parts, data)
+    frames, fstart, flen, batch_at, keys_at = templates(spec, parts, data)
     for conn in conns:
         conn.sock.settimeout(None)  # blocking sends; receives say MSG_DONTWAIT after ppoll
     fds = np.array([conn.sock.fileno() for conn in conns], np.int64)
@@ -264,7 +303,7 @@ def scheduled(spec, counters, conns: list, conn_of: list[int], data: np.ndarray)
     def loop(n: int, start: int, deadline: int):
         return run_loop(fds, owner, frames, fstart, flen, n, interval, start, deadline, spec.inflight,
                         spec.batch_records, linger, spec.acks == 0, spec.record_size, lat, queue, corr, rbuf,
-                        rpos, scratch, shared)
+                        rpos, scratch, shared, spec.key_times, batch_at, keys_at, CRC_TABLES)
 
     loop(0, 0, 0)  # compiled (or loaded from the cache) before the schedule starts
     start = time.monotonic_ns() + 20_000_000

@@ -112,12 +112,12 @@ def _connect(groups: dict) -> dict:
 
 
 def fixed_rate_loop(spec: ProduceSpec) -> str | None:
-    """Which loop sends `spec` at its fixed rate: "compiled" (perf/fixedrate.py), or "interpreted" for records
-    keyed by their due time, on request, or when the compiled loop's templates would not fit its budget;
-    None at max rate."""
+    """Which loop sends `spec` at its fixed rate: "compiled" (perf/fixedrate.py), or "interpreted" on
+    request, when the compiled loop's templates would not fit its budget, or with the hotpath kernels
+    uncompiled (HPBROKER_NO_JIT); None at max rate."""
     if spec.rate <= 0:
         return None
-    if spec.key_times or spec.interpreted or fixedrate.template_bytes(spec) > fixedrate.TEMPLATE_BYTES:
+    if spec.interpreted or not fixedrate.AVAILABLE or fixedrate.template_bytes(spec) > fixedrate.TEMPLATE_BYTES:
         return "interpreted"
     return "compiled"
 
@@ -254,8 +254,7 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
     """Fixed rate: record i is due at start + i / rate; a batch leaves when full or its oldest waited linger.
 
     The compiled loop (`_scheduled_compiled`, perf/fixedrate.py) runs this schedule by default; this one is
-    its oracle in the tests and sends what it cannot: records whose key is their due time (end to end). It
-    runs once per request on a machine the broker shares, so every microsecond it spends is taken from the
+    its oracle in the tests and sends what it does not take (`fixed_rate_loop`). It runs once per request on a machine the broker shares, so every microsecond it spends is taken from the
     broker it measures: no numpy for the few records of a request, one `select(2)` call without the
     `selectors` wrapper, and the in-flight total kept as a count."""
     hist = Histogram()

@@ -73,10 +73,37 @@ def test_the_compiled_loop_takes_a_fixed_rate_unless_its_templates_would_not_fit
     assert fixed_rate_loop(w4) == "compiled"
     assert fixed_rate_loop(replace(w4, batch_bytes=1_000_000)) == "interpreted"
     assert fixedrate.template_bytes(replace(w4, batch_bytes=1_000_000)) > fixedrate.TEMPLATE_BYTES
-    assert fixed_rate_loop(replace(w4, key_times=True)) == "interpreted"
+    assert fixed_rate_loop(replace(w4, key_times=True)) == "compiled"
     assert fixed_rate_loop(replace(w4, interpreted=True)) == "interpreted"
     assert fixed_rate_loop(replace(w4, rate=0)) is None
     small = ProduceSpec("topic", {p: ("127.0.0.1", 9) for p in range(3)}, 100, 10, batch_bytes=3000, rate=10)
-    frames, start, length = fixedrate.templates(small, [0, 1, 2], payload_pool(100, small.batch_records, 0)[0])
+    frames, start, length, _, _ = fixedrate.templates(small, [0, 1, 2],
+                                                      payload_pool(100, small.batch_records, 0)[0])
     assert len(frames) == length.sum() <= fixedrate.template_bytes(small)
     assert (start[:, 1:] + length[:, 1:] <= len(frames)).all() and length[:, 1:].min() > 0
+
+
+def test_a_keyed_request_carries_each_records_due_time_under_a_valid_crc():
+    """End-to-end runs key every record with its due time: the compiled loop writes the keys into its
+    template and computes the batch CRC again, and the batch then decodes to those keys."""
+    import struct
+
+    import hotpath
+    from hotpath.crc import CRC_TABLES
+    from netio.codec.records import decode_batches
+    from perf import fixedrate
+    from perf.loadgen import ProduceSpec, payload_pool
+
+    spec = ProduceSpec("topic", {p: ("127.0.0.1", 9) for p in range(2)}, 100, 10, batch_bytes=2000, rate=3000.0,
+                       key_times=True)
+    frames, start, length, batch_at, keys_at = fixedrate.templates(
+        spec, [0, 1], payload_pool(100, spec.batch_records, 0)[0])
+    begin, interval = 123_456_789_000, 1e9 / spec.rate
+    for p in (0, 1):
+        for n in (1, spec.batch_records):
+            at = start[p, n]
+            fixedrate._stamp_keys(frames, at, batch_at[p], keys_at[p, n], 40, n, begin, interval, CRC_TABLES)
+            batch = bytes(frames[at + batch_at[p]:at + length[p, n]])
+            assert struct.unpack_from(">I", batch, 17)[0] == hotpath.crc32c(batch[21:])
+            keys = [int.from_bytes(r.key, "big") for r in decode_batches(batch)]
+            assert keys == [begin + int((40 + j) * interval) for j in range(n)]
