@@ -21,12 +21,12 @@ import time
 import numpy as np
 from numba import njit, types
 
-import hotpath
 from hotpath import _jit
 from hotpath.crc import CRC_TABLES, crc_range
 from perf import wire
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.histogram import Histogram
+from perf.loadgen import RECORD_FRAMING, batch_of
 
 _send = types.ExternalFunction("send", types.intp(types.int32, types.intp, types.intp, types.int32))
 _recv = types.ExternalFunction("recv", types.intp(types.int32, types.intp, types.intp, types.int32))
@@ -232,8 +232,6 @@ TEMPLATE_BYTES = 64 << 20  # at most this much of templates; a spec that needs m
 def template_bytes(spec) -> int:
     """About what `templates` builds for `spec`: a request for every partition and every record count up to
     a full batch, so it grows as the square of the records per batch (1 MB batches of 1 KiB records: GBs)."""
-    from perf.loadgen import RECORD_FRAMING
-
     n = spec.batch_records
     per_record = spec.record_size + RECORD_FRAMING + (8 if spec.key_times else 0)
     return len(spec.leaders) * (n * (128 + len(spec.topic.encode())) + n * (n + 1) // 2 * per_record)
@@ -252,15 +250,10 @@ def templates(spec, parts: list[int], data: np.ndarray):
     pos = 0
     for i, framer in enumerate(framers):
         for n in range(1, n_max + 1):
-            offsets = np.arange(n + 1, dtype=np.int64) * spec.record_size
-            if spec.key_times:  # placeholder keys, told apart from each other and from the random values
-                marks = [_KEY_MARK + (i << 32) + (n << 16) + j for j in range(n)]
-                batch = hotpath.build_batch(data[:n * spec.record_size], offsets,
-                                            np.array(marks, ">i8").view(np.uint8), np.arange(n + 1) * 8)
-            else:
-                batch = hotpath.build_batch(data[:n * spec.record_size], offsets)
-            frame = framer.frame(batch)
-            if spec.key_times:
+            # placeholder keys, told apart from each other and from the random values
+            marks = [_KEY_MARK + (i << 32) + (n << 16) + j for j in range(n)] if spec.key_times else None
+            frame = framer.frame(batch_of(data, spec.record_size, n, marks))
+            if marks:
                 for j, mark in enumerate(marks):
                     keys_at[i, n, j] = frame.find(mark.to_bytes(8, "big"))
             fstart[i, n], flen[i, n] = pos, len(frame)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import hotpath
-from perf import fixedrate, wire
+from perf import wire
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.histogram import FEW, Histogram
 
@@ -83,12 +83,18 @@ def payload_pool(record_size: int, count: int, seed: int) -> tuple[np.ndarray, n
     return data, np.arange(count + 1, dtype=np.int64) * record_size
 
 
-def build(record_size: int, n: int, seed: int, keys_ns: np.ndarray | None = None) -> np.ndarray:
-    data, offsets = payload_pool(record_size, n, seed)
+def build(record_size: int, n: int, seed: int, keys_ns=None) -> np.ndarray:
+    return batch_of(payload_pool(record_size, n, seed)[0], record_size, n, keys_ns)
+
+
+def batch_of(data: np.ndarray, record_size: int, n: int, keys_ns=None) -> np.ndarray:
+    """A batch of the first `n` values of the column `data`, record i keyed by `keys_ns[i]` (8 bytes,
+    big-endian) when keys are given."""
+    offsets = np.arange(n + 1, dtype=np.int64) * record_size
     if keys_ns is None:
-        return hotpath.build_batch(data, offsets)
-    kdata = keys_ns.astype(">i8").view(np.uint8)
-    return hotpath.build_batch(data, offsets, kdata, np.arange(n + 1, dtype=np.int64) * 8)
+        return hotpath.build_batch(data[:n * record_size], offsets)
+    keys = np.asarray(keys_ns, ">i8").view(np.uint8)
+    return hotpath.build_batch(data[:n * record_size], offsets, keys, np.arange(n + 1, dtype=np.int64) * 8)
 
 
 def _by_leader(leaders: dict, connections: int = 1) -> dict[tuple, list[int]]:
@@ -115,6 +121,8 @@ def fixed_rate_loop(spec: ProduceSpec) -> str | None:
     """Which loop sends `spec` at its fixed rate: "compiled" (perf/fixedrate.py), or "interpreted" on
     request, when the compiled loop's templates would not fit its budget, or with the hotpath kernels
     uncompiled (HPBROKER_NO_JIT); None at max rate."""
+    from perf import fixedrate  # which builds on this module
+
     if spec.rate <= 0:
         return None
     if spec.interpreted or not fixedrate.AVAILABLE or fixedrate.template_bytes(spec) > fixedrate.TEMPLATE_BYTES:
@@ -298,13 +306,9 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
                 frame = templates.get((p, n))
                 if frame is None:
                     keys = None
-                    offsets = np.arange(n + 1, dtype=np.int64) * record_size
                     if spec.key_times:
-                        scheds = start + (np.arange(sent_records, sent_records + n) * interval).astype(np.int64)
-                        keys = scheds.astype(">i8").view(np.uint8)
-                    batch = hotpath.build_batch(data[:n * record_size], offsets, keys,
-                                                None if keys is None else np.arange(n + 1, dtype=np.int64) * 8)
-                    frame = framers[p].frame(batch)
+                        keys = start + (np.arange(sent_records, sent_records + n) * interval).astype(np.int64)
+                    frame = framers[p].frame(batch_of(data, record_size, n, keys))
                     if not spec.key_times:  # same records each time: encode once per (partition, count)
                         templates[(p, n)] = frame
                 conn.send(frame, wire.PRODUCE, wire.PRODUCE_V, (sent_records, n))
@@ -341,6 +345,7 @@ def _scheduled(spec: ProduceSpec, counters) -> Histogram:
 
 def _scheduled_compiled(spec: ProduceSpec, counters) -> Histogram:
     """`_scheduled`'s schedule and batching through the compiled loop (perf/fixedrate.py)."""
+    from perf import fixedrate
     parts = sorted(spec.leaders)
     groups = _by_leader(spec.leaders, spec.connections)
     conns = _connect(groups)

@@ -6,10 +6,7 @@ import sys
 
 import pytest
 
-from perf import fixedrate
-
-
-COMPILED = pytest.mark.skipif(not fixedrate.AVAILABLE, reason="HPBROKER_NO_JIT: the compiled loop is not used")
+from tests.perf import COMPILED
 
 
 def perf(*args: str, timeout: float = 120) -> dict:

@@ -12,11 +12,12 @@ import pytest
 from confluent_kafka import Producer
 
 from netio.codec import decode_response
-from perf import fixedrate, loadgen, wire
+from perf import loadgen, wire
 from perf.counters import BYTES, COUNTERS, ERRORS, RECORDS, REQUESTS, STARTED
 from perf.loadgen import ProduceSpec, build
 from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload, run_consume, run_produce
+from tests.perf import COMPILED
 
 
 def test_produce_offsets_advance_per_partition_and_fetch_starts_at_the_requested_offset():
@@ -119,7 +120,6 @@ def test_each_sink_process_is_a_broker_leading_every_nth_partition():
         assert r["records"] == 20_000 and r["errors"] == 0 and r["complete"], r
 
 
-COMPILED = pytest.mark.skipif(not fixedrate.AVAILABLE, reason="HPBROKER_NO_JIT: the compiled loop is not used")
 FIXED_RATE_LOOPS = [pytest.param(loadgen._scheduled_compiled, id="compiled", marks=COMPILED),
                     pytest.param(loadgen._scheduled, id="interpreted")]
 

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from hotpath import _jit
 from perf import runner
 from perf.counters import CPU_NS
 from perf.histogram import Histogram
 from perf.loadgen import build
 from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload
+from tests.perf import COMPILED
 
 
 @pytest.mark.parametrize("record_size,batch_size", [(100, 1_000_000), (1024, 65536), (1024, 1_000_000),
@@ -85,7 +85,7 @@ def test_the_compiled_loop_takes_a_fixed_rate_unless_its_templates_would_not_fit
     assert (start[:, 1:] + length[:, 1:] <= len(frames)).all() and length[:, 1:].min() > 0
 
 
-@pytest.mark.skipif(_jit.NO_JIT, reason="HPBROKER_NO_JIT: the compiled loop is not used")
+@COMPILED
 def test_a_keyed_request_carries_each_records_due_time_under_a_valid_crc():
     """End-to-end runs key every record with its due time: the compiled loop writes the keys into its
     template and computes the batch CRC again, and the batch then decodes to those keys."""
