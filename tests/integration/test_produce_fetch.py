@@ -320,11 +320,11 @@ def test_compressed_batches_are_stored_and_served_as_produced(broker, codec):
             codecs[attrs & 0x07] = codecs.get(attrs & 0x07, 0) + count
             pos += 12 + length
     codec_id = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
-    # librdkafka sends a batch uncompressed when compressing would not shrink it (a lone short record);
-    # everything else is stored with the producer's codec, untouched.
+    # librdkafka sends a batch uncompressed when compressing would not shrink it (a few short records; how
+    # many land in such batches depends on timing); everything else is stored with the producer's codec.
     assert set(codecs) <= {0, codec_id}, codecs
     assert sum(codecs.values()) == len(values), codecs
-    assert codecs.get(codec_id, 0) >= len(values) - 10, "the stored batches keep the producer's compression"
+    assert codecs.get(codec_id, 0) >= len(values) * 0.95, "the stored batches keep the producer's compression"
 
 
 def test_workers_idle_after_traffic_without_cpu(tmp_path):
