@@ -1,8 +1,9 @@
 """`hpbroker perf`: load the broker (or any Kafka-protocol broker) and measure it.
 
 `produce`, `consume` and `e2e` drive an existing broker; `nullsink` serves a do-nothing Kafka endpoint that
-measures the harness's own ceiling; `suite` starts a broker itself, runs the standard workloads W1-W6 and
-appends the results to perf/RESULTS.md; `compare` starts two brokers and runs one workload against each in
+measures the harness's own ceiling; `stalls` measures what the machine itself takes from a busy core;
+`suite` starts a broker itself, runs the standard workloads W1-W6 and appends the results to
+perf/RESULTS.md; `compare` starts two brokers and runs one workload against each in
 turn.
 """
 
@@ -168,6 +169,24 @@ def nullsink(host, port, processes, partitions, record_size):
         signal.sigwait(stop_signals)
     finally:
         sink.stop()
+
+
+@perf.command()
+@click.option("--seconds", type=click.FloatRange(0.05, 3600), default=10.0, show_default=True)
+@click.option("--threshold-us", type=click.FloatRange(10, 1e6), default=500.0, show_default=True,
+              help="A gap between two clock reads longer than this counts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def stalls(seconds, threshold_us, as_json):
+    """Spin a clock on every core: the time the machine itself takes from a process that never sleeps."""
+    from perf.stalls import describe, measure, report
+
+    cores = measure(seconds, threshold_us)
+    click.echo(describe(cores, threshold_us))
+    for c in cores:
+        click.echo(f"cpu{c.cpu}: " + (", ".join(f"at {s:.3f} s {g * 1e3:.2f} ms" for s, g in c.gaps[:40])
+                                      + (" ..." if len(c.gaps) > 40 else "") or "no gaps"))
+    if as_json:
+        click.echo(json.dumps(report(cores)))
 
 
 @perf.command()

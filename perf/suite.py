@@ -22,6 +22,7 @@ from broker.config import available_cpus
 from perf import runner
 from perf.nullsink import NullSinkProcesses
 from perf.runner import Workload
+from perf.stalls import describe as describe_stalls, measure as measure_stalls
 
 
 def _settled(run):
@@ -92,6 +93,7 @@ TIME_LIMIT = 180.0
 IDEMPOTENT = dict(idempotent=True, acks=-1, inflight=5)  # what Kafka's idempotent producer allows
 RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) default batch.size
 CORES = available_cpus()  # what the brokers it starts would default to
+STALL_SECONDS = 3.0  # the stall probe at full scale, at the start and at the end
 PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
 
 
@@ -298,6 +300,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     hotpath.warmup()
     probe_mb = max(4, round(PROBE_MB * min(scale, 1.0)))  # in proportion to what a scaled-down suite writes
     probes = [page_cache_write_rates(megabytes=probe_mb)]
+    stall_s = max(0.5, STALL_SECONDS * min(scale, 1.0))
+    stalls = [describe_stalls(measure_stalls(stall_s))]
     want = {o.upper() for o in (only or set())}
 
     def on(name: str) -> bool:
@@ -423,7 +427,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
     probes.append(page_cache_write_rates(megabytes=probe_mb))
-    return render_section(rows, scale, repeat, probes, probe_mb)
+    stalls.append(describe_stalls(measure_stalls(stall_s)))
+    return render_section(rows, scale, repeat, probes, probe_mb, stalls)
 
 
 def _spread(values: list[float], key: str, r: dict | None = None) -> str:
@@ -445,10 +450,15 @@ def _spread(values: list[float], key: str, r: dict | None = None) -> str:
 
 
 def render_section(rows: list[dict], scale: float, repeat: int = 1,
-                   probes: list[tuple[float, float, float]] = (), probe_mb: int = PROBE_MB) -> str:
+                   probes: list[tuple[float, float, float]] = (), probe_mb: int = PROBE_MB,
+                   stalls: list[str] = ()) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## perf suite, {now}", "",
            f"Machine: {machine()}.", ""]
+    if stalls:
+        at = "; ".join(f"{when}: {text}" for text, when in zip(stalls, ("at the start", "at the end")))
+        out += [f"Time the machine took from busy cores (`hpbroker perf stalls`; a record due while its "
+                f"process's core is taken waits it out, whatever the broker does): {at}.", ""]
     if probes:
         at = "; ".join(f"{when}, {new:.2f} into new pages (slowest quarter {slowest:.2f}), {again:.2f} over "
                        "the same pages" for (new, slowest, again), when in zip(probes, ("at the start", "at the end")))

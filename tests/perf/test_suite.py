@@ -122,6 +122,10 @@ def test_suite_appends_a_section_with_every_row(tmp_path):
                       rf"{number} over the same pages; at the end, {number} into new pages \(slowest quarter {number}\), "
                       rf"{number} over the same pages", text, re.M)
     assert probe and all(float(v) > 0 for v in probe.groups()), text[:2000]
+    core = r"cpu\d+ \d+ gaps?, \d+\.\d\d% of the time, longest \d+\.\d ms(, one every \d+\.\d\d s)?"
+    stalls = re.search(rf"^Time the machine took from busy cores .*: at the start: 0\.5 s of a spinning clock on "
+                       rf"each core, gaps over 500 µs: {core}(; {core})*.*; at the end: 0\.5 s .*\.$", text, re.M)
+    assert stalls, text[:2000]
     rows = [line.split(" | ") for line in text.splitlines() if re.match(r"^\| W\d ", line)]
     assert [r[0] for r in rows] == ["| W1", "| W1", "| W1", "| W4", "| W4", "| W5", "| W5", "| W5", "| W7", "| W7",
                                     "| W7", "| W7"]
