@@ -2,7 +2,8 @@
 
 While active, the ``.log`` file spans the whole segment and is mapped shared and writable once; its disk
 blocks are allocated with ``posix_fallocate`` before any byte is written to them (all at creation with
-``preallocate``, else in doubling steps ahead of the writer), so a full disk fails as an ``OSError`` there,
+``preallocate``, else in doubling steps ahead of the writer, smaller on tmpfs where a step is zeroed at once),
+so a full disk fails as an ``OSError`` there,
 never as SIGBUS on a store. Appends ``pwritev`` the batches into the page cache with their offsets and
 leader epoch already stamped (a stamped copy of each 61-byte header, the rest straight from the source).
 Not a memcpy into the mapping: the first store to each page of a file mapping faults, and the fault reads
@@ -47,7 +48,9 @@ SWAP_SUFFIX = ".swap"
 CLEANED_SUFFIX = ".cleaned"
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
 GROWTH_STEP = 16 << 20  # largest allocation step when preallocate is off
+MEMORY_GROWTH_STEP = 1 << 20  # the largest on tmpfs/ramfs, where fallocate zeroes the step's pages in the owner
 FIRST_ALLOCATION = 64 << 10  # an idle partition's log costs this much disk; steps double up to GROWTH_STEP
+_MEMORY_FS = (0x01021994, 0x858458F6)  # statfs f_type of tmpfs and ramfs
 MAX_SCAN = 2**31 - 1
 RECOVERY_CHUNK_BATCHES = 1 << 16  # bounds the scan's per-batch arrays
 INT64_MAX = 2**63 - 1
@@ -146,6 +149,36 @@ def _pwritev_small_folios(fd: int, iov: list, position: int, total: int) -> None
         position = stop
 
 
+_memory_backed: dict[int, bool] = {}  # st_dev -> its filesystem keeps files in memory
+
+
+def in_memory_fs(directory: str) -> bool:
+    """Whether `directory` is on tmpfs or ramfs. There `posix_fallocate` allocates and zeroes every page at
+    once (a 16 MiB step took 4-11 ms here, against 0.01-0.5 ms on ext4), so the owner, and every partition
+    it writes, stalls for it: steps stay small (``MEMORY_GROWTH_STEP``). Asked once per device."""
+    try:
+        dev = os.stat(directory).st_dev
+    except OSError:
+        return False
+    known = _memory_backed.get(dev)
+    if known is None:
+        known = _memory_backed[dev] = _statfs_type(directory) in _MEMORY_FS
+    return known
+
+
+def _statfs_type(directory: str) -> int | None:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on x86-64 Linux
+        if libc.statfs(os.fsencode(directory), buf) != 0:
+            return None
+    except (OSError, AttributeError):  # no statfs here
+        return None
+    return ctypes.c_long.from_buffer(buf).value  # f_type, the first field (__fsword_t, a long)
+
+
 def _page_round(n: int) -> int:
     return (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
 
@@ -173,6 +206,7 @@ class LogSegment:
         self.time_index: TimeIndex | None = None
         self._bytes_since_index = 0
         self._allocated = 0  # bytes of the file backed by disk blocks (the rest of an active file is a hole)
+        self._in_memory: bool | None = None  # on tmpfs/ramfs (smaller allocation steps); asked when first needed
         self.index_missing = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -246,7 +280,10 @@ class LogSegment:
         self.active = True
 
     def _growth_step(self) -> int:
-        return min(GROWTH_STEP, max(FIRST_ALLOCATION, self.size))
+        if self._in_memory is None:
+            self._in_memory = in_memory_fs(self.directory)
+        cap = min(GROWTH_STEP, MEMORY_GROWTH_STEP) if self._in_memory else GROWTH_STEP
+        return min(cap, max(FIRST_ALLOCATION, self.size))
 
     def _grow(self, capacity: int) -> None:
         """Extend the file (sparse) to ``capacity`` and map all of it writable."""

@@ -398,6 +398,51 @@ def test_segments_allocate_disk_in_steps_without_preallocation(open_log, part_di
     assert read_all(open_log(small_config(segment_bytes=1 << 20, preallocate=False))) == expect
 
 
+def _fs_type(path: str) -> str:
+    import subprocess
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_memory_filesystems_are_recognised(tmp_path):
+    from broker.log.segment import in_memory_fs
+    for path in (str(tmp_path), "/dev/shm", "/proc"):
+        if os.path.isdir(path):
+            assert in_memory_fs(path) == (_fs_type(path) in ("tmpfs", "ramfs")), path
+    assert in_memory_fs(str(tmp_path / "missing")) is False
+
+
+def test_on_tmpfs_allocation_steps_stay_small():
+    """tmpfs zeroes what fallocate allocates, in the owner: a step of several MiB stalls every partition it
+    writes for milliseconds, so steps stop at MEMORY_GROWTH_STEP there (elsewhere they double to 16 MiB)."""
+    import shutil
+    import tempfile
+    from broker.log import segment
+    if not os.path.isdir("/dev/shm") or _fs_type("/dev/shm") != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    root = tempfile.mkdtemp(dir="/dev/shm", prefix="hpbroker-test-")
+    try:
+        d = os.path.join(root, "t-0")
+        log = PartitionLog.open(d, small_config(segment_bytes=64 << 20, preallocate=False))
+        one = batch(50, value_size=1000)  # ~51 KB
+        ahead = []
+        for i in range(130):  # ~6.6 MB: past the size where a doubling step would reach 4 MiB
+            log.append(one)
+            seg = log.active_segment
+            ahead.append(os.stat(seg.log_path).st_blocks * 512 - seg.size)
+        assert log.active_segment.size > 6 << 20
+        # 1 MiB steps, each taken half a step early, keep at most ~1.5 MiB allocated ahead of the batches;
+        # doubling steps would be ~6 MiB ahead by now
+        assert segment.MEMORY_GROWTH_STEP == 1 << 20
+        assert 0 <= min(ahead) and max(ahead) <= 2 << 20, max(ahead)
+        expect = read_all(log)
+        log.close()
+        again = PartitionLog.open(d, small_config(segment_bytes=64 << 20, preallocate=False))
+        assert read_all(again) == expect
+        again.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_follower_append_keeps_leader_offsets_and_epochs(open_log, tmp_path):
     leader = PartitionLog.open(str(tmp_path / "lead-0"), small_config(segment_bytes=2000))
     for i in range(12):
