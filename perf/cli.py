@@ -3,8 +3,7 @@
 `produce`, `consume` and `e2e` drive an existing broker; `nullsink` serves a do-nothing Kafka endpoint that
 measures the harness's own ceiling; `stalls` measures what the machine itself takes from a busy core;
 `suite` starts a broker itself, runs the standard workloads W1-W6 and appends the results to
-perf/RESULTS.md; `compare` starts two brokers and runs one workload against each in
-turn.
+perf/RESULTS.md; `compare` starts two brokers and runs one workload against each in turn.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 While active, the ``.log`` file spans the whole segment and is mapped shared and writable once; its disk
 blocks are allocated with ``posix_fallocate`` before any byte is written to them (all at creation with
 ``preallocate``, else in doubling steps ahead of the writer, smaller on tmpfs where a step is zeroed at
-once), so a full disk fails as an ``OSError`` there, never as SIGBUS on a store. Appends ``pwritev`` the batches into the page cache with their offsets and
-leader epoch already stamped (a stamped copy of each 61-byte header, the rest straight from the source).
+once), so a full disk fails as an ``OSError`` there, never as SIGBUS on a store. Appends ``pwritev`` the
+batches into the page cache with their offsets and leader epoch already stamped (a stamped copy of each
+61-byte header, the rest straight from the source).
 Not a memcpy into the mapping: the first store to each page of a file mapping faults, and the fault reads
 ahead by zero-filling whole (large) folios, which cost ~2 CPU-seconds per GB here against ~0.3 for
 ``pwrite``. Stamping through the mapping after the write cost two faults (a read, then a write-protect
