@@ -301,7 +301,8 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
     probe_mb = max(4, round(PROBE_MB * min(scale, 1.0)))  # in proportion to what a scaled-down suite writes
     probes = [page_cache_write_rates(megabytes=probe_mb)]
     stall_s = max(0.5, STALL_SECONDS * min(scale, 1.0))
-    stalls = [describe_stalls(measure_stalls(stall_s))]
+    stall_probe = _settled(measure_stalls)  # the machine's stalls, not the flusher writing the last workload out
+    stalls = [describe_stalls(stall_probe(stall_s))]
     want = {o.upper() for o in (only or set())}
 
     def on(name: str) -> bool:
@@ -427,7 +428,7 @@ def run_suite(scale: float = 1.0, only: set[str] | None = None, progress=None, r
                     rows.append(_row("W6", f"W1 with num.network.threads={net}, num.io.threads={io}", "produce",
                                      w, produce(w)))
     probes.append(page_cache_write_rates(megabytes=probe_mb))
-    stalls.append(describe_stalls(measure_stalls(stall_s)))
+    stalls.append(describe_stalls(stall_probe(stall_s)))
     return render_section(rows, scale, repeat, probes, probe_mb, stalls)
 
 
