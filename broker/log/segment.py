@@ -206,7 +206,7 @@ class LogSegment:
         self.time_index: TimeIndex | None = None
         self._bytes_since_index = 0
         self._allocated = 0  # bytes of the file backed by disk blocks (the rest of an active file is a hole)
-        self._in_memory: bool | None = None  # on tmpfs/ramfs (smaller allocation steps); asked when first needed
+        self._step_cap = GROWTH_STEP  # the largest allocation step, smaller on tmpfs/ramfs (set when activated)
         self.index_missing = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -273,6 +273,7 @@ class LogSegment:
         segment size and disk blocks are allocated in doubling steps just ahead of the writer
         (``ensure_room``), so an idle partition costs one first step of disk (64 KiB) while the mapping never
         has to be re-created as the segment fills."""
+        self._step_cap = min(GROWTH_STEP, MEMORY_GROWTH_STEP) if in_memory_fs(self.directory) else GROWTH_STEP
         self._grow(_page_round(max(self.size + min_bytes, self.config.segment_bytes)))
         self._allocate(self.capacity if self.config.preallocate else self.size + max(min_bytes, self._growth_step()))
         self.offset_index.make_writable()
@@ -280,10 +281,7 @@ class LogSegment:
         self.active = True
 
     def _growth_step(self) -> int:
-        if self._in_memory is None:
-            self._in_memory = in_memory_fs(self.directory)
-        cap = min(GROWTH_STEP, MEMORY_GROWTH_STEP) if self._in_memory else GROWTH_STEP
-        return min(cap, max(FIRST_ALLOCATION, self.size))
+        return min(self._step_cap, max(FIRST_ALLOCATION, self.size))
 
     def _grow(self, capacity: int) -> None:
         """Extend the file (sparse) to ``capacity`` and map all of it writable."""
