@@ -182,8 +182,8 @@ def stalls(seconds, threshold_us, as_json):
     cores = measure(seconds, threshold_us)
     click.echo(describe(cores, threshold_us))
     for c in cores:
-        click.echo(f"cpu{c.cpu}: " + (", ".join(f"at {s:.3f} s {g * 1e3:.2f} ms" for s, g in c.gaps[:40])
-                                      + (" ..." if len(c.gaps) > 40 else "") or "no gaps"))
+        shown = ", ".join(f"at {s:.3f} s {g * 1e3:.2f} ms" for s, g in c.gaps[:40])
+        click.echo(f"cpu{c.cpu}: {shown or 'no gaps'}{' ...' if len(c.gaps) > 40 else ''}")
     if as_json:
         click.echo(json.dumps(report(cores)))
 

@@ -113,27 +113,24 @@ def measure(seconds: float = 3.0, threshold_us: float = THRESHOLD_US, cpus: list
         if on_start is not None:
             on_start([pid for _, pid, _ in children])
         out = []
-        for cpu, pid, r in children:
+        while children:
+            cpu, pid, r = children[0]
             chunks = []
             while chunk := os.read(r, 1 << 16):
                 chunks.append(chunk)
+            os.close(r)
             _, status = os.waitpid(pid, 0)
+            children.pop(0)  # reaped: its pid may belong to another process from now on
             if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
                 raise RuntimeError(f"the watcher of cpu {cpu} failed (wait status {status})")
             gaps = json.loads(b"".join(chunks))
             out.append(CoreStalls(cpu, seconds, [(s / 1e9, g / 1e9) for s, g in gaps]))
         return out
     finally:
-        for _, pid, r in children:
-            try:
-                os.close(r)
-            except OSError:
-                pass
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        for _, pid, r in children:  # only those not reaped (an error or an interrupt on the way)
+            os.close(r)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def describe(cores: list[CoreStalls], threshold_us: float = THRESHOLD_US) -> str:
