@@ -4,7 +4,9 @@ Two processes take turns: the first rings the second's doorbell and sleeps in it
 second rings back; the second sleeps until rung and answers at once. Between rounds the first waits
 (sleeping, as a worker between requests does). Each round measures the time the first process spends in
 its ring (the waker's syscall, including what the kernel does to wake the other side) and the whole
-round trip, with both processes on one CPU and on two.
+round trip, with both processes on one CPU and on two. The second process also reports the CPU time it
+used per round: being woken, answering and going back to sleep, which is what each hand-off costs a
+worker in CPU besides its latency.
 
     python -m perf.bench_wakeup                 # 2000 rounds, 500 us apart
     python -m perf.bench_wakeup --rounds 5000 --gap-us 200
@@ -23,33 +25,44 @@ from __future__ import annotations
 import argparse
 import os
 import selectors
+import struct
 import time
 
 from broker.shm.doorbell import Doorbell
 from broker.shm.region import unique_name
 
 
-def _answer(bell_in: Doorbell, bell_out: Doorbell, rounds: int, cpu: int) -> None:
+def _answer(bell_in: Doorbell, bell_out: Doorbell, rounds: int, cpu: int, report: int) -> None:
+    """Answer ``rounds`` rings; write to ``report`` the CPU seconds used after the first (which starts both
+    sides)."""
     os.sched_setaffinity(0, {cpu})
     sel = selectors.DefaultSelector()
     sel.register(bell_in.fileno(), selectors.EVENT_READ)
-    for _ in range(rounds):
+    start = 0.0
+    for i in range(rounds):
         while not sel.select(1.0):
             pass
         bell_in.drain()
         bell_out.ring()
+        if i == 0:
+            start = time.process_time()
+    os.write(report, struct.pack("d", time.process_time() - start))
 
 
 def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
-    """Percentiles (us) of the ring and of the round trip, the answering process pinned to cpus[1]."""
+    """Percentiles (us) of the ring and of the round trip, the answering process pinned to cpus[1], and
+    the answering process's CPU per round (us)."""
     ping, pong = Doorbell.create(unique_name("bench-ping")), Doorbell.create(unique_name("bench-pong"))
+    report_r, report_w = os.pipe()
     try:
         pid = os.fork()
         if pid == 0:
             try:
-                _answer(ping, pong, rounds + 1, cpus[1])
+                os.close(report_r)
+                _answer(ping, pong, rounds + 1, cpus[1], report_w)
             finally:
                 os._exit(0)
+        os.close(report_w)
         os.sched_setaffinity(0, {cpus[0]})
         sel = selectors.DefaultSelector()
         sel.register(pong.fileno(), selectors.EVENT_READ)
@@ -68,7 +81,9 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
                 trips.append(t2 - t0)
             time.sleep(gap_us / 1e6)
         os.waitpid(pid, 0)
+        (answer_cpu,) = struct.unpack("d", os.read(report_r, 8))
     finally:
+        os.close(report_r)
         for bell in (ping, pong):
             bell.close()
             bell.unlink()
@@ -79,7 +94,8 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
         return v[min(len(v) - 1, int(q * len(v)))] / 1e3
 
     return {"ring_p50": pct(rings, 0.5), "ring_p90": pct(rings, 0.9),
-            "trip_p50": pct(trips, 0.5), "trip_p90": pct(trips, 0.9), "trip_p99": pct(trips, 0.99)}
+            "trip_p50": pct(trips, 0.5), "trip_p90": pct(trips, 0.9), "trip_p99": pct(trips, 0.99),
+            "answer_cpu": answer_cpu / rounds * 1e6}
 
 
 def work_after_sleep(rounds: int, gap_us: float) -> dict:
@@ -133,11 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     cases = [("one CPU", (cpus[0], cpus[0]))]
     if len(cpus) >= 2:
         cases.append(("two CPUs", (cpus[0], cpus[1])))
-    print(f"{'placement':<10} {'ring p50':>9} {'ring p90':>9} {'trip p50':>9} {'trip p90':>9} {'trip p99':>9}  (us)")
+    print(f"{'placement':<10} {'ring p50':>9} {'ring p90':>9} {'trip p50':>9} {'trip p90':>9} {'trip p99':>9} "
+          f"{'answer CPU':>11}  (us; CPU per round)")
     for label, pair in cases:
         r = run(args.rounds, args.gap_us, pair)
         print(f"{label:<10} {r['ring_p50']:9.1f} {r['ring_p90']:9.1f} {r['trip_p50']:9.1f} {r['trip_p90']:9.1f} "
-              f"{r['trip_p99']:9.1f}")
+              f"{r['trip_p99']:9.1f} {r['answer_cpu']:11.1f}")
     print()
     print(f"{'one 1 KiB append':<16} {'p50':>7} {'p90':>7} {'mean':>7}  (us; gap {args.gap_us:g} us)")
     for label, (p50, p90, mean) in work_after_sleep(args.rounds, args.gap_us).items():
