@@ -95,6 +95,7 @@ RDKAFKA_BATCH_SIZE = 1_000_000  # librdkafka's (and so confluent-kafka's) defaul
 CORES = available_cpus()  # what the brokers it starts would default to
 STALL_SECONDS = 3.0  # the stall probe at full scale, at the start and at the end
 PROBE_MB = 1024  # the page-cache probe at full scale: past the memory a guest keeps after freeing it
+_WHEN = ("at the start", "at the end")  # the machine probes run before the first workload and after the last
 
 
 def scaled(count: int, scale: float) -> int:
@@ -457,12 +458,12 @@ def render_section(rows: list[dict], scale: float, repeat: int = 1,
     out = [f"## perf suite, {now}", "",
            f"Machine: {machine()}.", ""]
     if stalls:
-        at = "; ".join(f"{when}: {text}" for text, when in zip(stalls, ("at the start", "at the end")))
+        at = "; ".join(f"{when}: {text}" for text, when in zip(stalls, _WHEN))
         out += [f"Time the machine took from busy cores (`hpbroker perf stalls`; a record due while its "
                 f"process's core is taken waits it out, whatever the broker does): {at}.", ""]
     if probes:
         at = "; ".join(f"{when}, {new:.2f} into new pages (slowest quarter {slowest:.2f}), {again:.2f} over "
-                       "the same pages" for (new, slowest, again), when in zip(probes, ("at the start", "at the end")))
+                       "the same pages" for (new, slowest, again), when in zip(probes, _WHEN))
         out += [f"Page cache, {probe_mb} MB of 1 MB writes to a temporary file as a log segment writes them, "
                 f"GB/s: {at} (`perf.suite.page_cache_write_rates`: produce rows write every byte into new pages).",
                 ""]

@@ -273,7 +273,7 @@ class LogSegment:
         segment size and disk blocks are allocated in doubling steps just ahead of the writer
         (``ensure_room``), so an idle partition costs one first step of disk (64 KiB) while the mapping never
         has to be re-created as the segment fills."""
-        self._step_cap = min(GROWTH_STEP, MEMORY_GROWTH_STEP) if in_memory_fs(self.directory) else GROWTH_STEP
+        self._step_cap = MEMORY_GROWTH_STEP if in_memory_fs(self.directory) else GROWTH_STEP
         self._grow(_page_round(max(self.size + min_bytes, self.config.segment_bytes)))
         self._allocate(self.capacity if self.config.preallocate else self.size + max(min_bytes, self._growth_step()))
         self.offset_index.make_writable()
