@@ -17,7 +17,9 @@ Produce request crosses two of them inside the broker (to its partition's owner 
 A second table times the work a woken worker then does, here an owner's append of one 1 KiB batch to a
 partition log in a temporary directory: back to back, after sleeping the gap, and after busy-waiting
 the gap. Where a sleeping CPU loses what its caches held, the second row shows what that costs each
-request at a low rate.
+request at a low rate. The last rows sweep 1 to 64 MiB through the caches between appends instead, with
+no sleep: the sweep whose append costs what a worker's does in the broker says how much of its cache
+state a worker loses between requests.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
                 rings.append(t1 - t0)
                 trips.append(t2 - t0)
             time.sleep(gap_us / 1e6)
-        os.waitpid(pid, 0)
-        (answer_cpu,) = struct.unpack("d", os.read(report_r, 8))
+        _, status = os.waitpid(pid, 0)
+        report = os.read(report_r, 8)
+        if len(report) != 8:
+            raise SystemExit(f"the answering process on CPU {cpus[1]} failed ({_exit_text(status)})")
+        (answer_cpu,) = struct.unpack("d", report)
     finally:
         os.close(report_r)
         for bell in (ping, pong):
@@ -98,8 +103,19 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
             "answer_cpu": answer_cpu / rounds * 1e6}
 
 
+def _exit_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+SWEEP_MIB = (1, 4, 16, 64)  # memory swept through the caches between appends, in the last rows
+
+
 def work_after_sleep(rounds: int, gap_us: float) -> dict:
-    """Percentiles (us) of one 1 KiB append: back to back, after sleeping ``gap_us``, after spinning it."""
+    """Percentiles (us) of one 1 KiB append: back to back, after sleeping ``gap_us``, after spinning it, and
+    after each sweep of SWEEP_MIB (one store per cache line, no sleep): how much cache a worker must have
+    lost to pay what it pays in the broker."""
     import tempfile
 
     import numpy as np
@@ -118,11 +134,15 @@ def work_after_sleep(rounds: int, gap_us: float) -> dict:
         try:
             for _ in range(200):
                 plog.append(batch)
-            for label, pause in (("back to back", None), ("after a sleep", time.sleep), ("after a spin", _spin)):
+            gap = gap_us / 1e6
+            pauses = [("back to back", None), ("after a sleep", lambda: time.sleep(gap)),
+                      ("after a spin", lambda: _spin(gap))]
+            pauses += [(f"after {mib} MiB swept", _sweep(mib)) for mib in SWEEP_MIB]
+            for label, pause in pauses:
                 took = []
                 for _ in range(rounds):
                     if pause is not None:
-                        pause(gap_us / 1e6)
+                        pause()
                     t0 = time.perf_counter_ns()
                     plog.append(batch)
                     took.append(time.perf_counter_ns() - t0)
@@ -132,6 +152,19 @@ def work_after_sleep(rounds: int, gap_us: float) -> dict:
         finally:
             plog.close(clean=False)
     return out
+
+
+def _sweep(mib: int):
+    """A pause that stores to every cache line of ``mib`` MiB, evicting what the caches held."""
+    import numpy as np
+
+    buf = np.zeros(mib << 20, np.uint8)
+    lines = buf[::64]
+
+    def sweep() -> None:
+        np.add(lines, 1, out=lines)
+
+    return sweep
 
 
 def _spin(seconds: float) -> None:
@@ -156,9 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label:<10} {r['ring_p50']:9.1f} {r['ring_p90']:9.1f} {r['trip_p50']:9.1f} {r['trip_p90']:9.1f} "
               f"{r['trip_p99']:9.1f} {r['answer_cpu']:11.1f}")
     print()
-    print(f"{'one 1 KiB append':<16} {'p50':>7} {'p90':>7} {'mean':>7}  (us; gap {args.gap_us:g} us)")
+    print(f"{'one 1 KiB append':<20} {'p50':>7} {'p90':>7} {'mean':>7}  (us; gap {args.gap_us:g} us)")
     for label, (p50, p90, mean) in work_after_sleep(args.rounds, args.gap_us).items():
-        print(f"{label:<16} {p50:7.1f} {p90:7.1f} {mean:7.1f}")
+        print(f"{label:<20} {p50:7.1f} {p90:7.1f} {mean:7.1f}")
 
 
 if __name__ == "__main__":
