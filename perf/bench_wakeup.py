@@ -29,6 +29,7 @@ import os
 import selectors
 import struct
 import time
+import traceback
 
 from broker.shm.doorbell import Doorbell
 from broker.shm.region import unique_name
@@ -59,11 +60,15 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
     try:
         pid = os.fork()
         if pid == 0:
+            code = 1
             try:
                 os.close(report_r)
                 _answer(ping, pong, rounds + 1, cpus[1], report_w)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
             finally:
-                os._exit(0)
+                os._exit(code)
         os.close(report_w)
         os.sched_setaffinity(0, {cpus[0]})
         sel = selectors.DefaultSelector()
@@ -75,7 +80,9 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
             ping.ring()
             t1 = time.perf_counter_ns()
             while not sel.select(1.0):
-                pass
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    raise SystemExit(f"the answering process on CPU {cpus[1]} failed ({_exit_text(status)})")
             t2 = time.perf_counter_ns()
             pong.drain()
             if i:  # the first round starts both sides
