@@ -82,7 +82,7 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
             while not sel.select(1.0):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    raise SystemExit(f"the answering process on CPU {cpus[1]} failed ({_exit_text(status)})")
+                    raise _answer_failed(cpus[1], status)
             t2 = time.perf_counter_ns()
             pong.drain()
             if i:  # the first round starts both sides
@@ -92,7 +92,7 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
         _, status = os.waitpid(pid, 0)
         report = os.read(report_r, 8)
         if len(report) != 8:
-            raise SystemExit(f"the answering process on CPU {cpus[1]} failed ({_exit_text(status)})")
+            raise _answer_failed(cpus[1], status)
         (answer_cpu,) = struct.unpack("d", report)
     finally:
         os.close(report_r)
@@ -110,10 +110,10 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
             "answer_cpu": answer_cpu / rounds * 1e6}
 
 
-def _exit_text(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+def _answer_failed(cpu: int, status: int) -> SystemExit:
+    how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else \
+        f"exit status {os.waitstatus_to_exitcode(status)}"
+    return SystemExit(f"the answering process on CPU {cpu} failed ({how})")
 
 
 SWEEP_MIB = (1, 4, 16, 64)  # memory swept through the caches between appends, in the last rows
