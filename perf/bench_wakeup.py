@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import selectors
+import signal
 import struct
 import time
 import traceback
@@ -57,6 +58,7 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
     the answering process's CPU per round (us)."""
     ping, pong = Doorbell.create(unique_name("bench-ping")), Doorbell.create(unique_name("bench-pong"))
     report_r, report_w = os.pipe()
+    pid = 0
     try:
         pid = os.fork()
         if pid == 0:
@@ -82,6 +84,7 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
             while not sel.select(1.0):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
+                    pid = 0
                     raise _answer_failed(cpus[1], status)
             t2 = time.perf_counter_ns()
             pong.drain()
@@ -90,11 +93,15 @@ def run(rounds: int, gap_us: float, cpus: tuple[int, int]) -> dict:
                 trips.append(t2 - t0)
             time.sleep(gap_us / 1e6)
         _, status = os.waitpid(pid, 0)
+        pid = 0
         report = os.read(report_r, 8)
         if len(report) != 8:
             raise _answer_failed(cpus[1], status)
         (answer_cpu,) = struct.unpack("d", report)
     finally:
+        if pid:  # stopped early (a signal, an error): the answering process would wait for rings forever
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         os.close(report_r)
         for bell in (ping, pong):
             bell.close()
@@ -179,11 +186,16 @@ def _spin(seconds: float) -> None:
         pass
 
 
+def _stop(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `run`, which unlinks its doorbells
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2000)
     ap.add_argument("--gap-us", type=float, default=500.0, help="sleep between rounds")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     cpus = sorted(os.sched_getaffinity(0))
     cases = [("one CPU", (cpus[0], cpus[0]))]
     if len(cpus) >= 2:
