@@ -195,7 +195,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=2000)
     ap.add_argument("--gap-us", type=float, default=500.0, help="sleep between rounds")
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop)
     cpus = sorted(os.sched_getaffinity(0))
     cases = [("one CPU", (cpus[0], cpus[0]))]
     if len(cpus) >= 2:
@@ -213,4 +212,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)
     main()

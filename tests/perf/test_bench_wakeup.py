@@ -66,7 +66,8 @@ def test_sigterm_unlinks_the_doorbells_and_stops_the_answering_process():
         assert len(_bells(proc.pid)) == 2 and len(children) == 1, "the ping-pong never started"
         time.sleep(0.3)  # rounds under way
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 128 + signal.SIGTERM, err.decode(errors="replace")
         assert _bells(proc.pid) == []
         gone, alive = psutil.wait_procs(children, timeout=5)
         assert alive == [], "the answering process outlived the benchmark"
