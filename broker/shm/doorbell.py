@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import select
 
-from broker.shm.region import segment_path
+from broker.shm.region import segment_path, unlink_segment
 
 _FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
 _DRAIN_CHUNK = 4096
@@ -87,13 +87,7 @@ class Doorbell:
 
     def unlink(self) -> bool:
         """Remove the name (creator only)."""
-        if self._creator_pid != os.getpid():
-            return False
-        try:
-            segment_path(self.name).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self._creator_pid == os.getpid() and unlink_segment(self.name)
 
     def __reduce__(self):
         return (Doorbell.attach, (self.name,))

@@ -53,6 +53,15 @@ def segment_path(name: str) -> Path:
     return SHM_DIR / name
 
 
+def unlink_segment(name: str) -> bool:
+    """Remove ``name`` from /dev/shm; False if it was already gone."""
+    try:
+        segment_path(name).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def list_segments(prefix: str = PREFIX, pid: int | None = None) -> list[str]:
     """Names in /dev/shm with ``prefix`` (and, if given, owned by ``pid``)."""
     try:
@@ -192,13 +201,7 @@ class SharedRegion:
 
     def unlink(self) -> bool:
         """Remove the name (creator only; a no-op returning False elsewhere)."""
-        if not self.is_creator:
-            return False
-        try:
-            segment_path(self.name).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self.is_creator and unlink_segment(self.name)
 
     def __reduce__(self):
         return (SharedRegion.attach, (self.name, self.kind))
