@@ -73,6 +73,18 @@ def ensure(dispatcher) -> None:
         dispatcher._can_compile = False
 
 
+def call(kern, *args):
+    """Call a kernel, compiling (or cache-loading) its declared signatures first if warmup has not run yet:
+    a process that never called `hotpath.warmup()` (a tool, a benchmark) pays once, at its first call."""
+    try:
+        return kern(*args)
+    except TypeError:
+        if NO_JIT or len(kern.overloads) >= len(kern._hp_signatures):
+            raise  # compiled already: the arguments do not match any declared signature
+        ensure(kern)
+        return kern(*args)
+
+
 def warmup_all() -> None:
     for dispatcher in _KERNELS:
         ensure(dispatcher)

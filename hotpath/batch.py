@@ -365,7 +365,8 @@ def scan_batches(
     meta = np.empty((len(_FIELDS), capacity), np.int64)
     scan = _FAST_SCAN[0]
     if scan is None:  # before warmup, or the interpreted twin (whose results may be numpy integers)
-        count, error, stop = _call(_scan, arr, start, end, max_batch_bytes, bool(deep), max_batches, CRC_TABLES, meta)
+        count, error, stop = _jit.call(_scan, arr, start, end, max_batch_bytes, bool(deep), max_batches,
+                                       CRC_TABLES, meta)
         return ScanResult(meta, int(count), int(error), int(stop), start)
     # `arr` passed as_u8's dtype/shape checks and the rest are ours: exactly the declared types
     count, error, stop = scan(arr, start, end, max_batch_bytes, bool(deep), max_batches, CRC_TABLES, meta)
@@ -380,15 +381,6 @@ _FAST_SCAN: list = [None]
 def bind_fast_paths() -> None:
     if not _jit.NO_JIT:
         _FAST_SCAN[0] = _jit.entry_points(_scan)[0]
-
-
-def _call(kern, *args):
-    """Call a kernel, compiling it first if warmup has not run yet."""
-    try:
-        return kern(*args)
-    except TypeError:
-        _jit.ensure(kern)
-        return kern(*args)
 
 
 def _check_i32(name: str, v: int) -> None:
@@ -409,7 +401,7 @@ def assign_offsets(buf, res: ScanResult, first_offset: int, leader_epoch: int) -
     _check_i32("leader_epoch", leader_epoch)
     positions = res._meta[0, : res.count]
     deltas = res._meta[3, : res.count]
-    nxt = _call(_assign_offsets, arr, positions, deltas, first_offset, leader_epoch)
+    nxt = _jit.call(_assign_offsets, arr, positions, deltas, first_offset, leader_epoch)
     if nxt < 0 and res.count:
         raise ValueError("scan result does not describe this buffer")
     return int(nxt)
@@ -421,7 +413,7 @@ def patch_batch(buf, pos: int, base_offset: int, leader_epoch: int) -> None:
     _check_i64("base_offset", base_offset)
     _check_i32("leader_epoch", leader_epoch)
     _check_i64("pos", pos)
-    if _call(_patch_batch, arr, pos, base_offset, leader_epoch) < 0:
+    if _jit.call(_patch_batch, arr, pos, base_offset, leader_epoch) < 0:
         raise ValueError(f"no batch header at position {pos}")
 
 
@@ -431,5 +423,5 @@ def set_log_append_time(buf, pos: int, size: int, timestamp_ms: int) -> None:
     _check_i64("timestamp_ms", timestamp_ms)
     _check_i64("pos", pos)
     _check_i64("size", size)
-    if _call(_set_log_append_time, arr, pos, size, timestamp_ms, CRC_TABLES) < 0:
+    if _jit.call(_set_log_append_time, arr, pos, size, timestamp_ms, CRC_TABLES) < 0:
         raise ValueError(f"no batch of {size} bytes at position {pos}")

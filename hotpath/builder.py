@@ -34,7 +34,6 @@ from .batch import (
     PRODUCER_EPOCH,
     PRODUCER_ID,
     RECORDS_COUNT,
-    _call,
     _check_i32,
     _check_i64,
     put_be16,
@@ -43,6 +42,7 @@ from .batch import (
 )
 from .crc import CRC_TABLES, crc_range
 from .varint import uvarint_size, write_uvarint, zigzag
+from . import _jit
 from ._jit import I64, U8, U8W, U32T, helper, kernel, nt
 
 # Kernel error codes.
@@ -281,7 +281,7 @@ def build_batch(
         hkd, hvd = _u8(headers.keys_data, "headers.keys_data"), _u8(headers.values_data, "headers.values_data")
         hvo = _i64(headers.values_offsets, "headers.values_offsets")
         hvn = _mask(headers.value_nulls, max(len(hko) - 1, 0), "headers.value_nulls")
-    out, err = _call(
+    out, err = _jit.call(
         _build,
         vdata, voff, _mask(value_nulls, n, "value_nulls"),
         kdata, koff, _mask(key_nulls, n, "key_nulls") if keys_data is not None else _EMPTY_U8,

@@ -12,7 +12,8 @@ a lookup falls back to, so an empty preallocated index reading as one zero entry
 
 from __future__ import annotations
 
-from .batch import _as_buffer, _call, _check_i64, be32s, be64s
+from . import _jit
+from .batch import _as_buffer, _check_i64, be32s, be64s
 from ._jit import U8, kernel, nt
 
 OFFSET_ENTRY = 8
@@ -82,14 +83,14 @@ def offset_index_lookup(index_buf_u8, n_entries: int, target_relative_offset: in
     """Slot of the largest offset-index entry with relative offset <= target, -1 if none."""
     arr = _entries(index_buf_u8, OFFSET_ENTRY, n_entries)
     _check_i64("target_relative_offset", target_relative_offset)
-    return int(_call(_offset_lookup, arr, n_entries, target_relative_offset))
+    return int(_jit.call(_offset_lookup, arr, n_entries, target_relative_offset))
 
 
 def time_index_lookup(index_buf_u8, n_entries: int, target_timestamp: int) -> int:
     """Slot of the first time-index entry with timestamp >= target, n_entries if none."""
     arr = _entries(index_buf_u8, TIME_ENTRY, n_entries)
     _check_i64("target_timestamp", target_timestamp)
-    return int(_call(_time_lookup, arr, n_entries, target_timestamp))
+    return int(_jit.call(_time_lookup, arr, n_entries, target_timestamp))
 
 
 def index_valid_entries(index_buf_u8, entry_size: int, max_entries: int) -> int:
@@ -100,4 +101,4 @@ def index_valid_entries(index_buf_u8, entry_size: int, max_entries: int) -> int:
     n = min(max_entries, len(arr) // entry_size)
     if n < 0:
         raise ValueError("max_entries must be >= 0")
-    return int(_call(_valid_entries, arr, entry_size, n))
+    return int(_jit.call(_valid_entries, arr, entry_size, n))

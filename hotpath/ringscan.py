@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import types as nt
 
+from . import _jit
 from ._jit import I64W2, kernel
 
 I64W = nt.Array(nt.int64, 1, "C")
@@ -55,4 +56,4 @@ def scan_ring_entries(words: np.ndarray, base: int, cap: int, tail: int, head: i
     """
     if out.shape[0] != 3 or out.shape[1] < max_count:
         raise ValueError("out must have shape (3, >= max_count)")
-    return _scan(words, base, cap, tail, head, max_count, out, header_size, pad_kind)
+    return _jit.call(_scan, words, base, cap, tail, head, max_count, out, header_size, pad_kind)
