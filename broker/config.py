@@ -145,6 +145,11 @@ def _parse_bool(key: Key, raw: str) -> bool:
     raise ConfigError(f"{key.name}: expected true or false, got {raw!r}")
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets, as listeners, URLs and bootstrap lists write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Listener:
     name: str
@@ -152,7 +157,7 @@ class Listener:
     port: int
 
     def __str__(self) -> str:
-        return f"{self.name}://{self.host}:{self.port}"
+        return f"{self.name}://{hostport(self.host, self.port)}"
 
 
 def parse_listeners(text: str, key: str = "listeners") -> tuple[Listener, ...]:

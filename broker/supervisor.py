@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from broker.config import BrokerConfig, Listener
+from broker.config import BrokerConfig, Listener, hostport
 from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
@@ -74,6 +74,10 @@ class BoundListener:
     listener: Listener
     port: int
     sockets: list[socket.socket] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        """The listener with the port it bound (port 0 picks one), as the ready line and /metrics show it."""
+        return f"{self.listener.name}://{hostport(self.listener.host, self.port)}"
 
 
 def _listen_socket(host: str, port: int, reuseport: bool) -> socket.socket:
@@ -237,7 +241,7 @@ class Supervisor:
         try:
             self.metrics_server = MetricsServer(where[0], where[1], lambda: render(self))
         except OSError as e:
-            raise StartupError(f"metrics.listener {where[0]}:{where[1]}: cannot bind: {e.strerror}") from None
+            raise StartupError(f"metrics.listener {hostport(*where)}: cannot bind: {e.strerror}") from None
 
     def _local_address(self) -> tuple[str, int]:
         """Where this process reaches its own first listener."""
@@ -343,11 +347,11 @@ class Supervisor:
             self.exit_code = EXIT_WORKER_BOOT_FAILURE
             self._stop_all()
             return self.exit_code
-        listeners = ",".join(f"{b.listener.name}://{b.listener.host}:{b.port}" for b in self.bound)
+        listeners = ",".join(map(str, self.bound))
         metrics = "none"
         if self.metrics_server is not None:
             self.metrics_server.start()
-            metrics = "http://%s:%d/metrics" % self.metrics_server.address
+            metrics = "http://%s/metrics" % hostport(*self.metrics_server.address)
         self._announce(f"hpbroker ready broker.id={self.config['broker.id']} listeners={listeners} "
                        f"log.dirs={','.join(self.config.log_dirs)} pid={os.getpid()} metrics={metrics}")
         log.info("ready", listeners=listeners, network_workers=self.config["num.network.threads"])

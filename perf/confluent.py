@@ -11,14 +11,14 @@ import time
 
 import numpy as np
 
+from broker.config import hostport
 from perf.histogram import Histogram
 from perf.counters import BYTES, ERRORS, LAST, RECORDS, REQUESTS, STARTED
 from perf.loadgen import ConsumeSpec, ProduceSpec
 
 
 def _bootstrap(leaders: dict) -> str:
-    host, port = next(iter(leaders.values()))
-    return f"{host}:{port}"
+    return hostport(*next(iter(leaders.values())))
 
 
 def run_producer(spec: ProduceSpec, counters, results) -> None:

@@ -17,6 +17,7 @@ import signal
 import socket
 import struct
 
+from broker.config import hostport
 from netio.codec import api_versions_table, decode_request, encode_response
 from netio.codec.fetch import PartitionData, decode_fetch_request, encode_fetch_response
 from netio.codec.produce import decode_produce_request, encode_produce_response
@@ -264,7 +265,7 @@ class NullSinkProcesses:
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return hostport(self.host, self.port)
 
     def start(self) -> "NullSinkProcesses":
         chunk = fetch_chunk(self.record_size, self.fetch_bytes, self.batch_records)

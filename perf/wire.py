@@ -217,7 +217,7 @@ class Connection:
 
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    return host or "127.0.0.1", int(port)
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def init_producer_id(conn: Connection) -> tuple[int, int]:

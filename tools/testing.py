@@ -16,7 +16,9 @@ import threading
 import time
 from collections import deque
 
-READY_RE = re.compile(r"hpbroker ready .*listeners=PLAINTEXT://([^:,\s]+):(\d+)")
+from broker.config import hostport
+
+READY_RE = re.compile(r"hpbroker ready .*listeners=PLAINTEXT://(\[[^\]\s]+\]|[^:,\s]+):(\d+)")
 METRICS_RE = re.compile(r"hpbroker ready .* metrics=(http://\S+)")
 WORKER_RE = re.compile(r"worker started role=(\w+) worker=(\d+) child=(\d+)")
 
@@ -45,7 +47,8 @@ class BrokerProcess:
             self._tmp = tempfile.TemporaryDirectory(prefix="hpbroker-test-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
-        self.settings = {"listeners": f"PLAINTEXT://{host}:{port}", "log.dirs": data_dir, "metrics.listener": "none"}
+        self.settings = {"listeners": f"PLAINTEXT://{hostport(host, port)}", "log.dirs": data_dir,
+                         "metrics.listener": "none"}
         for key, n in (("num.network.threads", network_threads), ("num.io.threads", io_threads)):
             if n is not None:
                 self.settings[key] = str(n)
@@ -61,7 +64,7 @@ class BrokerProcess:
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return hostport(self.host, self.port)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "tools.cli", "start"]
@@ -71,7 +74,7 @@ class BrokerProcess:
 
     def start(self, timeout: float = 120.0) -> "BrokerProcess":
         if self.port:  # a restart keeps the same address
-            self.settings["listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
+            self.settings["listeners"] = f"PLAINTEXT://{hostport(self.host, self.port)}"
         self._ready.clear()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.source:

@@ -102,7 +102,7 @@ def render(sup) -> str:
     apis = _api_names()
     errs = _error_names()
 
-    listeners = ",".join(f"{b.listener.name}://{b.listener.host}:{b.port}" for b in sup.bound)
+    listeners = ",".join(map(str, sup.bound))
     t.family("hpbroker_info", "gauge", "Broker version and configuration (value is always 1).")
     t.sample("hpbroker_info", 1, version=broker_version(), broker_id=cfg["broker.id"], listeners=listeners,
              network_threads=cfg["num.network.threads"], io_threads=cfg["num.io.threads"])

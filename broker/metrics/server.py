@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -9,6 +10,10 @@ from broker.logfmt import Log
 
 log = Log("hpbroker.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class MetricsServer:
@@ -35,7 +40,8 @@ class MetricsServer:
             def log_message(handler, *args):  # noqa: N805
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        server = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
+        self.httpd = server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.address = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)

@@ -3,7 +3,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from broker.config import ConfigError, load_config
+from broker.config import ConfigError, hostport, load_config, parse_listeners
 from tools.cli import main
 
 
@@ -70,3 +70,11 @@ def test_config_show_reports_sources(tmp_path):
     text = CliRunner().invoke(main, ["config", "show", "--set", "num.io.threads=4"]).output
     line = next(l for l in text.splitlines() if l.startswith("num.io.threads "))
     assert "4" in line and "(flag)" in line
+
+
+def test_an_ipv6_listener_is_written_back_in_brackets():
+    (v6, v4) = parse_listeners("PLAINTEXT://[::1]:9092, PLAINTEXT://127.0.0.1:9093")
+    assert (v6.host, v6.port) == ("::1", 9092)
+    assert str(v6) == "PLAINTEXT://[::1]:9092" and str(v4) == "PLAINTEXT://127.0.0.1:9093"
+    assert parse_listeners(str(v6)) == (v6,)
+    assert hostport("::1", 9404) == "[::1]:9404" and hostport("localhost", 9092) == "localhost:9092"

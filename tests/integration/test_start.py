@@ -53,6 +53,48 @@ def test_ready_line_and_clean_stop_on_sigterm_and_sigint(tmp_path):
                 os.kill(pid, 0)
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_listener_is_printed_and_served_as_clients_write_it(tmp_path):
+    """The ready line, the metrics URL and the fixture's bootstrap bracket an IPv6 address, so each can be
+    handed to a client as printed."""
+    import urllib.request
+
+    from confluent_kafka import Consumer, Producer
+
+    b = BrokerProcess(data_dir=str(tmp_path / "d"), host="::1", settings={"metrics.listener": "[::1]:0"})
+    b.start()
+    try:
+        ready = next(l for l in b.output if "hpbroker ready" in l)
+        assert f"listeners=PLAINTEXT://[::1]:{b.port} " in ready and b.bootstrap == f"[::1]:{b.port}"
+        assert b.metrics_url.startswith("http://[::1]:") and b.metrics_url.endswith("/metrics")
+        page = urllib.request.urlopen(b.metrics_url, timeout=10).read().decode()
+        assert f'listeners="PLAINTEXT://[::1]:{b.port}"' in page
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(10):
+            p.produce("v6", str(i).encode())
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "v6", "auto.offset.reset": "earliest"})
+        c.subscribe(["v6"])
+        got, deadline = [], time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        c.close()
+        assert sorted(got) == sorted(str(i).encode() for i in range(10))
+    finally:
+        assert b.stop() == 0
+
+
 def test_port_in_use_fails_clearly(tmp_path):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

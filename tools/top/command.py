@@ -24,7 +24,7 @@ def top(url: str | None, config_path: str | None, frames: int | None) -> None:
     if url is None:
         url = DEFAULT_URL
         if config_path is not None:
-            from broker.config import ConfigError, load_config
+            from broker.config import ConfigError, hostport, load_config
 
             try:
                 where = load_config(config_path, ()).metrics_listener
@@ -33,5 +33,5 @@ def top(url: str | None, config_path: str | None, frames: int | None) -> None:
             if where is None:
                 raise click.UsageError(f"{config_path} disables metrics (metrics.listener=none)")
             host = "127.0.0.1" if where[0] in ("0.0.0.0", "") else where[0]
-            url = f"http://{host}:{where[1]}/metrics"
+            url = f"http://{hostport(host, where[1])}/metrics"
     raise SystemExit(run(url, frames=frames))
