@@ -88,7 +88,8 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
     md = ctx.metadata.current(max_age=0)
     results = []
     for r in body["resources"]:
-        rtype, rname, keys = r["resource_type"], r["resource_name"], r.get("configuration_keys")
+        # Kafka answers every key for a null list and for an empty one alike (ConfigHelper.describeConfigs).
+        rtype, rname, keys = r["resource_type"], r["resource_name"], r.get("configuration_keys") or None
         res = {"error_code": 0, "error_message": None, "resource_type": rtype, "resource_name": rname,
                "configs": []}
         if rtype == TOPIC:

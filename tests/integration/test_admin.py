@@ -69,6 +69,33 @@ def test_describe_configs_reports_every_default_with_its_source(live):
     assert broker["num.partitions"].is_read_only
 
 
+@pytest.mark.parametrize("version", [0, 3])
+def test_describe_configs_answers_every_key_for_a_null_or_empty_key_list(live, version):
+    """As Kafka's ConfigHelper: null and [] both mean every key; a list names the keys wanted."""
+    from netio.codec import ErrorCode
+    from perf import wire
+
+    name = create(live, retention_ms=3600000)
+    conn = wire.Connection("127.0.0.1", live.port)
+    try:
+        def described(rtype, rname, keys):
+            body = {"resources": [{"resource_type": rtype, "resource_name": rname, "configuration_keys": keys}],
+                    "include_synonyms": False, "include_documentation": False}
+            (result,) = conn.call(32, version, body)["results"]
+            assert result["error_code"] == ErrorCode.NONE, result
+            return {c["name"]: c["value"] for c in result["configs"]}
+
+        every = described(2, name, None)
+        assert every["retention.ms"] == "3600000" and "segment.bytes" in every and len(every) > 10
+        assert described(2, name, []) == every
+        assert described(2, name, ["retention.ms", "cleanup.policy"]) == {"retention.ms": "3600000",
+                                                                          "cleanup.policy": "delete"}
+        brokers = described(4, "0", None)
+        assert described(4, "0", []) == brokers and "num.partitions" in brokers
+    finally:
+        conn.close()
+
+
 def test_topic_configs_for_compression_indexes_and_preallocation(live):
     """compression.type=producer (what the broker does: batches stay as produced) is accepted, another
     codec is refused; segment.index.bytes and preallocate (off by default here) shape the topic's files."""
