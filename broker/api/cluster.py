@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from broker.api.acls import CLUSTER_OPERATIONS, authorized_operations
+
 
 def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
     md = dispatcher.ctx.metadata.current(max_age=0)
@@ -9,7 +11,8 @@ def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
         "throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": md.cluster_id, "controller_id": md.controller_id,
         "brokers": [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
-        "cluster_authorized_operations": -2147483648,
+        "cluster_authorized_operations": authorized_operations(body.get("include_cluster_authorized_operations"),
+                                                               CLUSTER_OPERATIONS),
     })
 
 

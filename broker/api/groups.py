@@ -9,6 +9,7 @@ COORDINATOR_NOT_AVAILABLE and clients retry.
 
 from __future__ import annotations
 
+from broker.api.acls import GROUP_OPERATIONS
 from broker.groups import OFFSETS_TOPIC, partition_for, route_key
 from broker.groups import responses as R
 from broker.groups.coordinator import describe
@@ -122,6 +123,10 @@ def handle_describe_groups(dispatcher, conn, header, body: dict, slot) -> None:
                 out.append(R.describe_error(name, int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
             else:
                 out.append(describe(name, None))
+        if body.get("include_authorized_operations"):
+            for g in out:  # as Kafka: only a group described without error
+                if g["error_code"] == 0:
+                    g["authorized_operations"] = GROUP_OPERATIONS
         slot.reply({"throttle_time_ms": 0, "groups": out})
 
     _fan_out(dispatcher, header, owners, merge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker.api.acls import CLUSTER_OPERATIONS, NOT_REQUESTED, TOPIC_OPERATIONS, authorized_operations
 from netio.codec import ErrorCode
 
 
@@ -24,13 +25,13 @@ def topic_entry(t) -> dict:
         "topic_id": t.topic_id,
         "is_internal": t.internal,
         "partitions": [_partition_entry(p) for p in t.partitions],
-        "topic_authorized_operations": -2147483648,
+        "topic_authorized_operations": NOT_REQUESTED,
     }
 
 
 def missing_topic_entry(name: str, error: ErrorCode) -> dict:
     return {"error_code": int(error), "name": name, "topic_id": bytes(16), "is_internal": False,
-            "partitions": [], "topic_authorized_operations": -2147483648}
+            "partitions": [], "topic_authorized_operations": NOT_REQUESTED}
 
 
 def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
@@ -38,19 +39,19 @@ def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
     md = ctx.metadata.current(max_age=0)
     requested = body.get("topics")
     if requested is None or (header.api_version == 0 and not requested):
-        _reply(slot, md, [topic_entry(t) for t in md.topics.values()])
+        _reply(slot, body, md, [topic_entry(t) for t in md.topics.values()])
         return
     names = [t["name"] for t in requested]
     missing = [n for n in names if md.topic(n) is None]
     auto = body.get("allow_auto_topic_creation", True) and ctx.config["auto.create.topics.enable"]
     if not missing or not auto:
-        _reply(slot, md, _entries(md, names, {}))
+        _reply(slot, body, md, _entries(md, names, {}))
         return
 
     def created(msg: dict) -> None:
         errors = {r["name"]: r["error_code"] for r in msg.get("results") or []}
         now = ctx.metadata.current(max_age=0)
-        _reply(slot, now, _entries(now, names, errors))
+        _reply(slot, body, now, _entries(now, names, errors))
 
     ctx.controller.call({"op": "create_topics", "auto": True, "topics": [
         {"name": n, "num_partitions": -1, "replication_factor": -1, "assignments": [], "configs": {}}
@@ -71,14 +72,18 @@ def _entries(md, names: list[str], create_errors: dict) -> list[dict]:
     return out
 
 
-def _reply(slot, md, topics: list[dict]) -> None:
+def _reply(slot, body: dict, md, topics: list[dict]) -> None:
+    if body.get("include_topic_authorized_operations"):
+        for t in topics:  # every topic answered, as Kafka does, missing ones included
+            t["topic_authorized_operations"] = TOPIC_OPERATIONS
     slot.reply({
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
         "cluster_id": md.cluster_id,
         "controller_id": md.controller_id,
         "topics": topics,
-        "cluster_authorized_operations": -2147483648,
+        "cluster_authorized_operations": authorized_operations(body.get("include_cluster_authorized_operations"),
+                                                               CLUSTER_OPERATIONS),
     })
 
 

@@ -355,3 +355,61 @@ def test_acl_apis_answer_security_disabled(live):
                                                                               ACLResourcePatternType.ANY)))
     finally:
         ka.close()
+
+
+def test_authorized_operations_are_every_supported_one_when_asked(live):
+    """No authorizer: a request that asks for authorized operations (KIP-430) gets every operation the resource
+    type supports, as Kafka's AuthHelper answers without an authorizer; one that does not ask gets none."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation as Op
+
+    from perf import wire
+
+    name = create(live)
+    group = f"ops-{uuid.uuid4().hex[:8]}"
+    c = Consumer({"bootstrap.servers": live.bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+    c.subscribe([name])
+    deadline = time.time() + 30
+    while not c.assignment() and time.time() < deadline:
+        c.poll(0.2)
+    assert c.assignment()
+    a = admin(live)
+    try:
+        topic_ops = {Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DELETE, Op.ALTER, Op.DESCRIBE_CONFIGS,
+                     Op.ALTER_CONFIGS}
+        (f,) = a.describe_topics(TopicCollection([name]), include_authorized_operations=True).values()
+        assert set(f.result(30).authorized_operations) == topic_ops
+        (f,) = a.describe_topics(TopicCollection([name])).values()
+        assert f.result(30).authorized_operations is None
+
+        cluster = a.describe_cluster(include_authorized_operations=True).result(30)
+        assert set(cluster.authorized_operations) == {Op.CREATE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS,
+                                                      Op.ALTER_CONFIGS, Op.IDEMPOTENT_WRITE, Op.ALTER, Op.DESCRIBE}
+        assert a.describe_cluster().result(30).authorized_operations is None
+
+        (f,) = a.describe_consumer_groups([group], include_authorized_operations=True).values()
+        described = f.result(30)
+        assert len(described.members) == 1
+        assert set(described.authorized_operations) == {Op.READ, Op.DESCRIBE, Op.DELETE}
+        (f,) = a.describe_consumer_groups([group]).values()
+        assert f.result(30).authorized_operations is None
+    finally:
+        c.close()
+
+    # Metadata v8: a topic that does not exist is answered with its operations too; the cluster's bit field
+    # is the same as DescribeCluster's.
+    conn = wire.Connection("127.0.0.1", live.port)
+    try:
+        body = {"topics": [{"name": name}, {"name": f"missing-{uuid.uuid4().hex[:8]}"}],
+                "allow_auto_topic_creation": False, "include_cluster_authorized_operations": True,
+                "include_topic_authorized_operations": True}
+        resp = conn.call(3, 8, body)
+        assert [t["topic_authorized_operations"] for t in resp["topics"]] == [3576, 3576]
+        assert resp["topics"][1]["error_code"] != 0
+        assert resp["cluster_authorized_operations"] == 8096
+        body.update(include_cluster_authorized_operations=False, include_topic_authorized_operations=False)
+        resp = conn.call(3, 8, body)
+        assert [t["topic_authorized_operations"] for t in resp["topics"]] == [-2**31, -2**31]
+        assert resp["cluster_authorized_operations"] == -2**31
+    finally:
+        conn.close()
