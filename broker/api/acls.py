@@ -8,26 +8,6 @@ from netio.codec import ErrorCode
 
 DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
 
-# Authorized operations (KIP-430), asked for by Metadata, DescribeCluster and DescribeGroups. With no authorizer
-# every client may do all that a resource type supports, so Kafka answers that whole set, one bit per
-# AclOperation code; a request that does not ask gets NOT_REQUESTED.
-NOT_REQUESTED = -2147483648
-_READ, _WRITE, _CREATE, _DELETE, _ALTER, _DESCRIBE = 3, 4, 5, 6, 7, 8
-_CLUSTER_ACTION, _DESCRIBE_CONFIGS, _ALTER_CONFIGS, _IDEMPOTENT_WRITE = 9, 10, 11, 12
-
-
-def _bits(*codes: int) -> int:
-    return sum(1 << c for c in codes)
-
-
-TOPIC_OPERATIONS = _bits(_READ, _WRITE, _CREATE, _DESCRIBE, _DELETE, _ALTER, _DESCRIBE_CONFIGS, _ALTER_CONFIGS)
-GROUP_OPERATIONS = _bits(_READ, _DESCRIBE, _DELETE)
-CLUSTER_OPERATIONS = _bits(_CREATE, _CLUSTER_ACTION, _DESCRIBE_CONFIGS, _ALTER_CONFIGS, _IDEMPOTENT_WRITE, _ALTER,
-                           _DESCRIBE)
-
-
-def authorized_operations(asked: bool | None, operations: int) -> int:
-    return operations if asked else NOT_REQUESTED
 _MESSAGE = "No authorizer is configured on the broker: ACLs are not supported"
 
 
@@ -44,3 +24,20 @@ def handle_acls(dispatcher, conn, header, body: dict, slot) -> None:
 
 
 HANDLERS = {DESCRIBE_ACLS: handle_acls, CREATE_ACLS: handle_acls, DELETE_ACLS: handle_acls}
+
+# Authorized operations (KIP-430), asked for by Metadata, DescribeCluster and DescribeGroups. With no authorizer
+# every client may do all that a resource type supports, so Kafka answers that whole set, one bit per
+# AclOperation code. A request that does not ask leaves the field out of the reply, and the codec writes the
+# schema's default, -2^31 ("not requested").
+_READ, _WRITE, _CREATE, _DELETE, _ALTER, _DESCRIBE = 3, 4, 5, 6, 7, 8
+_CLUSTER_ACTION, _DESCRIBE_CONFIGS, _ALTER_CONFIGS, _IDEMPOTENT_WRITE = 9, 10, 11, 12
+
+
+def _bits(*codes: int) -> int:
+    return sum(1 << c for c in codes)
+
+
+TOPIC_OPERATIONS = _bits(_READ, _WRITE, _CREATE, _DESCRIBE, _DELETE, _ALTER, _DESCRIBE_CONFIGS, _ALTER_CONFIGS)
+GROUP_OPERATIONS = _bits(_READ, _DESCRIBE, _DELETE)
+CLUSTER_OPERATIONS = _bits(_CREATE, _CLUSTER_ACTION, _DESCRIBE_CONFIGS, _ALTER_CONFIGS, _IDEMPOTENT_WRITE, _ALTER,
+                           _DESCRIBE)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from broker.api.acls import CLUSTER_OPERATIONS, authorized_operations
+from broker.api.acls import CLUSTER_OPERATIONS
 
 
 def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
     md = dispatcher.ctx.metadata.current(max_age=0)
-    slot.reply({
+    reply = {
         "throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": md.cluster_id, "controller_id": md.controller_id,
         "brokers": [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
-        "cluster_authorized_operations": authorized_operations(body.get("include_cluster_authorized_operations"),
-                                                               CLUSTER_OPERATIONS),
-    })
+    }
+    if body.get("include_cluster_authorized_operations"):
+        reply["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+    slot.reply(reply)
 
 
 HANDLERS = {60: handle_describe_cluster}

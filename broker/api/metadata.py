@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.api.acls import CLUSTER_OPERATIONS, NOT_REQUESTED, TOPIC_OPERATIONS, authorized_operations
+from broker.api.acls import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
 from netio.codec import ErrorCode
 
 
@@ -25,13 +25,12 @@ def topic_entry(t) -> dict:
         "topic_id": t.topic_id,
         "is_internal": t.internal,
         "partitions": [_partition_entry(p) for p in t.partitions],
-        "topic_authorized_operations": NOT_REQUESTED,
     }
 
 
 def missing_topic_entry(name: str, error: ErrorCode) -> dict:
     return {"error_code": int(error), "name": name, "topic_id": bytes(16), "is_internal": False,
-            "partitions": [], "topic_authorized_operations": NOT_REQUESTED}
+            "partitions": []}
 
 
 def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
@@ -76,15 +75,16 @@ def _reply(slot, body: dict, md, topics: list[dict]) -> None:
     if body.get("include_topic_authorized_operations"):
         for t in topics:  # every topic answered, as Kafka does, missing ones included
             t["topic_authorized_operations"] = TOPIC_OPERATIONS
-    slot.reply({
+    reply = {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
         "cluster_id": md.cluster_id,
         "controller_id": md.controller_id,
         "topics": topics,
-        "cluster_authorized_operations": authorized_operations(body.get("include_cluster_authorized_operations"),
-                                                               CLUSTER_OPERATIONS),
-    })
+    }
+    if body.get("include_cluster_authorized_operations"):
+        reply["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+    slot.reply(reply)
 
 
 HANDLERS = {3: handle_metadata}

@@ -478,7 +478,7 @@ class GroupCoordinator:
 def describe(group_id: str, g: Group | None) -> dict:
     if g is None or g.state == DEAD:
         return {"error_code": 0, "group_id": group_id, "group_state": DEAD, "protocol_type": "",
-                "protocol_data": "", "members": [], "authorized_operations": -2147483648}
+                "protocol_data": "", "members": []}
     stable = g.state == STABLE
     members = [{"member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id,
                 "client_host": m.client_host,
@@ -486,8 +486,7 @@ def describe(group_id: str, g: Group | None) -> dict:
                 "member_assignment": m.assignment if stable else b""}
                for m in g.members.values()]
     return {"error_code": 0, "group_id": group_id, "group_state": g.state, "protocol_type": g.protocol_type,
-            "protocol_data": (g.protocol or "") if stable else "", "members": members,
-            "authorized_operations": -2147483648}
+            "protocol_data": (g.protocol or "") if stable else "", "members": members}
 
 
 def attach(worker) -> GroupCoordinator:

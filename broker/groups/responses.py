@@ -47,4 +47,4 @@ def error_body(api_key: int, body: dict, code: int) -> dict:
 
 def describe_error(group_id: str, code: int) -> dict:
     return {"error_code": code, "group_id": group_id, "group_state": "", "protocol_type": "",
-            "protocol_data": "", "members": [], "authorized_operations": -2147483648}
+            "protocol_data": "", "members": []}
