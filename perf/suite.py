@@ -203,8 +203,59 @@ def machine() -> str:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cores = f"{os.cpu_count()} cores" + (f" (the suite ran on {CORES})" if CORES != os.cpu_count() else "")
-    return (f"{model}, {cores}, Linux {platform.release()}, Python {platform.python_version()}; "
+    guest = "".join(f"; {part}" for part in guest_settings())
+    return (f"{model}, {cores}, Linux {platform.release()}, Python {platform.python_version()}{guest}; "
             f"load average at the end {load} (the machine is shared)")
+
+
+def guest_settings(sys_root: str = "/sys") -> list[str]:
+    """What a virtual machine's kernel does with an idle core and with freed memory, where it says.
+
+    Both set what a hand-off between two workers and a write into new page-cache pages cost, so results from
+    two machines with the same CPU compare only if these match: a guest that halts an idle vCPU at once
+    (``guest_halt_poll_ns`` 0) pays an exit to the host for every wakeup of a sleeping worker, and one that
+    reports freed memory to its host gets those pages back through a fault in the host."""
+    def read(path: str) -> str | None:
+        try:
+            with open(os.path.join(sys_root, path)) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    out = []
+    driver = read("devices/system/cpu/cpuidle/current_driver")
+    if driver:
+        poll = read("module/haltpoll/parameters/guest_halt_poll_ns") if driver == "haltpoll" else None
+        out.append(f"cpuidle {driver}" + (f", guest_halt_poll_ns {poll}" if poll is not None else ""))
+    if _balloon_reports(sys_root):
+        order = read("module/page_reporting/parameters/page_reporting_order")
+        out.append("free page reporting to the host" + (f", order {order}" if order is not None else ""))
+    return out
+
+
+_VIRTIO_BALLOON = 5
+_BALLOON_F_REPORTING = 5  # feature bit of the virtio balloon (virtio spec 5.5.3)
+
+
+def _balloon_reports(sys_root: str) -> bool:
+    """A virtio balloon that negotiated free page reporting: the guest hands freed memory back."""
+    base = os.path.join(sys_root, "bus/virtio/devices")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "device")) as f:
+                device = int(f.read().strip(), 16)
+            with open(os.path.join(base, name, "features")) as f:
+                features = f.read().strip()  # one character per feature bit, bit 0 first
+        except (OSError, ValueError):
+            continue
+        if device == _VIRTIO_BALLOON and len(features) > _BALLOON_F_REPORTING \
+                and features[_BALLOON_F_REPORTING] == "1":
+            return True
+    return False
 
 
 def page_cache_write_rates(directory: str | None = None, megabytes: int = PROBE_MB) -> tuple[float, float, float]:

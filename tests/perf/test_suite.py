@@ -12,7 +12,7 @@ import time
 import pytest
 
 from perf.runner import Workload, run_produce
-from perf.suite import median_run, metered, page_cache_write_rates, paired, repeated, span_cores
+from perf.suite import guest_settings, median_run, metered, page_cache_write_rates, paired, repeated, span_cores
 
 
 def result(records_per_sec: float, p99: float, errors: int = 0, failures=()) -> dict:
@@ -90,6 +90,34 @@ def test_the_page_cache_probe_measures_both_writes_and_leaves_nothing(tmp_path):
     new, slowest, again = page_cache_write_rates(str(tmp_path), megabytes=8)
     assert 0 < slowest <= new and again > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def _sysfs(root, files: dict) -> str:
+    for path, text in files.items():
+        f = root / path
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text + "\n")
+    return str(root)
+
+
+def test_the_machine_line_names_how_a_guest_idles_and_gives_memory_back(tmp_path):
+    balloon = {"bus/virtio/devices/virtio0/device": "0x0005",
+               "bus/virtio/devices/virtio1/device": "0x0002",
+               "bus/virtio/devices/virtio1/features": "1" * 64}  # a block device: its bit 5 means something else
+    guest = _sysfs(tmp_path / "guest", {
+        "devices/system/cpu/cpuidle/current_driver": "haltpoll",
+        "module/haltpoll/parameters/guest_halt_poll_ns": "0",
+        "module/page_reporting/parameters/page_reporting_order": "9",
+        "bus/virtio/devices/virtio0/features": "0110010" + "0" * 57, **balloon})
+    assert guest_settings(guest) == ["cpuidle haltpoll, guest_halt_poll_ns 0",
+                                     "free page reporting to the host, order 9"]
+    # The balloon did not negotiate reporting: freed memory stays with the guest, whatever the module says.
+    quiet = _sysfs(tmp_path / "quiet", {
+        "devices/system/cpu/cpuidle/current_driver": "acpi_idle",
+        "module/page_reporting/parameters/page_reporting_order": "9",
+        "bus/virtio/devices/virtio0/features": "0110000" + "0" * 57, **balloon})
+    assert guest_settings(quiet) == ["cpuidle acpi_idle"]
+    assert guest_settings(str(tmp_path / "bare")) == []  # no sysfs at all: nothing claimed
 
 
 def test_repeated_produce_runs_start_from_an_empty_topic(broker):
