@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from broker.api.acls import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
+from broker.log import InvalidTopic
+from broker.log.config import validate_topic_name
 from netio.codec import ErrorCode
+
+INTERNAL_TOPICS = frozenset(("__consumer_offsets", "__transaction_state"))  # Kafka's Topic.isInternal
 
 
 def _partition_entry(p) -> dict:
@@ -87,4 +91,70 @@ def _reply(slot, body: dict, md, topics: list[dict]) -> None:
     slot.reply(reply)
 
 
-HANDLERS = {3: handle_metadata}
+def handle_describe_topic_partitions(dispatcher, conn, header, body: dict, slot) -> None:
+    """DescribeTopicPartitions (KIP-966), as Kafka answers it: the topics asked for (none: every topic) in
+    name order from the cursor's topic on, partitions from the cursor's index in that topic, and at most
+    min(max.request.partition.size.limit, response_partition_limit) partitions, with `next_cursor` naming
+    where the next page starts. A cursor whose topic the list leaves out makes the request invalid."""
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current(max_age=0)
+    requested = [t["name"] for t in body["topics"]]
+    cursor = body.get("cursor")
+    first = cursor["topic_name"] if cursor is not None else ""
+    every = not requested
+    names = sorted({n for n in (md.topics if every else requested) if n >= first})
+    if cursor is not None and not every and first not in names:
+        slot.reply({"throttle_time_ms": 0, "topics": [
+            {"error_code": int(ErrorCode.INVALID_REQUEST), "name": n, "partitions": []} for n in requested]})
+        return
+    limit = min(ctx.config["max.request.partition.size.limit"], body["response_partition_limit"])
+    topics, next_cursor = _page(md, names, first, cursor["partition_index"] if cursor is not None else 0, limit,
+                                every)
+    for t in topics:
+        t["topic_authorized_operations"] = TOPIC_OPERATIONS
+    slot.reply({"throttle_time_ms": 0, "topics": topics, "next_cursor": next_cursor})
+
+
+def _page(md, names: list[str], first: str, first_index: int, limit: int, every: bool) -> tuple[list, dict | None]:
+    """The topics of one page and the cursor after it (None: nothing left). A topic is cut where the limit
+    falls; a page that ends exactly at a topic's end points the cursor at the next topic's partition 0.
+    Missing topics are answered with an error only when they were named."""
+    out: list[dict] = []
+    remaining = limit
+    for name in names:
+        if remaining > 0:
+            t = md.topic(name)
+            if t is None:
+                if not every:
+                    out.append({"error_code": int(_missing_error(name)), "name": name,
+                                "is_internal": name in INTERNAL_TOPICS, "partitions": []})
+                continue
+            start = first_index if name == first else 0
+            upper = min(len(t.partitions), start + remaining)
+            partitions = [_described_partition(p) for p in t.partitions[max(start, 0):upper]]
+            out.append({"error_code": int(ErrorCode.NONE), "name": name, "topic_id": t.topic_id,
+                        "is_internal": t.internal, "partitions": partitions})
+            if upper < len(t.partitions):
+                return out, {"topic_name": name, "partition_index": upper}
+            remaining -= len(partitions)
+        elif remaining == 0:
+            return out, {"topic_name": name, "partition_index": 0}
+    return out, None
+
+
+def _described_partition(p) -> dict:
+    entry = _partition_entry(p)
+    entry["eligible_leader_replicas"] = []  # no eligible-leader-replica sets (KIP-966's ELR) are kept
+    entry["last_known_elr"] = []
+    return entry
+
+
+def _missing_error(name: str) -> ErrorCode:
+    try:
+        validate_topic_name(name)
+    except InvalidTopic:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION
+    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+HANDLERS = {3: handle_metadata, 75: handle_describe_topic_partitions}

@@ -413,3 +413,74 @@ def test_authorized_operations_are_every_supported_one_when_asked(live):
         assert resp["cluster_authorized_operations"] == -2**31
     finally:
         conn.close()
+
+
+def test_describe_topic_partitions_pages_through_topics_with_a_cursor(live):
+    """DescribeTopicPartitions (KIP-966) through kafka-python's admin client, paged as Kafka pages it: topics in
+    name order, at most the asked number of partitions per response, and a cursor naming where the next page
+    starts; then the wire request with the cases the client does not send."""
+    from kafka.admin import KafkaAdminClient
+
+    from perf import wire
+
+    tag = uuid.uuid4().hex[:8]
+    names = {}
+    a = admin(live)
+    for suffix, partitions in (("b", 3), ("a", 2), ("c", 1)):
+        names[suffix] = f"dtp-{tag}-{suffix}"
+        a.create_topics([NewTopic(names[suffix], partitions, 1)])[names[suffix]].result(30)
+    ordered = [names["a"], names["b"], names["c"]]  # 2, 3 and 1 partitions
+    missing = f"dtp-{tag}-missing"
+
+    k = KafkaAdminClient(bootstrap_servers=live.bootstrap)
+    try:
+        whole = k.describe_topic_partitions([names["c"], missing, names["a"], names["b"], "bad/name"])
+        assert whole["next_cursor"] is None
+        got = {t["name"]: t for t in whole["topics"]}
+        assert [t["name"] for t in whole["topics"]] == ["bad/name", *ordered, missing]  # in name order
+        assert [p["partition_index"] for p in got[names["b"]]["partitions"]] == [0, 1, 2]
+        p0 = got[names["b"]]["partitions"][0]
+        assert p0["error_code"] == 0 and p0["leader_id"] == 0 and p0["replica_nodes"] == [0] \
+            and p0["isr_nodes"] == [0] and p0["leader_epoch"] >= 0
+        assert got[names["b"]]["error_code"] == 0 and got[names["b"]]["is_internal"] is False
+        assert got[names["b"]]["topic_authorized_operations"] == 3576
+        assert got[missing]["error_code"] == 3 and got[missing]["partitions"] == []  # UNKNOWN_TOPIC_OR_PARTITION
+        assert got["bad/name"]["error_code"] == 17  # INVALID_TOPIC_EXCEPTION
+
+        # Two partitions a page: a's two, then b's first two, then b's last and c's only one.
+        pages, cursor = [], None
+        while True:
+            page = k.describe_topic_partitions(ordered, response_partition_limit=2, cursor=cursor)
+            pages.append([(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in page["topics"]])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+            assert len(pages) < 10
+        assert pages == [[(names["a"], [0, 1])],
+                         [(names["b"], [0, 1])],
+                         [(names["b"], [2]), (names["c"], [0])]]
+    finally:
+        k.close()
+
+    conn = wire.Connection("127.0.0.1", live.port)
+    try:
+        def call(topics, limit=2000, cursor=None):
+            return conn.call(75, 0, {"topics": [{"name": n} for n in topics], "response_partition_limit": limit,
+                                     "cursor": cursor})
+
+        # A page that ends exactly where a topic ends points at the next topic's first partition.
+        resp = call(ordered, limit=2)
+        assert [t["name"] for t in resp["topics"]] == [names["a"]]
+        assert resp["next_cursor"] == {"topic_name": names["b"], "partition_index": 0}
+        # No topics named: every topic, missing ones unmentioned; the cursor skips the names before it.
+        resp = call([], cursor={"topic_name": names["b"], "partition_index": 1})
+        listed = [t["name"] for t in resp["topics"]]
+        assert listed[:2] == [names["b"], names["c"]] and listed == sorted(listed) and missing not in listed
+        assert [p["partition_index"] for p in resp["topics"][0]["partitions"]] == [1, 2]
+        assert resp["topics"][0]["partitions"][0]["eligible_leader_replicas"] == []
+        # A cursor whose topic the list leaves out: INVALID_REQUEST for every topic asked for.
+        resp = call([names["c"]], cursor={"topic_name": names["a"], "partition_index": 0})
+        assert [(t["name"], t["error_code"], t["partitions"]) for t in resp["topics"]] == [(names["c"], 42, [])]
+        assert resp["next_cursor"] is None
+    finally:
+        conn.close()

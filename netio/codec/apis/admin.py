@@ -137,6 +137,49 @@ DESCRIBE_CLUSTER = Api(
 )
 
 
+# DescribeTopicPartitions (KIP-966): what Metadata says of partitions, in pages: a response stops at a
+# partition limit and names where the next page starts (`next_cursor`). Flexible in its only version.
+def _cursor(name: str) -> F:
+    return F(name, "{}", nullable="0+", default=None, fields=(
+        F("topic_name", "string"),
+        F("partition_index", "int32"),
+    ))
+
+
+DESCRIBE_TOPIC_PARTITIONS = Api(
+    key=75, name="DescribeTopicPartitions", versions=(0, 0), flexible="0+",
+    request=(
+        F("topics", "[]", fields=(
+            F("name", "string"),
+        )),
+        F("response_partition_limit", "int32", default=2000),
+        _cursor("cursor"),
+    ),
+    response=(
+        F("throttle_time_ms", "int32", ignorable=True),
+        F("topics", "[]", fields=(
+            F("error_code", "int16"),
+            F("name", "string", nullable="0+"),
+            F("topic_id", "uuid", ignorable=True),
+            F("is_internal", "bool", default=False, ignorable=True),
+            F("partitions", "[]", fields=(
+                F("error_code", "int16"),
+                F("partition_index", "int32"),
+                F("leader_id", "int32"),
+                F("leader_epoch", "int32", default=-1, ignorable=True),
+                F("replica_nodes", "[]int32"),
+                F("isr_nodes", "[]int32"),
+                F("eligible_leader_replicas", "[]int32", nullable="0+", default=None),
+                F("last_known_elr", "[]int32", nullable="0+", default=None),
+                F("offline_replicas", "[]int32", ignorable=True),
+            )),
+            F("topic_authorized_operations", "int32", default=-2147483648),
+        )),
+        _cursor("next_cursor"),
+    ),
+)
+
+
 # DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
 # The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
 DESCRIBE_LOG_DIRS = Api(
