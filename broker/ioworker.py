@@ -232,6 +232,17 @@ class IOWorker:
                 return None
         return op
 
+    def owned_partition(self, topic: str, partition: int) -> tuple[OwnedPartition | None, bool]:
+        """For a request forwarded to every owner it names: (the open partition or None, whether this worker
+        owns it). An owner answers only for what it owns; one it owns but cannot open answers with an error."""
+        info = self.metadata.current().topic(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            return None, False
+        p = info.partitions[partition]
+        if p.owner != self.index:
+            return None, False
+        return self.partition(p.slot, topic, partition), True
+
     # -- requests -----------------------------------------------------------------------------------------
 
     def handle_appends(self, ring_index: int, run: list) -> list[bytes]:

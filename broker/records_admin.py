@@ -19,15 +19,6 @@ class RecordsAdmin:
         self.worker = worker
         self.handlers = {DELETE_RECORDS: self.delete_records}
 
-    def _owned(self, topic: str, partition: int):
-        info = self.worker.metadata.current().topic(topic)
-        if info is None or not 0 <= partition < len(info.partitions):
-            return None, False
-        p = info.partitions[partition]
-        if p.owner != self.worker.index:
-            return None, False
-        return self.worker.partition(p.slot, topic, partition), True
-
     def delete_records(self, header, body: dict, reply, key: int) -> None:
         from broker.ioworker import error_code_for
         from netio.codec import ErrorCode
@@ -37,7 +28,7 @@ class RecordsAdmin:
             parts = []
             for p in t["partitions"]:
                 index, offset = p["partition_index"], p["offset"]
-                op, mine = self._owned(t["name"], index)
+                op, mine = self.worker.owned_partition(t["name"], index)
                 if not mine:
                     continue
                 if op is None:

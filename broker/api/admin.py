@@ -1,18 +1,19 @@
-"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs.
+"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers.
 
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
 owners of the topic's partitions then reconfigure their open logs. Broker configs are static here, so
-altering one is refused with INVALID_REQUEST. DeleteRecords moves log start offsets, which only a
-partition's owner may do: the request is forwarded whole to every owner it names (see
-broker/records_admin.py) and the partial answers are merged. DescribeLogDirs only needs file sizes, which
-the network worker reads itself.
+altering one is refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
+reads producer state, both of which only a partition's owner holds: the request is forwarded whole to every
+owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
+merged. DescribeLogDirs only needs file sizes, which the network worker reads itself.
 """
 
 from __future__ import annotations
 
 import os
 
-from broker.log.config import effective_log_config
+from broker.log import InvalidTopic
+from broker.log.config import effective_log_config, validate_topic_name
 from broker.log.reader import partition_data_bytes
 from broker.logfmt import Log
 from netio.codec import CodecError, ErrorCode, decode_response
@@ -149,6 +150,11 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
             else:
                 owners.add(info.partitions[index].owner)
 
+    def take(reply: dict) -> None:
+        for t in reply["topics"]:
+            for p in t["partitions"]:
+                answers[(t["name"], p["partition_index"])] = (p["low_watermark"], p["error_code"])
+
     def finish() -> None:
         topics: dict[str, list] = {}
         for name, index in order:
@@ -157,9 +163,16 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
         slot.reply({"throttle_time_ms": 0,
                     "topics": [{"name": n, "partitions": ps} for n, ps in topics.items()]})
 
+    _ask_owners(dispatcher, header, owners, take, finish)
+
+
+def _ask_owners(dispatcher, header, owners: set[int], take, finish) -> None:
+    """Forward the request being dispatched, whole, to each I/O worker in `owners`; `take` gets each owner's
+    decoded answer (an owner that died holding it gives none), `finish` runs once all have answered."""
     if not owners:
         finish()
         return
+    ctx = dispatcher.ctx
     frame = bytes(dispatcher.frame)
     waiting = [len(owners)]
 
@@ -167,18 +180,61 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
         _token, response = result
         if response:
             try:
-                _cid, reply = decode_response(21, header.api_version, memoryview(response)[4:])
-                for t in reply["topics"]:
-                    for p in t["partitions"]:
-                        answers[(t["name"], p["partition_index"])] = (p["low_watermark"], p["error_code"])
+                _cid, reply = decode_response(header.api_key, header.api_version, memoryview(response)[4:])
+                take(reply)
             except CodecError as e:
-                log.error("owner answer to DeleteRecords does not decode", error=str(e))
+                log.error("owner answer does not decode", api_key=header.api_key, error=str(e))
         waiting[0] -= 1
         if waiting[0] == 0:
             finish()
 
     for io in sorted(owners):
         ctx.io.forward(io, io, frame, done)
+
+
+def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> None:
+    """The active idempotent producers of each partition (KIP-664), from the producer state its owner keeps.
+    Every partition asked for is answered, in request order: an invalid or unknown topic or partition here,
+    a partition this broker holds no replica of with NOT_LEADER_OR_FOLLOWER, the rest by their owners."""
+    ctx = dispatcher.ctx
+    md = ctx.metadata.current(max_age=0)
+    answers: dict[tuple[str, int], dict] = {}
+    owners: set[int] = set()
+    for t in body["topics"]:
+        name = t["name"]
+        info = md.topic(name)
+        error, message = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if info is None else None), None
+        try:
+            validate_topic_name(name)
+        except InvalidTopic as e:
+            error, message = ErrorCode.INVALID_TOPIC_EXCEPTION, str(e)
+        for index in t["partition_indexes"]:
+            if error is None and not 0 <= index < len(info.partitions):
+                answers[(name, index)] = _producers_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            elif error is None and info.partitions[index].slot < 0:
+                answers[(name, index)] = _producers_error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            elif error is None:
+                owners.add(info.partitions[index].owner)
+            else:
+                answers[(name, index)] = _producers_error(index, error, message)
+
+    def take(reply: dict) -> None:
+        for t in reply["topics"]:
+            for p in t["partitions"]:
+                answers[(t["name"], p["partition_index"])] = p
+
+    def finish() -> None:
+        slot.reply({"throttle_time_ms": 0, "topics": [
+            {"name": t["name"], "partitions": [
+                answers.get((t["name"], i)) or _producers_error(i, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+                for i in t["partition_indexes"]]}
+            for t in body["topics"]]})
+
+    _ask_owners(dispatcher, header, owners, take, finish)
+
+
+def _producers_error(index: int, code: ErrorCode, message: str | None = None) -> dict:
+    return {"partition_index": index, "error_code": int(code), "error_message": message, "active_producers": []}
 
 
 def _partition_size(ctx, path: str, part) -> int:
@@ -227,4 +283,5 @@ HANDLERS = {
     33: handle_alter_configs,
     35: handle_describe_log_dirs,
     44: handle_incremental_alter_configs,
+    61: handle_describe_producers,
 }

@@ -1,4 +1,5 @@
-"""Producer state in the partition owner: checks before an append, bookkeeping after it, snapshots.
+"""Producer state in the partition owner: checks before an append, bookkeeping after it, snapshots, and
+what DescribeProducers reports.
 
 An owner extension (see `OWNER_MODULES` in broker/ioworker.py). When a partition opens, its state is
 loaded from the newest snapshot and brought to the log end by replaying the batches after it, so
@@ -25,6 +26,7 @@ from .state import ProducerEntry, ProducerError, ProducerStates, last_sequence
 log = Log("hpbroker.producers")
 
 SNAPSHOT_INTERVAL_S = 30.0
+DESCRIBE_PRODUCERS = 61
 REPLAY_READ_BYTES = 8 << 20
 
 # lastOffsetDelta @23, producerId @43, producerEpoch @51, baseSequence @53 (RecordBatch v2 header)
@@ -142,6 +144,7 @@ class ProducerOwner:
         self.worker = worker
         self.expiration_ms = int(worker.config["producer.id.expiration.ms"])
         self.parts: dict[int, _Partition] = {}
+        self.handlers = {DESCRIBE_PRODUCERS: self.describe_producers}
         worker.call_later(SNAPSHOT_INTERVAL_S, self._tick)
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -205,6 +208,32 @@ class ProducerOwner:
             replay(plog, part.states, part.replayed_to)
             part.replayed_to = plog.log_end_offset
             self._snapshot_on_roll(op, part)
+
+    # -- DescribeProducers --------------------------------------------------------------------------------
+
+    def describe_producers(self, header, body: dict, reply, key: int) -> None:
+        """The partitions of a DescribeProducers request this worker owns (broker/api/admin.py merges the
+        owners' answers): each producer's epoch, last sequence and the time of its last append."""
+        topics = []
+        for t in body["topics"]:
+            parts = []
+            for index in t["partition_indexes"]:
+                op, mine = self.worker.owned_partition(t["name"], index)
+                if not mine:
+                    continue
+                if op is None:
+                    parts.append({"partition_index": index, "error_code": int(ErrorCode.NOT_LEADER_OR_FOLLOWER),
+                                  "active_producers": []})
+                    continue
+                states = self._part(op).states
+                parts.append({"partition_index": index, "error_code": 0, "active_producers": [
+                    {"producer_id": pid, "producer_epoch": e.epoch,
+                     "last_sequence": e.batches[-1][1] if e.batches else -1, "last_timestamp": e.last_ms,
+                     "coordinator_epoch": -1, "current_txn_start_offset": -1}
+                    for pid, e in sorted(states.entries.items())]})
+            if parts:
+                topics.append({"name": t["name"], "partitions": parts})
+        reply({"throttle_time_ms": 0, "topics": topics})
 
     # -- housekeeping ------------------------------------------------------------------------------------
 

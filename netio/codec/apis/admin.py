@@ -180,6 +180,37 @@ DESCRIBE_TOPIC_PARTITIONS = Api(
 )
 
 
+# DescribeProducers (KIP-664): the idempotent producers a partition's log keeps state for. hpbroker has no
+# transactions, so coordinator_epoch is always -1 and current_txn_start_offset -1.
+DESCRIBE_PRODUCERS = Api(
+    key=61, name="DescribeProducers", versions=(0, 0), flexible="0+",
+    request=(
+        F("topics", "[]", fields=(
+            F("name", "string"),
+            F("partition_indexes", "[]int32"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("topics", "[]", fields=(
+            F("name", "string"),
+            F("partitions", "[]", fields=(
+                F("partition_index", "int32"),
+                F("error_code", "int16"),
+                F("error_message", "string", nullable="0+", default=None),
+                F("active_producers", "[]", fields=(
+                    F("producer_id", "int64"),
+                    F("producer_epoch", "int32"),
+                    F("last_sequence", "int32", default=-1),
+                    F("last_timestamp", "int64", default=-1),
+                    F("coordinator_epoch", "int32"),
+                    F("current_txn_start_offset", "int64", default=-1),
+                )),
+            )),
+        )),
+    ),
+)
+
 # DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
 # The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
 DESCRIBE_LOG_DIRS = Api(
