@@ -211,6 +211,7 @@ DESCRIBE_PRODUCERS = Api(
     ),
 )
 
+
 # DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
 # The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
 DESCRIBE_LOG_DIRS = Api(
