@@ -437,6 +437,8 @@ class Supervisor:
             if code == ErrorCode.NONE:
                 self.controller.refresh(self._hide_before_delete)
             return {"error_code": int(code)}
+        if op == "elect_leaders":
+            return self._elect_leaders(msg)
         if op == "producer_id_block":
             from broker.producers.ids import BLOCK_SIZE, allocate_block
 
@@ -444,6 +446,24 @@ class Supervisor:
                 return self.node.producer_id_block(BLOCK_SIZE)
             return allocate_block(self.config.log_dirs[0])
         return {"error": f"unknown op {op!r}"}
+
+    def _elect_leaders(self, msg: dict) -> dict:
+        """ElectLeaders. A single broker leads every partition it has, each partition's only replica, so
+        nothing needs an election; in a cluster the controller elects (other brokers say NOT_CONTROLLER,
+        and clients ask again where Metadata names the controller)."""
+        wanted = None if msg["partitions"] is None else [(t, p) for t, p in msg["partitions"]]
+        if self.node is None:
+            md = self.metadata
+            return {"error_code": 0, "results": [
+                (t, p, int(ErrorCode.ELECTION_NOT_NEEDED if md.topic(t) is not None
+                           and 0 <= p < len(md.topic(t).partitions) else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                for t, p in wanted or ()]}
+        if not self.node.is_controller:
+            return {"error_code": int(ErrorCode.NOT_CONTROLLER), "results": []}
+        results = self.node.elect_leaders(msg["election_type"] == 1, wanted)
+        if any(code == 0 for _t, _p, code in results):
+            self.controller.refresh(self._hide_before_delete)
+        return {"error_code": 0, "results": results}
 
     def _topic_op(self, op: str, msg: dict) -> dict:
         c = self.controller

@@ -1,11 +1,12 @@
-"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers.
+"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers, ElectLeaders.
 
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
 owners of the topic's partitions then reconfigure their open logs. Broker configs are static here, so
 altering one is refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
 reads producer state, both of which only a partition's owner holds: the request is forwarded whole to every
 owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
-merged. DescribeLogDirs only needs file sizes, which the network worker reads itself.
+merged. DescribeLogDirs only needs file sizes, which the network worker reads itself. ElectLeaders goes to
+the supervisor, which elects when this broker is the cluster's controller (broker/cluster/node.py).
 """
 
 from __future__ import annotations
@@ -278,10 +279,44 @@ def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None
     slot.reply({"throttle_time_ms": 0, "results": results})
 
 
+def handle_elect_leaders(dispatcher, conn, header, body: dict, slot) -> None:
+    """Preferred or unclean leader elections, answered per partition in request order (null partitions: every
+    partition, those needing no election left out). A failure of the whole request is answered, as Kafka
+    does, with its code at the top (v1+) and on every partition asked for."""
+    election_type = body.get("election_type", 0)
+    asked = body.get("topic_partitions")
+
+    def reply(code: int, results) -> None:
+        topics: dict[str, list] = {}
+        for t, p, c in results:
+            topics.setdefault(t, []).append({"partition_id": p, "error_code": int(c), "error_message": None})
+        slot.reply({"throttle_time_ms": 0, "error_code": int(code),
+                    "replica_election_results": [{"topic": t, "partition_result": ps} for t, ps in topics.items()]})
+
+    wanted = None if asked is None else [(t["topic"], p) for t in asked for p in t["partitions"]]
+    if election_type not in (0, 1):
+        code = int(ErrorCode.INVALID_REQUEST)
+        reply(code, [(t, p, code) for t, p in wanted or ()])
+        return
+    if wanted == []:
+        reply(0, [])
+        return
+
+    def done(msg: dict) -> None:
+        code = msg.get("error_code", int(ErrorCode.UNKNOWN_SERVER_ERROR))
+        if code:
+            reply(code, [(t, p, code) for t, p in wanted or ()])
+        else:
+            reply(0, msg["results"])
+
+    dispatcher.ctx.controller.call({"op": "elect_leaders", "election_type": election_type, "partitions": wanted}, done)
+
+
 HANDLERS = {
     21: handle_delete_records,
     33: handle_alter_configs,
     35: handle_describe_log_dirs,
+    43: handle_elect_leaders,
     44: handle_incremental_alter_configs,
     61: handle_describe_producers,
 }

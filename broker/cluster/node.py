@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 import zlib
 
 from broker.cluster.etcd import Compare, EtcdClient, EtcdError, Lease, Op, campaign
-from broker.cluster.state import (ClusterState, PartState, TopicRecord, assign_replicas, elect, revive,
-                                  topic_value)
+from broker.cluster.state import (ClusterState, PartState, TopicRecord, assign_replicas, elect, elect_unclean,
+                                  prefer, revive, topic_value)
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo
 from netio.codec import ErrorCode
@@ -41,6 +42,7 @@ class ClusterNode:
         self.watch = None
         self.state = ClusterState()
         self.known: dict[int, str] = {}  # broker id -> incarnation, as the controller last saw them
+        self.next_balance = 0.0  # monotonic time of the next preferred-leader pass (controller)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -143,16 +145,23 @@ class ClusterNode:
                         self.lease.id):
                 log.info("elected controller", broker=self.node_id)
                 self.known = {}
+                self.next_balance = time.monotonic() + self._balance_interval()
                 wrote = True
         if self.is_controller and not wrote:
             wrote = self._reconcile()
         return wrote
 
+    def _gone(self) -> set[int]:
+        """Brokers that left or restarted since the controller last looked: not trusted to lead or to be in
+        sync until a pass of `_reconcile` has taken them out of the ISRs."""
+        st = self.state
+        gone = {b for b, inc in self.known.items() if b in st.brokers and st.brokers[b].incarnation != inc}
+        return gone | {b for b in self.known if b not in st.brokers}
+
     def _reconcile(self) -> bool:
         st = self.state
         live = set(st.brokers)
-        gone = {b for b, inc in self.known.items() if b in st.brokers and st.brokers[b].incarnation != inc}
-        gone |= {b for b in self.known if b not in st.brokers}
+        gone = self._gone()
         ops = []
         unclean = self.config["unclean.leader.election.enable"]
         for name, rec in st.topics.items():
@@ -169,15 +178,82 @@ class ClusterNode:
                     ops.append((name, p, cur, new))
         wrote = False
         for name, p, cur, new in ops:
-            key = self.key("state", name, p)
-            res = self.client.txn([Compare.mod_revision(key, "=", cur.mod_revision)], [Op.put(key, new.to_json())])
-            if res.succeeded:
+            if self._swap_state(name, p, cur, new):
                 wrote = True
-                log.info("partition leadership changed", topic=name, partition=p, leader=new.leader,
-                         leader_epoch=new.leader_epoch, isr=list(new.isr))
         self.known = {b: r.incarnation for b, r in st.brokers.items()}
         wrote |= self._ensure_offsets_topic()
+        if not wrote and not gone and self.config["auto.leader.rebalance.enable"] \
+                and time.monotonic() >= self.next_balance:
+            self.next_balance = time.monotonic() + self._balance_interval()
+            wrote = self._balance_leaders()
         return wrote
+
+    def _balance_interval(self) -> float:
+        return float(self.config["leader.imbalance.check.interval.seconds"])
+
+    def _balance_leaders(self) -> bool:
+        """Every partition led by another than its preferred replica, whose preferred replica is live and in
+        sync, goes back to it (what Kafka's controller does every leader.imbalance.check.interval.seconds)."""
+        st = self.state
+        eligible = set(st.brokers) - self._gone()
+        wrote = False
+        for name, rec in st.topics.items():
+            for p, replicas in enumerate(rec.replicas):
+                cur = st.states.get((name, p))
+                new = prefer(replicas, cur, eligible) if cur is not None and cur.leader >= 0 else None
+                if new is not None and self._swap_state(name, p, cur, new):
+                    wrote = True
+        return wrote
+
+    def _swap_state(self, topic: str, partition: int, cur: PartState, new: PartState) -> bool:
+        """Write one partition's new leadership if nobody changed it since `cur` was read."""
+        key = self.key("state", topic, partition)
+        res = self.client.txn([Compare.mod_revision(key, "=", cur.mod_revision)], [Op.put(key, new.to_json())])
+        if res.succeeded:
+            log.info("partition leadership changed", topic=topic, partition=partition, leader=new.leader,
+                     leader_epoch=new.leader_epoch, isr=list(new.isr))
+        return res.succeeded
+
+    # -- ElectLeaders (the controller only: it knows which brokers restarted) ------------------------------
+
+    def elect_leaders(self, unclean: bool, partitions: list[tuple[str, int]] | None) -> list[tuple[str, int, int]]:
+        """(topic, partition, error code) per partition, as Kafka's controller answers ElectLeaders: a preferred
+        election moves leadership to the first replica when it is live and in sync, an unclean one gives an
+        offline partition any live replica. With `partitions` None every partition is tried and those that
+        needed no election are left out. Changes are compare-and-swaps; one that loses a race is retried."""
+        results = []
+        st = self.reload()
+        wanted = partitions if partitions is not None else \
+            [(name, p) for name, rec in st.topics.items() for p in range(len(rec.replicas))]
+        for name, p in wanted:
+            code = ErrorCode.UNKNOWN_SERVER_ERROR
+            for _ in range(3):
+                code, done = self._elect_one(self.state, name, p, unclean)
+                if done:
+                    break
+                self.reload()
+            if partitions is None and code == ErrorCode.ELECTION_NOT_NEEDED:
+                continue
+            results.append((name, p, int(code)))
+        return results
+
+    def _elect_one(self, st: ClusterState, name: str, p: int, unclean: bool) -> tuple[ErrorCode, bool]:
+        """(error code, final): not final when the compare-and-swap lost to another change."""
+        rec = st.topics.get(name)
+        cur = st.states.get((name, p)) if rec is not None and 0 <= p < len(rec.replicas) else None
+        if cur is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
+        replicas = rec.replicas[p]
+        if (not unclean and cur.leader == replicas[0]) or (unclean and cur.leader >= 0):
+            return ErrorCode.ELECTION_NOT_NEEDED, True
+        eligible = set(st.brokers) - self._gone()
+        new = elect_unclean(replicas, cur, eligible) if unclean else prefer(replicas, cur, eligible)
+        if new is None:
+            return (ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE if unclean
+                    else ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE), True
+        if self._swap_state(name, p, cur, new):
+            return ErrorCode.NONE, True
+        return ErrorCode.UNKNOWN_SERVER_ERROR, False
 
     def _ensure_offsets_topic(self) -> bool:
         from broker.groups import OFFSETS_TOPIC

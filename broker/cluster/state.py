@@ -1,7 +1,8 @@
 """The cluster's state as etcd holds it, and the controller's decisions over it.
 
 Everything here is pure: `ClusterState.from_kvs` reads one consistent range of the prefix, and the
-functions below say what should change (replica placement, leader elections after a broker left). The
+functions below say what should change (replica placement, leader elections after a broker left or to
+bring leadership back to the preferred replica). The
 node (`broker.cluster.node`) applies those changes with compare-and-swap transactions, so two controllers
 acting on stale views can never both win.
 
@@ -155,4 +156,32 @@ def revive(replicas: tuple[int, ...], current: PartState, live: set[int]) -> Par
     for r in replicas:
         if r in current.isr and r in live:
             return PartState(r, current.leader_epoch + 1, current.isr, current.mod_revision)
+    return None
+
+
+def prefer(replicas: tuple[int, ...], current: PartState, eligible: set[int]) -> PartState | None:
+    """Leadership back to the preferred replica (the first assigned) when another leads, or none does, and
+    it is in the ISR and `eligible` (live, and not restarted since the controller last looked): Kafka's
+    preferred leader election, run on request (ElectLeaders) and every leader.imbalance.check.interval.seconds
+    (auto.leader.rebalance.enable). None when it does not apply."""
+    if not replicas:
+        return None
+    first = replicas[0]
+    if current.leader == first or first not in current.isr or first not in eligible:
+        return None
+    return PartState(first, current.leader_epoch + 1, current.isr, current.mod_revision)
+
+
+def elect_unclean(replicas: tuple[int, ...], current: PartState, eligible: set[int]) -> PartState | None:
+    """A leader for an offline partition, asked for by an unclean ElectLeaders: an ISR member if one is
+    back, else the first eligible replica, whose log becomes the truth (acknowledged records may be lost).
+    None when it leads already or no replica is eligible."""
+    if current.leader >= 0:
+        return None
+    back = revive(replicas, current, eligible)
+    if back is not None:
+        return back
+    for r in replicas:
+        if r in eligible:
+            return PartState(r, current.leader_epoch + 1, (r,), current.mod_revision)
     return None

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.cluster.conftest import wait_for
+from tests.cluster.conftest import Cluster, wait_for
 
 
 def _admin(bootstrap: str):
@@ -379,3 +379,92 @@ def test_deleting_a_topic_drops_its_offsets_on_the_group_coordinator(cluster3):
     create_topic(b, "gone", 2, 3)
     wait_for(lambda: committed("gone") == [-1001, -1001], 20, "the re-created topic has nothing committed")
     assert committed("stays") == [5, 6]
+
+
+def _lose_preferred_leadership(c, topic: str) -> tuple[int, int]:
+    """Kill the broker leading partition 0 (its preferred replica), let another take over, start it again and
+    wait until it is back in sync: partition 0 is then led by another than its preferred replica. Returns
+    (the preferred replica, the leader now)."""
+    leader, replicas, _ = describe(c.bootstrap, topic)[0]
+    assert leader == replicas[0]
+    victim = c.brokers[leader]
+    victim.kill()
+    survivors = ",".join(x.bootstrap for i, x in c.brokers.items() if i != leader)
+    wait_for(lambda: describe(survivors, topic)[0][0] not in (leader, -1), 30, "partition 0 fails over")
+    victim.start()
+    wait_for(lambda: leader in _isr(victim.bootstrap, topic, 0), 60, f"broker {leader} back in the ISR")
+    return leader, describe(c.bootstrap, topic)[0][0]
+
+
+def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_server, tmp_path):
+    """After a failover and the old leader's return, a preferred election (confluent-kafka's elect_leaders,
+    sent to the controller) gives partition 0 back to its first replica while an acks=all producer writes:
+    nothing acknowledged is lost or duplicated. A broker that is not the controller answers NOT_CONTROLLER,
+    and a partition with a leader needs no unclean election."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    from perf import wire
+
+    c = Cluster(etcd_server, tmp_path, 3, {"auto.leader.rebalance.enable": False}).start()
+    try:
+        create_topic(c.bootstrap, "pl", 3, 3, {"min.insync.replicas": "2"})
+        with SteadyProducer(c.bootstrap, "pl", 3, rate=500) as prod:
+            time.sleep(1)
+            preferred, interim = _lose_preferred_leadership(c, "pl")
+            assert interim != preferred
+            time.sleep(2)
+            assert describe(c.bootstrap, "pl")[0][0] == interim  # nothing moves it back on its own here
+
+            a = _admin(c.bootstrap)
+            got = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("pl", 0)]).result(30)
+            assert list(got.values()) == [None], got
+            wait_for(lambda: describe(c.bootstrap, "pl")[0][0] == preferred, 20, "partition 0 led by its preferred")
+            got = a.elect_leaders(ElectionType.UNCLEAN, [TopicPartition("pl", 1)]).result(30)
+            assert [e.code() for e in got.values()] == [84]  # ELECTION_NOT_NEEDED: it has a leader
+
+            controller = _cluster_info(c.bootstrap)["controller_id"]
+            other = next(b for i, b in c.brokers.items() if i != controller)
+            conn = wire.Connection("127.0.0.1", other.port)
+            try:
+                resp = conn.call(43, 1, {"election_type": 0, "timeout_ms": 1000,
+                                         "topic_partitions": [{"topic": "pl", "partitions": [0]}]})
+            finally:
+                conn.close()
+            assert resp["error_code"] == 41  # NOT_CONTROLLER
+            import json
+            import subprocess
+            import sys
+
+            def elect_all() -> list:
+                out = subprocess.run([sys.executable, "-m", "tools.cli", "cluster", "elect-leaders", "-b", c.bootstrap,
+                                      "--format", "json"], capture_output=True, text=True, timeout=60)
+                assert out.returncode == 0, out
+                return json.loads(out.stdout)
+
+            # The offsets partitions the killed broker led moved too; every partition is tried, those
+            # already led by their preferred replica left out.
+            moved = elect_all()
+            assert all(r["error"] is None and r["topic"] == "__consumer_offsets" for r in moved), moved
+            wait_for(lambda: all(leader == replicas[0] for leader, replicas, _ in
+                                 describe(c.bootstrap, "__consumer_offsets").values()), 20, "offsets leaders")
+            assert elect_all() == []
+            n = len(prod.acked)
+            wait_for(lambda: len(prod.acked) > n + 200, 30, "production goes on under the moved leadership")
+            prod.finish()
+        assert len(prod.acked) == prod.sent and not prod.errors
+        check_acknowledged(c.bootstrap, "pl", 3, prod.acked)
+    finally:
+        c.close()
+
+
+def test_the_controller_gives_leadership_back_to_preferred_replicas_on_its_own(etcd_server, tmp_path):
+    """auto.leader.rebalance.enable (Kafka's default): every leader.imbalance.check.interval.seconds the
+    controller moves partitions led by another than their preferred replica back, once it is in sync."""
+    c = Cluster(etcd_server, tmp_path, 3, {"leader.imbalance.check.interval.seconds": 2}).start()
+    try:
+        create_topic(c.bootstrap, "ab", 3, 3, {"min.insync.replicas": "2"})
+        preferred, _ = _lose_preferred_leadership(c, "ab")
+        wait_for(lambda: describe(c.bootstrap, "ab")[0][0] == preferred, 30, "partition 0 led by its preferred")
+        assert all(leader == replicas[0] for leader, replicas, _ in describe(c.bootstrap, "ab").values())
+    finally:
+        c.close()

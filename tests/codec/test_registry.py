@@ -14,7 +14,7 @@ EXPECTED = {
     "IncrementalAlterConfigs": (44, 0, 1), "DeleteRecords": (21, 0, 1), "DescribeCluster": (60, 0, 1),
     "DescribeLogDirs": (35, 0, 1), "SaslHandshake": (17, 0, 1), "SaslAuthenticate": (36, 0, 1),
     "DescribeAcls": (29, 0, 3), "CreateAcls": (30, 0, 3), "DeleteAcls": (31, 0, 3),
-    "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0),
+    "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0), "ElectLeaders": (43, 0, 2),
 }
 
 CORE = {"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets", "CreateTopics", "DeleteTopics",

@@ -532,3 +532,59 @@ def test_describe_producers_reports_each_partitions_idempotent_producers(live):
         assert resp["topics"][2]["partitions"][0]["error_message"]
     finally:
         conn.close()
+
+
+def test_elect_leaders_on_one_broker_needs_no_election(live):
+    """ElectLeaders on a single broker: every partition's only replica leads it, so each named partition is
+    ELECTION_NOT_NEEDED (84), as Kafka answers for a partition led by its preferred replica; asking for every
+    partition lists none. confluent-kafka and kafka-python's admin calls, then the wire for the error cases."""
+    from confluent_kafka import ElectionType
+    from kafka.admin import KafkaAdminClient
+
+    from perf import wire
+
+    name = create(live, partitions=2)
+    a = admin(live)
+    for kind in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
+        got = a.elect_leaders(kind, [TopicPartition(name, 0), TopicPartition(name, 1)]).result(30)
+        assert sorted(tp.partition for tp in got) == [0, 1]
+        assert all(err is not None and err.code() == 84 for err in got.values()), got
+    k = KafkaAdminClient(bootstrap_servers=live.bootstrap)
+    try:
+        resp = k.elect_leaders(0, {name: [0, 1]})  # ElectionNotNeeded is not raised
+        assert [(r.topic, [(p.partition_id, p.error_code) for p in r.partition_result])
+                for r in resp.replica_election_results] == [(name, [(0, 84), (1, 84)])]
+    finally:
+        k.close()
+
+    conn = wire.Connection("127.0.0.1", live.port)
+    try:
+        everything = conn.call(43, 1, {"election_type": 0, "topic_partitions": None, "timeout_ms": 1000})
+        assert everything["error_code"] == 0 and everything["replica_election_results"] == []
+        missing = f"missing-{uuid.uuid4().hex[:8]}"
+        resp = conn.call(43, 2, {"election_type": 1, "timeout_ms": 1000,
+                                 "topic_partitions": [{"topic": missing, "partitions": [0]},
+                                                      {"topic": name, "partitions": [7]}]})
+        assert [(r["topic"], [(p["partition_id"], p["error_code"]) for p in r["partition_result"]])
+                for r in resp["replica_election_results"]] == [(missing, [(0, 3)]), (name, [(7, 3)])]
+        bad = conn.call(43, 1, {"election_type": 5, "timeout_ms": 1000,
+                                "topic_partitions": [{"topic": name, "partitions": [0]}]})
+        assert bad["error_code"] == 42  # INVALID_REQUEST, on the partition too
+        assert bad["replica_election_results"][0]["partition_result"][0]["error_code"] == 42
+    finally:
+        conn.close()
+
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tools.cli", "cluster", "elect-leaders", "-b", live.bootstrap,
+                               *args], capture_output=True, text=True, timeout=60)
+
+    out = cli("--topic", name, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"topic": name, "partition": p, "error": "ELECTION_NOT_NEEDED"} for p in (0, 1)]
+    out = cli()
+    assert out.returncode == 0 and "no partition needed an election" in out.stdout, out
+    assert cli("--partition", "0").returncode == 2  # a partition needs its topic

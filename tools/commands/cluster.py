@@ -1,11 +1,18 @@
-"""`hpbroker cluster info`: brokers, controller, topic counts and the partitions that need attention."""
+"""`hpbroker cluster info`: brokers, controller, topic counts and the partitions that need attention;
+`hpbroker cluster elect-leaders`: leadership back to preferred replicas."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from tools.commands.common import EXIT_CODES_HELP, client_command, emit
-from tools.commands.render import render_cluster, render_partition_health
+from netio.codec import ErrorCode
+from tools.client import KafkaError
+from tools.commands.common import EXIT_CODES_HELP, EXIT_KAFKA_ERROR, client_command, emit
+from tools.commands.render import render_cluster, render_elections, render_partition_health
+
+ELECT_LEADERS = 43
 
 
 @click.group(epilog=EXIT_CODES_HELP)
@@ -61,3 +68,37 @@ def info(client, fmt, as_json):
         "under_replicated_partitions": under, "offline_partitions": offline,
     }
     emit("json" if as_json else fmt, data, f"{render_cluster(data)}\n\n{render_partition_health(data)}")
+
+
+@cluster.command("elect-leaders", epilog=EXIT_CODES_HELP)
+@click.option("--topic", help="Only this topic's partitions (default: every partition in the cluster).")
+@click.option("--partition", "partitions", type=int, multiple=True,
+              help="Only this partition of --topic; repeat for several.")
+@click.option("--unclean", is_flag=True,
+              help="Elect a leader for partitions that have none, from any live replica (may lose acknowledged "
+                   "records) instead of moving leadership to the preferred replica.")
+@client_command
+def elect_leaders(client, fmt, topic, partitions, unclean):
+    """Give each partition's leadership back to its preferred replica (the first in its replica list), as
+    Kafka's kafka-leader-election does. After a broker fails and returns, the partitions it led stay with
+    other brokers until this runs, or until the controller does it on its own (auto.leader.rebalance.enable,
+    every leader.imbalance.check.interval.seconds).
+
+    The preferred replica takes over only when it is alive and in sync. The request goes to the controller.
+    Without --topic, every partition is tried and only those that needed an election are listed.
+    """
+    if partitions and not topic:
+        raise click.UsageError("--partition needs --topic")
+    wanted = None
+    if topic:
+        wanted = [{"topic": topic, "partitions": list(partitions) or sorted(client.leaders(topic))}]
+    reply = client.controller().request(ELECT_LEADERS, {"election_type": 1 if unclean else 0,
+                                                        "topic_partitions": wanted, "timeout_ms": 60000})
+    if reply.get("error_code"):
+        raise KafkaError(reply["error_code"], None, "elect leaders")
+    rows = [{"topic": r["topic"], "partition": p["partition_id"], "error": ErrorCode(p["error_code"]).name
+             if p["error_code"] else None}
+            for r in reply["replica_election_results"] for p in r["partition_result"]]
+    emit(fmt, rows, render_elections(rows))
+    if any(r["error"] not in (None, "ELECTION_NOT_NEEDED") for r in rows):
+        sys.exit(EXIT_KAFKA_ERROR)

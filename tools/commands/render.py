@@ -71,6 +71,14 @@ def render_partition_health(info: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def render_elections(rows: list[dict]) -> str:
+    """`hpbroker cluster elect-leaders`: a line per partition tried (RESULT: elected, or why not)."""
+    if not rows:
+        return "no partition needed an election"
+    return table(["TOPIC", "PARTITION", "RESULT"],
+                 [[r["topic"], r["partition"], r["error"] or "elected"] for r in rows])
+
+
 def render_offsets(rows: list[dict]) -> str:
     return table(["TOPIC", "PARTITION", "OLD-OFFSET", "NEW-OFFSET"],
                  [[r["topic"], r["partition"], r["old_offset"], r["new_offset"]] for r in rows])

@@ -212,6 +212,33 @@ DESCRIBE_PRODUCERS = Api(
 )
 
 
+# ElectLeaders: a preferred (type 0; the only kind in v0) or unclean (type 1) leader election per partition;
+# null topic_partitions means every partition.
+ELECT_LEADERS = Api(
+    key=43, name="ElectLeaders", versions=(0, 2), flexible="2+",
+    request=(
+        F("election_type", "int8", versions="1+"),
+        F("topic_partitions", "[]", nullable="0+", fields=(
+            F("topic", "string"),
+            F("partitions", "[]int32"),
+        )),
+        F("timeout_ms", "int32", default=60000),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16", versions="1+"),
+        F("replica_election_results", "[]", fields=(
+            F("topic", "string"),
+            F("partition_result", "[]", fields=(
+                F("partition_id", "int32"),
+                F("error_code", "int16"),
+                F("error_message", "string", nullable="0+", default=None),
+            )),
+        )),
+    ),
+)
+
+
 # DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
 # The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
 DESCRIBE_LOG_DIRS = Api(
