@@ -1,4 +1,5 @@
-"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers, ElectLeaders.
+"""AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers, ElectLeaders,
+ListPartitionReassignments, ListTransactions.
 
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
 owners of the topic's partitions then reconfigure their open logs. Broker configs are static here, so
@@ -7,6 +8,7 @@ reads producer state, both of which only a partition's owner holds: the request 
 owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
 merged. DescribeLogDirs only needs file sizes, which the network worker reads itself. ElectLeaders goes to
 the supervisor, which elects when this broker is the cluster's controller (broker/cluster/node.py).
+Replicas never move between brokers and transactional producers are refused, so the two lists are empty.
 """
 
 from __future__ import annotations
@@ -312,11 +314,28 @@ def handle_elect_leaders(dispatcher, conn, header, body: dict, slot) -> None:
     dispatcher.ctx.controller.call({"op": "elect_leaders", "election_type": election_type, "partitions": wanted}, done)
 
 
+# Kafka's transaction states (TransactionState.fromName): ListTransactions filters naming anything else are
+# answered as unknown.
+TRANSACTION_STATES = frozenset({"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit",
+                                "CompleteAbort", "Dead", "PrepareEpochFence"})
+
+
+def handle_list_transactions(dispatcher, conn, header, body: dict, slot) -> None:
+    slot.reply({"throttle_time_ms": 0, "error_code": 0, "transaction_states": [],
+                "unknown_state_filters": [f for f in body["state_filters"] if f not in TRANSACTION_STATES]})
+
+
+def handle_list_partition_reassignments(dispatcher, conn, header, body: dict, slot) -> None:
+    slot.reply({"throttle_time_ms": 0, "error_code": 0, "error_message": None, "topics": []})
+
+
 HANDLERS = {
     21: handle_delete_records,
     33: handle_alter_configs,
     35: handle_describe_log_dirs,
     43: handle_elect_leaders,
     44: handle_incremental_alter_configs,
+    46: handle_list_partition_reassignments,
     61: handle_describe_producers,
+    66: handle_list_transactions,
 }

@@ -15,6 +15,7 @@ EXPECTED = {
     "DescribeLogDirs": (35, 0, 1), "SaslHandshake": (17, 0, 1), "SaslAuthenticate": (36, 0, 1),
     "DescribeAcls": (29, 0, 3), "CreateAcls": (30, 0, 3), "DeleteAcls": (31, 0, 3),
     "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0), "ElectLeaders": (43, 0, 2),
+    "ListPartitionReassignments": (46, 0, 0), "ListTransactions": (66, 0, 1),
 }
 
 CORE = {"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets", "CreateTopics", "DeleteTopics",
@@ -52,10 +53,12 @@ def test_api_versions_table_lists_every_api_once_in_key_order():
 
 def test_non_flexible_versions_cover_what_non_flexible_clients_need():
     # aiokafka / kafkajs / old librdkafka never send flexible versions: each API they use must serve a
-    # non-flexible version (DescribeCluster, DescribeTopicPartitions and DescribeProducers exist only as
-    # flexible), and core data-path ranges must stay non-flexible end to end.
+    # non-flexible version (some newer APIs exist only as flexible), and core data-path ranges must stay
+    # non-flexible end to end.
+    only_flexible = {"DescribeCluster", "DescribeTopicPartitions", "DescribeProducers", "ListPartitionReassignments",
+                     "ListTransactions"}
     for api in APIS.values():
-        if api.name not in ("DescribeCluster", "DescribeTopicPartitions", "DescribeProducers"):
+        if api.name not in only_flexible:
             assert not api.is_flexible(api.versions[0]), api.name
     for name in ("Produce", "Fetch", "Metadata", "ListOffsets"):
         api = next(a for a in APIS.values() if a.name == name)

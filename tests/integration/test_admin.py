@@ -588,3 +588,29 @@ def test_elect_leaders_on_one_broker_needs_no_election(live):
     out = cli()
     assert out.returncode == 0 and "no partition needed an election" in out.stdout, out
     assert cli("--partition", "0").returncode == 2  # a partition needs its topic
+
+
+def test_no_transactions_and_no_reassignments_are_listed(live):
+    """ListTransactions and ListPartitionReassignments through kafka-python's admin client: hpbroker refuses
+    transactional producers and never moves replicas, so both lists are empty; a state filter that names no
+    transaction state is echoed back as unknown, as Kafka does."""
+    from kafka.admin import KafkaAdminClient
+
+    from perf import wire
+
+    name = create(live, partitions=2)
+    k = KafkaAdminClient(bootstrap_servers=live.bootstrap)
+    try:
+        assert k.list_transactions() == {0: []}
+        assert k.list_transactions(state_filters=["Ongoing"], duration_filter_ms=1000) == {0: []}
+        assert k.list_partition_reassignments() == {}
+        assert k.list_partition_reassignments({name: [0, 1]}) == {}
+    finally:
+        k.close()
+    conn = wire.Connection("127.0.0.1", live.port)
+    try:
+        resp = conn.call(66, 1, {"state_filters": ["Ongoing", "Sleeping"], "producer_id_filters": [7],
+                                 "duration_filter": -1})
+        assert (resp["error_code"], resp["unknown_state_filters"], resp["transaction_states"]) == (0, ["Sleeping"], [])
+    finally:
+        conn.close()

@@ -239,6 +239,56 @@ ELECT_LEADERS = Api(
 )
 
 
+# ListPartitionReassignments: the reassignments in progress. hpbroker never moves replicas between
+# brokers, so there are none to list.
+LIST_PARTITION_REASSIGNMENTS = Api(
+    key=46, name="ListPartitionReassignments", versions=(0, 0), flexible="0+",
+    request=(
+        F("timeout_ms", "int32", default=60000),
+        F("topics", "[]", nullable="0+", default=None, fields=(
+            F("name", "string"),
+            F("partition_indexes", "[]int32"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+"),
+        F("topics", "[]", fields=(
+            F("name", "string"),
+            F("partitions", "[]", fields=(
+                F("partition_index", "int32"),
+                F("replicas", "[]int32"),
+                F("adding_replicas", "[]int32"),
+                F("removing_replicas", "[]int32"),
+            )),
+        )),
+    ),
+)
+
+
+# ListTransactions: the transactions a broker coordinates. hpbroker refuses transactional producers, so
+# there are none; filters naming no transaction state come back as unknown, as Kafka answers them.
+LIST_TRANSACTIONS = Api(
+    key=66, name="ListTransactions", versions=(0, 1), flexible="0+",
+    request=(
+        F("state_filters", "[]string"),
+        F("producer_id_filters", "[]int64"),
+        F("duration_filter", "int64", versions="1+", default=-1),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("unknown_state_filters", "[]string"),
+        F("transaction_states", "[]", fields=(
+            F("transactional_id", "string"),
+            F("producer_id", "int64"),
+            F("transaction_state", "string"),
+        )),
+    ),
+)
+
+
 # DescribeLogDirs: size and lag of each partition per log directory; a null `topics` means all topics.
 # The top-level error_code (v3+) and volume sizes (v4+) are not advertised.
 DESCRIBE_LOG_DIRS = Api(
