@@ -269,7 +269,8 @@ def render(sup) -> str:
 def _replication(t: Text, md, broker_id: int) -> None:
     """ISR and replica counts of the partitions hosted here (a broker reports only its own, so a cluster's
     series are not repeated by every broker), and how many of those led here lack in-sync replicas (each
-    under-replicated partition is counted once in the cluster: by its leader)."""
+    under-replicated partition is counted once in the cluster: by its leader; so is one led by another than
+    its preferred replica)."""
     hosted = [(ti.name, p) for ti in md.topics.values() for p in ti.partitions if p.slot >= 0]
     t.family("hpbroker_partition_isr_size", "gauge", "In-sync replicas of each partition hosted here.")
     for topic, p in hosted:
@@ -281,6 +282,10 @@ def _replication(t: Text, md, broker_id: int) -> None:
              "Partitions led by this broker with fewer in-sync replicas than replicas.")
     t.sample("hpbroker_under_replicated_partitions",
              sum(p.leader == broker_id and len(p.isr) < len(p.replicas) for _, p in hosted))
+    t.family("hpbroker_preferred_replica_imbalance", "gauge",
+             "Partitions led by this broker whose preferred (first) replica is another broker.")
+    t.sample("hpbroker_preferred_replica_imbalance",
+             sum(p.leader == broker_id and bool(p.replicas) and p.replicas[0] != broker_id for _, p in hosted))
 
 
 def _groups(t: Text, sup) -> None:

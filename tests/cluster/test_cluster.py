@@ -396,6 +396,15 @@ def _lose_preferred_leadership(c, topic: str) -> tuple[int, int]:
     return leader, describe(c.bootstrap, topic)[0][0]
 
 
+def _imbalance(broker) -> float:
+    import urllib.request
+
+    from tools.top.promtext import parse, total
+
+    with urllib.request.urlopen(broker.metrics_url, timeout=10) as r:
+        return total(parse(r.read().decode()), "hpbroker_preferred_replica_imbalance")
+
+
 def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_server, tmp_path):
     """After a failover and the old leader's return, a preferred election (confluent-kafka's elect_leaders,
     sent to the controller) gives partition 0 back to its first replica while an acks=all producer writes:
@@ -405,7 +414,8 @@ def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_serve
 
     from perf import wire
 
-    c = Cluster(etcd_server, tmp_path, 3, {"auto.leader.rebalance.enable": False}).start()
+    c = Cluster(etcd_server, tmp_path, 3, {"auto.leader.rebalance.enable": False,
+                                            "metrics.listener": "127.0.0.1:0"}).start()
     try:
         create_topic(c.bootstrap, "pl", 3, 3, {"min.insync.replicas": "2"})
         with SteadyProducer(c.bootstrap, "pl", 3, rate=500) as prod:
@@ -414,6 +424,10 @@ def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_serve
             assert interim != preferred
             time.sleep(2)
             assert describe(c.bootstrap, "pl")[0][0] == interim  # nothing moves it back on its own here
+            # Operators see it: `cluster info` lists the partition, and its leader's /metrics counts it.
+            assert ("pl", 0) in [(r["topic"], r["partition"])
+                                 for r in _cluster_info(c.bootstrap)["not_preferred_leader_partitions"]]
+            wait_for(lambda: _imbalance(c.brokers[interim]) >= 1, 10, "the interim leader counts the partition")
 
             a = _admin(c.bootstrap)
             got = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("pl", 0)]).result(30)
@@ -448,6 +462,8 @@ def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_serve
             wait_for(lambda: all(leader == replicas[0] for leader, replicas, _ in
                                  describe(c.bootstrap, "__consumer_offsets").values()), 20, "offsets leaders")
             assert elect_all() == []
+            assert _cluster_info(c.bootstrap)["not_preferred_leader_partitions"] == []
+            wait_for(lambda: sum(_imbalance(b) for b in c.brokers.values()) == 0, 10, "no broker counts any")
             n = len(prod.acked)
             wait_for(lambda: len(prod.acked) > n + 200, 30, "production goes on under the moved leadership")
             prod.finish()

@@ -36,27 +36,33 @@ def partition_health(md: dict) -> tuple[list[dict], list[dict]]:
     Under-replicated: ISR smaller than the replica list. Offline: no leader (-1). A partition that lost
     its leader usually shows in both lists.
     """
-    under, offline = [], []
-    for t in sorted(md["topics"], key=lambda t: t["name"]):
-        for p in sorted(t["partitions"], key=lambda p: p["partition_index"]):
-            row = {"topic": t["name"], "partition": p["partition_index"], "leader": p["leader_id"],
-                   "replicas": list(p["replica_nodes"]), "isr": list(p["isr_nodes"])}
-            if len(row["isr"]) < len(row["replicas"]):
-                under.append(row)
-            if row["leader"] < 0:
-                offline.append(row)
-    return under, offline
+    rows = _partition_rows(md)
+    return ([r for r in rows if len(r["isr"]) < len(r["replicas"])], [r for r in rows if r["leader"] < 0])
+
+
+def not_preferred_led(md: dict) -> list[dict]:
+    """Partitions led by another than their preferred (first) replica, as after a failover until leadership
+    is moved back (`hpbroker cluster elect-leaders`, or the controller on its own)."""
+    return [r for r in _partition_rows(md) if r["leader"] >= 0 and r["replicas"] and r["leader"] != r["replicas"][0]]
+
+
+def _partition_rows(md: dict) -> list[dict]:
+    return [{"topic": t["name"], "partition": p["partition_index"], "leader": p["leader_id"],
+             "replicas": list(p["replica_nodes"]), "isr": list(p["isr_nodes"])}
+            for t in sorted(md["topics"], key=lambda t: t["name"])
+            for p in sorted(t["partitions"], key=lambda p: p["partition_index"])]
 
 
 @cluster.command("info", epilog=EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (same as --format json).")
 @client_command
 def info(client, fmt, as_json):
-    """Show the brokers, the controller, topic and partition counts, and the under-replicated and offline
-    partitions.
+    """Show the brokers, the controller, topic and partition counts, and the under-replicated, offline and
+    not-preferred-led partitions.
 
     The controller is marked with * in the CONTROLLER column. Under-replicated partitions have fewer
-    in-sync replicas than replicas; offline partitions have no leader (LEADER -1).
+    in-sync replicas than replicas; offline partitions have no leader (LEADER -1); the others are led by
+    another than their preferred (first) replica, as after a failover (see `cluster elect-leaders`).
     """
     md = client.metadata(None)
     under, offline = partition_health(md)
@@ -66,6 +72,7 @@ def info(client, fmt, as_json):
                     for b in sorted(md["brokers"], key=lambda b: b["node_id"])],
         "topics": len(md["topics"]), "partitions": sum(len(t["partitions"]) for t in md["topics"]),
         "under_replicated_partitions": under, "offline_partitions": offline,
+        "not_preferred_leader_partitions": not_preferred_led(md),
     }
     emit("json" if as_json else fmt, data, f"{render_cluster(data)}\n\n{render_partition_health(data)}")
 

@@ -58,10 +58,12 @@ def render_cluster(info: dict) -> str:
 
 
 def render_partition_health(info: dict) -> str:
-    """The under-replicated and offline partitions of `hpbroker cluster info`: a count, then a table if any."""
+    """The under-replicated, offline and not-preferred-led partitions of `hpbroker cluster info`: a count each,
+    then a table if any."""
     out = []
     for title, key in (("UNDER-REPLICATED PARTITIONS", "under_replicated_partitions"),
-                       ("OFFLINE PARTITIONS", "offline_partitions")):
+                       ("OFFLINE PARTITIONS", "offline_partitions"),
+                       ("NOT LED BY THEIR PREFERRED REPLICA", "not_preferred_leader_partitions")):
         rows = info[key]
         out.append(f"{title}  {len(rows)}")
         if rows:
