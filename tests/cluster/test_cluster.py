@@ -381,16 +381,18 @@ def test_deleting_a_topic_drops_its_offsets_on_the_group_coordinator(cluster3):
     assert committed("stays") == [5, 6]
 
 
-def _lose_preferred_leadership(c, topic: str) -> tuple[int, int]:
-    """Kill the broker leading partition 0 (its preferred replica), let another take over, start it again and
-    wait until it is back in sync: partition 0 is then led by another than its preferred replica. Returns
-    (the preferred replica, the leader now)."""
+def _lose_preferred_leadership(c, topic: str, while_down=None) -> tuple[int, int]:
+    """Kill the broker leading partition 0 (its preferred replica), let another take over (then call
+    `while_down(survivors' bootstrap)`), start it again and wait until it is back in sync: partition 0 is then
+    led by another than its preferred replica. Returns (the preferred replica, the leader now)."""
     leader, replicas, _ = describe(c.bootstrap, topic)[0]
     assert leader == replicas[0]
     victim = c.brokers[leader]
     victim.kill()
     survivors = ",".join(x.bootstrap for i, x in c.brokers.items() if i != leader)
     wait_for(lambda: describe(survivors, topic)[0][0] not in (leader, -1), 30, "partition 0 fails over")
+    if while_down is not None:
+        while_down(survivors)
     victim.start()
     wait_for(lambda: leader in _isr(victim.bootstrap, topic, 0), 60, f"broker {leader} back in the ISR")
     return leader, describe(c.bootstrap, topic)[0][0]
@@ -418,9 +420,14 @@ def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(etcd_serve
                                             "metrics.listener": "127.0.0.1:0"}).start()
     try:
         create_topic(c.bootstrap, "pl", 3, 3, {"min.insync.replicas": "2"})
+        def elect_while_down(survivors: str) -> None:
+            admin = _admin(survivors)  # held: a client collected mid-request cancels it
+            got = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("pl", 0)]).result(30)
+            assert [e.code() for e in got.values()] == [80]  # PREFERRED_LEADER_NOT_AVAILABLE: it is down
+
         with SteadyProducer(c.bootstrap, "pl", 3, rate=500) as prod:
             time.sleep(1)
-            preferred, interim = _lose_preferred_leadership(c, "pl")
+            preferred, interim = _lose_preferred_leadership(c, "pl", elect_while_down)
             assert interim != preferred
             time.sleep(2)
             assert describe(c.bootstrap, "pl")[0][0] == interim  # nothing moves it back on its own here
