@@ -158,6 +158,11 @@ class ClusterNode:
         gone = {b for b, inc in self.known.items() if b in st.brokers and st.brokers[b].incarnation != inc}
         return gone | {b for b in self.known if b not in st.brokers}
 
+    def _settled(self) -> set[int]:
+        """Live brokers in the incarnation the controller last saw: ones a pass of `_reconcile` has already
+        dealt with, so their ISR memberships are current. Only these may take leadership by election."""
+        return {b for b, r in self.state.brokers.items() if self.known.get(b) == r.incarnation}
+
     def _reconcile(self) -> bool:
         st = self.state
         live = set(st.brokers)
@@ -195,7 +200,7 @@ class ClusterNode:
         """Every partition led by another than its preferred replica, whose preferred replica is live and in
         sync, goes back to it (what Kafka's controller does every leader.imbalance.check.interval.seconds)."""
         st = self.state
-        eligible = set(st.brokers) - self._gone()
+        eligible = self._settled()
         wrote = False
         for name, rec in st.topics.items():
             for p, replicas in enumerate(rec.replicas):
@@ -246,7 +251,7 @@ class ClusterNode:
         replicas = rec.replicas[p]
         if (not unclean and cur.leader == replicas[0]) or (unclean and cur.leader >= 0):
             return ErrorCode.ELECTION_NOT_NEEDED, True
-        eligible = set(st.brokers) - self._gone()
+        eligible = self._settled()
         new = elect_unclean(replicas, cur, eligible) if unclean else prefer(replicas, cur, eligible)
         if new is None:
             return (ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE if unclean
