@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from broker.logfmt import Log
-from netio.codec import ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request
+from netio.codec import ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response
 from netio.codec.fetch import decode_fetch_request
 from netio.codec.produce import decode_produce_request
 from netio.codec.produce import from_generic as produce_from_generic
@@ -83,6 +83,31 @@ class Dispatcher:
                 slot.no_reply()
 
         self.ctx.io.forward(io, key, self.frame, done)
+
+    def fan_out(self, header, owners: set[int], key: int, merge: Callable[[list[dict]], None]) -> None:
+        """Send the request being dispatched, as received, to each I/O worker in `owners` (`key` as in
+        `forward`); `merge` gets the decoded answers once all have come (an owner that died holding the
+        request gives none). For requests that name partitions or groups of several owners."""
+        frame = self.frame
+        bodies: list[dict] = []
+        left = [len(owners)]
+        if not owners:
+            merge(bodies)
+            return
+
+        def done(result: tuple) -> None:
+            _token, response = result
+            if response:
+                try:
+                    bodies.append(decode_response(header.api_key, header.api_version, memoryview(response)[4:])[1])
+                except Exception as e:
+                    log.error("owner answer does not decode", api_key=header.api_key, error=repr(e))
+            left[0] -= 1
+            if left[0] == 0:
+                merge(bodies)
+
+        for io in sorted(owners):
+            self.ctx.io.forward(io, key, frame, done)
 
     def api_versions_error_body(self) -> dict:
         return {"error_code": int(ErrorCode.NONE), "api_keys": self.served_api_versions(), "throttle_time_ms": 0}

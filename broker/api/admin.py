@@ -19,7 +19,7 @@ from broker.log import InvalidTopic
 from broker.log.config import effective_log_config, validate_topic_name
 from broker.log.reader import partition_data_bytes
 from broker.logfmt import Log
-from netio.codec import CodecError, ErrorCode, decode_response
+from netio.codec import ErrorCode
 
 log = Log("hpbroker.api.admin")
 
@@ -27,6 +27,7 @@ TOPIC = 2
 BROKER = 4
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+OWNER_KEY = -1  # forwarded requests' routing value: their owner-side handlers take none
 LIST_CONFIGS = frozenset({"cleanup.policy"})
 
 
@@ -153,12 +154,11 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
             else:
                 owners.add(info.partitions[index].owner)
 
-    def take(reply: dict) -> None:
-        for t in reply["topics"]:
-            for p in t["partitions"]:
-                answers[(t["name"], p["partition_index"])] = (p["low_watermark"], p["error_code"])
-
-    def finish() -> None:
+    def merge(replies: list[dict]) -> None:
+        for reply in replies:
+            for t in reply["topics"]:
+                for p in t["partitions"]:
+                    answers[(t["name"], p["partition_index"])] = (p["low_watermark"], p["error_code"])
         topics: dict[str, list] = {}
         for name, index in order:
             low, code = answers.get((name, index), (-1, int(ErrorCode.NOT_LEADER_OR_FOLLOWER)))
@@ -166,33 +166,7 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
         slot.reply({"throttle_time_ms": 0,
                     "topics": [{"name": n, "partitions": ps} for n, ps in topics.items()]})
 
-    _ask_owners(dispatcher, header, owners, take, finish)
-
-
-def _ask_owners(dispatcher, header, owners: set[int], take, finish) -> None:
-    """Forward the request being dispatched, whole, to each I/O worker in `owners`; `take` gets each owner's
-    decoded answer (an owner that died holding it gives none), `finish` runs once all have answered."""
-    if not owners:
-        finish()
-        return
-    ctx = dispatcher.ctx
-    frame = bytes(dispatcher.frame)
-    waiting = [len(owners)]
-
-    def done(result: tuple) -> None:
-        _token, response = result
-        if response:
-            try:
-                _cid, reply = decode_response(header.api_key, header.api_version, memoryview(response)[4:])
-                take(reply)
-            except CodecError as e:
-                log.error("owner answer does not decode", api_key=header.api_key, error=str(e))
-        waiting[0] -= 1
-        if waiting[0] == 0:
-            finish()
-
-    for io in sorted(owners):
-        ctx.io.forward(io, io, frame, done)
+    dispatcher.fan_out(header, owners, OWNER_KEY, merge)
 
 
 def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> None:
@@ -221,19 +195,18 @@ def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> Non
             else:
                 answers[(name, index)] = _producers_error(index, error, message)
 
-    def take(reply: dict) -> None:
-        for t in reply["topics"]:
-            for p in t["partitions"]:
-                answers[(t["name"], p["partition_index"])] = p
-
-    def finish() -> None:
+    def merge(replies: list[dict]) -> None:
+        for reply in replies:
+            for t in reply["topics"]:
+                for p in t["partitions"]:
+                    answers[(t["name"], p["partition_index"])] = p
         slot.reply({"throttle_time_ms": 0, "topics": [
             {"name": t["name"], "partitions": [
                 answers.get((t["name"], i)) or _producers_error(i, ErrorCode.NOT_LEADER_OR_FOLLOWER)
                 for i in t["partition_indexes"]]}
             for t in body["topics"]]})
 
-    _ask_owners(dispatcher, header, owners, take, finish)
+    dispatcher.fan_out(header, owners, OWNER_KEY, merge)
 
 
 def _producers_error(index: int, code: ErrorCode, message: str | None = None) -> dict:

@@ -14,7 +14,7 @@ from broker.groups import OFFSETS_TOPIC, partition_for, route_key
 from broker.groups import responses as R
 from broker.groups.coordinator import describe
 from broker.logfmt import Log
-from netio.codec import ErrorCode, decode_response
+from netio.codec import ErrorCode
 
 log = Log("hpbroker.api.groups")
 
@@ -73,30 +73,6 @@ def handle_group_request(dispatcher, conn, header, body: dict, slot) -> None:
     dispatcher.forward(part.owner, slot, key=route_key(part.slot, conn.peer))
 
 
-def _fan_out(dispatcher, header, owners: set[int], merge) -> None:
-    """Send the request to each owner; `merge(list of decoded bodies)` once all have answered."""
-    ctx = dispatcher.ctx
-    frame = dispatcher.frame
-    bodies: list[dict] = []
-    left = [len(owners)]
-    if not owners:
-        return merge(bodies)
-
-    def done(result: tuple) -> None:
-        _token, response = result
-        if response:
-            try:
-                bodies.append(decode_response(header.api_key, header.api_version, memoryview(response)[4:])[1])
-            except Exception as e:
-                log.error("coordinator answer does not decode", api_key=header.api_key, error=repr(e))
-        left[0] -= 1
-        if left[0] == 0:
-            merge(bodies)
-
-    for io in sorted(owners):
-        ctx.io.forward(io, FANOUT_KEY, frame, done)
-
-
 def _owners_of(ctx, group_ids) -> tuple[set[int], set[str]]:
     """Owners to ask, and the groups whose coordinator is not available."""
     owners, unavailable = set(), set()
@@ -129,7 +105,7 @@ def handle_describe_groups(dispatcher, conn, header, body: dict, slot) -> None:
                     g["authorized_operations"] = GROUP_OPERATIONS
         slot.reply({"throttle_time_ms": 0, "groups": out})
 
-    _fan_out(dispatcher, header, owners, merge)
+    dispatcher.fan_out(header, owners, FANOUT_KEY, merge)
 
 
 def handle_delete_groups(dispatcher, conn, header, body: dict, slot) -> None:
@@ -146,7 +122,7 @@ def handle_delete_groups(dispatcher, conn, header, body: dict, slot) -> None:
             out.append({"group_id": name, "error_code": code})
         slot.reply({"throttle_time_ms": 0, "results": out})
 
-    _fan_out(dispatcher, header, owners, merge)
+    dispatcher.fan_out(header, owners, FANOUT_KEY, merge)
 
 
 def handle_list_groups(dispatcher, conn, header, body: dict, slot) -> None:
@@ -161,7 +137,7 @@ def handle_list_groups(dispatcher, conn, header, body: dict, slot) -> None:
         code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if loading or len(bodies) < len(owners) else ErrorCode.NONE
         slot.reply({"throttle_time_ms": 0, "error_code": int(code), "groups": groups})
 
-    _fan_out(dispatcher, header, owners, merge)
+    dispatcher.fan_out(header, owners, FANOUT_KEY, merge)
 
 
 HANDLERS = {
