@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 
-from broker.log import InvalidTopic
-from broker.log.config import effective_log_config, validate_topic_name
+from broker.api.metadata import missing_topic_error
+from broker.log.config import effective_log_config
 from broker.log.reader import partition_data_bytes
 from broker.logfmt import Log
 from netio.codec import ErrorCode
@@ -180,11 +180,7 @@ def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> Non
     for t in body["topics"]:
         name = t["name"]
         info = md.topic(name)
-        error, message = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if info is None else None), None
-        try:
-            validate_topic_name(name)
-        except InvalidTopic as e:
-            error, message = ErrorCode.INVALID_TOPIC_EXCEPTION, str(e)
+        error, message = missing_topic_error(name) if info is None else (None, None)
         for index in t["partition_indexes"]:
             if error is None and not 0 <= index < len(info.partitions):
                 answers[(name, index)] = _producers_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)

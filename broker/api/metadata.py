@@ -7,8 +7,6 @@ from broker.log import InvalidTopic
 from broker.log.config import validate_topic_name
 from netio.codec import ErrorCode
 
-INTERNAL_TOPICS = frozenset(("__consumer_offsets", "__transaction_state"))  # Kafka's Topic.isInternal
-
 
 def _partition_entry(p) -> dict:
     return {
@@ -22,19 +20,30 @@ def _partition_entry(p) -> dict:
     }
 
 
-def topic_entry(t) -> dict:
+def topic_entry(t, partitions=None) -> dict:
+    """Topic `t` with all its partitions, or those of `partitions` (a slice of them)."""
     return {
         "error_code": int(ErrorCode.NONE),
         "name": t.name,
         "topic_id": t.topic_id,
         "is_internal": t.internal,
-        "partitions": [_partition_entry(p) for p in t.partitions],
+        "partitions": [_partition_entry(p) for p in (t.partitions if partitions is None else partitions)],
     }
 
 
 def missing_topic_entry(name: str, error: ErrorCode) -> dict:
     return {"error_code": int(error), "name": name, "topic_id": bytes(16), "is_internal": False,
             "partitions": []}
+
+
+def missing_topic_error(name: str) -> tuple[ErrorCode, str | None]:
+    """What a request naming a topic that does not exist gets, as Kafka answers: INVALID_TOPIC_EXCEPTION
+    (and why) for a name no topic may have, else UNKNOWN_TOPIC_OR_PARTITION."""
+    try:
+        validate_topic_name(name)
+    except InvalidTopic as e:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION, str(e)
+    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
 
 
 def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
@@ -126,35 +135,20 @@ def _page(md, names: list[str], first: str, first_index: int, limit: int, every:
             t = md.topic(name)
             if t is None:
                 if not every:
-                    out.append({"error_code": int(_missing_error(name)), "name": name,
-                                "is_internal": name in INTERNAL_TOPICS, "partitions": []})
+                    out.append(missing_topic_entry(name, missing_topic_error(name)[0]))
                 continue
             start = first_index if name == first else 0
             upper = min(len(t.partitions), start + remaining)
-            partitions = [_described_partition(p) for p in t.partitions[max(start, 0):upper]]
-            out.append({"error_code": int(ErrorCode.NONE), "name": name, "topic_id": t.topic_id,
-                        "is_internal": t.internal, "partitions": partitions})
+            entry = topic_entry(t, t.partitions[max(start, 0):upper])
+            for p in entry["partitions"]:  # no eligible-leader-replica sets (KIP-966's ELR) are kept
+                p["eligible_leader_replicas"], p["last_known_elr"] = [], []
+            out.append(entry)
             if upper < len(t.partitions):
                 return out, {"topic_name": name, "partition_index": upper}
-            remaining -= len(partitions)
+            remaining -= len(entry["partitions"])
         elif remaining == 0:
             return out, {"topic_name": name, "partition_index": 0}
     return out, None
-
-
-def _described_partition(p) -> dict:
-    entry = _partition_entry(p)
-    entry["eligible_leader_replicas"] = []  # no eligible-leader-replica sets (KIP-966's ELR) are kept
-    entry["last_known_elr"] = []
-    return entry
-
-
-def _missing_error(name: str) -> ErrorCode:
-    try:
-        validate_topic_name(name)
-    except InvalidTopic:
-        return ErrorCode.INVALID_TOPIC_EXCEPTION
-    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 HANDLERS = {3: handle_metadata, 75: handle_describe_topic_partitions}
