@@ -453,11 +453,13 @@ class Supervisor:
         and clients ask again where Metadata names the controller)."""
         wanted = None if msg["partitions"] is None else [(t, p) for t, p in msg["partitions"]]
         if self.node is None:
-            md = self.metadata
-            return {"error_code": 0, "results": [
-                (t, p, int(ErrorCode.ELECTION_NOT_NEEDED if md.topic(t) is not None
-                           and 0 <= p < len(md.topic(t).partitions) else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                for t, p in wanted or ()]}
+            results = []
+            for t, p in wanted or ():
+                info = self.metadata.topic(t)
+                known = info is not None and 0 <= p < len(info.partitions)
+                code = ErrorCode.ELECTION_NOT_NEEDED if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                results.append((t, p, int(code)))
+            return {"error_code": 0, "results": results}
         if not self.node.is_controller:
             return {"error_code": int(ErrorCode.NOT_CONTROLLER), "results": []}
         results = self.node.elect_leaders(msg["election_type"] == 1, wanted)

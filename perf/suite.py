@@ -215,20 +215,13 @@ def guest_settings(sys_root: str = "/sys") -> list[str]:
     two machines with the same CPU compare only if these match: a guest that halts an idle vCPU at once
     (``guest_halt_poll_ns`` 0) pays an exit to the host for every wakeup of a sleeping worker, and one that
     reports freed memory to its host gets those pages back through a fault in the host."""
-    def read(path: str) -> str | None:
-        try:
-            with open(os.path.join(sys_root, path)) as f:
-                return f.read().strip()
-        except OSError:
-            return None
-
     out = []
-    driver = read("devices/system/cpu/cpuidle/current_driver")
+    driver = _sysfs(sys_root, "devices/system/cpu/cpuidle/current_driver")
     if driver:
-        poll = read("module/haltpoll/parameters/guest_halt_poll_ns") if driver == "haltpoll" else None
+        poll = _sysfs(sys_root, "module/haltpoll/parameters/guest_halt_poll_ns") if driver == "haltpoll" else None
         out.append(f"cpuidle {driver}" + (f", guest_halt_poll_ns {poll}" if poll is not None else ""))
     if _balloon_reports(sys_root):
-        order = read("module/page_reporting/parameters/page_reporting_order")
+        order = _sysfs(sys_root, "module/page_reporting/parameters/page_reporting_order")
         out.append("free page reporting to the host" + (f", order {order}" if order is not None else ""))
     return out
 
@@ -237,13 +230,27 @@ _VIRTIO_BALLOON = 5
 _BALLOON_F_REPORTING = 5  # feature bit of the virtio balloon (virtio spec 5.5.3)
 
 
+def _sysfs(sys_root: str, path: str) -> str | None:
+    try:
+        with open(os.path.join(sys_root, path)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def _balloon_reports(sys_root: str) -> bool:
     """A virtio balloon that negotiated free page reporting: the guest hands freed memory back."""
-    base = os.path.join(sys_root, "bus/virtio/devices")
     try:
-        names = os.listdir(base)
+        names = os.listdir(os.path.join(sys_root, "bus/virtio/devices"))
     except OSError:
         return False
+    for name in names:
+        device = _sysfs(sys_root, f"bus/virtio/devices/{name}/device")
+        features = _sysfs(sys_root, f"bus/virtio/devices/{name}/features")  # a character per bit, bit 0 first
+        if device == f"0x{_VIRTIO_BALLOON:04x}" and features is not None and \
+                features[_BALLOON_F_REPORTING:_BALLOON_F_REPORTING + 1] == "1":
+            return True
+    return False
     for name in names:
         try:
             with open(os.path.join(base, name, "device")) as f:
