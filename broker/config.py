@@ -31,6 +31,7 @@ class Key:
     max: int | None = None
     choices: tuple[str, ...] | None = None
     nullable: bool = False
+    sensitive: bool = False  # a secret: never shown (DescribeConfigs, `hpbroker config`, logs)
 
 
 INT32_MAX = 2**31 - 1
@@ -49,7 +50,9 @@ def available_cpus() -> int:
 KEYS: tuple[Key, ...] = (
     Key("broker.id", "int", 0, "This broker's id in the cluster.", min=0, max=INT32_MAX),
     Key("listeners", "listeners", "PLAINTEXT://127.0.0.1:9092",
-        "Comma-separated listeners NAME://host:port; port 0 picks a free port."),
+        "Comma-separated listeners NAME://host:port, NAME one of PLAINTEXT and SASL_PLAINTEXT (clients "
+        "authenticate first); port 0 picks a free port. In a cluster the first is the brokers' own and must "
+        "be PLAINTEXT."),
     Key("advertised.listeners", "listeners", None,
         "Listeners returned to clients in Metadata; defaults to `listeners`.", nullable=True),
     Key("log.dirs", "list", DEFAULT_DATA_DIR, "Comma-separated data directories holding partition logs."),
@@ -125,6 +128,13 @@ KEYS: tuple[Key, ...] = (
         "How often the controller looks for partitions led by another than their preferred replica.", min=1),
     Key("unclean.leader.election.enable", "bool", False,
         "Elect a replica outside the ISR when no in-sync one is alive (may lose acknowledged records)."),
+    Key("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "SASL mechanisms a SASL_PLAINTEXT listener offers."),
+    Key("sasl.users", "list", None,
+        "Comma-separated user:password pairs a SASL_PLAINTEXT listener accepts (every enabled mechanism).",
+        nullable=True, sensitive=True),
+    Key("sasl.server.max.receive.size", "int", 524288,
+        "Largest request a client may send before it has authenticated.", min=64),
     Key("replica.ack.timeout.ms", "int", 30000,
         "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT (the Produce request's "
         "timeout_ms applies when shorter).", min=1),
@@ -157,6 +167,10 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class Listener:
     name: str
@@ -185,8 +199,9 @@ def parse_listeners(text: str, key: str = "listeners") -> tuple[Listener, ...]:
             raise ConfigError(f"{key}: port must be an integer in {part!r}") from None
         if not 0 <= p <= 65535:
             raise ConfigError(f"{key}: port out of range 0..65535 in {part!r}")
-        if name.upper() != "PLAINTEXT":
-            raise ConfigError(f"{key}: only the PLAINTEXT security protocol is served, got {name!r}")
+        if name.upper() not in SECURITY_PROTOCOLS:
+            raise ConfigError(f"{key}: the security protocol of {part!r} is not one of "
+                              f"{', '.join(SECURITY_PROTOCOLS)}")
         out.append(Listener(name.upper(), host or "0.0.0.0", p))
     if not out:
         raise ConfigError(f"{key}: at least one listener is required")
@@ -338,6 +353,8 @@ class BrokerConfig:
         value = self.values[name]
         if value is None:
             return "null"
+        if BY_NAME[name].sensitive:
+            return "[hidden]"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, tuple) and name == "metrics.listener":
@@ -383,8 +400,24 @@ def _check_relations(values: dict[str, Any]) -> None:
     if values["group.min.session.timeout.ms"] > values["group.max.session.timeout.ms"]:
         raise ConfigError("group.min.session.timeout.ms must not exceed group.max.session.timeout.ms")
     adv = values["advertised.listeners"]
+    listeners = values["listeners"]
     if adv is not None:
         for listener in adv:
             if listener.port == 0 or listener.host in ("0.0.0.0", "::"):
                 raise ConfigError(f"advertised.listeners: {listener} is not an address clients can reach")
+        if [a.name for a in adv] != [lst.name for lst in listeners]:
+            raise ConfigError("advertised.listeners must name the same listeners as listeners, in the same order")
+    if any(lst.name == "SASL_PLAINTEXT" for lst in listeners):
+        bad = [m for m in values["sasl.enabled.mechanisms"] if m not in SASL_MECHANISMS]
+        if bad or not values["sasl.enabled.mechanisms"]:
+            raise ConfigError(f"sasl.enabled.mechanisms: {', '.join(bad) or 'none'} not served; "
+                              f"choose from {', '.join(SASL_MECHANISMS)}")
+        if not values["sasl.users"]:
+            raise ConfigError("sasl.users: a SASL_PLAINTEXT listener needs at least one user:password")
+        for entry in values["sasl.users"]:
+            user, colon, password = entry.partition(":")
+            if not colon or not user or not password:
+                raise ConfigError("sasl.users: expected user:password pairs separated by commas")
+    if values["etcd.connect"] and listeners[0].name != "PLAINTEXT":
+        raise ConfigError("listeners: in a cluster the first listener carries replication and must be PLAINTEXT")
 

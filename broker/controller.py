@@ -126,7 +126,8 @@ class Controller:
         live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions if p.slot >= 0}
         for key in [k for k in self.slots if k not in live]:
             self.free_slots.append(self.slots.pop(key))
-        brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack) for _, b in sorted(st.brokers.items()))
+        brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack, b.endpoints)
+                        for _, b in sorted(st.brokers.items()))
         return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics)
 
     def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:

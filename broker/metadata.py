@@ -21,6 +21,24 @@ class BrokerInfo:
     host: str
     port: int
     rack: str | None = None
+    endpoints: tuple[tuple[str, str, int], ...] = ()  # (listener, host, port); host/port is the first
+
+    def address(self, listener: str | None) -> tuple[str, int] | None:
+        """Where a client that came in through `listener` reaches this broker: the same listener's
+        advertised address, as Kafka answers, or None when the broker has no such listener."""
+        if listener is None or not self.endpoints:
+            return self.host, self.port
+        for name, host, port in self.endpoints:
+            if name == listener:
+                return host, port
+        return None
+
+    def to_json(self) -> list:
+        return [self.node_id, self.host, self.port, self.rack, [list(e) for e in self.endpoints]]
+
+    @classmethod
+    def from_json(cls, b: list) -> "BrokerInfo":
+        return cls(b[0], b[1], b[2], b[3], tuple((e[0], e[1], e[2]) for e in (b[4] if len(b) > 4 else ())))
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,16 @@ class ClusterMetadata:
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
 
+    def brokers_on(self, listener: str | None) -> list[tuple[BrokerInfo, str, int]]:
+        """(broker, host, port) of every broker a client that came in through `listener` can reach there:
+        Kafka answers each listener's clients with that listener's addresses, leaving out brokers without it."""
+        out = []
+        for b in self.brokers:
+            address = b.address(listener)
+            if address is not None:
+                out.append((b, *address))
+        return out
+
     # -- persistence ------------------------------------------------------------------------------------
 
     def to_json(self) -> dict:
@@ -61,7 +89,7 @@ class ClusterMetadata:
             "version": self.version,
             "cluster_id": self.cluster_id,
             "controller_id": self.controller_id,
-            "brokers": [[b.node_id, b.host, b.port, b.rack] for b in self.brokers],
+            "brokers": [b.to_json() for b in self.brokers],
             "topics": {
                 t.name: {
                     "id": t.topic_id.hex(),
@@ -82,7 +110,7 @@ class ClusterMetadata:
                           for p in t["partitions"])
             topics[name] = TopicInfo(name, bytes.fromhex(t["id"]), parts, dict(t["configs"]), t["internal"])
         return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
-                   tuple(BrokerInfo(*b) for b in obj["brokers"]), topics)
+                   tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics)
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, SNAPSHOT_FILE)

@@ -182,8 +182,8 @@ class Supervisor:
             self.handoff = create_pairs(n_net)
         self.log_manager = LogManager(list(cfg.log_dirs), cfg.log_defaults())
         self.clean_start = self.log_manager.was_clean_shutdown()  # the manager consumed the markers
-        host, port = self.advertised()[0]
-        me = BrokerInfo(cfg["broker.id"], host, port)
+        endpoints = self.advertised()
+        me = BrokerInfo(cfg["broker.id"], endpoints[0][1], endpoints[0][2], endpoints=endpoints)
         if cfg["etcd.connect"]:
             self.node = self._join_cluster(me)
         self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS, me, self.metadata_dir,
@@ -315,18 +315,18 @@ class Supervisor:
     def metadata_dir(self) -> str:
         return self.config.log_dirs[0]
 
-    def advertised(self) -> list[tuple[str, int]]:
-        """Advertised endpoints, with port 0 replaced by the port actually bound."""
+    def advertised(self) -> tuple[tuple[str, str, int], ...]:
+        """(listener, host, port) advertised for each listener, with port 0 replaced by the port bound."""
         adv = self.config["advertised.listeners"]
         if adv:
-            return [(a.host, a.port) for a in adv]
+            return tuple((a.name, a.host, a.port) for a in adv)
         out = []
         for b in self.bound:
             host = b.listener.host
             if host in ("0.0.0.0", "::", ""):
                 host = socket.gethostname()
-            out.append((host, b.port))
-        return out
+            out.append((b.listener.name, host, b.port))
+        return tuple(out)
 
     def metadata_view(self) -> MetadataView:
         return MetadataView(self.metadata_dir, self.metadata)

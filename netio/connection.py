@@ -82,7 +82,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty")
+                 "dirty", "listener", "auth")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -104,6 +104,9 @@ class Connection:
         # With a set here, finished responses are written once per event-loop pass by whoever owns the set
         # (one sendmsg for every response of the pass) instead of one write per response.
         self.dirty: set | None = None
+        self.listener: str | None = None  # the name of the listener it came in through
+        # Until a client on a SASL listener has authenticated: what it may send next (broker.security.sasl).
+        self.auth = None
 
     def new_slot(self, api_key: int, api_version: int, correlation_id: int) -> Slot:
         slot = Slot(self, api_key, api_version, correlation_id)

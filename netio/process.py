@@ -219,7 +219,8 @@ def run_network_worker(sup, index: int) -> None:
         placement = Placement.for_worker(sup.handoff, index, sup.metrics)
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
                            sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
-                           pump=pump, arena=arena, placement=placement)
+                           pump=pump, arena=arena, placement=placement,
+                           listener_names=[b.listener.name for b in sup.bound])
     pump.worker = worker
     sup.notify_ready()
     worker.run()

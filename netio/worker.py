@@ -55,6 +55,10 @@ class Dispatcher(Protocol):
 
     def api_versions_error_body(self) -> dict: ...
 
+    def session(self, listener: str | None): ...  # a new connection's authentication state, or None
+
+    def token(self, conn: Connection, frame: memoryview) -> None: ...  # a bare SASL token (conn.auth.raw)
+
 
 class Pump(Protocol):
     """What the worker's loop waits on besides sockets, and what runs after every wakeup."""
@@ -73,8 +77,11 @@ class Pump(Protocol):
 class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
-                 pump: Pump | None = None, arena=None, placement=None):
+                 pump: Pump | None = None, arena=None, placement=None, listener_names: list[str] | None = None):
         self.index = index
+        # The listener a connection came in through, by the local port it was accepted on (a connection
+        # handed over from another worker arrives without its listening socket).
+        self.listener_of_port = {ls.getsockname()[1]: name for ls, name in zip(listen_socks, listener_names or ())}
         self.placement = placement  # netio.handoff.Placement when there are other network workers, or None
         self.arena = arena  # shared receive buffer for large frames (broker/shm/arena.py), or None
         self.listen_socks = listen_socks
@@ -248,6 +255,10 @@ class NetworkWorker:
         self.next_conn_id += 1
         conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed, self.arena)
         conn.dirty = self.dirty
+        conn.listener = self.listener_of_port.get(sock.getsockname()[1])
+        conn.auth = self.dispatcher.session(conn.listener)
+        if conn.auth is not None:  # a client not yet authenticated may send only small requests
+            conn.reader.max_frame_bytes = min(self.max_frame_bytes, conn.auth.max_receive)
         self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
         self.conns[sock.fileno()] = conn
         self.connections_created += 1
@@ -429,6 +440,9 @@ class NetworkWorker:
             block.release()
 
     def _handle_frame(self, conn: Connection, frame: memoryview) -> None:
+        if conn.auth is not None and conn.auth.raw:  # a SASL token after a v0 handshake: not a request
+            self.dispatcher.token(conn, frame)
+            return
         try:
             header, body = self.dispatcher.decode(frame)
         except UnsupportedVersion as e:

@@ -13,6 +13,8 @@ import struct
 from netio.codec import APIS, ErrorCode, decode_response, encode_request
 
 API_VERSIONS = 18
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 LIST_OFFSETS = 2
 METADATA = 3
 FIND_COORDINATOR = 10
@@ -48,9 +50,10 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class Connection:
-    """One blocking TCP connection with negotiated API versions."""
+    """One blocking TCP connection with negotiated API versions; logged in first when `sasl` is
+    (mechanism, user, password)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 30.0):
+    def __init__(self, host: str, port: int, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None):
         self.address = f"{host}:{port}"
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -63,6 +66,27 @@ class Connection:
         if body["error_code"]:
             raise KafkaError(body["error_code"], what="ApiVersions")
         self.versions = {a["api_key"]: (a["min_version"], a["max_version"]) for a in body["api_keys"]}
+        if sasl is not None:
+            self._authenticate(*sasl)
+
+    def _authenticate(self, mechanism: str, user: str, password: str) -> None:
+        from broker.security.sasl import AuthenticationFailed, client_exchange
+
+        reply = self.request(SASL_HANDSHAKE, {"mechanism": mechanism}, highest=1)
+        if reply["error_code"]:
+            offered = ", ".join(reply["mechanisms"]) or "none"
+            raise KafkaError(reply["error_code"], f"{mechanism}; the broker offers {offered}", "SASL")
+
+        def send(token: bytes) -> bytes:
+            r = self.request(SASL_AUTHENTICATE, {"auth_bytes": token}, highest=1)
+            if r["error_code"]:
+                raise KafkaError(r["error_code"], r.get("error_message"), "SASL")
+            return r["auth_bytes"]
+
+        try:
+            client_exchange(mechanism, user, password, send)
+        except AuthenticationFailed as e:
+            raise KafkaError(int(e.error_code), str(e), "SASL") from None
 
     def version_for(self, api_key: int, highest: int | None = None) -> int:
         """Highest version that the broker advertises and our declaration encodes."""
@@ -111,8 +135,9 @@ class Connection:
 class Client:
     """Cluster-aware: bootstrap, Metadata, leaders and group coordinators."""
 
-    def __init__(self, bootstrap: str, timeout: float = 30.0):
+    def __init__(self, bootstrap: str, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None):
         self.timeout = timeout
+        self.sasl = sasl
         self.seeds = [parse_address(a) for a in bootstrap.split(",") if a.strip()]
         self.conns: dict[int | str, Connection] = {}
         self.brokers: dict[int, tuple[str, int]] = {}
@@ -122,10 +147,12 @@ class Client:
         errors = []
         for host, port in self.seeds:
             try:
-                conn = Connection(host, port, self.timeout)
+                conn = Connection(host, port, self.timeout, self.sasl)
                 self.conns[f"seed:{host}:{port}"] = conn
                 return conn
             except KafkaError as e:
+                if e.code is not None:  # the broker answered (a refused login): another seed would too
+                    raise
                 errors.append(str(e))
         raise KafkaError(None, "; ".join(errors) or "no bootstrap address given")
 
@@ -137,7 +164,8 @@ class Client:
             if node_id not in self.brokers:
                 raise KafkaError(int(ErrorCode.BROKER_NOT_AVAILABLE), f"broker {node_id} is not in the cluster")
             host, port = self.brokers[node_id]
-            conn = self.any if self.any.address == f"{host}:{port}" else Connection(host, port, self.timeout)
+            conn = self.any if self.any.address == f"{host}:{port}" else Connection(host, port, self.timeout,
+                                                                                     self.sasl)
             self.conns[node_id] = conn
         return conn
 

@@ -22,7 +22,7 @@ Handler = Callable[["Dispatcher", Connection, object, dict, Slot], None]
 # Modules whose HANDLERS run in the network worker. A module may also define FORWARDED: api keys whose
 # requests go whole to a partition owner (see `forward`), with a function choosing the owner.
 HANDLER_MODULES = ("versions", "metadata", "produce", "fetch", "offsets", "topics", "configs", "cluster", "admin",
-                   "producer_id", "groups", "epochs", "acls")
+                   "producer_id", "groups", "epochs", "acls", "sasl")
 
 
 class Dispatcher:
@@ -36,6 +36,23 @@ class Dispatcher:
         for name in HANDLER_MODULES:
             module = importlib.import_module(f"broker.api.{name}")
             self.handlers.update(getattr(module, "HANDLERS", {}))
+        self.credentials = None  # SASL users, read from the configuration on the first SASL connection
+
+    def session(self, listener: str | None):
+        """A connection's authentication state: a `broker.security.sasl.Session` on a SASL listener."""
+        if listener != "SASL_PLAINTEXT":
+            return None
+        from broker.security.sasl import Credentials, Session
+
+        cfg = self.ctx.config
+        if self.credentials is None:
+            self.credentials = Credentials.from_config(cfg["sasl.users"])
+        return Session(self.credentials, cfg["sasl.enabled.mechanisms"], cfg["sasl.server.max.receive.size"])
+
+    def token(self, conn: Connection, frame: memoryview) -> None:
+        from broker.api.sasl import raw_token
+
+        raw_token(self, conn, frame)
 
     def decode(self, frame: memoryview) -> tuple:
         """(header, body): Produce and Fetch through their fast paths, everything else generically."""
@@ -57,6 +74,10 @@ class Dispatcher:
         return req.header, req.body
 
     def dispatch(self, conn: Connection, header, body, slot: Slot, frame: memoryview) -> None:
+        if conn.auth is not None and header.api_key not in conn.auth.expects:
+            log.warning("request before sasl authentication", api_key=header.api_key, conn=conn.id, peer=conn.peer)
+            slot.fail_connection(f"api {header.api_key} before SASL authentication")
+            return
         handler = self.handlers.get(header.api_key)
         if handler is None:
             log.warning("api not served", api_key=header.api_key, conn=conn.id)

@@ -10,7 +10,8 @@ def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
     reply = {
         "throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": md.cluster_id, "controller_id": md.controller_id,
-        "brokers": [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
+        "brokers": [{"broker_id": b.node_id, "host": host, "port": port, "rack": b.rack}
+                    for b, host, port in md.brokers_on(conn.listener)],
     }
     if body.get("include_cluster_authorized_operations"):
         reply["cluster_authorized_operations"] = CLUSTER_OPERATIONS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.config import BY_NAME, KEYS
+from broker.config import KEYS
 from broker.log.config import TOPIC_CONFIGS
 from netio.codec import ErrorCode
 
@@ -30,9 +30,9 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _entry(name, value, source, read_only, version, config_type, is_default, synonyms=()) -> dict:
+def _entry(name, value, source, read_only, version, config_type, is_default, synonyms=(), sensitive=False) -> dict:
     return {"name": name, "value": _text(value), "read_only": read_only, "is_default": is_default,
-            "config_source": source, "is_sensitive": False, "synonyms": list(synonyms), "config_type": config_type,
+            "config_source": source, "is_sensitive": sensitive, "synonyms": list(synonyms), "config_type": config_type,
             "documentation": None}
 
 
@@ -77,9 +77,9 @@ def broker_configs(cfg, keys: list[str] | None, version: int) -> list[dict]:
         if keys is not None and k.name not in keys:
             continue
         source = DEFAULT_CONFIG if cfg.sources[k.name] == "default" else STATIC_BROKER_CONFIG
-        value = None if cfg[k.name] is None else cfg.display_value(k.name)
-        out.append(_entry(k.name, value, source, True, version, _TYPES.get(BY_NAME[k.name].type, 0),
-                          source == DEFAULT_CONFIG))
+        value = None if cfg[k.name] is None or k.sensitive else cfg.display_value(k.name)  # Kafka: null
+        out.append(_entry(k.name, value, source, True, version, _TYPES.get(k.type, 0), source == DEFAULT_CONFIG,
+                          sensitive=k.sensitive))
     return out
 
 

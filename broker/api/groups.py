@@ -43,9 +43,9 @@ def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
     key_type = body.get("key_type", 0)
 
     def answer(code: int, node=None, message: str | None = None) -> None:
+        host, port = node.address(conn.listener) if node else ("", -1)
         slot.reply({"throttle_time_ms": 0, "error_code": code, "error_message": message,
-                    "node_id": node.node_id if node else -1, "host": node.host if node else "",
-                    "port": node.port if node else -1})
+                    "node_id": node.node_id if node else -1, "host": host, "port": port})
 
     if key_type == 1:  # transactions: refused as InitProducerId and Produce refuse a transactional.id, and
         # with the one error clients take as final here (COORDINATOR_NOT_AVAILABLE they retry until timeout)
@@ -56,7 +56,8 @@ def handle_find_coordinator(dispatcher, conn, header, body: dict, slot) -> None:
     md = ctx.metadata.current()
     part = _offsets_partition(ctx, body["key"])
     node = None if part is None else next((b for b in md.brokers if b.node_id == part.leader), None)
-    if node is None or (node.node_id == ctx.broker_id and _coordinator(ctx, body["key"]) is None):
+    if node is None or node.address(conn.listener) is None or \
+            (node.node_id == ctx.broker_id and _coordinator(ctx, body["key"]) is None):
         return answer(int(ErrorCode.COORDINATOR_NOT_AVAILABLE))
     answer(0, node)
 

@@ -85,12 +85,14 @@ def _entries(md, names: list[str], create_errors: dict) -> list[dict]:
 
 
 def _reply(slot, body: dict, md, topics: list[dict]) -> None:
+    listener = slot.conn.listener
     if body.get("include_topic_authorized_operations"):
         for t in topics:  # every topic answered, as Kafka does, missing ones included
             t["topic_authorized_operations"] = TOPIC_OPERATIONS
     reply = {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in md.brokers],
+        "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": b.rack}
+                    for b, host, port in md.brokers_on(listener)],
         "cluster_id": md.cluster_id,
         "controller_id": md.controller_id,
         "topics": topics,

@@ -78,7 +78,8 @@ class ClusterNode:
         b = self.broker
         self.client.put(self.key("brokers", b.node_id), json.dumps(
             {"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
-             "incarnation": self.incarnation}).encode(), lease=self.lease.id)
+             "incarnation": self.incarnation, "endpoints": [list(e) for e in b.endpoints]}).encode(),
+            lease=self.lease.id)
         log.info("registered in etcd", broker=b.node_id, lease=self.lease.id, ttl_s=self.ttl_s)
 
     def _on_lease_lost(self) -> None:

@@ -8,7 +8,8 @@ acting on stale views can never both win.
 
 Keys under the prefix (values are JSON):
   cluster_id                 the cluster's id, created once
-  brokers/<id>               {"id", "host", "port", "rack", "incarnation"}  attached to the broker's lease
+  brokers/<id>               {"id", "host", "port", "rack", "incarnation", "endpoints"}  attached to the
+                             broker's lease; host and port: its first listener, which replication uses
   controller                 {"id"}                                         attached to the controller's lease
   topics/<name>              {"id": hex, "configs": {}, "replicas": [[broker ids] per partition]}
   state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}
@@ -27,6 +28,7 @@ class BrokerRecord:
     port: int
     rack: str | None
     incarnation: str
+    endpoints: tuple[tuple[str, str, int], ...] = ()  # (listener, host, port) of every listener
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class ClusterState:
             elif rel == "controller":
                 st.controller_id = int(doc["id"])
             elif rel.startswith("brokers/"):
-                st.brokers[int(doc["id"])] = BrokerRecord(int(doc["id"]), doc["host"], int(doc["port"]),
-                                                          doc.get("rack"), str(doc.get("incarnation", "")))
+                st.brokers[int(doc["id"])] = BrokerRecord(
+                    int(doc["id"]), doc["host"], int(doc["port"]), doc.get("rack"), str(doc.get("incarnation", "")),
+                    tuple((str(n), str(h), int(p)) for n, h, p in doc.get("endpoints") or ()))
             elif rel.startswith("topics/"):
                 name = rel[len("topics/"):]
                 st.topics[name] = TopicRecord(name, doc["id"], dict(doc.get("configs") or {}),

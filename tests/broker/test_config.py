@@ -78,3 +78,27 @@ def test_an_ipv6_listener_is_written_back_in_brackets():
     assert str(v6) == "PLAINTEXT://[::1]:9092" and str(v4) == "PLAINTEXT://127.0.0.1:9093"
     assert parse_listeners(str(v6)) == (v6,)
     assert hostport("::1", 9404) == "[::1]:9404" and hostport("localhost", 9092) == "localhost:9092"
+
+
+@pytest.mark.parametrize("settings,fragment", [
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0"], "sasl.users: a SASL_PLAINTEXT listener needs"),
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=alice"], "user:password pairs"),
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=a:b", "sasl.enabled.mechanisms=GSSAPI"],
+     "GSSAPI not served"),
+    (["listeners=SSL://127.0.0.1:0"], "not one of PLAINTEXT, SASL_PLAINTEXT"),
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0", "sasl.users=a:b",
+      "etcd.connect=127.0.0.1:2379"], "first listener carries replication"),
+    (["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=a:b",
+      "advertised.listeners=PLAINTEXT://h:1"], "same listeners"),
+])
+def test_sasl_listener_settings_are_checked(settings, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(overrides=settings)
+
+
+def test_sasl_users_are_never_shown(tmp_path):
+    cfg = load_config(overrides=["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+                                 "sasl.users=alice:s3cret"])
+    assert cfg["sasl.users"] == ("alice:s3cret",) and cfg.display_value("sasl.users") == "[hidden]"
+    out = CliRunner().invoke(main, ["config", "show", "--set", "sasl.users=alice:s3cret"]).output
+    assert "sasl.users" in out and "s3cret" not in out

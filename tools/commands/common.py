@@ -24,16 +24,29 @@ EXIT_CODES_HELP = ("Exit codes: 0 success; 1 the broker answered with an error; 
 
 
 def client_command(f):
-    """Adds --bootstrap and --format, opens a Client, maps KafkaError to an exit code."""
+    """Adds --bootstrap, --format and the SASL login options, opens a Client, maps KafkaError to an exit
+    code."""
 
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                   help="Output as aligned text or as JSON.")
     @click.option("--bootstrap", "-b", envvar="HPBROKER_BOOTSTRAP", default=DEFAULT_BOOTSTRAP, show_default=True,
                   help="Broker address(es) host:port[,host:port]; env HPBROKER_BOOTSTRAP.")
+    @click.option("--sasl-mechanism", envvar="HPBROKER_SASL_MECHANISM",
+                  type=click.Choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]), default=None,
+                  help="Log in to a SASL_PLAINTEXT listener with this mechanism; env HPBROKER_SASL_MECHANISM.")
+    @click.option("--sasl-username", envvar="HPBROKER_SASL_USERNAME", default=None,
+                  help="SASL user; env HPBROKER_SASL_USERNAME.")
+    @click.option("--sasl-password", envvar="HPBROKER_SASL_PASSWORD", default=None,
+                  help="SASL password; env HPBROKER_SASL_PASSWORD (keeps it out of the process list).")
     @functools.wraps(f)
-    def wrapper(bootstrap, fmt, **kwargs):
+    def wrapper(bootstrap, fmt, sasl_mechanism, sasl_username, sasl_password, **kwargs):
+        sasl = None
+        if sasl_mechanism is not None:
+            if not sasl_username or sasl_password is None:
+                raise click.UsageError("--sasl-mechanism needs --sasl-username and --sasl-password")
+            sasl = (sasl_mechanism, sasl_username, sasl_password)
         try:
-            with Client(bootstrap) as client:
+            with Client(bootstrap, sasl=sasl) as client:
                 return f(client, fmt, **kwargs)
         except KafkaError as e:
             click.echo(f"hpbroker: {e}", err=True)

@@ -1,0 +1,80 @@
+"""SaslHandshake and SaslAuthenticate: a client on a SASL_PLAINTEXT listener names its mechanism, then
+trades tokens with it (`broker.security.sasl`) until it is authenticated or refused.
+
+As Kafka does, a refusal is answered (SASL_AUTHENTICATION_FAILED with the reason, or
+UNSUPPORTED_SASL_MECHANISM with the mechanisms offered) and the connection closed after it; either request
+on a connection that needs no authentication, or needs none any more, gets ILLEGAL_SASL_STATE.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from broker.logfmt import Log
+from broker.security.sasl import SASL_AUTHENTICATE, SASL_HANDSHAKE, AuthenticationFailed
+from netio.codec import ErrorCode
+
+log = Log("hpbroker.sasl")
+
+
+def handle_sasl_handshake(dispatcher, conn, header, body: dict, slot) -> None:
+    session = conn.auth
+    mechanism = body["mechanism"]
+    if session is None or SASL_HANDSHAKE not in session.expects:
+        slot.close_after = "SaslHandshake in the wrong state"
+        slot.reply({"error_code": int(ErrorCode.ILLEGAL_SASL_STATE), "mechanisms": []})
+        return
+    if not session.handshake(mechanism, header.api_version):
+        log.warning("sasl mechanism not enabled", conn=conn.id, peer=conn.peer, mechanism=mechanism)
+        slot.close_after = f"SASL mechanism {mechanism} not enabled"
+        slot.reply({"error_code": int(ErrorCode.UNSUPPORTED_SASL_MECHANISM), "mechanisms": list(session.mechanisms)})
+        return
+    slot.reply({"error_code": 0, "mechanisms": list(session.mechanisms)})
+
+
+def handle_sasl_authenticate(dispatcher, conn, header, body: dict, slot) -> None:
+    session = conn.auth
+    if session is None or SASL_AUTHENTICATE not in session.expects:
+        slot.close_after = "SaslAuthenticate in the wrong state"
+        slot.reply({"error_code": int(ErrorCode.ILLEGAL_SASL_STATE), "error_message": None, "auth_bytes": b""})
+        return
+    try:
+        token, user = session.step(body["auth_bytes"] or b"")
+    except AuthenticationFailed as e:
+        _refused(conn, e)
+        slot.close_after = "SASL authentication failed"
+        slot.reply({"error_code": int(e.error_code), "error_message": str(e), "auth_bytes": b""})
+        return
+    if user is not None:
+        _authenticated(dispatcher, conn, session, user)
+    slot.reply({"error_code": 0, "error_message": None, "auth_bytes": token, "session_lifetime_ms": 0})
+
+
+def raw_token(dispatcher, conn, frame: memoryview) -> None:
+    """A token after a v0 handshake: a bare size-prefixed frame, answered the same way; a refusal closes
+    the connection with no answer (the v0 exchange has no place for an error)."""
+    session = conn.auth
+    slot = conn.new_slot(SASL_AUTHENTICATE, 0, 0)
+    try:
+        token, user = session.step(bytes(frame))
+    except AuthenticationFailed as e:
+        _refused(conn, e)
+        slot.fail_connection("SASL authentication failed")
+        return
+    if user is not None:
+        _authenticated(dispatcher, conn, session, user)
+    slot.reply_parts([struct.pack(">i", len(token)) + token])
+
+
+def _authenticated(dispatcher, conn, session, user: str) -> None:
+    conn.auth = None
+    conn.reader.max_frame_bytes = dispatcher.ctx.config["socket.request.max.bytes"]
+    log.info("sasl authenticated", conn=conn.id, peer=conn.peer, user=user, mechanism=session.name)
+
+
+def _refused(conn, e: AuthenticationFailed) -> None:
+    log.warning("sasl authentication failed", conn=conn.id, peer=conn.peer, mechanism=conn.auth.name,
+                reason=str(e))
+
+
+HANDLERS = {SASL_HANDSHAKE: handle_sasl_handshake, SASL_AUTHENTICATE: handle_sasl_authenticate}

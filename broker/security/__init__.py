@@ -1,0 +1,1 @@
+"""Authentication of clients on the listeners that ask for it."""
