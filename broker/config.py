@@ -50,9 +50,9 @@ def available_cpus() -> int:
 KEYS: tuple[Key, ...] = (
     Key("broker.id", "int", 0, "This broker's id in the cluster.", min=0, max=INT32_MAX),
     Key("listeners", "listeners", "PLAINTEXT://127.0.0.1:9092",
-        "Comma-separated listeners NAME://host:port, NAME one of PLAINTEXT and SASL_PLAINTEXT (clients "
-        "authenticate first); port 0 picks a free port. In a cluster the first is the brokers' own and must "
-        "be PLAINTEXT."),
+        "Comma-separated listeners NAME://host:port, NAME one of PLAINTEXT, SSL (TLS), SASL_PLAINTEXT and "
+        "SASL_SSL (clients authenticate first); port 0 picks a free port. In a cluster the first is the "
+        "brokers' own and must be PLAINTEXT."),
     Key("advertised.listeners", "listeners", None,
         "Listeners returned to clients in Metadata; defaults to `listeners`.", nullable=True),
     Key("log.dirs", "list", DEFAULT_DATA_DIR, "Comma-separated data directories holding partition logs."),
@@ -128,10 +128,20 @@ KEYS: tuple[Key, ...] = (
         "How often the controller looks for partitions led by another than their preferred replica.", min=1),
     Key("unclean.leader.election.enable", "bool", False,
         "Elect a replica outside the ISR when no in-sync one is alive (may lose acknowledged records)."),
+    Key("ssl.keystore.location", "string", None,
+        "PEM file with the broker's private key and certificate chain, for SSL and SASL_SSL listeners.",
+        nullable=True),
+    Key("ssl.key.password", "string", None, "Password of the private key in ssl.keystore.location, if any.",
+        nullable=True, sensitive=True),
+    Key("ssl.truststore.location", "string", None,
+        "PEM file with the CA certificates that sign client certificates (ssl.client.auth).", nullable=True),
+    Key("ssl.client.auth", "string", "none",
+        "Client certificates on TLS listeners: none, requested (checked when sent) or required.",
+        choices=("none", "requested", "required")),
     Key("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-        "SASL mechanisms a SASL_PLAINTEXT listener offers."),
+        "SASL mechanisms the SASL_PLAINTEXT and SASL_SSL listeners offer."),
     Key("sasl.users", "list", None,
-        "Comma-separated user:password pairs a SASL_PLAINTEXT listener accepts (every enabled mechanism).",
+        "Comma-separated user:password pairs the SASL listeners accept (every enabled mechanism).",
         nullable=True, sensitive=True),
     Key("sasl.server.max.receive.size", "int", 524288,
         "Largest request a client may send before it has authenticated.", min=64),
@@ -167,7 +177,7 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -407,13 +417,19 @@ def _check_relations(values: dict[str, Any]) -> None:
                 raise ConfigError(f"advertised.listeners: {listener} is not an address clients can reach")
         if [a.name for a in adv] != [lst.name for lst in listeners]:
             raise ConfigError("advertised.listeners must name the same listeners as listeners, in the same order")
-    if any(lst.name == "SASL_PLAINTEXT" for lst in listeners):
+    names = {lst.name for lst in listeners}
+    if names & {"SSL", "SASL_SSL"}:
+        if not values["ssl.keystore.location"]:
+            raise ConfigError("ssl.keystore.location: a TLS listener needs the broker's key and certificate (PEM)")
+        if values["ssl.client.auth"] != "none" and not values["ssl.truststore.location"]:
+            raise ConfigError("ssl.truststore.location: ssl.client.auth needs the CAs of client certificates")
+    if names & {"SASL_PLAINTEXT", "SASL_SSL"}:
         bad = [m for m in values["sasl.enabled.mechanisms"] if m not in SASL_MECHANISMS]
         if bad or not values["sasl.enabled.mechanisms"]:
             raise ConfigError(f"sasl.enabled.mechanisms: {', '.join(bad) or 'none'} not served; "
                               f"choose from {', '.join(SASL_MECHANISMS)}")
         if not values["sasl.users"]:
-            raise ConfigError("sasl.users: a SASL_PLAINTEXT listener needs at least one user:password")
+            raise ConfigError("sasl.users: a SASL listener needs at least one user:password")
         for entry in values["sasl.users"]:
             user, colon, password = entry.partition(":")
             if not colon or not user or not password:

@@ -94,6 +94,18 @@ def _listen_socket(host: str, port: int, reuseport: bool) -> socket.socket:
     return s
 
 
+def check_tls(cfg) -> None:
+    """A TLS listener's certificate, key and trust store load, before anything starts (each network
+    worker builds its own context from them)."""
+    from netio.tls import TLS_LISTENERS, TLSConfigError, server_context
+
+    if any(lst.name in TLS_LISTENERS for lst in cfg.listeners):
+        try:
+            server_context(cfg)
+        except TLSConfigError as e:
+            raise StartupError(str(e)) from None
+
+
 def bind_listener(listener: Listener, copies: int) -> BoundListener:
     """One SO_REUSEPORT socket per network worker, so the kernel spreads connections across workers.
 
@@ -173,6 +185,7 @@ class Supervisor:
         raise_fd_limit()
         cfg = self.config
         prepare_data_dirs(cfg.log_dirs)
+        check_tls(cfg)
         n_net = cfg["num.network.threads"]
         n_io = cfg["num.io.threads"]
         self.bound = [bind_listener(lst, n_net) for lst in cfg.listeners]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -36,6 +37,8 @@ class FilePart:
 
 
 Part = Union[bytes, bytearray, memoryview, FilePart]
+
+TLS_WRITE_BYTES = 256 * 1024  # plaintext per TLS send: sixteen records
 
 
 class Slot:
@@ -82,7 +85,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth")
+                 "dirty", "listener", "auth", "tls", "tls_unsent")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -105,6 +108,8 @@ class Connection:
         # (one sendmsg for every response of the pass) instead of one write per response.
         self.dirty: set | None = None
         self.listener: str | None = None  # the name of the listener it came in through
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.tls_unsent = None  # the piece a TLS send could not finish: sent again as it is
         # Until a client on a SASL listener has authenticated: what it may send next (broker.security.sasl).
         self.auth = None
 
@@ -145,7 +150,9 @@ class Connection:
         if self.closed:
             return
         try:
-            while self.out:
+            if self.tls:
+                self._write_tls()
+            while self.out and not self.tls:
                 head = self.out[0]
                 if isinstance(head, FilePart):
                     n = os.sendfile(self.sock.fileno(), head.fd, head.offset, head.length)
@@ -178,7 +185,7 @@ class Connection:
                         n = 0
                 if short:
                     break  # the socket buffer is full
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             pass
         except OSError as e:
             self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
@@ -195,6 +202,52 @@ class Connection:
         if want != self.want_write:
             self.want_write = want
             self.on_writable_change(self)
+
+    def _write_tls(self) -> None:
+        """What `flush` does for a TLS connection: each send takes one piece of plaintext, up to
+        TLS_WRITE_BYTES joined from the queued parts, file ranges read into memory (sendfile would bypass
+        the encryption). A send TLS could not finish is retried with the very same piece, as OpenSSL
+        requires, so the piece stays at the head of the queue until it is out."""
+        out = self.out
+        while out:
+            head = out[0]
+            if head is not self.tls_unsent and (isinstance(head, FilePart) or
+                                                (len(out) > 1 and len(head) < TLS_WRITE_BYTES)):
+                out.appendleft(self._tls_piece())
+                head = out[0]
+            self.tls_unsent = head
+            n = self.sock.send(head)
+            self.tls_unsent = None
+            self.out_bytes -= n
+            self._sent(n)
+            if n < len(head):
+                out[0] = memoryview(head)[n:]
+            else:
+                out.popleft()
+
+    def _tls_piece(self) -> bytes:
+        """Take up to TLS_WRITE_BYTES from the head of `out` as one bytes object (the caller puts it back)."""
+        out = self.out
+        piece = bytearray()
+        while out and len(piece) < TLS_WRITE_BYTES:
+            head = out.popleft()
+            room = TLS_WRITE_BYTES - len(piece)
+            if isinstance(head, FilePart):
+                take = min(room, head.length)
+                data = os.pread(head.fd, take, head.offset)
+                if len(data) != take:
+                    raise ConnectionAbortedError(f"segment read returned {len(data)} of {take} bytes")
+                piece += data
+                if take < head.length:
+                    out.appendleft(FilePart(head.fd, head.offset + take, head.length - take))
+                else:
+                    os.close(head.fd)
+            elif len(head) > room:
+                piece += memoryview(head)[:room]
+                out.appendleft(memoryview(head)[room:])
+            else:
+                piece += head
+        return bytes(piece)
 
     def release_files(self) -> None:
         """Close the descriptors of file ranges that will not be sent (the connection is going away)."""

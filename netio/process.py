@@ -181,6 +181,7 @@ def run_network_worker(sup, index: int) -> None:
     from broker.api import Dispatcher
     from broker.control import ControlClient
     from broker.ioclient import IOClient
+    from netio.tls import TLS_LISTENERS, server_context
     from netio.worker import NetworkWorker
 
     from broker.logfmt import set_context
@@ -217,10 +218,13 @@ def run_network_worker(sup, index: int) -> None:
         from netio.handoff import Placement
 
         placement = Placement.for_worker(sup.handoff, index, sup.metrics)
+    names = [b.listener.name for b in sup.bound]
+    tls = None
+    if any(name in TLS_LISTENERS for name in names):
+        tls = server_context(cfg)  # loaded once by the supervisor already: a failure here is a changed file
     worker = NetworkWorker(index, socks, Dispatcher(ctx), cfg["socket.request.max.bytes"],
                            sndbuf=cfg["socket.send.buffer.bytes"], rcvbuf=cfg["socket.receive.buffer.bytes"],
-                           pump=pump, arena=arena, placement=placement,
-                           listener_names=[b.listener.name for b in sup.bound])
+                           pump=pump, arena=arena, placement=placement, listener_names=names, tls=tls)
     pump.worker = worker
     sup.notify_ready()
     worker.run()

@@ -19,6 +19,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import time
 from typing import Callable, Protocol
 
@@ -28,6 +29,7 @@ from broker.metrics.block import STAGE
 from broker.shm import layout as _ml
 from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion
 from netio.connection import Connection, Slot
+from netio.tls import TLS_LISTENERS
 
 log = Log("hpbroker.net")
 
@@ -77,8 +79,10 @@ class Pump(Protocol):
 class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
-                 pump: Pump | None = None, arena=None, placement=None, listener_names: list[str] | None = None):
+                 pump: Pump | None = None, arena=None, placement=None, listener_names: list[str] | None = None,
+                 tls: ssl.SSLContext | None = None):
         self.index = index
+        self.tls = tls  # the server context of the SSL and SASL_SSL listeners (netio/tls.py)
         # The listener a connection came in through, by the local port it was accepted on (a connection
         # handed over from another worker arrives without its listening socket).
         self.listener_of_port = {ls.getsockname()[1]: name for ls, name in zip(listen_socks, listener_names or ())}
@@ -172,6 +176,8 @@ class NetworkWorker:
                         self._maybe_close(obj)
                         if not obj.closed and not obj.paused:
                             self._serve_buffered(obj)
+                            if obj.tls:  # a receive may have waited for TLS to send first
+                                self._read_tls(obj, obj.reader)
                 elif kind == "accept":
                     self._accept(obj)
                 elif kind == "adopt":
@@ -252,11 +258,14 @@ class NetworkWorker:
         if self.rcvbuf > 0:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+        listener = self.listener_of_port.get(sock.getsockname()[1])
+        if listener in TLS_LISTENERS:  # the handshake happens in the first receives
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         self.next_conn_id += 1
         conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed, self.arena)
         conn.dirty = self.dirty
-        conn.listener = self.listener_of_port.get(sock.getsockname()[1])
-        conn.auth = self.dispatcher.session(conn.listener)
+        conn.listener = listener
+        conn.auth = self.dispatcher.session(listener)
         if conn.auth is not None:  # a client not yet authenticated may send only small requests
             conn.reader.max_frame_bytes = min(self.max_frame_bytes, conn.auth.max_receive)
         self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
@@ -338,16 +347,26 @@ class NetworkWorker:
         prefix is received alone, ``FrameReader.read_size``), receive the body at once too: it has usually
         arrived with the prefix, and waiting for the selector to say so costs a pass of the loop."""
         reader = conn.reader
-        if self._read(conn, reader) and self._wants_body_now(conn, reader):
+        if conn.tls:
+            self._read_tls(conn, reader)
+        elif self._read(conn, reader) and self._wants_body_now(conn, reader):
             self._read(conn, reader)
+
+    def _read_tls(self, conn: Connection, reader) -> None:
+        """TLS gives at most one record (16 KiB) per receive and keeps what it decrypted beyond the bytes
+        asked for, where no event announces it: receive until it has nothing, or the connection may not
+        take more now (`resume_paused` comes back for what it holds)."""
+        while self._read(conn, reader) is not None:
+            if conn.closed or conn.paused or self.draining or conn.close_reason is not None:
+                return
 
     def _wants_body_now(self, conn: Connection, reader) -> bool:
         return (not conn.closed and not conn.paused and not self.draining and conn.close_reason is None
                 and reader.waiting_large_body())
 
-    def _read(self, conn: Connection, reader) -> bool:
+    def _read(self, conn: Connection, reader) -> bool | None:
         """One receive and the frames it completes. True after a receive into the chunk buffer (a large
-        body may be next); False after a receive in place, or when the connection read nothing or closed."""
+        body may be next); False after a receive in place; None when the connection had nothing or closed."""
         direct = reader.direct_buffer() if conn.close_reason is None else None
         try:
             if direct is not None:
@@ -356,11 +375,15 @@ class NetworkWorker:
             else:
                 data = conn.sock.recv(reader.read_size(READ_CHUNK))
                 n = len(data)
-        except (BlockingIOError, InterruptedError):
-            return False
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return None
+        except ssl.SSLWantWriteError:  # TLS must send before it can read on: retried when writable
+            conn.want_write = True
+            self._update_interest(conn)
+            return None
         except OSError as e:
             self._close(conn, f"read failed: {e.strerror or e}")
-            return False
+            return None
         finally:
             if direct is not None:
                 direct.release()
@@ -368,10 +391,10 @@ class NetworkWorker:
             pending = reader.buffered
             self._close(conn, f"closed by peer mid-request with {pending} bytes unframed" if pending
                         else "closed by peer")
-            return False
+            return None
         PROC.scalars[_ml.MS_NET_BYTES_IN] += n
         if conn.close_reason is not None:
-            return False  # closing once earlier responses are out: what it sends now is never read
+            return None  # closing once earlier responses are out: what it sends now is never read
         conn.read_us = now_us()
         if data is None:
             reader.direct_filled(n)
@@ -394,6 +417,8 @@ class NetworkWorker:
                 self._update_interest(conn)
             if not conn.paused and not conn.closed:
                 self._serve_buffered(conn)
+                if conn.tls and not conn.paused and not conn.closed and conn.sock.pending():
+                    self._read_tls(conn, conn.reader)
 
     def _serve_buffered(self, conn: Connection) -> None:
         self._drain_buffered_frames(conn)

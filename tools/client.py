@@ -53,10 +53,13 @@ class Connection:
     """One blocking TCP connection with negotiated API versions; logged in first when `sasl` is
     (mechanism, user, password)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None):
+    def __init__(self, host: str, port: int, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None,
+                 tls=None):
         self.address = f"{host}:{port}"
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
+            if tls is not None:  # an ssl.SSLContext: the broker's certificate is checked against `host`
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         except OSError as e:
             raise KafkaError(None, f"cannot connect to {self.address}: {e.strerror or e}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -135,9 +138,10 @@ class Connection:
 class Client:
     """Cluster-aware: bootstrap, Metadata, leaders and group coordinators."""
 
-    def __init__(self, bootstrap: str, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None):
+    def __init__(self, bootstrap: str, timeout: float = 30.0, sasl: tuple[str, str, str] | None = None, tls=None):
         self.timeout = timeout
         self.sasl = sasl
+        self.tls = tls
         self.seeds = [parse_address(a) for a in bootstrap.split(",") if a.strip()]
         self.conns: dict[int | str, Connection] = {}
         self.brokers: dict[int, tuple[str, int]] = {}
@@ -147,7 +151,7 @@ class Client:
         errors = []
         for host, port in self.seeds:
             try:
-                conn = Connection(host, port, self.timeout, self.sasl)
+                conn = Connection(host, port, self.timeout, self.sasl, self.tls)
                 self.conns[f"seed:{host}:{port}"] = conn
                 return conn
             except KafkaError as e:
@@ -165,7 +169,7 @@ class Client:
                 raise KafkaError(int(ErrorCode.BROKER_NOT_AVAILABLE), f"broker {node_id} is not in the cluster")
             host, port = self.brokers[node_id]
             conn = self.any if self.any.address == f"{host}:{port}" else Connection(host, port, self.timeout,
-                                                                                     self.sasl)
+                                                                                     self.sasl, self.tls)
             self.conns[node_id] = conn
         return conn
 

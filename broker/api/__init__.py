@@ -14,6 +14,7 @@ from netio.codec.fetch import decode_fetch_request
 from netio.codec.produce import decode_produce_request
 from netio.codec.produce import from_generic as produce_from_generic
 from netio.connection import Connection, Slot
+from netio.tls import SASL_LISTENERS
 
 log = Log("hpbroker.api")
 
@@ -40,7 +41,7 @@ class Dispatcher:
 
     def session(self, listener: str | None):
         """A connection's authentication state: a `broker.security.sasl.Session` on a SASL listener."""
-        if listener != "SASL_PLAINTEXT":
+        if listener not in SASL_LISTENERS:
             return None
         from broker.security.sasl import Credentials, Session
 

@@ -81,11 +81,16 @@ def test_an_ipv6_listener_is_written_back_in_brackets():
 
 
 @pytest.mark.parametrize("settings,fragment", [
-    (["listeners=SASL_PLAINTEXT://127.0.0.1:0"], "sasl.users: a SASL_PLAINTEXT listener needs"),
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0"], "sasl.users: a SASL listener needs"),
+    (["listeners=SASL_SSL://127.0.0.1:0", "ssl.keystore.location=/k.pem"], "sasl.users: a SASL listener needs"),
+    (["listeners=SSL://127.0.0.1:0"], "ssl.keystore.location: a TLS listener needs"),
+    (["listeners=SSL://127.0.0.1:0", "ssl.keystore.location=/k.pem", "ssl.client.auth=required"],
+     "ssl.truststore.location: ssl.client.auth needs"),
+    (["ssl.client.auth=sometimes"], "not one of none, requested, required"),
     (["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=alice"], "user:password pairs"),
     (["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=a:b", "sasl.enabled.mechanisms=GSSAPI"],
      "GSSAPI not served"),
-    (["listeners=SSL://127.0.0.1:0"], "not one of PLAINTEXT, SASL_PLAINTEXT"),
+    (["listeners=TLS://127.0.0.1:0"], "not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
     (["listeners=SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0", "sasl.users=a:b",
       "etcd.connect=127.0.0.1:2379"], "first listener carries replication"),
     (["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=a:b",

@@ -38,15 +38,34 @@ def client_command(f):
                   help="SASL user; env HPBROKER_SASL_USERNAME.")
     @click.option("--sasl-password", envvar="HPBROKER_SASL_PASSWORD", default=None,
                   help="SASL password; env HPBROKER_SASL_PASSWORD (keeps it out of the process list).")
+    @click.option("--tls", is_flag=True, envvar="HPBROKER_TLS", default=False,
+                  help="Connect with TLS (SSL and SASL_SSL listeners); env HPBROKER_TLS=1.")
+    @click.option("--ssl-ca", envvar="HPBROKER_SSL_CA", type=click.Path(dir_okay=False), default=None,
+                  help="PEM file of the CAs that sign the broker's certificate (default: the system's); implies --tls.")
+    @click.option("--ssl-cert", envvar="HPBROKER_SSL_CERT", type=click.Path(dir_okay=False), default=None,
+                  help="PEM client certificate (with --ssl-key) for brokers that ask for one; implies --tls.")
+    @click.option("--ssl-key", envvar="HPBROKER_SSL_KEY", type=click.Path(dir_okay=False), default=None,
+                  help="PEM private key of --ssl-cert.")
     @functools.wraps(f)
-    def wrapper(bootstrap, fmt, sasl_mechanism, sasl_username, sasl_password, **kwargs):
+    def wrapper(bootstrap, fmt, sasl_mechanism, sasl_username, sasl_password, tls, ssl_ca, ssl_cert, ssl_key,
+                **kwargs):
+        context = None
+        if tls or ssl_ca or ssl_cert:
+            import ssl
+
+            try:
+                context = ssl.create_default_context(cafile=ssl_ca)
+                if ssl_cert:
+                    context.load_cert_chain(ssl_cert, ssl_key)
+            except (OSError, ssl.SSLError) as e:
+                raise click.UsageError(f"TLS files: {e}") from None
         sasl = None
         if sasl_mechanism is not None:
             if not sasl_username or sasl_password is None:
                 raise click.UsageError("--sasl-mechanism needs --sasl-username and --sasl-password")
             sasl = (sasl_mechanism, sasl_username, sasl_password)
         try:
-            with Client(bootstrap, sasl=sasl) as client:
+            with Client(bootstrap, sasl=sasl, tls=context) as client:
                 return f(client, fmt, **kwargs)
         except KafkaError as e:
             click.echo(f"hpbroker: {e}", err=True)
