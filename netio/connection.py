@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -85,7 +84,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth", "tls", "tls_unsent")
+                 "dirty", "listener", "auth", "tls")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -108,8 +107,7 @@ class Connection:
         # (one sendmsg for every response of the pass) instead of one write per response.
         self.dirty: set | None = None
         self.listener: str | None = None  # the name of the listener it came in through
-        self.tls = isinstance(sock, ssl.SSLSocket)
-        self.tls_unsent = None  # the piece a TLS send could not finish: sent again as it is
+        self.tls = not isinstance(sock, socket.socket)  # a netio.tls.TLSSocket
         # Until a client on a SASL listener has authenticated: what it may send next (broker.security.sasl).
         self.auth = None
 
@@ -185,7 +183,7 @@ class Connection:
                         n = 0
                 if short:
                     break  # the socket buffer is full
-        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+        except (BlockingIOError, InterruptedError):
             pass
         except OSError as e:
             self.close_reason = self.close_reason or f"write failed: {e.strerror or e}"
@@ -198,32 +196,29 @@ class Connection:
             return
         if self.sending and self.sending[0][0] <= self.sent_total:
             self._observe_sent()
-        want = bool(self.out)
+        want = self.has_output()
         if want != self.want_write:
             self.want_write = want
             self.on_writable_change(self)
 
     def _write_tls(self) -> None:
-        """What `flush` does for a TLS connection: each send takes one piece of plaintext, up to
-        TLS_WRITE_BYTES joined from the queued parts, file ranges read into memory (sendfile would bypass
-        the encryption). A send TLS could not finish is retried with the very same piece, as OpenSSL
-        requires, so the piece stays at the head of the queue until it is out."""
+        """What `flush` does for a TLS connection: the ciphertext already made goes first; then each send
+        encrypts one piece of plaintext, up to TLS_WRITE_BYTES joined from the queued parts, file ranges
+        read into memory (sendfile would bypass the encryption). Raises BlockingIOError once the socket
+        is full."""
+        sock = self.sock
+        sock.flush_out()
         out = self.out
         while out:
             head = out[0]
-            if head is not self.tls_unsent and (isinstance(head, FilePart) or
-                                                (len(out) > 1 and len(head) < TLS_WRITE_BYTES)):
+            if isinstance(head, FilePart) or (len(out) > 1 and len(head) < TLS_WRITE_BYTES):
                 out.appendleft(self._tls_piece())
                 head = out[0]
-            self.tls_unsent = head
-            n = self.sock.send(head)
-            self.tls_unsent = None
+            n = sock.send(head)  # all of it, encrypted; what the socket does not take waits in `sock`
+            out.popleft()
             self.out_bytes -= n
             self._sent(n)
-            if n < len(head):
-                out[0] = memoryview(head)[n:]
-            else:
-                out.popleft()
+            sock.flush_out()
 
     def _tls_piece(self) -> bytes:
         """Take up to TLS_WRITE_BYTES from the head of `out` as one bytes object (the caller puts it back)."""
@@ -248,6 +243,10 @@ class Connection:
             else:
                 piece += head
         return bytes(piece)
+
+    def has_output(self) -> bool:
+        """Bytes still to write: queued parts, or on TLS ciphertext the socket has not taken yet."""
+        return bool(self.out) or (self.tls and self.sock.unsent())
 
     def release_files(self) -> None:
         """Close the descriptors of file ranges that will not be sent (the connection is going away)."""

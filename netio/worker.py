@@ -19,7 +19,6 @@ import resource
 import selectors
 import signal
 import socket
-import ssl
 import time
 from typing import Callable, Protocol
 
@@ -29,7 +28,7 @@ from broker.metrics.block import STAGE
 from broker.shm import layout as _ml
 from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion
 from netio.connection import Connection, Slot
-from netio.tls import TLS_LISTENERS
+from netio.tls import TLS_LISTENERS, TLSSocket
 
 log = Log("hpbroker.net")
 
@@ -80,7 +79,7 @@ class NetworkWorker:
     def __init__(self, index: int, listen_socks: list[socket.socket], dispatcher: Dispatcher,
                  max_frame_bytes: int, sndbuf: int = -1, rcvbuf: int = -1,
                  pump: Pump | None = None, arena=None, placement=None, listener_names: list[str] | None = None,
-                 tls: ssl.SSLContext | None = None):
+                 tls=None):
         self.index = index
         self.tls = tls  # the server context of the SSL and SASL_SSL listeners (netio/tls.py)
         # The listener a connection came in through, by the local port it was accepted on (a connection
@@ -151,7 +150,8 @@ class NetworkWorker:
                 for conn in list(self.conns.values()):
                     self._update_interest(conn)
             if drain_deadline is not None:
-                if not any(c.slots or c.out for c in self.conns.values()) or time.monotonic() > drain_deadline:
+                if not any(c.slots or c.has_output() for c in self.conns.values()) or \
+                        time.monotonic() > drain_deadline:
                     break
             elif self._accept_paused_until and time.monotonic() >= self._accept_paused_until:
                 self._resume_accepting()
@@ -176,8 +176,6 @@ class NetworkWorker:
                         self._maybe_close(obj)
                         if not obj.closed and not obj.paused:
                             self._serve_buffered(obj)
-                            if obj.tls:  # a receive may have waited for TLS to send first
-                                self._read_tls(obj, obj.reader)
                 elif kind == "accept":
                     self._accept(obj)
                 elif kind == "adopt":
@@ -260,7 +258,7 @@ class NetworkWorker:
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         listener = self.listener_of_port.get(sock.getsockname()[1])
         if listener in TLS_LISTENERS:  # the handshake happens in the first receives
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            sock = TLSSocket(sock, self.tls)
         self.next_conn_id += 1
         conn = Connection(sock, self.next_conn_id, peer, self.max_frame_bytes, self._writable_changed, self.arena)
         conn.dirty = self.dirty
@@ -353,9 +351,9 @@ class NetworkWorker:
             self._read(conn, reader)
 
     def _read_tls(self, conn: Connection, reader) -> None:
-        """TLS gives at most one record (16 KiB) per receive and keeps what it decrypted beyond the bytes
-        asked for, where no event announces it: receive until it has nothing, or the connection may not
-        take more now (`resume_paused` comes back for what it holds)."""
+        """A TLS connection may hold records it has received but not yet decrypted, which no event
+        announces: receive until it has nothing, or the connection may not take more now
+        (`resume_paused` comes back for what it holds)."""
         while self._read(conn, reader) is not None:
             if conn.closed or conn.paused or self.draining or conn.close_reason is not None:
                 return
@@ -375,11 +373,7 @@ class NetworkWorker:
             else:
                 data = conn.sock.recv(reader.read_size(READ_CHUNK))
                 n = len(data)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
-            return None
-        except ssl.SSLWantWriteError:  # TLS must send before it can read on: retried when writable
-            conn.want_write = True
-            self._update_interest(conn)
+        except (BlockingIOError, InterruptedError):
             return None
         except OSError as e:
             self._close(conn, f"read failed: {e.strerror or e}")
@@ -497,7 +491,7 @@ class NetworkWorker:
                 self._maybe_close(conn)
 
     def _maybe_close(self, conn: Connection) -> None:
-        if conn.close_reason is not None and not conn.closed and not conn.out:
+        if conn.close_reason is not None and not conn.closed and not conn.has_output():
             self._close(conn, conn.close_reason)
 
     def _close(self, conn: Connection, reason: str) -> None:

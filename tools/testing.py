@@ -165,3 +165,34 @@ class BrokerProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def make_test_certificates(directory) -> dict[str, str]:
+    """A throwaway CA and what TLS tests and benchmarks need, made with the openssl command line (EC P-256,
+    valid for a day) in `directory`: the broker's key and chain for 127.0.0.1 and localhost
+    (`keystore`, as ssl.keystore.location takes it), a client certificate of the same CA (`client_cert`,
+    `client_key`) and one of another CA (`stranger_cert`, `stranger_key`). Paths by name."""
+    from pathlib import Path
+
+    d = Path(directory)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "1",
+                "-subj", f"/CN=hpbroker test {ca}")
+    for name, ca, san in (("server", "ca", "IP:127.0.0.1,DNS:localhost"), ("client", "ca", None),
+                          ("stranger", "other-ca", None)):
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        ext = []
+        if san:
+            (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+            ext = ["-extfile", f"{name}.ext"]
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "1", *ext)
+    (d / "keystore.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
+    return {"ca": str(d / "ca.pem"), "keystore": str(d / "keystore.pem"), "client_cert": str(d / "client.pem"),
+            "client_key": str(d / "client.key"), "stranger_cert": str(d / "stranger.pem"),
+            "stranger_key": str(d / "stranger.key")}

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from netio.codec import decode_response, encode_request
-from tools.testing import BrokerProcess
+from tools.testing import BrokerProcess, make_test_certificates
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed (its CLI "
                                                                         "makes the test certificates)")
@@ -28,33 +28,9 @@ PORT_RE = {name: re.compile(rf"hpbroker ready .*[,=]{name}://127\.0\.0\.1:(\d+)"
 METADATA = 3
 
 
-def openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def issue(d, name: str, subject: str, ca: str = "ca", san: str | None = None) -> None:
-    """`name`.key and `name`.pem, signed by `ca` (EC P-256, valid for a day)."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", subject, cwd=d)
-    ext = []
-    if san:
-        (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
-        ext = ["-extfile", f"{name}.ext"]
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "1", *ext, cwd=d)
-
-
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("certs")
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                f"{ca}.key", "-out", f"{ca}.pem", "-days", "1", "-subj", f"/CN=hpbroker test {ca}", cwd=d)
-    issue(d, "server", "/CN=localhost", san="IP:127.0.0.1,DNS:localhost")
-    (d / "keystore.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
-    issue(d, "client", "/CN=orders-service")
-    issue(d, "stranger", "/CN=stranger", ca="other-ca")
-    return d
+def certs(tmp_path_factory) -> dict[str, str]:
+    return make_test_certificates(tmp_path_factory.mktemp("certs"))
 
 
 def start(tmp_path_factory, settings: dict) -> BrokerProcess:
@@ -68,7 +44,7 @@ def start(tmp_path_factory, settings: dict) -> BrokerProcess:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory, certs):
     b = start(tmp_path_factory, {"listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
-                                 "ssl.keystore.location": str(certs / "keystore.pem"),
+                                 "ssl.keystore.location": certs["keystore"],
                                  "sasl.users": "alice:alice-s3cret"})
     yield b
     b.close()
@@ -77,8 +53,8 @@ def broker(tmp_path_factory, certs):
 @pytest.fixture(scope="module")
 def mtls_broker(tmp_path_factory, certs):
     b = start(tmp_path_factory, {"listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
-                                 "ssl.keystore.location": str(certs / "keystore.pem"),
-                                 "ssl.truststore.location": str(certs / "ca.pem"), "ssl.client.auth": "required"})
+                                 "ssl.keystore.location": certs["keystore"],
+                                 "ssl.truststore.location": certs["ca"], "ssl.client.auth": "required"})
     yield b
     b.close()
 
@@ -117,7 +93,7 @@ def test_confluent_kafka_over_tls(broker, certs, protocol):
 
     port = broker.tls_ports[protocol]
     conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": protocol,
-            "ssl.ca.location": str(certs / "ca.pem")}  # librdkafka checks the name: the IP in the certificate
+            "ssl.ca.location": certs["ca"]}  # librdkafka checks the name: the IP in the certificate
     if protocol == "SASL_SSL":
         conf.update({"sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-s3cret"})
     md = AdminClient(conf).list_topics(timeout=10)
@@ -133,7 +109,7 @@ def test_kafka_python_and_aiokafka_over_tls(broker, certs):
     from kafka import KafkaConsumer, KafkaProducer
 
     bootstrap = f"127.0.0.1:{broker.tls_ports['SASL_SSL']}"
-    conf = dict(bootstrap_servers=bootstrap, security_protocol="SASL_SSL", ssl_cafile=str(certs / "ca.pem"),
+    conf = dict(bootstrap_servers=bootstrap, security_protocol="SASL_SSL", ssl_cafile=certs["ca"],
                 sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice", sasl_plain_password="alice-s3cret")
     p = KafkaProducer(**conf)
     for f in [p.send("kp-tls", f"k{i}".encode() * 500, partition=0) for i in range(100)]:
@@ -145,7 +121,7 @@ def test_kafka_python_and_aiokafka_over_tls(broker, certs):
     c.close()
 
     aconf = dict(bootstrap_servers=f"127.0.0.1:{broker.tls_ports['SSL']}", security_protocol="SSL",
-                 ssl_context=create_ssl_context(cafile=str(certs / "ca.pem")))
+                 ssl_context=create_ssl_context(cafile=certs["ca"]))
 
     async def run() -> list[bytes]:
         ap = AIOKafkaProducer(**aconf)
@@ -173,7 +149,7 @@ def test_kafka_python_and_aiokafka_over_tls(broker, certs):
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)")
 def test_kcat_over_tls(broker, certs):
     common = ["-b", f"127.0.0.1:{broker.tls_ports['SSL']}", "-X", "security.protocol=SSL",
-              "-X", f"ssl.ca.location={certs / 'ca.pem'}"]
+              "-X", f"ssl.ca.location={certs['ca']}"]
     r = subprocess.run(["kcat", *common, "-P", "-t", "kcat-tls", "-p", "0"], input="one\ntwo\n",
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -187,11 +163,11 @@ def test_client_certificates_when_required(mtls_broker, certs):
 
     port = mtls_broker.tls_ports["SSL"]
     conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SSL",
-            "ssl.ca.location": str(certs / "ca.pem")}
-    confluent_round_trip(dict(conf, **{"ssl.certificate.location": str(certs / "client.pem"),
-                                       "ssl.key.location": str(certs / "client.key")}), "mtls", n=200)
-    for extra in ({}, {"ssl.certificate.location": str(certs / "stranger.pem"),
-                       "ssl.key.location": str(certs / "stranger.key")}):
+            "ssl.ca.location": certs["ca"]}
+    confluent_round_trip(dict(conf, **{"ssl.certificate.location": certs["client_cert"],
+                                       "ssl.key.location": certs["client_key"]}), "mtls", n=200)
+    for extra in ({}, {"ssl.certificate.location": certs["stranger_cert"],
+                       "ssl.key.location": certs["stranger_key"]}):
         errors = []
         p = Producer(dict(conf, error_cb=errors.append, **extra))
         p.produce("mtls", b"never")
@@ -221,7 +197,7 @@ def test_plaintext_to_a_tls_port_closes_only_that_connection(broker, certs):
         assert time.monotonic() < deadline, broker.log_tail()
         time.sleep(0.05)
     # the same worker still serves TLS clients, and a raw TLS socket speaks Kafka as usual
-    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx = ssl.create_default_context(cafile=certs["ca"])
     with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1") as t:
         t.sendall(encode_request(METADATA, 1, 7, "tls-test", {"topics": None}))
         head = b""
@@ -250,7 +226,7 @@ def hpbroker(*args: str, env: dict | None = None, stdin: str | None = None) -> s
 
 
 def test_cli_over_tls_and_with_a_client_certificate(broker, mtls_broker, certs):
-    env = {"HPBROKER_BOOTSTRAP": f"127.0.0.1:{broker.tls_ports['SASL_SSL']}", "HPBROKER_SSL_CA": str(certs / "ca.pem"),
+    env = {"HPBROKER_BOOTSTRAP": f"127.0.0.1:{broker.tls_ports['SASL_SSL']}", "HPBROKER_SSL_CA": certs["ca"],
            "HPBROKER_SASL_MECHANISM": "SCRAM-SHA-256", "HPBROKER_SASL_USERNAME": "alice",
            "HPBROKER_SASL_PASSWORD": "alice-s3cret"}
     assert hpbroker("topic", "create", "cli-tls", "--partitions", "1", env=env).returncode == 0
@@ -260,7 +236,7 @@ def test_cli_over_tls_and_with_a_client_certificate(broker, mtls_broker, certs):
     assert r.returncode == 0 and r.stdout.split() == ["first", "second"], r.stderr
     r = hpbroker("topic", "ls", "--tls", "-b", f"127.0.0.1:{broker.tls_ports['SSL']}")  # the system's CAs only
     assert r.returncode == 4 and "CERTIFICATE_VERIFY_FAILED" in r.stderr
-    mtls = ["-b", f"127.0.0.1:{mtls_broker.tls_ports['SSL']}", "--ssl-ca", str(certs / "ca.pem")]
-    r = hpbroker("topic", "ls", *mtls, "--ssl-cert", str(certs / "client.pem"), "--ssl-key", str(certs / "client.key"))
+    mtls = ["-b", f"127.0.0.1:{mtls_broker.tls_ports['SSL']}", "--ssl-ca", certs["ca"]]
+    r = hpbroker("topic", "ls", *mtls, "--ssl-cert", certs["client_cert"], "--ssl-key", certs["client_key"])
     assert r.returncode == 0, r.stderr
     assert hpbroker("topic", "ls", *mtls).returncode == 4
