@@ -196,7 +196,7 @@ class Connection:
             return
         if self.sending and self.sending[0][0] <= self.sent_total:
             self._observe_sent()
-        want = self.has_output()
+        want = bool(self.out) or (self.tls and self.sock.unsent())  # has_output, inline: every flush
         if want != self.want_write:
             self.want_write = want
             self.on_writable_change(self)
