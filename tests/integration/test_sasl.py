@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from netio.codec import decode_response, encode_request
+from tests.integration.test_hostile import recv_exact
 from tools.testing import BrokerProcess
 
 USERS = {"alice": "alice-s3cret", "bob": "b:0b"}
@@ -104,35 +105,39 @@ def test_kafka_python_authenticates_produces_and_consumes(broker, mechanism):
     c.close()
 
 
-def test_aiokafka_authenticates_produces_and_consumes(broker):
+def aiokafka_round_trip(conf: dict, topic: str, n: int) -> list[bytes]:
+    """n records produced to partition 0 with aiokafka, then read back through a new group."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    conf = dict(bootstrap_servers=f"127.0.0.1:{broker.sasl_port}", security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice", sasl_plain_password=USERS["alice"])
 
     async def run() -> list[bytes]:
         p = AIOKafkaProducer(**conf)
         await p.start()
         try:
-            for i in range(20):
-                await p.send_and_wait("aio-sasl", f"a{i}".encode(), partition=0)
+            for i in range(n):
+                await p.send_and_wait(topic, f"a{i}".encode(), partition=0)
         finally:
             await p.stop()
-        c = AIOKafkaConsumer("aio-sasl", group_id=f"ag-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest", **conf)
+        c = AIOKafkaConsumer(topic, group_id=f"ag-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest", **conf)
         await c.start()
         got: list[bytes] = []
         try:
             deadline = time.monotonic() + 20
-            while len(got) < 20 and time.monotonic() < deadline:
+            while len(got) < n and time.monotonic() < deadline:
                 for records in (await c.getmany(timeout_ms=1000)).values():
                     got.extend(r.value for r in records)
         finally:
             await c.stop()
         return got
 
-    assert asyncio.run(run()) == [f"a{i}".encode() for i in range(20)]
+    return asyncio.run(run())
+
+
+def test_aiokafka_authenticates_produces_and_consumes(broker):
+    conf = dict(bootstrap_servers=f"127.0.0.1:{broker.sasl_port}", security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice", sasl_plain_password=USERS["alice"])
+    assert aiokafka_round_trip(conf, "aio-sasl", 20) == [f"a{i}".encode() for i in range(20)]
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)")
@@ -158,16 +163,6 @@ def connect(port: int) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
-
-
-def recv_exact(s: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise EOFError(f"closed after {len(out)} of {n} bytes")
-        out += chunk
-    return bytes(out)
 
 
 def call(s: socket.socket, api_key: int, version: int, body: dict, cid: int = 1) -> dict:

@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from netio.codec import decode_response, encode_request
+from tests.integration.test_sasl import aiokafka_round_trip
 from tools.testing import BrokerProcess, make_test_certificates
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed (its CLI "
@@ -102,9 +103,6 @@ def test_confluent_kafka_over_tls(broker, certs, protocol):
 
 
 def test_kafka_python_and_aiokafka_over_tls(broker, certs):
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.helpers import create_ssl_context
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -122,28 +120,7 @@ def test_kafka_python_and_aiokafka_over_tls(broker, certs):
 
     aconf = dict(bootstrap_servers=f"127.0.0.1:{broker.tls_ports['SSL']}", security_protocol="SSL",
                  ssl_context=create_ssl_context(cafile=certs["ca"]))
-
-    async def run() -> list[bytes]:
-        ap = AIOKafkaProducer(**aconf)
-        await ap.start()
-        try:
-            for i in range(30):
-                await ap.send_and_wait("aio-tls", f"a{i}".encode(), partition=0)
-        finally:
-            await ap.stop()
-        ac = AIOKafkaConsumer("aio-tls", group_id=f"ag-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest", **aconf)
-        await ac.start()
-        got: list[bytes] = []
-        try:
-            deadline = time.monotonic() + 20
-            while len(got) < 30 and time.monotonic() < deadline:
-                for records in (await ac.getmany(timeout_ms=1000)).values():
-                    got.extend(r.value for r in records)
-        finally:
-            await ac.stop()
-        return got
-
-    assert asyncio.run(run()) == [f"a{i}".encode() for i in range(30)]
+    assert aiokafka_round_trip(aconf, "aio-tls", 30) == [f"a{i}".encode() for i in range(30)]
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)")
