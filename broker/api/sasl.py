@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 
 from broker.logfmt import Log
+from broker.metrics import PROC
+from broker.shm import layout as _ml
 from broker.security.sasl import SASL_AUTHENTICATE, SASL_HANDSHAKE, AuthenticationFailed
 from netio.codec import ErrorCode
 
@@ -68,11 +70,13 @@ def raw_token(dispatcher, conn, frame: memoryview) -> None:
 
 def _authenticated(dispatcher, conn, session, user: str) -> None:
     conn.auth = None
+    PROC.scalars[_ml.MS_SASL_LOGINS] += 1
     conn.reader.max_frame_bytes = dispatcher.ctx.config["socket.request.max.bytes"]
     log.info("sasl authenticated", conn=conn.id, peer=conn.peer, user=user, mechanism=session.name)
 
 
 def _refused(conn, e: AuthenticationFailed) -> None:
+    PROC.scalars[_ml.MS_SASL_FAILURES] += 1
     log.warning("sasl authentication failed", conn=conn.id, peer=conn.peer, mechanism=conn.auth.name,
                 reason=str(e))
 

@@ -244,6 +244,8 @@ MS_PARTITIONS = 11  # gauge: partitions this I/O worker owns
 MS_ARENA_REFS = 12  # appends sent to an owner by reference into the receive arena (not copied)
 MS_CONN_HANDED_OFF = 13  # accepted connections passed to a less loaded network worker (netio/handoff.py)
 MS_GROUPED_APPENDS = 14  # appends an owner wrote together with others queued for the same partition
+MS_SASL_LOGINS = 15  # clients a SASL listener let in
+MS_SASL_FAILURES = 16  # SASL logins refused (wrong password, unknown user, malformed exchange)
 
 
 def metrics_block_words(slots: int) -> int:

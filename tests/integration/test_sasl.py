@@ -28,7 +28,7 @@ ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM, SASL_AUTHENTICATION_FAILED = 34,
 def broker(tmp_path_factory):
     b = BrokerProcess(data_dir=str(tmp_path_factory.mktemp("sasl") / "data"), settings={
         "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "sasl.users": ",".join(f"{u}:{p}" for u, p in USERS.items())})
+        "sasl.users": ",".join(f"{u}:{p}" for u, p in USERS.items()), "metrics.listener": "127.0.0.1:0"})
     b.start()
     b.sasl_port = next(int(m.group(1)) for m in map(SASL_RE.search, list(b.output)) if m)
     yield b
@@ -269,3 +269,27 @@ def test_cli_logs_in_with_each_mechanism(broker):
     assert r.returncode == 1 and "SASL_AUTHENTICATION_FAILED" in r.stderr
     r = hpbroker("topic", "ls", "-b", f"127.0.0.1:{broker.port}", env=env)  # the PLAINTEXT listener
     assert r.returncode == 1 and "ILLEGAL_SASL_STATE" in r.stderr
+
+
+def test_logins_are_counted_in_metrics(broker):
+    import urllib.request
+
+    from tools.top.promtext import parse, total
+
+    def counts() -> tuple[int, int]:
+        with urllib.request.urlopen(broker.metrics_url, timeout=10) as r:
+            m = parse(r.read().decode())
+        return (int(total(m, "hpbroker_successful_authentications_total")),
+                int(total(m, "hpbroker_failed_authentications_total")))
+
+    before = counts()
+    s = connect(broker.sasl_port)
+    call(s, SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    assert call(s, SASL_AUTHENTICATE, 1, {"auth_bytes": b"\0alice\0" + USERS["alice"].encode()}, cid=2)["error_code"] == 0
+    s.close()
+    s = connect(broker.sasl_port)
+    call(s, SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})
+    r = call(s, SASL_AUTHENTICATE, 1, {"auth_bytes": b"n,,n=nobody,r=abc"}, cid=2)
+    assert r["error_code"] == SASL_AUTHENTICATION_FAILED
+    s.close()
+    assert counts() == (before[0] + 1, before[1] + 1)
