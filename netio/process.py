@@ -8,6 +8,7 @@ read-only views of partition logs for Fetch.
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 
@@ -39,6 +40,20 @@ class NetContext:
         self._readers: dict[tuple[str, int], object] = {}
         self._reader_version = -1
         self.opened_closed: set = set()  # readers that opened a closed segment since `close_idle_segments`
+        self.timers: list[tuple[float, int, object]] = []  # (when, sequence, fn): `call_later`
+        self._timer_seq = 0
+
+    # -- timers ----------------------------------------------------------------------------------------
+
+    def call_later(self, delay: float, fn) -> None:
+        """Run `fn()` in this worker's loop once `delay` seconds have passed (a delayed answer)."""
+        self._timer_seq += 1
+        heapq.heappush(self.timers, (time.monotonic() + delay, self._timer_seq, fn))
+
+    def run_timers(self) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            heapq.heappop(self.timers)[2]()
 
     # -- partition state -------------------------------------------------------------------------------
 
@@ -138,6 +153,8 @@ class NetPump:
             self.after_wait()
             return 0.0
         deadline = self.ctx.parked_fetches.next_deadline()
+        if self.ctx.timers:
+            deadline = min(deadline or float("inf"), self.ctx.timers[0][0])
         if deadline is None:
             return 1.0
         return max(0.0, min(1.0, deadline - time.monotonic()))
@@ -170,6 +187,8 @@ class NetPump:
         if io.backlog_pending():
             io.flush_backlog()
         self.ctx.parked_fetches.check()
+        if self.ctx.timers:
+            self.ctx.run_timers()
         if self.worker is not None:
             self.worker.resume_paused(io.blocked_conns)
         return n

@@ -45,7 +45,8 @@ def handle_sasl_authenticate(dispatcher, conn, header, body: dict, slot) -> None
     except AuthenticationFailed as e:
         _refused(conn, e)
         slot.close_after = "SASL authentication failed"
-        slot.reply({"error_code": int(e.error_code), "error_message": str(e), "auth_bytes": b""})
+        answer = {"error_code": int(e.error_code), "error_message": str(e), "auth_bytes": b""}
+        _later(dispatcher, lambda: slot.reply(answer))
         return
     if user is not None:
         _authenticated(dispatcher, conn, session, user)
@@ -61,7 +62,7 @@ def raw_token(dispatcher, conn, frame: memoryview) -> None:
         token, user = session.step(bytes(frame))
     except AuthenticationFailed as e:
         _refused(conn, e)
-        slot.fail_connection("SASL authentication failed")
+        _later(dispatcher, lambda: slot.fail_connection("SASL authentication failed"))
         return
     if user is not None:
         _authenticated(dispatcher, conn, session, user)
@@ -73,6 +74,16 @@ def _authenticated(dispatcher, conn, session, user: str) -> None:
     PROC.scalars[_ml.MS_SASL_LOGINS] += 1
     conn.reader.max_frame_bytes = dispatcher.ctx.config["socket.request.max.bytes"]
     log.info("sasl authenticated", conn=conn.id, peer=conn.peer, user=user, mechanism=session.name)
+
+
+def _later(dispatcher, answer) -> None:
+    """A refusal goes out connection.failed.authentication.delay.ms later, as Kafka delays it: a client
+    guessing passwords gets one guess per delay and connection."""
+    delay_ms = dispatcher.ctx.config["connection.failed.authentication.delay.ms"]
+    if delay_ms:
+        dispatcher.ctx.call_later(delay_ms / 1000.0, answer)
+    else:
+        answer()
 
 
 def _refused(conn, e: AuthenticationFailed) -> None:

@@ -225,9 +225,14 @@ class Session:
 
     def step(self, token: bytes) -> tuple[bytes, str | None]:
         """The server's answer to one token, and the authenticated user once the mechanism is satisfied.
-        Raises `AuthenticationFailed`."""
+        Raises `AuthenticationFailed`, after which the session admits nothing more: the refusal is
+        answered later (a delay against guessing) and any request meanwhile closes the connection."""
         mech = self.mechanism
-        out = mech.step(token)
+        try:
+            out = mech.step(token)
+        except AuthenticationFailed:
+            self.expects, self.raw = (), False
+            raise
         done = isinstance(mech, Plain) or mech.complete
         return out, (mech.principal if done else None)
 

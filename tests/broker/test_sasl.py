@@ -126,6 +126,11 @@ def test_session_admits_requests_in_kafkas_order():
     assert not s.handshake("GSSAPI", 1)
     assert s.handshake("PLAIN", 1) and not s.raw and s.expects == (SASL_AUTHENTICATE,)
     assert s.step(b"\0alice\0pw") == (b"", "alice")
+    refused = Session(Credentials({"alice": "pw"}), ("PLAIN",), 1024)
+    refused.handshake("PLAIN", 0)
+    with pytest.raises(AuthenticationFailed):
+        refused.step(b"\0alice\0guess")
+    assert refused.expects == () and not refused.raw  # no second guess on this connection
     v0 = Session(Credentials({"alice": "pw"}), ("PLAIN", "SCRAM-SHA-256"), 1024)
     assert v0.handshake("SCRAM-SHA-256", 0) and v0.raw and v0.expects == ()
     token, user = v0.step(b"n,,n=alice,r=xyz")

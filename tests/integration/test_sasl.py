@@ -210,9 +210,24 @@ def test_unknown_mechanism_and_wrong_password_are_answered_then_closed(broker):
     assert_closed(s)
     s = connect(broker.sasl_port)
     call(s, SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    t0 = time.monotonic()
     r = call(s, SASL_AUTHENTICATE, 1, {"auth_bytes": b"\0alice\0wrong"}, cid=2)
+    assert time.monotonic() - t0 >= 0.1  # connection.failed.authentication.delay.ms
     assert r["error_code"] == SASL_AUTHENTICATION_FAILED and "Invalid username or password" in r["error_message"]
     assert_closed(s)
+    # a second guess sent before the refusal arrives is not taken: the connection closes after the answer
+    s = connect(broker.sasl_port)
+    call(s, SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    s.sendall(encode_request(SASL_AUTHENTICATE, 1, 2, "sasl-test", {"auth_bytes": b"\0alice\0wrong"}))
+    s.sendall(encode_request(SASL_AUTHENTICATE, 1, 3, "sasl-test", {"auth_bytes": b"\0alice\0" +
+                                                                    USERS["alice"].encode()}))
+    cid, r = decode_response(SASL_AUTHENTICATE, 1, memoryview(recv_exact(s, struct.unpack(">i", recv_exact(s, 4))[0])))
+    assert cid == 2 and r["error_code"] == SASL_AUTHENTICATION_FAILED
+    peer = re.compile(rf"peer=127\.0\.0\.1:{s.getsockname()[1]}(\s|$)")
+    assert_closed(s)
+    lines = [line for line in broker.output if peer.search(line)]
+    assert any("request before sasl authentication" in line for line in lines), lines
+    assert not any("sasl authenticated" in line for line in lines), lines
 
 
 def test_v0_handshake_then_raw_tokens(broker):
