@@ -53,7 +53,11 @@ class NetContext:
     def run_timers(self) -> None:
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
-            heapq.heappop(self.timers)[2]()
+            fn = heapq.heappop(self.timers)[2]
+            try:
+                fn()
+            except Exception as e:  # a bug in one delayed answer must not take the worker down
+                log.error("timer failed", worker=self.worker_index, error=repr(e), exc_info=True)
 
     # -- partition state -------------------------------------------------------------------------------
 
