@@ -1,7 +1,7 @@
-"""SaslHandshake and SaslAuthenticate: a client on a SASL_PLAINTEXT listener names its mechanism, then
-trades tokens with it (`broker.security.sasl`) until it is authenticated or refused.
+"""SaslHandshake and SaslAuthenticate: a client on a SASL listener (SASL_PLAINTEXT, SASL_SSL) names its
+mechanism, then trades tokens with it (`broker.security.sasl`) until it is authenticated or refused.
 
-As Kafka does, a refusal is answered (SASL_AUTHENTICATION_FAILED with the reason, or
+As Kafka does, a refusal is answered (SASL_AUTHENTICATION_FAILED with the reason, a delay later, or
 UNSUPPORTED_SASL_MECHANISM with the mechanisms offered) and the connection closed after it; either request
 on a connection that needs no authentication, or needs none any more, gets ILLEGAL_SASL_STATE.
 """
