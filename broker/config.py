@@ -180,7 +180,9 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # a listener's name is its protocol
+TLS_LISTENERS = ("SSL", "SASL_SSL")
+SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -421,12 +423,12 @@ def _check_relations(values: dict[str, Any]) -> None:
         if [a.name for a in adv] != [lst.name for lst in listeners]:
             raise ConfigError("advertised.listeners must name the same listeners as listeners, in the same order")
     names = {lst.name for lst in listeners}
-    if names & {"SSL", "SASL_SSL"}:
+    if names.intersection(TLS_LISTENERS):
         if not values["ssl.keystore.location"]:
             raise ConfigError("ssl.keystore.location: a TLS listener needs the broker's key and certificate (PEM)")
         if values["ssl.client.auth"] != "none" and not values["ssl.truststore.location"]:
             raise ConfigError("ssl.truststore.location: ssl.client.auth needs the CAs of client certificates")
-    if names & {"SASL_PLAINTEXT", "SASL_SSL"}:
+    if names.intersection(SASL_LISTENERS):
         bad = [m for m in values["sasl.enabled.mechanisms"] if m not in SASL_MECHANISMS]
         if bad or not values["sasl.enabled.mechanisms"]:
             raise ConfigError(f"sasl.enabled.mechanisms: {', '.join(bad) or 'none'} not served; "

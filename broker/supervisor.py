@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from broker.config import BrokerConfig, Listener, hostport
+from broker.config import TLS_LISTENERS, BrokerConfig, Listener, hostport
 from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
@@ -97,7 +97,7 @@ def _listen_socket(host: str, port: int, reuseport: bool) -> socket.socket:
 def check_tls(cfg) -> None:
     """A TLS listener's certificate, key and trust store load, before anything starts (each network
     worker builds its own context from them)."""
-    from netio.tls import TLS_LISTENERS, TLSConfigError, server_context
+    from netio.tls import TLSConfigError, server_context
 
     if any(lst.name in TLS_LISTENERS for lst in cfg.listeners):
         try:

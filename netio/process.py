@@ -204,7 +204,8 @@ def run_network_worker(sup, index: int) -> None:
     from broker.api import Dispatcher
     from broker.control import ControlClient
     from broker.ioclient import IOClient
-    from netio.tls import TLS_LISTENERS, server_context
+    from broker.config import TLS_LISTENERS
+    from netio.tls import server_context
     from netio.worker import NetworkWorker
 
     from broker.logfmt import set_context

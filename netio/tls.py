@@ -14,9 +14,6 @@ from __future__ import annotations
 import socket
 import ssl
 
-TLS_LISTENERS = ("SSL", "SASL_SSL")
-SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
-
 _CLIENT_AUTH = {"none": ssl.CERT_NONE, "requested": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 

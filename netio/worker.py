@@ -22,13 +22,14 @@ import socket
 import time
 from typing import Callable, Protocol
 
+from broker.config import TLS_LISTENERS
 from broker.logfmt import Log
 from broker.metrics import PROC, now_us
 from broker.metrics.block import STAGE
 from broker.shm import layout as _ml
 from netio.codec import CodecError, ErrorCode, UnknownApi, UnsupportedVersion
 from netio.connection import Connection, Slot
-from netio.tls import TLS_LISTENERS, TLSSocket
+from netio.tls import TLSSocket
 
 log = Log("hpbroker.net")
 

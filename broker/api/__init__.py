@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from broker.config import SASL_LISTENERS
 from broker.logfmt import Log
 from netio.codec import ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response
 from netio.codec.fetch import decode_fetch_request
 from netio.codec.produce import decode_produce_request
 from netio.codec.produce import from_generic as produce_from_generic
 from netio.connection import Connection, Slot
-from netio.tls import SASL_LISTENERS
 
 log = Log("hpbroker.api")
 

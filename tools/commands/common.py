@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from broker.config import SASL_MECHANISMS
 from tools.client import Client, KafkaError
 
 EXIT_KAFKA_ERROR = 1
@@ -24,7 +25,7 @@ EXIT_CODES_HELP = ("Exit codes: 0 success; 1 the broker answered with an error; 
 
 
 def client_command(f):
-    """Adds --bootstrap, --format and the SASL login options, opens a Client, maps KafkaError to an exit
+    """Adds --bootstrap, --format and the TLS and SASL options, opens a Client, maps KafkaError to an exit
     code."""
 
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -32,8 +33,8 @@ def client_command(f):
     @click.option("--bootstrap", "-b", envvar="HPBROKER_BOOTSTRAP", default=DEFAULT_BOOTSTRAP, show_default=True,
                   help="Broker address(es) host:port[,host:port]; env HPBROKER_BOOTSTRAP.")
     @click.option("--sasl-mechanism", envvar="HPBROKER_SASL_MECHANISM",
-                  type=click.Choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]), default=None,
-                  help="Log in to a SASL_PLAINTEXT listener with this mechanism; env HPBROKER_SASL_MECHANISM.")
+                  type=click.Choice(SASL_MECHANISMS), default=None,
+                  help="Log in to a SASL listener with this mechanism; env HPBROKER_SASL_MECHANISM.")
     @click.option("--sasl-username", envvar="HPBROKER_SASL_USERNAME", default=None,
                   help="SASL user; env HPBROKER_SASL_USERNAME.")
     @click.option("--sasl-password", envvar="HPBROKER_SASL_PASSWORD", default=None,
