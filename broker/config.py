@@ -148,6 +148,14 @@ KEYS: tuple[Key, ...] = (
         min=0),
     Key("sasl.server.max.receive.size", "int", 524288,
         "Largest request a client may send before it has authenticated.", min=64),
+    Key("authorizer.class.name", "string", None,
+        "Set to org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer."
+        "AclAuthorizer) to enforce ACLs; unset allows every client everything.", nullable=True),
+    Key("super.users", "string", None,
+        "Principals the authorizer always allows, separated by semicolons (User:admin;User:CN=ops).",
+        nullable=True),
+    Key("allow.everyone.if.no.acl.found", "bool", False,
+        "With the authorizer on: whether a resource that no ACL names is open to everyone."),
     Key("replica.ack.timeout.ms", "int", 30000,
         "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT (the Produce request's "
         "timeout_ms applies when shorter).", min=1),
@@ -184,6 +192,9 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # a lis
 TLS_LISTENERS = ("SSL", "SASL_SSL")
 SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Class names Kafka operators set authorizer.class.name to; each turns on the ACL authorizer
+# (broker/security/acl.py).
+AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer")
 
 
 @dataclass(frozen=True)
@@ -439,6 +450,12 @@ def _check_relations(values: dict[str, Any]) -> None:
             user, colon, password = entry.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("sasl.users: expected user:password pairs separated by commas")
+    if values["authorizer.class.name"] and values["authorizer.class.name"] not in AUTHORIZERS:
+        raise ConfigError(f"authorizer.class.name: {values['authorizer.class.name']} is not served; "
+                          f"use {' or '.join(AUTHORIZERS)}")
+    for principal in (values["super.users"] or "").split(";"):
+        if principal.strip() and ":" not in principal:
+            raise ConfigError(f"super.users: {principal.strip()!r} is not a principal (expected User:name)")
     if values["etcd.connect"] and listeners[0].name != "PLAINTEXT":
         raise ConfigError("listeners: in a cluster the first listener carries replication and must be PLAINTEXT")
 

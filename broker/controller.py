@@ -13,6 +13,7 @@ Owner assignment is stable for a given `num.io.threads`: partition p of topic t 
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 import zlib
@@ -21,12 +22,14 @@ from typing import Callable
 from broker.config import BrokerConfig
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+from broker.security.acl import AclBinding, AclFilter, binding_problem, filter_problem, matches
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.controller")
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
 META_FILE = "meta.properties"
+ACL_FILE = "acls.json"  # a single node's access control lists (a cluster keeps them in etcd)
 
 
 def owner_of(topic: str, partition: int, n_io: int) -> int:
@@ -47,6 +50,7 @@ class Controller:
         if node is not None and node.state.cluster_id:
             self.cluster_id = node.state.cluster_id
         self.version = 0
+        self.acls: tuple[AclBinding, ...] = self._load_acls() if node is None else ()
         self.slots: dict[tuple[str, int], int] = {}
         self.free_slots: list[int] = []
         self.next_slot = 0
@@ -106,7 +110,7 @@ class Controller:
         live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions}
         for key in [k for k in self.slots if k not in live]:
             self.free_slots.append(self.slots.pop(key))
-        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics)
+        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls)
 
     def _build_cluster(self) -> ClusterMetadata:
         st = self.node.state
@@ -128,7 +132,8 @@ class Controller:
             self.free_slots.append(self.slots.pop(key))
         brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack, b.endpoints)
                         for _, b in sorted(st.brokers.items()))
-        return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics)
+        return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics,
+                               tuple(sorted(st.acls)))
 
     def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:
         """Cluster mode: read etcd, do this node's duties, bring local logs and the snapshot in step.
@@ -193,7 +198,7 @@ class Controller:
         self.version += 1
         md = self.metadata
         return ClusterMetadata(self.version, md.cluster_id, md.controller_id, md.brokers,
-                               {k: v for k, v in md.topics.items() if k not in doomed})
+                               {k: v for k, v in md.topics.items() if k not in doomed}, md.acls)
 
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
@@ -389,6 +394,84 @@ class Controller:
             return _error_for(e)
         self._publish()
         return ErrorCode.NONE, None
+
+    # -- access control lists -----------------------------------------------------------------------------
+
+    def _load_acls(self) -> tuple[AclBinding, ...]:
+        try:
+            with open(os.path.join(self.directory, ACL_FILE), encoding="utf-8") as f:
+                return tuple(sorted(AclBinding(*b) for b in json.load(f)))
+        except FileNotFoundError:
+            return ()
+
+    def _save_acls(self, acls: tuple[AclBinding, ...]) -> None:
+        path = os.path.join(self.directory, ACL_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump([list(b) for b in acls], f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def create_acls(self, bindings: list[AclBinding]) -> list[tuple[int, str | None]]:
+        """CreateAcls: each binding is checked on its own; the valid ones are stored together (a binding
+        that exists already is not an error). Returns (error code, message) per binding."""
+        results: list[tuple[int, str | None]] = []
+        new = []
+        for b in bindings:
+            problem = binding_problem(b)
+            results.append((int(ErrorCode.INVALID_REQUEST), problem) if problem else (0, None))
+            if problem is None:
+                new.append(b)
+        if not new:
+            return results
+        try:
+            if self.node is not None:
+                self.node.put_acls(new)
+            else:
+                acls = tuple(sorted(set(self.acls).union(new)))
+                self._save_acls(acls)
+                self.acls = acls
+                self._publish()
+        except Exception as e:
+            log.error("acls not stored", error=repr(e))
+            code, text = _error_for(e)
+            return [(int(code), text) if r[0] == 0 else r for r in results]
+        for b in new:
+            log.info("acl created", resource_type=b.resource_type, resource=b.resource_name,
+                     pattern=b.pattern_type, principal=b.principal, host=b.host, operation=b.operation,
+                     permission=b.permission)
+        return results
+
+    def delete_acls(self, filters: list[AclFilter]) -> list[tuple[int, str | None, list[AclBinding]]]:
+        """DeleteAcls: every binding a filter matches goes; each filter is answered with what it matched."""
+        current = self.node.state.acls if self.node is not None else self.acls
+        results: list[tuple[int, str | None, list[AclBinding]]] = []
+        doomed: set[AclBinding] = set()
+        for f in filters:
+            problem = filter_problem(f)
+            if problem:
+                results.append((int(ErrorCode.INVALID_REQUEST), problem, []))
+                continue
+            found = sorted(b for b in current if matches(f, b))
+            doomed.update(found)
+            results.append((0, None, found))
+        if not doomed:
+            return results
+        try:
+            if self.node is not None:
+                self.node.delete_acls(sorted(doomed))
+            else:
+                acls = tuple(b for b in self.acls if b not in doomed)
+                self._save_acls(acls)
+                self.acls = acls
+                self._publish()
+        except Exception as e:
+            log.error("acls not deleted", error=repr(e))
+            code, text = _error_for(e)
+            return [(int(code), text, []) if r[0] == 0 else r for r in results]
+        log.info("acls deleted", count=len(doomed))
+        return results
 
 
 def _parsed(configs: dict) -> dict:

@@ -68,6 +68,7 @@ class ClusterMetadata:
     controller_id: int
     brokers: tuple[BrokerInfo, ...]
     topics: dict[str, TopicInfo]
+    acls: tuple = ()  # broker.security.acl.AclBinding, sorted: the access control lists in force
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
@@ -100,6 +101,7 @@ class ClusterMetadata:
                 }
                 for t in self.topics.values()
             },
+            "acls": [list(b) for b in self.acls],
         }
 
     @classmethod
@@ -109,8 +111,11 @@ class ClusterMetadata:
             parts = tuple(PartitionInfo(p[0], p[1], tuple(p[2]), tuple(p[3]), p[4], p[5], p[6])
                           for p in t["partitions"])
             topics[name] = TopicInfo(name, bytes.fromhex(t["id"]), parts, dict(t["configs"]), t["internal"])
+        from broker.security.acl import AclBinding
+
         return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
-                   tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics)
+                   tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics,
+                   tuple(AclBinding(*b) for b in obj.get("acls", ())))
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, SNAPSHOT_FILE)

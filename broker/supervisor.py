@@ -21,6 +21,7 @@ from broker.config import TLS_LISTENERS, BrokerConfig, Listener, hostport
 from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
+from broker.security.acl import AclBinding, AclFilter
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.supervisor")
@@ -436,7 +437,8 @@ class Supervisor:
     def _control_request(self, msg: dict) -> dict:
         op = msg.get("op")
         c = self.controller
-        if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs"):
+        if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs", "create_acls",
+                  "delete_acls"):
             if self.node is not None:  # act on the newest cluster state, then show workers the result
                 c.refresh(self._hide_before_delete)
             reply = self._topic_op(op, msg)
@@ -482,6 +484,11 @@ class Supervisor:
 
     def _topic_op(self, op: str, msg: dict) -> dict:
         c = self.controller
+        if op == "create_acls":
+            return {"results": c.create_acls([AclBinding(*b) for b in msg["bindings"]])}
+        if op == "delete_acls":
+            return {"results": [[code, text, [list(b) for b in found]]
+                                for code, text, found in c.delete_acls([AclFilter(*f) for f in msg["filters"]])]}
         if op == "create_topics":
             return {"results": c.create_topics(msg["topics"], msg.get("validate_only", False))}
         if op == "delete_topics":

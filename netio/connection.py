@@ -84,7 +84,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth", "tls")
+                 "dirty", "listener", "auth", "tls", "principal")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -110,6 +110,13 @@ class Connection:
         self.tls = not isinstance(sock, socket.socket)  # a netio.tls.TLSSocket
         # Until a client on a SASL listener has authenticated: what it may send next (broker.security.sasl).
         self.auth = None
+        # (principal, client address) the authorizer judges requests by; set at the SASL login, else
+        # found at the first request that needs it (a client certificate's subject, or User:ANONYMOUS).
+        self.principal: tuple[str, str] | None = None
+
+    def client_host(self) -> str:
+        """The client's address without the port: what ACL entries name as host."""
+        return self.peer.rpartition(":")[0] or self.peer
 
     def new_slot(self, api_key: int, api_version: int, correlation_id: int) -> Slot:
         slot = Slot(self, api_key, api_version, correlation_id)

@@ -42,6 +42,26 @@ class NetContext:
         self.opened_closed: set = set()  # readers that opened a closed segment since `close_idle_segments`
         self.timers: list[tuple[float, int, object]] = []  # (when, sequence, fn): `call_later`
         self._timer_seq = 0
+        self.authorizing = bool(config["authorizer.class.name"])
+        self._authorizer = None
+        self._acl_version = -1
+
+    def authorizer(self):
+        """The ACL authorizer over the current snapshot's bindings (`broker.security.acl.Authorizer`), or
+        None when authorizer.class.name is unset. Rebuilt only when the bindings changed, so its
+        remembered decisions survive snapshots that changed something else."""
+        if not self.authorizing:
+            return None
+        md = self.metadata.current()
+        if md.version != self._acl_version:
+            self._acl_version = md.version
+            if self._authorizer is None or self._authorizer.bindings != md.acls:
+                from broker.security.acl import Authorizer, parse_super_users
+
+                cfg = self.config
+                self._authorizer = Authorizer(md.acls, parse_super_users(cfg["super.users"]),
+                                              cfg["allow.everyone.if.no.acl.found"])
+        return self._authorizer
 
     # -- timers ----------------------------------------------------------------------------------------
 

@@ -67,6 +67,14 @@ class TLSSocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def peer_subject(self) -> str | None:
+        """The verified client certificate's subject as Kafka's principal builder names it, or None."""
+        try:
+            cert = self._tls.getpeercert()
+        except ValueError:  # the handshake has not finished
+            return None
+        return subject_name(cert) if cert else None
+
     def getsockname(self):
         return self.sock.getsockname()
 
@@ -152,3 +160,27 @@ class TLSSocket:
             raise BlockingIOError("TLS handshake in progress") from None
         self.flush_out(must=False)
         return len(data)
+
+
+# Attribute keywords RFC 2253 (and Java's X500Principal) write by name.
+_KEYWORDS = {"commonName": "CN", "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+             "organizationName": "O", "organizationalUnitName": "OU", "streetAddress": "STREET",
+             "domainComponent": "DC", "userId": "UID"}
+
+
+def subject_name(cert: dict) -> str:
+    """An RFC 2253 distinguished name (most specific attribute first), e.g. CN=alice,OU=ops,O=Example,C=DE:
+    the name Kafka's default principal builder gives a client certificate's subject."""
+    rdns = []
+    for rdn in reversed(cert.get("subject", ())):
+        rdns.append("+".join(f"{_KEYWORDS.get(k, k)}={_escape(v)}" for k, v in rdn))
+    return ",".join(rdns)
+
+
+def _escape(value: str) -> str:
+    out = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
+    if out.startswith(("#", " ")):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out

@@ -10,7 +10,9 @@ from typing import Callable
 
 from broker.config import SASL_LISTENERS
 from broker.logfmt import Log
-from netio.codec import ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response
+from broker.security.acl import ANONYMOUS
+from netio.codec import (ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response,
+                         encode_request)
 from netio.codec.fetch import decode_fetch_request
 from netio.codec.produce import decode_produce_request
 from netio.codec.produce import from_generic as produce_from_generic
@@ -49,6 +51,41 @@ class Dispatcher:
         if self.credentials is None:
             self.credentials = Credentials.from_config(cfg["sasl.users"])
         return Session(self.credentials, cfg["sasl.enabled.mechanisms"], cfg["sasl.server.max.receive.size"])
+
+    # -- authorization --------------------------------------------------------------------------------
+
+    def principal(self, conn: Connection) -> tuple[str, str]:
+        """(principal, client address) of a connection: the SASL user, else the subject of a verified
+        client certificate, else User:ANONYMOUS, as Kafka's default principal builder names them."""
+        p = conn.principal
+        if p is None:
+            subject = conn.sock.peer_subject() if conn.tls else None
+            p = conn.principal = (f"User:{subject}" if subject else ANONYMOUS, conn.client_host())
+        return p
+
+    def access(self, conn: Connection):
+        """`may(operation, resource_type, name) -> bool` for this connection's principal, or None when no
+        authorizer is configured (everything is allowed): handlers on the data path test for None once."""
+        authz = self.ctx.authorizer()
+        if authz is None:
+            return None
+        principal, host = self.principal(conn)
+
+        def may(op: int, rtype: int, name: str) -> bool:
+            return authz.allowed(principal, host, op, rtype, name)
+
+        return may
+
+    def allowed(self, conn: Connection, op: int, rtype: int, name: str) -> bool:
+        may = self.access(conn)
+        return may is None or may(op, rtype, name)
+
+    def operations(self, conn: Connection, rtype: int, name: str, everything: int) -> int:
+        """Authorized operations (KIP-430) of a resource: `everything` when no authorizer is configured."""
+        authz = self.ctx.authorizer()
+        if authz is None:
+            return everything
+        return authz.operations(*self.principal(conn), rtype, name)
 
     def token(self, conn: Connection, frame: memoryview) -> None:
         from broker.api.sasl import raw_token
@@ -105,6 +142,12 @@ class Dispatcher:
                 slot.no_reply()
 
         self.ctx.io.forward(io, key, self.frame, done)
+
+    def narrow(self, header, body: dict) -> None:
+        """Forward `body` in place of the request as received: the request with what the client may not
+        touch taken out, so owners never act on it."""
+        self.frame = memoryview(encode_request(header.api_key, header.api_version, header.correlation_id,
+                                               header.client_id, body))[4:]
 
     def fan_out(self, header, owners: set[int], key: int, merge: Callable[[list[dict]], None]) -> None:
         """Send the request being dispatched, as received, to each I/O worker in `owners` (`key` as in

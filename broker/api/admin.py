@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 
+from broker.api.configs import config_refusal
 from broker.api.metadata import missing_topic_error
 from broker.log.config import effective_log_config
 from broker.log.reader import partition_data_bytes
 from broker.logfmt import Log
+from broker.security import acl
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.api.admin")
@@ -71,7 +73,7 @@ def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
     return 0, None
 
 
-def _alter(dispatcher, header, body: dict, slot, incremental: bool) -> None:
+def _alter(dispatcher, conn, header, body: dict, slot, incremental: bool) -> None:
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
     results: list[dict | None] = []
@@ -81,8 +83,13 @@ def _alter(dispatcher, header, body: dict, slot, incremental: bool) -> None:
     def finish() -> None:
         slot.reply({"throttle_time_ms": 0, "responses": results})
 
+    may = dispatcher.access(conn)
     for r in body["resources"]:
         rtype, rname = r["resource_type"], r["resource_name"]
+        refused = config_refusal(may, acl.ALTER_CONFIGS, rtype, rname)
+        if refused is not None:
+            results.append(_result(rtype, rname, *refused))
+            continue
         if rtype == BROKER:
             results.append(_broker_refusal(ctx, rtype, rname))
             continue
@@ -128,11 +135,11 @@ def _alter(dispatcher, header, body: dict, slot, incremental: bool) -> None:
 
 
 def handle_alter_configs(dispatcher, conn, header, body: dict, slot) -> None:
-    _alter(dispatcher, header, body, slot, incremental=False)
+    _alter(dispatcher, conn, header, body, slot, incremental=False)
 
 
 def handle_incremental_alter_configs(dispatcher, conn, header, body: dict, slot) -> None:
-    _alter(dispatcher, header, body, slot, incremental=True)
+    _alter(dispatcher, conn, header, body, slot, incremental=True)
 
 
 def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
@@ -142,12 +149,17 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
     answers: dict[tuple[str, int], tuple[int, int]] = {}
     owners: set[int] = set()
     order: list[tuple[str, int]] = []
+    may = dispatcher.access(conn)
+    denied = {t["name"] for t in body["topics"] if not may(acl.DELETE, acl.TOPIC, t["name"])} \
+        if may is not None else set()
     for t in body["topics"]:
         info = md.topic(t["name"])
         for p in t["partitions"]:
             index = p["partition_index"]
             order.append((t["name"], index))
-            if info is None or not 0 <= index < len(info.partitions):
+            if t["name"] in denied:
+                answers[(t["name"], index)] = (-1, int(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            elif info is None or not 0 <= index < len(info.partitions):
                 answers[(t["name"], index)] = (-1, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             elif not ctx.leads(info.partitions[index]):
                 answers[(t["name"], index)] = (-1, int(ErrorCode.NOT_LEADER_OR_FOLLOWER))
@@ -166,6 +178,8 @@ def handle_delete_records(dispatcher, conn, header, body: dict, slot) -> None:
         slot.reply({"throttle_time_ms": 0,
                     "topics": [{"name": n, "partitions": ps} for n, ps in topics.items()]})
 
+    if denied and owners:
+        dispatcher.narrow(header, {**body, "topics": [t for t in body["topics"] if t["name"] not in denied]})
     dispatcher.fan_out(header, owners, OWNER_KEY, merge)
 
 
@@ -177,10 +191,15 @@ def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> Non
     md = ctx.metadata.current(max_age=0)
     answers: dict[tuple[str, int], dict] = {}
     owners: set[int] = set()
+    may = dispatcher.access(conn)
+    denied = {t["name"] for t in body["topics"] if not may(acl.READ, acl.TOPIC, t["name"])} \
+        if may is not None else set()
     for t in body["topics"]:
         name = t["name"]
         info = md.topic(name)
         error, message = missing_topic_error(name) if info is None else (None, None)
+        if name in denied:
+            error, message = ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."
         for index in t["partition_indexes"]:
             if error is None and not 0 <= index < len(info.partitions):
                 answers[(name, index)] = _producers_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -202,6 +221,8 @@ def handle_describe_producers(dispatcher, conn, header, body: dict, slot) -> Non
                 for i in t["partition_indexes"]]}
             for t in body["topics"]]})
 
+    if denied and owners:
+        dispatcher.narrow(header, {**body, "topics": [t for t in body["topics"] if t["name"] not in denied]})
     dispatcher.fan_out(header, owners, OWNER_KEY, merge)
 
 
@@ -222,6 +243,10 @@ def handle_describe_log_dirs(dispatcher, conn, header, body: dict, slot) -> None
     """Bytes of record batches per partition, per data directory; a single node has no replica lag."""
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
+    if not dispatcher.allowed(conn, acl.DESCRIBE, acl.CLUSTER, acl.CLUSTER_NAME):
+        slot.reply({"throttle_time_ms": 0, "error_code": int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+                    "results": []})
+        return
     wanted = body.get("topics")
     if wanted is None:
         selection = [(t.name, [p.partition for p in t.partitions]) for t in md.topics.values()]
@@ -265,6 +290,10 @@ def handle_elect_leaders(dispatcher, conn, header, body: dict, slot) -> None:
                     "replica_election_results": [{"topic": t, "partition_result": ps} for t, ps in topics.items()]})
 
     wanted = None if asked is None else [(t["topic"], p) for t in asked for p in t["partitions"]]
+    if not dispatcher.allowed(conn, acl.ALTER, acl.CLUSTER, acl.CLUSTER_NAME):
+        code = int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+        reply(code, [(t, p, code) for t, p in wanted or ()])
+        return
     if election_type not in (0, 1):
         code = int(ErrorCode.INVALID_REQUEST)
         reply(code, [(t, p, code) for t, p in wanted or ()])
@@ -295,6 +324,10 @@ def handle_list_transactions(dispatcher, conn, header, body: dict, slot) -> None
 
 
 def handle_list_partition_reassignments(dispatcher, conn, header, body: dict, slot) -> None:
+    if not dispatcher.allowed(conn, acl.DESCRIBE, acl.CLUSTER, acl.CLUSTER_NAME):
+        slot.reply({"throttle_time_ms": 0, "error_code": int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+                    "error_message": "Authorization failed.", "topics": []})
+        return
     slot.reply({"throttle_time_ms": 0, "error_code": 0, "error_message": None, "topics": []})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker.api.acls import CLUSTER_OPERATIONS
+from broker.security.acl import CLUSTER, CLUSTER_NAME
 
 
 def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
@@ -14,7 +15,8 @@ def handle_describe_cluster(dispatcher, conn, header, body: dict, slot) -> None:
                     for b, host, port in md.brokers_on(conn.listener)],
     }
     if body.get("include_cluster_authorized_operations"):
-        reply["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+        reply["cluster_authorized_operations"] = dispatcher.operations(conn, CLUSTER, CLUSTER_NAME,
+                                                                      CLUSTER_OPERATIONS)
     slot.reply(reply)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from broker.config import KEYS
 from broker.log.config import TOPIC_CONFIGS
+from broker.security import acl
 from netio.codec import ErrorCode
 
 TOPIC = 2
@@ -87,12 +88,16 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
     results = []
+    may = dispatcher.access(conn)
     for r in body["resources"]:
         # Kafka answers every key for a null list and for an empty one alike (ConfigHelper.describeConfigs).
         rtype, rname, keys = r["resource_type"], r["resource_name"], r.get("configuration_keys") or None
         res = {"error_code": 0, "error_message": None, "resource_type": rtype, "resource_name": rname,
                "configs": []}
-        if rtype == TOPIC:
+        refused = config_refusal(may, acl.DESCRIBE_CONFIGS, rtype, rname)
+        if refused is not None:
+            res["error_code"], res["error_message"] = refused
+        elif rtype == TOPIC:
             t = md.topic(rname)
             if t is None:
                 res["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -111,6 +116,18 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
             res["error_message"] = f"Unsupported resource type {rtype}"
         results.append(res)
     slot.reply({"throttle_time_ms": 0, "results": results})
+
+
+def config_refusal(may, op: int, rtype: int, rname: str) -> tuple[int, str] | None:
+    """(error, message) when the client may not describe or alter (`op`) a topic's or the broker's
+    configs: Kafka asks for the operation on the topic, or on the cluster for a broker."""
+    if may is None:
+        return None
+    if rtype == TOPIC and not may(op, acl.TOPIC, rname):
+        return int(ErrorCode.TOPIC_AUTHORIZATION_FAILED), "Authorization failed."
+    if rtype == BROKER and not may(op, acl.CLUSTER, acl.CLUSTER_NAME):
+        return int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED), "Authorization failed."
+    return None
 
 
 HANDLERS = {32: handle_describe_configs}

@@ -9,6 +9,7 @@ ends at the log end offset the owner published in the partition-state table.
 from __future__ import annotations
 
 from broker.log.epochs import LeaderEpochCache
+from broker.security.acl import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, DESCRIBE, TOPIC
 from netio.codec import ErrorCode
 
 
@@ -39,13 +40,22 @@ def handle_offset_for_leader_epoch(dispatcher, conn, header, body: dict, slot) -
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
     topics = []
+    may = dispatcher.access(conn)
+    follower = body.get("replica_id", -1) >= 0
     for t in body["topics"]:
         name = t["topic"]
         info = md.topic(name)
         parts = []
+        # Kafka: a follower needs CLUSTER_ACTION, a client DESCRIBE on the topic
+        denied = may is not None and not (may(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME) if follower
+                                          else may(DESCRIBE, TOPIC, name))
         for p in t["partitions"]:
             index = p["partition"]
             part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
+            if denied:
+                parts.append({"error_code": int(ErrorCode.TOPIC_AUTHORIZATION_FAILED), "partition": index,
+                              "leader_epoch": -1, "end_offset": -1})
+                continue
             if part is None:
                 parts.append({"error_code": int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), "partition": index,
                               "leader_epoch": -1, "end_offset": -1})

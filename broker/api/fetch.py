@@ -17,6 +17,7 @@ import time
 
 from broker.logfmt import Log
 from broker.metrics import PROC
+from broker.security.acl import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.fetch")
@@ -24,7 +25,7 @@ log = Log("hpbroker.fetch")
 
 class PendingFetch:
     __slots__ = ("conn", "slot", "version", "correlation_id", "deadline", "min_bytes", "max_bytes",
-                 "partitions", "versions", "isolation_level", "sent", "replica_id")
+                 "partitions", "versions", "isolation_level", "sent", "replica_id", "denied")
 
     def __init__(self, conn, slot, version, correlation_id, deadline, min_bytes, max_bytes, partitions,
                  isolation_level, replica_id=-1):
@@ -40,6 +41,7 @@ class PendingFetch:
         self.isolation_level = isolation_level
         self.sent: list[tuple[int, int]] = []  # (slot, bytes) read for the response, for bytes-out metrics
         self.replica_id = replica_id  # >= 0: a follower broker fetching (reads up to the log end offset)
+        self.denied: set[str] | None = None  # topics the client may not read: TOPIC_AUTHORIZATION_FAILED
 
 
 def _topics_of(req) -> list[tuple[str, int, int, int, int]]:
@@ -58,7 +60,15 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
     req.sent = []
     me = ctx.config["broker.id"]
     replica = req.replica_id
+    denied = req.denied
     for topic, partition, offset, pmax, current_epoch in req.partitions:
+        if denied and topic in denied:
+            topics.setdefault(topic, []).append(
+                {"partition_index": partition, "error_code": int(ErrorCode.TOPIC_AUTHORIZATION_FAILED),
+                 "high_watermark": -1, "last_stable_offset": -1, "log_start_offset": -1,
+                 "aborted_transactions": None, "preferred_read_replica": -1, "records": b""})
+            errors = True
+            continue
         info = md.topic(topic)
         if info is None or not 0 <= partition < len(info.partitions):
             md = ctx.metadata.current(max_age=0)  # created a moment ago, perhaps through another worker
@@ -134,7 +144,14 @@ def handle_fetch(dispatcher, conn, header, body, slot) -> None:
     req = PendingFetch(conn, slot, header.api_version, header.correlation_id,
                        time.monotonic() + max(0, body.max_wait_ms) / 1000.0, body.min_bytes, max_bytes,
                        _topics_of(body), body.isolation_level, body.replica_id)
-    if body.replica_id >= 0 and not _from_live_broker(ctx, req):
+    may = dispatcher.access(conn)
+    if may is not None:  # a follower needs CLUSTER_ACTION; a consumer READ on each topic
+        if body.replica_id >= 0:
+            if not may(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
+                req.denied = {t for t, *_ in req.partitions}
+        else:
+            req.denied = {t for t, *_ in req.partitions if not may(READ, TOPIC, t)}
+    if body.replica_id >= 0 and not req.denied and not _from_live_broker(ctx, req):
         req.replica_id = -2  # answered NOT_LEADER_OR_FOLLOWER per partition (no replica has that id)
     topics, total, errors = read_partitions(ctx, req)
     if errors or total >= req.min_bytes or body.max_wait_ms <= 0 or not req.versions:

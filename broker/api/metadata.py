@@ -5,6 +5,7 @@ from __future__ import annotations
 from broker.api.acls import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
 from broker.log import InvalidTopic
 from broker.log.config import validate_topic_name
+from broker.security.acl import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC
 from netio.codec import ErrorCode
 
 
@@ -47,32 +48,44 @@ def missing_topic_error(name: str) -> tuple[ErrorCode, str | None]:
 
 
 def handle_metadata(dispatcher, conn, header, body: dict, slot) -> None:
+    """With an authorizer, as Kafka answers: all topics means those the client may describe; a topic named
+    but not describable, or missing and not creatable (CREATE on the cluster or the topic), gets
+    TOPIC_AUTHORIZATION_FAILED."""
     ctx = dispatcher.ctx
     md = ctx.metadata.current(max_age=0)
+    may = dispatcher.access(conn)
     requested = body.get("topics")
     if requested is None or (header.api_version == 0 and not requested):
-        _reply(slot, body, md, [topic_entry(t) for t in md.topics.values()])
+        _reply(dispatcher, slot, body, md, [topic_entry(t) for t in md.topics.values()
+                                            if may is None or may(DESCRIBE, TOPIC, t.name)])
         return
     names = [t["name"] for t in requested]
-    missing = [n for n in names if md.topic(n) is None]
+    denied = {n for n in names if not may(DESCRIBE, TOPIC, n)} if may is not None else set()
+    missing = [n for n in names if md.topic(n) is None and n not in denied]
     auto = body.get("allow_auto_topic_creation", True) and ctx.config["auto.create.topics.enable"]
+    if auto and missing and may is not None and not may(CREATE, CLUSTER, CLUSTER_NAME):
+        denied.update(n for n in missing if not may(CREATE, TOPIC, n))
+        missing = [n for n in missing if n not in denied]
     if not missing or not auto:
-        _reply(slot, body, md, _entries(md, names, {}))
+        _reply(dispatcher, slot, body, md, _entries(md, names, {}, denied))
         return
 
     def created(msg: dict) -> None:
         errors = {r["name"]: r["error_code"] for r in msg.get("results") or []}
         now = ctx.metadata.current(max_age=0)
-        _reply(slot, body, now, _entries(now, names, errors))
+        _reply(dispatcher, slot, body, now, _entries(now, names, errors, denied))
 
     ctx.controller.call({"op": "create_topics", "auto": True, "topics": [
         {"name": n, "num_partitions": -1, "replication_factor": -1, "assignments": [], "configs": {}}
         for n in missing]}, created)
 
 
-def _entries(md, names: list[str], create_errors: dict) -> list[dict]:
+def _entries(md, names: list[str], create_errors: dict, denied: set) -> list[dict]:
     out = []
     for name in names:
+        if name in denied:
+            out.append(missing_topic_entry(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            continue
         t = md.topic(name)
         if t is not None:
             out.append(topic_entry(t))
@@ -84,11 +97,12 @@ def _entries(md, names: list[str], create_errors: dict) -> list[dict]:
     return out
 
 
-def _reply(slot, body: dict, md, topics: list[dict]) -> None:
-    listener = slot.conn.listener
+def _reply(dispatcher, slot, body: dict, md, topics: list[dict]) -> None:
+    conn = slot.conn
+    listener = conn.listener
     if body.get("include_topic_authorized_operations"):
         for t in topics:  # every topic answered, as Kafka does, missing ones included
-            t["topic_authorized_operations"] = TOPIC_OPERATIONS
+            t["topic_authorized_operations"] = dispatcher.operations(conn, TOPIC, t["name"], TOPIC_OPERATIONS)
     reply = {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": b.rack}
@@ -98,7 +112,8 @@ def _reply(slot, body: dict, md, topics: list[dict]) -> None:
         "topics": topics,
     }
     if body.get("include_cluster_authorized_operations"):
-        reply["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+        reply["cluster_authorized_operations"] = dispatcher.operations(conn, CLUSTER, CLUSTER_NAME,
+                                                                      CLUSTER_OPERATIONS)
     slot.reply(reply)
 
 
@@ -113,20 +128,24 @@ def handle_describe_topic_partitions(dispatcher, conn, header, body: dict, slot)
     cursor = body.get("cursor")
     first = cursor["topic_name"] if cursor is not None else ""
     every = not requested
-    names = sorted({n for n in (md.topics if every else requested) if n >= first})
+    may = dispatcher.access(conn)
+    names = sorted({n for n in (md.topics if every else requested) if n >= first
+                    and (not every or may is None or may(DESCRIBE, TOPIC, n))})
+    denied = {n for n in names if not may(DESCRIBE, TOPIC, n)} if may is not None and not every else set()
     if cursor is not None and not every and first not in names:
         slot.reply({"throttle_time_ms": 0, "topics": [
             {"error_code": int(ErrorCode.INVALID_REQUEST), "name": n, "partitions": []} for n in requested]})
         return
     limit = min(ctx.config["max.request.partition.size.limit"], body["response_partition_limit"])
     topics, next_cursor = _page(md, names, first, cursor["partition_index"] if cursor is not None else 0, limit,
-                                every)
+                                every, denied)
     for t in topics:
-        t["topic_authorized_operations"] = TOPIC_OPERATIONS
+        t["topic_authorized_operations"] = dispatcher.operations(conn, TOPIC, t["name"], TOPIC_OPERATIONS)
     slot.reply({"throttle_time_ms": 0, "topics": topics, "next_cursor": next_cursor})
 
 
-def _page(md, names: list[str], first: str, first_index: int, limit: int, every: bool) -> tuple[list, dict | None]:
+def _page(md, names: list[str], first: str, first_index: int, limit: int, every: bool,
+          denied: set) -> tuple[list, dict | None]:
     """The topics of one page and the cursor after it (None: nothing left). A topic is cut where the limit
     falls; a page that ends exactly at a topic's end points the cursor at the next topic's partition 0.
     Missing topics are answered with an error only when they were named."""
@@ -135,6 +154,9 @@ def _page(md, names: list[str], first: str, first_index: int, limit: int, every:
     for name in names:
         if remaining > 0:
             t = md.topic(name)
+            if name in denied:
+                out.append(missing_topic_entry(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if t is None:
                 if not every:
                     out.append(missing_topic_entry(name, missing_topic_error(name)[0]))

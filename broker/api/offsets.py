@@ -3,6 +3,7 @@ the record with the largest timestamp (-3, KIP-734) go to the owner, which holds
 
 from __future__ import annotations
 
+from broker.security.acl import DESCRIBE, TOPIC
 from netio.codec import ErrorCode
 
 EARLIEST = -2
@@ -25,12 +26,17 @@ def handle_list_offsets(dispatcher, conn, header, body: dict, slot) -> None:
         out.setdefault(topic, []).append({"partition_index": partition, "error_code": error,
                                           "timestamp": timestamp, "offset": offset, "leader_epoch": epoch})
 
+    may = dispatcher.access(conn)
     for t in body["topics"]:
         name = t["name"]
         info = md.topic(name)
+        denied = may is not None and not may(DESCRIBE, TOPIC, name)
         for p in t["partitions"]:
             index = p["partition_index"]
             part = info.partitions[index] if info is not None and 0 <= index < len(info.partitions) else None
+            if denied:
+                entry(name, index, int(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if part is None:
                 entry(name, index, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hotpath
 from broker.metrics import PROC
+from broker.security.acl import TOPIC, WRITE
 from netio.codec import ErrorCode
 from netio.codec.produce import encode_produce_response
 
@@ -65,9 +66,13 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
         code = 0
     md = ctx.metadata.current()
     io = ctx.io
+    may = dispatcher.access(conn)
     for name, index, records in req.partitions:
         if code:
             state.add(name, index, code)
+            continue
+        if may is not None and not may(WRITE, TOPIC, name):
+            state.add(name, index, int(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
             continue
         info = md.topics.get(name)
         if info is None or not 0 <= index < len(info.partitions):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from broker.logfmt import Log
 from broker.producers.ids import CONTROL_OP, IdPool
+from broker.security.acl import CLUSTER, CLUSTER_NAME, IDEMPOTENT_WRITE, TOPIC, WRITE
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.api")
@@ -30,6 +31,13 @@ def handle_init_producer_id(dispatcher, conn, header, body: dict, slot) -> None:
     if body.get("transactional_id") is not None:
         answer(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         return
+    authz = dispatcher.ctx.authorizer()
+    if authz is not None:  # an idempotent producer: IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+        principal, host = dispatcher.principal(conn)
+        if not (authz.allowed(principal, host, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME)
+                or authz.allowed_on_any(principal, host, WRITE, TOPIC)):
+            answer(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+            return
 
     def got(pid: int | None) -> None:
         if pid is None:

@@ -71,6 +71,7 @@ def raw_token(dispatcher, conn, frame: memoryview) -> None:
 
 def _authenticated(dispatcher, conn, session, user: str) -> None:
     conn.auth = None
+    conn.principal = (f"User:{user}", conn.client_host())
     PROC.scalars[_ml.MS_SASL_LOGINS] += 1
     conn.reader.max_frame_bytes = dispatcher.ctx.config["socket.request.max.bytes"]
     log.info("sasl authenticated", conn=conn.id, peer=conn.peer, user=user, mechanism=session.name)

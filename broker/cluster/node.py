@@ -17,8 +17,8 @@ import uuid
 import zlib
 
 from broker.cluster.etcd import Compare, EtcdClient, EtcdError, Lease, Op, campaign
-from broker.cluster.state import (ClusterState, PartState, TopicRecord, assign_replicas, elect, elect_unclean,
-                                  prefer, revive, topic_value)
+from broker.cluster.state import (ClusterState, PartState, TopicRecord, acl_entry, assign_replicas, elect,
+                                  elect_unclean, prefer, revive, topic_value)
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo
 from netio.codec import ErrorCode
@@ -389,6 +389,16 @@ class ClusterNode:
         if not res.succeeded:
             return ErrorCode.INVALID_CONFIG
         return ErrorCode.NONE
+
+    def put_acls(self, bindings) -> None:
+        ops = [Op.put(self.key("acls", digest), value) for digest, value in map(acl_entry, bindings)]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            self.client.txn([], ops[i:i + MAX_TXN_OPS])
+
+    def delete_acls(self, bindings) -> None:
+        ops = [Op.delete(self.key("acls", acl_entry(b)[0])) for b in bindings]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            self.client.txn([], ops[i:i + MAX_TXN_OPS])
 
     def _broker_keys(self) -> list[str]:
         kvs, _ = self.client.get_prefix(self.key("brokers") + "/")

@@ -13,12 +13,17 @@ Keys under the prefix (values are JSON):
   controller                 {"id"}                                         attached to the controller's lease
   topics/<name>              {"id": hex, "configs": {}, "replicas": [[broker ids] per partition]}
   state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}
+  acls/<digest>              [resource_type, resource_name, pattern_type, principal, host, operation,
+                             permission]; the key is a digest of the value, so a binding is stored once
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
+
+from broker.security.acl import AclBinding
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class ClusterState:
     brokers: dict[int, BrokerRecord] = field(default_factory=dict)
     topics: dict[str, TopicRecord] = field(default_factory=dict)
     states: dict[tuple[str, int], PartState] = field(default_factory=dict)
+    acls: set[AclBinding] = field(default_factory=set)
 
     @classmethod
     def from_kvs(cls, prefix: str, kvs, revision: int) -> "ClusterState":
@@ -89,10 +95,18 @@ class ClusterState:
                 name, _, part = rel[len("state/"):].rpartition("/")
                 st.states[(name, int(part))] = PartState(int(doc["leader"]), int(doc["leader_epoch"]),
                                                          tuple(doc["isr"]), kv.mod_revision)
+            elif rel.startswith("acls/"):
+                st.acls.add(AclBinding(*doc))
         return st
 
     def partition_state(self, topic: str, partition: int) -> PartState | None:
         return self.states.get((topic, partition))
+
+
+def acl_entry(binding: AclBinding) -> tuple[str, bytes]:
+    """(key under acls/, value) of a binding."""
+    value = json.dumps(list(binding), separators=(",", ":")).encode()
+    return hashlib.sha256(value).hexdigest()[:32], value
 
 
 def topic_value(record: TopicRecord) -> bytes:

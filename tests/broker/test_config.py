@@ -95,10 +95,20 @@ def test_an_ipv6_listener_is_written_back_in_brackets():
       "etcd.connect=127.0.0.1:2379"], "first listener carries replication"),
     (["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", "sasl.users=a:b",
       "advertised.listeners=PLAINTEXT://h:1"], "same listeners"),
+    (["authorizer.class.name=com.example.MyAuthorizer"], "com.example.MyAuthorizer is not served"),
+    (["authorizer.class.name=kafka.security.authorizer.AclAuthorizer", "super.users=admin"],
+     "'admin' is not a principal"),
 ])
 def test_sasl_listener_settings_are_checked(settings, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         load_config(overrides=settings)
+
+
+def test_an_authorizer_kafka_names_is_accepted():
+    cfg = load_config(overrides=["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                                 "super.users=User:admin;User:CN=ops,O=Example", "allow.everyone.if.no.acl.found=true"])
+    assert cfg["super.users"] == "User:admin;User:CN=ops,O=Example" and cfg["allow.everyone.if.no.acl.found"]
+    assert load_config()["authorizer.class.name"] is None
 
 
 def test_sasl_users_are_never_shown(tmp_path):

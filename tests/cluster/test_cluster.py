@@ -491,3 +491,54 @@ def test_the_controller_gives_leadership_back_to_preferred_replicas_on_its_own(e
         assert all(leader == replicas[0] for leader, replicas, _ in describe(c.bootstrap, "ab").values())
     finally:
         c.close()
+
+
+def test_acls_live_in_etcd_and_every_broker_enforces_them(etcd_server, tmp_path):
+    """A binding created through one broker is stored in etcd, shown and enforced by the others, and its
+    deletion through another broker reaches all. Replication runs over the PLAINTEXT listener as
+    User:ANONYMOUS, which is why that principal is a super user here (as in Kafka)."""
+    import re
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+
+    c = Cluster(etcd_server, tmp_path, 2, settings={
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", "sasl.users": "alice:a-pw,bob:b-pw",
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer", "super.users": "User:ANONYMOUS"}).start()
+    try:
+        sasl = {i: next(int(m.group(1)) for line in list(b.output)
+                        if (m := re.search(r"hpbroker ready .*SASL_PLAINTEXT://127\.0\.0\.1:(\d+)", line)))
+                for i, b in c.brokers.items()}
+        b1, b2 = c.brokers[1].bootstrap, c.brokers[2].bootstrap
+        create_topic(b1, "guarded", 2, 2)
+        grant = AclBinding(ResourceType.TOPIC, "guarded", ResourcePatternType.LITERAL, "User:alice", "*",
+                           AclOperation.WRITE, AclPermissionType.ALLOW)
+        admin1, admin2 = _admin(b1), _admin(b2)
+        assert admin1.create_acls([grant])[grant].result(10) is None
+        every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                 AclPermissionType.ANY)
+        wait_for(lambda: [str(x) for x in admin2.describe_acls(every).result(10)] == [str(grant)], 15,
+                 "broker 2 shows the binding made through broker 1")
+
+        def produce(user: str, password: str) -> set:
+            errors = []
+            p = Producer({"bootstrap.servers": f"127.0.0.1:{sasl[2]}", "security.protocol": "SASL_PLAINTEXT",
+                          "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password,
+                          "acks": "all", "message.timeout.ms": 10000})
+            for i in range(20):
+                p.produce("guarded", f"v{i}".encode(), partition=i % 2,
+                          on_delivery=lambda e, m: errors.append(e and e.name()))
+            p.flush(20)
+            return set(errors)
+
+        wait_for(lambda: describe(b1, "guarded")[0][2] == (1, 2) and describe(b1, "guarded")[1][2] == (1, 2), 15,
+                 "both replicas in sync")
+        assert produce("alice", "a-pw") == {None}  # acks=all: the followers fetched as ANONYMOUS
+        assert produce("bob", "b-pw") == {"TOPIC_AUTHORIZATION_FAILED"}
+        deleted = admin2.delete_acls([every])[every].result(10)
+        assert [str(x) for x in deleted] == [str(grant)]
+        wait_for(lambda: admin1.describe_acls(every).result(10) == [], 15, "broker 1 sees the deletion")
+        wait_for(lambda: produce("alice", "a-pw") == {"TOPIC_AUTHORIZATION_FAILED"}, 20, "alice refused again")
+    finally:
+        c.close()
