@@ -1,0 +1,364 @@
+"""ACLs against a real broker with the authorizer on: admin clients (confluent-kafka, kafka-python) create,
+describe and delete bindings; SASL users, anonymous PLAINTEXT clients and client certificates get what the
+bindings grant and Kafka's authorization errors for the rest; bindings survive a restart."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+
+import pytest
+
+from tools.testing import BrokerProcess, make_test_certificates
+
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+USERS = {"admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
+SASL_RE = re.compile(r"hpbroker ready .*SASL_PLAINTEXT://127\.0\.0\.1:(\d+)")
+SSL_RE = re.compile(r"hpbroker ready .*SSL://127\.0\.0\.1:(\d+)")
+
+
+def start(data_dir: str, **extra) -> BrokerProcess:
+    b = BrokerProcess(data_dir=data_dir, settings={
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.users": ",".join(f"{u}:{p}" for u, p in USERS.items()), "authorizer.class.name": AUTHORIZER,
+        "super.users": "User:admin", "num.io.threads": 2, **extra})
+    b.start()
+    b.sasl_port = next(int(m.group(1)) for m in map(SASL_RE.search, list(b.output)) if m)
+    return b
+
+
+def close(b: BrokerProcess) -> None:
+    for key in [k for k in _ADMINS if k[0] == b.sasl_port]:
+        del _ADMINS[key]
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = start(str(tmp_path_factory.mktemp("acls") / "data"))
+    yield b
+    close(b)
+
+
+def conf(b, user: str) -> dict:
+    return {"bootstrap.servers": f"127.0.0.1:{b.sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": user, "sasl.password": USERS[user]}
+
+
+_ADMINS: dict = {}
+
+
+def admin(b, user: str = "admin"):
+    """One client per broker and user, kept: a client dropped while its futures wait fails them."""
+    from confluent_kafka.admin import AdminClient
+
+    key = (b.sasl_port, user)
+    if key not in _ADMINS:
+        _ADMINS[key] = AdminClient(conf(b, user))
+    return _ADMINS[key]
+
+
+def binding(rtype: str, name: str, principal: str, op: str, permission: str = "ALLOW", pattern: str = "LITERAL",
+            host: str = "*"):
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    return AclBinding(ResourceType[rtype], name, ResourcePatternType[pattern], principal, host, AclOperation[op],
+                      AclPermissionType[permission])
+
+
+def every(principal: str | None = None):
+    from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType,
+                                       ResourceType)
+
+    return AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal, None, AclOperation.ANY,
+                            AclPermissionType.ANY)
+
+
+def create_acls(b, bindings, user: str = "admin") -> None:
+    for f in admin(b, user).create_acls(bindings).values():
+        f.result(timeout=10)
+
+
+def wait_for_acls(b, principal: str, count: int) -> list:
+    """Bindings reach the workers with the next metadata snapshot, a moment after CreateAcls answered."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = admin(b).describe_acls(every(principal)).result(timeout=10)
+        if len(found) == count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def create_topics(b, *names: str, partitions: int = 1) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    for f in admin(b).create_topics([NewTopic(n, partitions, 1) for n in names]).values():
+        f.result(timeout=10)
+
+
+def produce(config: dict, topic: str, n: int = 5, **extra) -> list:
+    """Delivery errors (None for each delivered record)."""
+    from confluent_kafka import Producer
+
+    errors = []
+    p = Producer({**config, "message.timeout.ms": 5000, **extra})
+    for i in range(n):
+        p.produce(topic, f"v{i}".encode(), on_delivery=lambda e, m: errors.append(e and e.name()))
+    p.flush(15)
+    return errors
+
+
+def test_acls_are_created_described_and_deleted_by_an_admin_client(broker):
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType
+    from confluent_kafka.admin import ResourceType
+
+    p = f"User:acl-{uuid.uuid4().hex[:6]}"
+    made = [binding("TOPIC", "orders", p, "WRITE"), binding("TOPIC", "ord", p, "READ", pattern="PREFIXED"),
+            binding("GROUP", "billing", p, "READ"), binding("TOPIC", "orders", p, "DELETE", "DENY", host="10.1.2.3")]
+    create_acls(broker, made)
+    found = wait_for_acls(broker, p, 4)
+    assert sorted(map(str, found)) == sorted(map(str, made))
+    # MATCH: every binding that applies to topic "orders" (the literal one and the prefix).
+    match = AclBindingFilter(ResourceType.TOPIC, "orders", ResourcePatternType.MATCH, p, None, AclOperation.ANY,
+                             AclPermissionType.ANY)
+    assert sorted(str(x) for x in admin(broker).describe_acls(match).result(timeout=10)) == \
+        sorted(map(str, (made[0], made[1], made[3])))
+    # A binding Kafka refuses fails alone.
+    futures = admin(broker).create_acls([binding("BROKER", "not-the-cluster", p, "ALTER"),
+                                         binding("TOPIC", "refunds", p, "READ")])
+    results = list(futures.values())
+    with pytest.raises(KafkaException, match="INVALID_REQUEST|kafka-cluster"):
+        results[0].result(timeout=10)
+    assert results[1].result(timeout=10) is None
+    wait_for_acls(broker, p, 5)
+    deleted = admin(broker).delete_acls([AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, p, None,
+                                                          AclOperation.ANY, AclPermissionType.DENY)])
+    assert [str(x) for x in next(iter(deleted.values())).result(timeout=10)] == [str(made[3])]
+    assert sorted(map(str, wait_for_acls(broker, p, 4))) == \
+        sorted(map(str, made[:3] + [binding("TOPIC", "refunds", p, "READ")]))
+    next(iter(admin(broker).delete_acls([every(p)]).values())).result(timeout=10)
+    assert wait_for_acls(broker, p, 0) == []
+
+
+def test_users_get_what_the_acls_grant_and_nothing_else(broker):
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    run = uuid.uuid4().hex[:6]
+    granted, secret, group, other_group = f"orders-{run}", f"secret-{run}", f"billing-{run}", f"other-{run}"
+    create_topics(broker, granted, secret, partitions=2)
+    create_acls(broker, [binding("TOPIC", granted, "User:alice", "WRITE"),
+                         binding("TOPIC", granted[:8], "User:alice", "READ", pattern="PREFIXED"),
+                         binding("GROUP", group, "User:alice", "READ")])
+    wait_for_acls(broker, "User:alice", 3)
+    alice = conf(broker, "alice")
+    # An idempotent producer gets its id with WRITE on some topic (KIP-679), and writes where it may.
+    assert produce(alice, granted, 20, **{"enable.idempotence": True}) == [None] * 20
+    assert set(produce(alice, secret, 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+    assert set(produce(conf(broker, "bob"), granted, 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+
+    commits = []
+    c = Consumer({**alice, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "on_commit": lambda err, partitions: commits.append(partitions)})
+    c.subscribe([granted])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 20 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    assert sorted(got) == sorted(f"v{i}".encode() for i in range(20))
+    # One commit naming a granted and a refused topic: only the granted offsets are stored.
+    c.commit(offsets=[TopicPartition(granted, 0, 3), TopicPartition(secret, 0, 7)], asynchronous=True)
+    deadline = time.monotonic() + 15
+    while not commits and time.monotonic() < deadline:
+        c.poll(0.2)
+    # librdkafka reports the request's first error on every partition of it; what was stored shows the rest
+    errors = {tp.topic: tp.error.code() if tp.error else None for tp in commits[0]}
+    assert errors[secret] == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    c.close()
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    offsets = admin(broker).list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    stored = {(tp.topic, tp.partition): tp.offset for tp in next(iter(offsets.values())).result(timeout=10)
+              .topic_partitions}
+    assert stored == {(granted, 0): 3}
+
+    c2 = Consumer({**alice, "group.id": other_group, "auto.offset.reset": "earliest"})
+    c2.subscribe([granted])
+    error = None
+    deadline = time.monotonic() + 15
+    while error is None and time.monotonic() < deadline:
+        m = c2.poll(0.5)
+        if m is not None and m.error():
+            error = m.error()
+    c2.close()
+    assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+
+    # Metadata: bob may describe nothing, alice only her topic; the super user everything.
+    assert granted not in admin(broker, "bob").list_topics(timeout=10).topics
+    seen = admin(broker, "alice").list_topics(timeout=10).topics
+    assert granted in seen and secret not in seen
+    assert {granted, secret} <= set(admin(broker).list_topics(timeout=10).topics)
+
+
+def test_anonymous_plaintext_clients_and_changes_by_non_admins_are_refused(broker):
+    from confluent_kafka import KafkaException
+
+    topic = f"anon-{uuid.uuid4().hex[:6]}"
+    create_topics(broker, topic)
+    assert set(produce({"bootstrap.servers": broker.bootstrap}, topic, 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+    with pytest.raises(KafkaException, match="CLUSTER_AUTHORIZATION_FAILED"):
+        create_acls(broker, [binding("TOPIC", topic, "User:bob", "ALL")], user="bob")
+    from confluent_kafka.admin import NewTopic
+
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        next(iter(admin(broker, "bob").create_topics([NewTopic(f"{topic}-new", 1, 1)]).values())).result(10)
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        next(iter(admin(broker, "bob").delete_topics([topic]).values())).result(10)
+    assert topic in admin(broker).list_topics(timeout=10).topics
+    # The anonymous principal gets what a binding grants it, like any other.
+    create_acls(broker, [binding("TOPIC", topic, "User:ANONYMOUS", "WRITE")])
+    wait_for_acls(broker, "User:ANONYMOUS", 1)
+    assert produce({"bootstrap.servers": broker.bootstrap}, topic, 2) == [None, None]
+
+
+def test_kafka_python_admin_creates_and_describes_acls(broker):
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePattern, ResourcePatternFilter, ResourceType)
+
+    principal = f"User:kp-{uuid.uuid4().hex[:6]}"
+    client = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{broker.sasl_port}", security_protocol="SASL_PLAINTEXT",
+                              sasl_mechanism="PLAIN", sasl_plain_username="admin", sasl_plain_password=USERS["admin"])
+    try:
+        acl = ACL(principal, "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+                  ResourcePattern(ResourceType.TOPIC, "kp-topic", ACLResourcePatternType.LITERAL))
+        result = client.create_acls([acl])
+        assert result["failed"] == [] and len(result["succeeded"]) == 1
+        wait_for_acls(broker, principal, 1)
+        flt = ACLFilter(principal, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                        ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+        found, error = client.describe_acls(flt)
+        assert [(a.principal, a.operation, a.resource_pattern.resource_name) for a in found] == \
+            [(principal, ACLOperation.READ, "kp-topic")]
+        deleted = client.delete_acls([flt])
+        assert len(deleted[0][1]) == 1
+    finally:
+        client.close()
+
+
+def test_acls_survive_a_restart_and_allow_everyone_opens_unnamed_resources(tmp_path):
+    data = str(tmp_path / "data")
+    b = start(data, **{"allow.everyone.if.no.acl.found": "true"})
+    try:
+        create_topics(b, "open", "closed")
+        plain = {"bootstrap.servers": b.bootstrap}
+        assert produce(plain, "open", 2) == [None, None]  # no binding names it
+        create_acls(b, [binding("TOPIC", "closed", "User:alice", "WRITE")])
+        wait_for_acls(b, "User:alice", 1)
+        assert set(produce(plain, "closed", 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+    finally:
+        for key in [k for k in _ADMINS if k[0] == b.sasl_port]:
+            del _ADMINS[key]
+        assert b.stop() == 0
+    b = start(data, **{"allow.everyone.if.no.acl.found": "true"})
+    try:
+        assert [str(x) for x in wait_for_acls(b, "User:alice", 1)] == \
+            [str(binding("TOPIC", "closed", "User:alice", "WRITE"))]
+        plain = {"bootstrap.servers": b.bootstrap}
+        assert set(produce(plain, "closed", 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+        assert produce(conf(b, "alice"), "closed", 2) == [None, None]
+    finally:
+        close(b)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed (its CLI makes the test "
+                                                            "certificates)")
+def test_a_client_certificate_subject_is_the_principal(tmp_path):
+    certs = make_test_certificates(tmp_path)
+    b = BrokerProcess(data_dir=str(tmp_path / "data"), settings={
+        "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", "ssl.keystore.location": certs["keystore"],
+        "ssl.truststore.location": certs["ca"], "ssl.client.auth": "required",
+        "authorizer.class.name": AUTHORIZER, "super.users": "User:ANONYMOUS"})
+    b.start()
+    try:
+        port = next(int(m.group(1)) for m in map(SSL_RE.search, list(b.output)) if m)
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        plain_admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in plain_admin.create_topics([NewTopic(t, 1, 1) for t in ("certs", "other")]).values():
+            f.result(timeout=10)
+        for f in plain_admin.create_acls([binding("TOPIC", "certs", "User:CN=client", "WRITE")]).values():
+            f.result(timeout=10)
+        deadline = time.monotonic() + 10
+        while not plain_admin.describe_acls(every("User:CN=client")).result(timeout=10):
+            assert time.monotonic() < deadline, "the binding never showed"
+            time.sleep(0.1)
+        tls = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SSL", "ssl.ca.location": certs["ca"],
+               "ssl.certificate.location": certs["client_cert"], "ssl.key.location": certs["client_key"]}
+        assert produce(tls, "certs", 3) == [None] * 3
+        assert set(produce(tls, "other", 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+    finally:
+        b.close()
+
+
+def test_the_acl_command_adds_lists_and_removes(broker):
+    import json
+
+    from click.testing import CliRunner
+
+    from tools.cli import main
+
+    login = ["--bootstrap", f"127.0.0.1:{broker.sasl_port}", "--sasl-mechanism", "PLAIN", "--sasl-username"]
+    principal = f"User:cli-{uuid.uuid4().hex[:6]}"
+
+    def run(user: str, *args: str, code: int = 0):
+        result = CliRunner().invoke(main, ["acl", args[0], *login, user, "--sasl-password", USERS[user], *args[1:]],
+                                    catch_exceptions=False)
+        assert result.exit_code == code, (result.output, result.stderr)
+        return result
+
+    run("admin", "add", "--principal", principal, "--operation", "read", "--operation", "write", "--topic", "cli-t",
+        "--group", "cli-g")
+    run("admin", "add", "--principal", principal, "--operation", "write", "--topic", "cli-", "--prefixed", "--deny")
+    rows = json.loads(run("admin", "list", "--principal", principal, "--format", "json").stdout)
+    assert sorted((r["resource_type"], r["resource_name"], r["pattern"], r["operation"], r["permission"])
+                  for r in rows) == [("group", "cli-g", "literal", "read", "allow"),
+                                     ("group", "cli-g", "literal", "write", "allow"),
+                                     ("topic", "cli-", "prefixed", "write", "deny"),
+                                     ("topic", "cli-t", "literal", "read", "allow"),
+                                     ("topic", "cli-t", "literal", "write", "allow")]
+    assert "CLUSTER_AUTHORIZATION_FAILED" in run("bob", "list", code=1).stderr
+    assert "INVALID_REQUEST" in run("admin", "add", "--principal", "nocolon", "--operation", "read", "--topic", "x",
+                                    code=1).stderr
+    removed = json.loads(run("admin", "remove", "--principal", principal, "--group", "cli-g", "--format",
+                             "json").stdout)
+    assert {(r["resource_name"], r["operation"]) for r in removed} == {("cli-g", "read"), ("cli-g", "write")}
+    left = json.loads(run("admin", "list", "--principal", principal, "--format", "json").stdout)
+    assert {r["resource_name"] for r in left} == {"cli-t", "cli-"}
+    run("admin", "remove", "--principal", principal)
+    assert json.loads(run("admin", "list", "--principal", principal, "--format", "json").stdout) == []
+
+
+def test_authorized_operations_are_the_principals_own(broker):
+    """KIP-430: Metadata and DescribeCluster report what this principal may do, not everything."""
+    from broker.security import acl
+    from tools.client import Client
+
+    topic = f"ops-{uuid.uuid4().hex[:6]}"
+    create_topics(broker, topic)
+    create_acls(broker, [binding("TOPIC", topic, "User:bob", "READ"), binding("TOPIC", topic, "User:bob",
+                                                                                "ALTER_CONFIGS")])
+    wait_for_acls(broker, "User:bob", 2)
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "bob", USERS["bob"])) as c:
+        md = c.any.request(3, {"topics": [{"name": topic, "topic_id": bytes(16)}], "allow_auto_topic_creation": False,
+                               "include_cluster_authorized_operations": True,
+                               "include_topic_authorized_operations": True}, highest=10)
+        ops = {acl.READ, acl.DESCRIBE, acl.ALTER_CONFIGS, acl.DESCRIBE_CONFIGS}
+        assert md["topics"][0]["topic_authorized_operations"] == sum(1 << op for op in ops)
+        assert md["cluster_authorized_operations"] == 0
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "admin", USERS["admin"])) as c:
+        cluster = c.any.request(60, {"include_cluster_authorized_operations": True})
+        assert cluster["cluster_authorized_operations"] == sum(1 << op for op in acl.SUPPORTED[acl.CLUSTER])
