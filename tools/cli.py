@@ -82,6 +82,7 @@ def config_show(config_path, overrides, fmt):
         click.echo(f"{k.name:<{width}}  {cfg.display_value(k.name):<40}  ({cfg.sources[k.name]})")
 
 
+from tools.commands.acl import acl_group  # noqa: E402
 from tools.commands.cluster import cluster  # noqa: E402
 from tools.commands.data import consume, produce  # noqa: E402
 from tools.commands.group import group  # noqa: E402
@@ -89,6 +90,7 @@ from tools.commands.topic import topic  # noqa: E402
 
 for _command in (topic, group, produce, consume, cluster):
     main.add_command(_command)
+main.add_command(acl_group, name="acl")
 main.add_command(__import__("perf.cli", fromlist=["perf"]).perf)
 main.add_command(__import__("tools.top.command", fromlist=["top"]).top)
 main.add_command(__import__("tools.demo", fromlist=["demo"]).demo)

@@ -246,3 +246,10 @@ def test_consume_reports_records_it_cannot_read(kafka_broker):
     res = run(kafka_broker, "consume", name, "--from-beginning", "--max", "1", code=1)
     assert "reading " + name + "-0: CORRUPT_MESSAGE (batch at offset 0: lz4 data does not decompress" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_acl_commands_say_when_the_broker_has_no_authorizer(kafka_broker):
+    assert "SECURITY_DISABLED" in run(kafka_broker, "acl", "list", code=1).stderr
+    out = run(kafka_broker, "acl", "add", "--principal", "User:a", "--operation", "read", "--topic", "t", code=1)
+    assert "SECURITY_DISABLED" in out.stderr
+    assert run(kafka_broker, "acl", "add", "--principal", "User:a", "--operation", "read", code=2)
