@@ -84,7 +84,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth", "tls", "principal")
+                 "dirty", "listener", "auth", "tls", "principal", "access")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -113,6 +113,7 @@ class Connection:
         # (principal, client address) the authorizer judges requests by; set at the SASL login, else
         # found at the first request that needs it (a client certificate's subject, or User:ANONYMOUS).
         self.principal: tuple[str, str] | None = None
+        self.access = None  # (authorizer, its checker for this principal): see Dispatcher.access
 
     def client_host(self) -> str:
         """The client's address without the port: what ACL entries name as host."""

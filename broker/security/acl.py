@@ -197,6 +197,23 @@ class Authorizer:
             self._cache[key] = hit
         return hit
 
+    def checker(self, principal: str, host: str):
+        """`may(op, resource_type, name) -> bool` for one principal at one address, with its own memory of
+        answers: a connection keeps one, so each Produce or Fetch costs a dictionary lookup per topic."""
+        answers: dict[tuple[int, int, str], bool] = {}
+        allowed = self.allowed
+
+        def may(op: int, rtype: int, name: str) -> bool:
+            key = (op, rtype, name)
+            hit = answers.get(key)
+            if hit is None:
+                if len(answers) >= self.MAX_CACHED:
+                    answers.clear()
+                hit = answers[key] = allowed(principal, host, op, rtype, name)
+            return hit
+
+        return may
+
     def _decide(self, principal: str, host: str, op: int, rtype: int, name: str) -> bool:
         if principal in self.super_users:
             return True

@@ -171,5 +171,9 @@ def oracle(bs, supers, open_if_none, principal, host, op, rtype, name) -> bool:
 def test_decisions_match_a_plain_reading_of_the_rules(bs, admin_is_super, open_if_none, questions):
     supers = {"User:admin"} if admin_is_super else set()
     a = Authorizer(bs, supers, open_if_none)
+    checkers = {}
     for q in questions + questions:  # asked twice: remembered answers must be the same answers
-        assert a.allowed(*q) == oracle(bs, supers, open_if_none, *q), q
+        want = oracle(bs, supers, open_if_none, *q)
+        assert a.allowed(*q) == want, q
+        may = checkers.setdefault(q[:2], a.checker(*q[:2]))  # a connection's checker
+        assert may(*q[2:]) == want, q
