@@ -23,6 +23,8 @@ from broker.config import BrokerConfig
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from broker.security.acl import AclBinding, AclFilter, binding_problem, filter_problem, matches
+from broker.security.sasl import (MAX_SCRAM_ITERATIONS, SCRAM_HASHES, SCRAM_ITERATIONS, SCRAM_MECHANISM_CODES,
+                                  ScramCredential)
 from netio.codec import ErrorCode
 
 log = Log("hpbroker.controller")
@@ -30,6 +32,7 @@ log = Log("hpbroker.controller")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
 META_FILE = "meta.properties"
 ACL_FILE = "acls.json"  # a single node's access control lists (a cluster keeps them in etcd)
+SCRAM_FILE = "scram.json"  # a single node's SCRAM credentials (likewise)
 
 
 def owner_of(topic: str, partition: int, n_io: int) -> int:
@@ -51,6 +54,7 @@ class Controller:
             self.cluster_id = node.state.cluster_id
         self.version = 0
         self.acls: tuple[AclBinding, ...] = self._load_acls() if node is None else ()
+        self.scram: dict = self._load_json(SCRAM_FILE, {}) if node is None else {}
         self.slots: dict[tuple[str, int], int] = {}
         self.free_slots: list[int] = []
         self.next_slot = 0
@@ -110,7 +114,7 @@ class Controller:
         live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions}
         for key in [k for k in self.slots if k not in live]:
             self.free_slots.append(self.slots.pop(key))
-        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls)
+        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls, self.scram)
 
     def _build_cluster(self) -> ClusterMetadata:
         st = self.node.state
@@ -133,7 +137,7 @@ class Controller:
         brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack, b.endpoints)
                         for _, b in sorted(st.brokers.items()))
         return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics,
-                               tuple(sorted(st.acls)))
+                               tuple(sorted(st.acls)), st.scram)
 
     def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:
         """Cluster mode: read etcd, do this node's duties, bring local logs and the snapshot in step.
@@ -198,7 +202,7 @@ class Controller:
         self.version += 1
         md = self.metadata
         return ClusterMetadata(self.version, md.cluster_id, md.controller_id, md.brokers,
-                               {k: v for k, v in md.topics.items() if k not in doomed}, md.acls)
+                               {k: v for k, v in md.topics.items() if k not in doomed}, md.acls, md.scram)
 
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
@@ -397,21 +401,28 @@ class Controller:
 
     # -- access control lists -----------------------------------------------------------------------------
 
-    def _load_acls(self) -> tuple[AclBinding, ...]:
+    def _load_json(self, name: str, empty):
         try:
-            with open(os.path.join(self.directory, ACL_FILE), encoding="utf-8") as f:
-                return tuple(sorted(AclBinding(*b) for b in json.load(f)))
+            with open(os.path.join(self.directory, name), encoding="utf-8") as f:
+                return json.load(f)
         except FileNotFoundError:
-            return ()
+            return empty
 
-    def _save_acls(self, acls: tuple[AclBinding, ...]) -> None:
-        path = os.path.join(self.directory, ACL_FILE)
+    def _save_json(self, name: str, doc) -> None:
+        """Atomically replaced and fsynced; owner-only, since SCRAM credentials are kept this way too."""
+        path = os.path.join(self.directory, name)
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump([list(b) for b in acls], f, separators=(",", ":"))
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+    def _load_acls(self) -> tuple[AclBinding, ...]:
+        return tuple(sorted(AclBinding(*b) for b in self._load_json(ACL_FILE, [])))
+
+    def _save_acls(self, acls: tuple[AclBinding, ...]) -> None:
+        self._save_json(ACL_FILE, [list(b) for b in acls])
 
     def create_acls(self, bindings: list[AclBinding]) -> list[tuple[int, str | None]]:
         """CreateAcls: each binding is checked on its own; the valid ones are stored together (a binding
@@ -472,6 +483,62 @@ class Controller:
             return [(int(code), text, []) if r[0] == 0 else r for r in results]
         log.info("acls deleted", count=len(doomed))
         return results
+
+    # -- SCRAM credentials ------------------------------------------------------------------------------
+
+    def alter_scram(self, deletions: list, upsertions: list) -> list[tuple[str, int, str | None]]:
+        """AlterUserScramCredentials, as Kafka checks it: (user, error, message) per user named, in order.
+        A user's changes apply together or not at all. `deletions`: [user, mechanism code]; `upsertions`:
+        [user, mechanism code, iterations, salt, salted password] (bytes)."""
+        current = self.node.state.scram if self.node is not None else self.scram
+        users: list[str] = []
+        errors: dict[str, tuple[ErrorCode, str]] = {}
+        seen: set[tuple[str, int]] = set()
+        for user, mech, *rest in [*deletions, *upsertions]:
+            if user not in users:
+                users.append(user)
+            if (user, mech) in seen:
+                errors.setdefault(user, (ErrorCode.DUPLICATE_RESOURCE,
+                                         "A user credential cannot be altered twice in the same request"))
+            seen.add((user, mech))
+            if not user:
+                errors.setdefault(user, (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"))
+            elif mech not in SCRAM_MECHANISM_CODES:
+                errors.setdefault(user, (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"))
+            elif not rest and SCRAM_MECHANISM_CODES[mech] not in current.get(user, {}):
+                errors.setdefault(user, (ErrorCode.RESOURCE_NOT_FOUND,
+                                         "Attempt to delete a user credential that does not exist"))
+            elif rest and rest[0] < SCRAM_ITERATIONS:
+                errors.setdefault(user, (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations"))
+            elif rest and rest[0] > MAX_SCRAM_ITERATIONS:
+                errors.setdefault(user, (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations"))
+        changed: dict[str, dict] = {}
+        for user, mech, *rest in [*deletions, *upsertions]:
+            if user in errors:
+                continue
+            creds = changed.setdefault(user, dict(current.get(user, {})))
+            name = SCRAM_MECHANISM_CODES[mech]
+            if rest:
+                iterations, salt, salted = rest
+                creds[name] = ScramCredential.from_salted(SCRAM_HASHES[name], salted, salt, iterations).to_json()
+            else:
+                creds.pop(name, None)
+        if changed:
+            try:
+                if self.node is not None:
+                    self.node.put_scram(changed)
+                else:
+                    scram = {u: c for u, c in {**self.scram, **changed}.items() if c}
+                    self._save_json(SCRAM_FILE, scram)
+                    self.scram = scram
+                    self._publish()
+                for user, creds in changed.items():
+                    log.info("scram credentials changed", user=user, mechanisms=",".join(sorted(creds)) or "none")
+            except Exception as e:
+                log.error("scram credentials not stored", error=repr(e))
+                code, text = _error_for(e)
+                errors.update((u, (code, text)) for u in changed)
+        return [(u, int(errors[u][0]), errors[u][1]) if u in errors else (u, 0, None) for u in users]
 
 
 def _parsed(configs: dict) -> dict:

@@ -69,6 +69,9 @@ class ClusterMetadata:
     brokers: tuple[BrokerInfo, ...]
     topics: dict[str, TopicInfo]
     acls: tuple = ()  # broker.security.acl.AclBinding, sorted: the access control lists in force
+    # SCRAM credentials made with AlterUserScramCredentials: {user: {mechanism: [salt, iterations, stored key,
+    # server key]}} (base64), never passwords
+    scram: dict = field(default_factory=dict)
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
@@ -102,6 +105,7 @@ class ClusterMetadata:
                 for t in self.topics.values()
             },
             "acls": [list(b) for b in self.acls],
+            "scram": self.scram,
         }
 
     @classmethod
@@ -115,12 +119,13 @@ class ClusterMetadata:
 
         return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
                    tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics,
-                   tuple(AclBinding(*b) for b in obj.get("acls", ())))
+                   tuple(AclBinding(*b) for b in obj.get("acls", ())), dict(obj.get("scram", {})))
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, SNAPSHOT_FILE)
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        # owner-only: it carries SCRAM credentials (salted keys an attacker could guess passwords against)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
             json.dump(self.to_json(), f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())

@@ -7,6 +7,7 @@ right after start stops the broker with EXIT_WORKER_BOOT_FAILURE instead of resp
 
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import resource
@@ -438,7 +439,7 @@ class Supervisor:
         op = msg.get("op")
         c = self.controller
         if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs", "create_acls",
-                  "delete_acls"):
+                  "delete_acls", "alter_scram"):
             if self.node is not None:  # act on the newest cluster state, then show workers the result
                 c.refresh(self._hide_before_delete)
             reply = self._topic_op(op, msg)
@@ -486,6 +487,11 @@ class Supervisor:
         c = self.controller
         if op == "create_acls":
             return {"results": c.create_acls([AclBinding(*b) for b in msg["bindings"]])}
+        if op == "alter_scram":  # bytes travel base64 in the JSON control message
+            b64 = base64.b64decode
+            return {"results": c.alter_scram([(u, m) for u, m in msg["deletions"]],
+                                             [(u, m, i, b64(salt), b64(salted))
+                                              for u, m, i, salt, salted in msg["upsertions"]])}
         if op == "delete_acls":
             return {"results": [[code, text, [list(b) for b in found]]
                                 for code, text, found in c.delete_acls([AclFilter(*f) for f in msg["filters"]])]}

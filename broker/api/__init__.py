@@ -25,7 +25,7 @@ Handler = Callable[["Dispatcher", Connection, object, dict, Slot], None]
 # Modules whose HANDLERS run in the network worker. A module may also define FORWARDED: api keys whose
 # requests go whole to a partition owner (see `forward`), with a function choosing the owner.
 HANDLER_MODULES = ("versions", "metadata", "produce", "fetch", "offsets", "topics", "configs", "cluster", "admin",
-                   "producer_id", "groups", "epochs", "acls", "sasl")
+                   "producer_id", "groups", "epochs", "acls", "sasl", "scram")
 
 
 class Dispatcher:
@@ -40,6 +40,8 @@ class Dispatcher:
             module = importlib.import_module(f"broker.api.{name}")
             self.handlers.update(getattr(module, "HANDLERS", {}))
         self.credentials = None  # SASL users, read from the configuration on the first SASL connection
+        self.credentials_version = -1  # the metadata snapshot whose stored SCRAM credentials it holds
+        self.stored_scram: dict = {}
 
     def session(self, listener: str | None):
         """A connection's authentication state: a `broker.security.sasl.Session` on a SASL listener."""
@@ -50,6 +52,12 @@ class Dispatcher:
         cfg = self.ctx.config
         if self.credentials is None:
             self.credentials = Credentials.from_config(cfg["sasl.users"])
+        md = self.ctx.metadata.current(max_age=0)  # a user added a moment ago can log in
+        if md.version != self.credentials_version:  # credentials altered since: the next login sees them
+            self.credentials_version = md.version
+            if md.scram != self.stored_scram:
+                self.stored_scram = md.scram
+                self.credentials.set_stored(md.scram)
         return Session(self.credentials, cfg["sasl.enabled.mechanisms"], cfg["sasl.server.max.receive.size"])
 
     # -- authorization --------------------------------------------------------------------------------
@@ -69,11 +77,11 @@ class Dispatcher:
         authz = self.ctx.authorizer()
         if authz is None:
             return None
-        principal, host = self.principal(conn)
-
-        def may(op: int, rtype: int, name: str) -> bool:
-            return authz.allowed(principal, host, op, rtype, name)
-
+        cached = conn.access
+        if cached is not None and cached[0] is authz:
+            return cached[1]
+        may = authz.checker(*self.principal(conn))
+        conn.access = (authz, may)
         return may
 
     def allowed(self, conn: Connection, op: int, rtype: int, name: str) -> bool:

@@ -400,6 +400,13 @@ class ClusterNode:
         for i in range(0, len(ops), MAX_TXN_OPS):
             self.client.txn([], ops[i:i + MAX_TXN_OPS])
 
+    def put_scram(self, changed: dict[str, dict]) -> None:
+        """Each user's whole set of SCRAM credentials, in one key (none left: the key goes)."""
+        ops = [Op.put(self.key("scram", user), json.dumps(creds).encode()) if creds
+               else Op.delete(self.key("scram", user)) for user, creds in changed.items()]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            self.client.txn([], ops[i:i + MAX_TXN_OPS])
+
     def _broker_keys(self) -> list[str]:
         kvs, _ = self.client.get_prefix(self.key("brokers") + "/")
         return [kv.key for kv in kvs]

@@ -15,6 +15,7 @@ Keys under the prefix (values are JSON):
   state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}
   acls/<digest>              [resource_type, resource_name, pattern_type, principal, host, operation,
                              permission]; the key is a digest of the value, so a binding is stored once
+  scram/<user>               {mechanism: [salt, iterations, stored key, server key]} (base64)
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class ClusterState:
     topics: dict[str, TopicRecord] = field(default_factory=dict)
     states: dict[tuple[str, int], PartState] = field(default_factory=dict)
     acls: set[AclBinding] = field(default_factory=set)
+    scram: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_kvs(cls, prefix: str, kvs, revision: int) -> "ClusterState":
@@ -97,6 +99,8 @@ class ClusterState:
                                                          tuple(doc["isr"]), kv.mod_revision)
             elif rel.startswith("acls/"):
                 st.acls.add(AclBinding(*doc))
+            elif rel.startswith("scram/") and doc:
+                st.scram[rel[len("scram/"):]] = dict(doc)
         return st
 
     def partition_state(self, topic: str, partition: int) -> PartState | None:

@@ -8,6 +8,8 @@ served like any other once a mechanism has accepted its user.
 
 SCRAM keeps what RFC 5802 has a server store (salt, stored key, server key), derived once from the
 configured password with Kafka's 4096 iterations; the password is never compared during an exchange.
+Credentials made with AlterUserScramCredentials (KIP-554) arrive as a salted password, are kept as the same
+three values, and take precedence over `sasl.users` for SCRAM logins.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import os
 from netio.codec import ErrorCode
 
 SCRAM_ITERATIONS = 4096  # Kafka's minimum for SCRAM credentials
+MAX_SCRAM_ITERATIONS = 16384  # and its maximum
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+SCRAM_MECHANISM_CODES = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # ScramMechanism on the wire
 
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
 
@@ -35,19 +39,51 @@ class ScramCredential:
     __slots__ = ("salt", "stored_key", "server_key", "iterations")
 
     def __init__(self, hash_name: str, password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS):
-        salted = hashlib.pbkdf2_hmac(hash_name, password.encode(), salt, iterations)
+        self._derive(hash_name, hashlib.pbkdf2_hmac(hash_name, password.encode(), salt, iterations), salt,
+                     iterations)
+
+    def _derive(self, hash_name: str, salted: bytes, salt: bytes, iterations: int) -> None:
         self.salt = salt
         self.iterations = iterations
         self.stored_key = hashlib.new(hash_name, hmac.digest(salted, b"Client Key", hash_name)).digest()
         self.server_key = hmac.digest(salted, b"Server Key", hash_name)
 
+    @classmethod
+    def from_salted(cls, hash_name: str, salted_password: bytes, salt: bytes, iterations: int) -> "ScramCredential":
+        """What AlterUserScramCredentials sends: Hi(password, salt, iterations), computed by the client."""
+        cred = cls.__new__(cls)
+        cred._derive(hash_name, salted_password, salt, iterations)
+        return cred
+
+    @classmethod
+    def from_stored(cls, salt: bytes, iterations: int, stored_key: bytes, server_key: bytes) -> "ScramCredential":
+        cred = cls.__new__(cls)
+        cred.salt, cred.iterations, cred.stored_key, cred.server_key = salt, iterations, stored_key, server_key
+        return cred
+
+    def to_json(self) -> list:
+        return [base64.b64encode(self.salt).decode(), self.iterations, base64.b64encode(self.stored_key).decode(),
+                base64.b64encode(self.server_key).decode()]
+
+    @classmethod
+    def from_json(cls, doc: list) -> "ScramCredential":
+        return cls.from_stored(base64.b64decode(doc[0]), int(doc[1]), base64.b64decode(doc[2]),
+                               base64.b64decode(doc[3]))
+
 
 class Credentials:
-    """The users a SASL listener accepts (`sasl.users`), with their SCRAM credentials derived on first use."""
+    """The users a SASL listener accepts: `sasl.users`, with their SCRAM credentials derived on first use,
+    and the SCRAM credentials stored through AlterUserScramCredentials (`stored`), which win."""
 
     def __init__(self, users: dict[str, str]):
         self.users = dict(users)
         self._scram: dict[tuple[str, str], ScramCredential] = {}
+        self.stored: dict[tuple[str, str], ScramCredential] = {}  # (mechanism, user)
+
+    def set_stored(self, doc: dict) -> None:
+        """The metadata snapshot's credentials: {user: {mechanism: ScramCredential.to_json()}}."""
+        self.stored = {(mech, user): ScramCredential.from_json(v) for user, mechs in doc.items()
+                       for mech, v in mechs.items()}
 
     @classmethod
     def from_config(cls, entries) -> "Credentials":
@@ -60,6 +96,9 @@ class Credentials:
         return hmac.compare_digest(known.encode(), password.encode())
 
     def scram(self, mechanism: str, user: str) -> ScramCredential | None:
+        stored = self.stored.get((mechanism, user))
+        if stored is not None:
+            return stored
         password = self.users.get(user)
         if password is None:
             return None

@@ -249,7 +249,7 @@ def decode_request(frame) -> Request:
         raise
     except (struct.error, IndexError, ValueError) as exc:
         raise CodecError(f"malformed request header: {exc}", header=header) from None
-    if pos != len(buf):
+    if pos != len(buf) and not (api.tolerated_tail and buf[pos:] == api.tolerated_tail):
         raise CodecError(f"{len(buf) - pos} unexpected bytes after {api.name} v{version} request", header=header)
     if not api.accepts(version):
         raise UnsupportedVersion(f"{api.name} v{version} is refused", header=header, body=body)

@@ -120,7 +120,9 @@ class Api:
     """One Kafka API: the versions hpbroker advertises and the request/response fields.
 
     `rejected` names advertised versions that requests may not use (Produce v0-v2 are advertised so old
-    librdkafka enables compression, but refused, as Kafka 4 does).
+    librdkafka enables compression, but refused, as Kafka 4 does). `tolerated_tail`: bytes a real client is
+    known to send after a request body, accepted there and nowhere else (Kafka does not check for a tail;
+    hpbroker closes a connection that sends one).
     """
 
     key: int
@@ -130,6 +132,7 @@ class Api:
     request: tuple[Field, ...] = dc_field(repr=False)
     response: tuple[Field, ...] = dc_field(repr=False)
     rejected: str = "none"
+    tolerated_tail: bytes = b""
     _plans: dict = dc_field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -540,5 +540,16 @@ def test_acls_live_in_etcd_and_every_broker_enforces_them(etcd_server, tmp_path)
         assert [str(x) for x in deleted] == [str(grant)]
         wait_for(lambda: admin1.describe_acls(every).result(10) == [], 15, "broker 1 sees the deletion")
         wait_for(lambda: produce("alice", "a-pw") == {"TOPIC_AUTHORIZATION_FAILED"}, 20, "alice refused again")
+
+        # SCRAM credentials live in etcd too: stored through broker 1, a login at broker 2 takes them.
+        from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                           UserScramCredentialUpsertion)
+
+        upsert = UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                              b"c-pw")
+        admin1.alter_user_scram_credentials([upsert])["carol"].result(10)
+        carol = AdminClient({"bootstrap.servers": f"127.0.0.1:{sasl[2]}", "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "carol", "sasl.password": "c-pw"})
+        assert carol.list_topics(timeout=10).brokers  # logged in
     finally:
         c.close()

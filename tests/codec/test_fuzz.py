@@ -152,6 +152,13 @@ def test_trailing_bytes_after_a_request_are_refused():
     _refuse_cheaply(frame + b"\x00")
 
 
+def test_only_the_tail_librdkafka_sends_after_alter_user_scram_credentials_is_accepted():
+    frame = encode_request(51, 0, 3, "rdkafka", {"deletions": [], "upsertions": []})[4:]
+    assert decode_request(frame + b"\x00").body == decode_request(frame).body
+    _refuse_cheaply(frame + b"\x00\x00")
+    _refuse_cheaply(frame + b"\x01")
+
+
 @pytest.mark.parametrize("size", [104857601, 2**31 - 1, -1, -(2**31)])
 def test_frame_size_out_of_bounds_is_refused_before_buffering(size):
     reader = FrameReader(max_frame_bytes=104857600)

@@ -16,6 +16,7 @@ EXPECTED = {
     "DescribeAcls": (29, 0, 3), "CreateAcls": (30, 0, 3), "DeleteAcls": (31, 0, 3),
     "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0), "ElectLeaders": (43, 0, 2),
     "ListPartitionReassignments": (46, 0, 0), "ListTransactions": (66, 0, 1),
+    "DescribeUserScramCredentials": (50, 0, 0), "AlterUserScramCredentials": (51, 0, 0),
 }
 
 CORE = {"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets", "CreateTopics", "DeleteTopics",
@@ -56,7 +57,7 @@ def test_non_flexible_versions_cover_what_non_flexible_clients_need():
     # non-flexible version (some newer APIs exist only as flexible), and core data-path ranges must stay
     # non-flexible end to end.
     only_flexible = {"DescribeCluster", "DescribeTopicPartitions", "DescribeProducers", "ListPartitionReassignments",
-                     "ListTransactions"}
+                     "ListTransactions", "DescribeUserScramCredentials", "AlterUserScramCredentials"}
     for api in APIS.values():
         if api.name not in only_flexible:
             assert not api.is_flexible(api.versions[0]), api.name

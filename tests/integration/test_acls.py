@@ -362,3 +362,15 @@ def test_authorized_operations_are_the_principals_own(broker):
     with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "admin", USERS["admin"])) as c:
         cluster = c.any.request(60, {"include_cluster_authorized_operations": True})
         assert cluster["cluster_authorized_operations"] == sum(1 << op for op in acl.SUPPORTED[acl.CLUSTER])
+
+
+def test_only_cluster_alter_and_describe_manage_scram_users(broker):
+    from tools.client import Client
+
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "bob", USERS["bob"])) as c:
+        reply = c.any.request(51, {"deletions": [], "upsertions": [
+            {"name": "mallory", "mechanism": 1, "iterations": 4096, "salt": b"s" * 16, "salted_password": b"p" * 32}]})
+        assert [(r["user"], r["error_code"]) for r in reply["results"]] == [("mallory", 31)]  # CLUSTER_AUTH...
+        assert c.any.request(50, {"users": None})["error_code"] == 31
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "admin", USERS["admin"])) as c:
+        assert c.any.request(50, {"users": [{"name": "mallory"}]})["results"][0]["error_code"] == 91  # not made

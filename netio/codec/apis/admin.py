@@ -407,3 +407,56 @@ DELETE_ACLS = Api(
         )),
     ),
 )
+
+
+# SCRAM credentials (KIP-554): which users have which mechanisms (1 SCRAM-SHA-256, 2 SCRAM-SHA-512) and how
+# many iterations; null users means every user. Upsertions carry the salted password, never the password.
+DESCRIBE_USER_SCRAM_CREDENTIALS = Api(
+    key=50, name="DescribeUserScramCredentials", versions=(0, 0), flexible="0+",
+    request=(
+        F("users", "[]", nullable="0+", fields=(
+            F("name", "string"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+"),
+        F("results", "[]", fields=(
+            F("user", "string"),
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            F("credential_infos", "[]", fields=(
+                F("mechanism", "int8"),
+                F("iterations", "int32"),
+            )),
+        )),
+    ),
+)
+
+
+# librdkafka (2.x) writes the request's tag buffer twice: one empty tag buffer after the body is accepted.
+ALTER_USER_SCRAM_CREDENTIALS = Api(
+    key=51, name="AlterUserScramCredentials", versions=(0, 0), flexible="0+", tolerated_tail=b"\x00",
+    request=(
+        F("deletions", "[]", fields=(
+            F("name", "string"),
+            F("mechanism", "int8"),
+        )),
+        F("upsertions", "[]", fields=(
+            F("name", "string"),
+            F("mechanism", "int8"),
+            F("iterations", "int32"),
+            F("salt", "bytes"),
+            F("salted_password", "bytes"),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("results", "[]", fields=(
+            F("user", "string"),
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+        )),
+    ),
+)
