@@ -253,3 +253,21 @@ def test_acl_commands_say_when_the_broker_has_no_authorizer(kafka_broker):
     out = run(kafka_broker, "acl", "add", "--principal", "User:a", "--operation", "read", "--topic", "t", code=1)
     assert "SECURITY_DISABLED" in out.stderr
     assert run(kafka_broker, "acl", "add", "--principal", "User:a", "--operation", "read", code=2)
+
+
+def test_user_commands_store_list_and_delete_scram_credentials(kafka_broker):
+    name = fresh("user")
+    run(kafka_broker, "user", "set", name, "--password", "s3cret", "--mechanism", "SCRAM-SHA-512",
+        "--iterations", "8192")
+    assert run_json(kafka_broker, "user", "list", name) == [
+        {"user": name, "mechanism": "SCRAM-SHA-512", "iterations": 8192}]
+    run(kafka_broker, "user", "set", name, input="n3w\nn3w\n")  # prompted; every mechanism by default
+    assert {r["mechanism"] for r in run_json(kafka_broker, "user", "list", name)} == {"SCRAM-SHA-256",
+                                                                                     "SCRAM-SHA-512"}
+    assert name in {r["user"] for r in run_json(kafka_broker, "user", "list")}
+    run(kafka_broker, "user", "delete", name, "--mechanism", "SCRAM-SHA-256")
+    assert [r["mechanism"] for r in run_json(kafka_broker, "user", "list", name)] == ["SCRAM-SHA-512"]
+    run(kafka_broker, "user", "delete", name)
+    assert "RESOURCE_NOT_FOUND" in run(kafka_broker, "user", "list", name, code=1).stderr
+    assert "RESOURCE_NOT_FOUND" in run(kafka_broker, "user", "delete", name, code=1).stderr
+    run(kafka_broker, "user", "set", name, "--password", "x", "--iterations", "100", code=2)
