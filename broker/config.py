@@ -138,6 +138,9 @@ KEYS: tuple[Key, ...] = (
     Key("ssl.client.auth", "string", "none",
         "Client certificates on TLS listeners: none, requested (checked when sent) or required.",
         choices=("none", "requested", "required")),
+    Key("ssl.principal.mapping.rules", "string", "DEFAULT",
+        "How a client certificate's subject names its principal: RULE:pattern/replacement/[LU] rules, "
+        "comma-separated, tried in order, DEFAULT keeping the whole RFC 2253 name (Kafka's syntax)."),
     Key("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "SASL mechanisms the SASL_PLAINTEXT and SASL_SSL listeners offer."),
     Key("sasl.users", "list", None,
@@ -450,6 +453,12 @@ def _check_relations(values: dict[str, Any]) -> None:
             user, colon, password = entry.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("sasl.users: expected user:password pairs separated by commas")
+    from broker.security.principal import PrincipalMapper
+
+    try:
+        PrincipalMapper(values["ssl.principal.mapping.rules"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if values["authorizer.class.name"] and values["authorizer.class.name"] not in AUTHORIZERS:
         raise ConfigError(f"authorizer.class.name: {values['authorizer.class.name']} is not served; "
                           f"use {' or '.join(AUTHORIZERS)}")

@@ -10,6 +10,7 @@ from typing import Callable
 
 from broker.config import SASL_LISTENERS
 from broker.logfmt import Log
+from broker.security import acl as acl_names
 from broker.security.acl import ANONYMOUS
 from netio.codec import (ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response,
                          encode_request)
@@ -42,6 +43,7 @@ class Dispatcher:
         self.credentials = None  # SASL users, read from the configuration on the first SASL connection
         self.credentials_version = -1  # the metadata snapshot whose stored SCRAM credentials it holds
         self.stored_scram: dict = {}
+        self.mapper = None  # broker.security.principal.PrincipalMapper, made at the first client certificate
 
     def session(self, listener: str | None):
         """A connection's authentication state: a `broker.security.sasl.Session` on a SASL listener."""
@@ -64,10 +66,17 @@ class Dispatcher:
 
     def principal(self, conn: Connection) -> tuple[str, str]:
         """(principal, client address) of a connection: the SASL user, else the subject of a verified
-        client certificate, else User:ANONYMOUS, as Kafka's default principal builder names them."""
+        client certificate (mapped by ssl.principal.mapping.rules), else User:ANONYMOUS, as Kafka's default
+        principal builder names them. Raises NoMatchingRule for a subject no rule maps."""
         p = conn.principal
         if p is None:
             subject = conn.sock.peer_subject() if conn.tls else None
+            if subject:
+                if self.mapper is None:
+                    from broker.security.principal import PrincipalMapper
+
+                    self.mapper = PrincipalMapper(self.ctx.config["ssl.principal.mapping.rules"])
+                subject = self.mapper.name(subject)
             p = conn.principal = (f"User:{subject}" if subject else ANONYMOUS, conn.client_host())
         return p
 
@@ -80,7 +89,14 @@ class Dispatcher:
         cached = conn.access
         if cached is not None and cached[0] is authz:
             return cached[1]
-        may = authz.checker(*self.principal(conn))
+        principal, host = self.principal(conn)
+
+        def denied(op: int, rtype: int, name: str) -> None:  # once per connection and question
+            log.info("authorization denied", conn=conn.id, peer=conn.peer, principal=principal,
+                     operation=acl_names.name_of(acl_names.OPERATIONS, op).upper(),
+                     resource=f"{acl_names.name_of(acl_names.RESOURCE_TYPES, rtype)}:{name}")
+
+        may = authz.checker(principal, host, denied)
         conn.access = (authz, may)
         return may
 
@@ -124,6 +140,15 @@ class Dispatcher:
             log.warning("request before sasl authentication", api_key=header.api_key, conn=conn.id, peer=conn.peer)
             slot.fail_connection(f"api {header.api_key} before SASL authentication")
             return
+        if conn.tls and conn.principal is None and conn.auth is None:  # a certificate names it, or nothing
+            from broker.security.principal import NoMatchingRule
+
+            try:
+                self.principal(conn)
+            except NoMatchingRule as e:
+                log.warning("client certificate refused", conn=conn.id, peer=conn.peer, reason=str(e))
+                slot.fail_connection(str(e))
+                return
         handler = self.handlers.get(header.api_key)
         if handler is None:
             log.warning("api not served", api_key=header.api_key, conn=conn.id)

@@ -197,9 +197,10 @@ class Authorizer:
             self._cache[key] = hit
         return hit
 
-    def checker(self, principal: str, host: str):
+    def checker(self, principal: str, host: str, on_denied=None):
         """`may(op, resource_type, name) -> bool` for one principal at one address, with its own memory of
-        answers: a connection keeps one, so each Produce or Fetch costs a dictionary lookup per topic."""
+        answers: a connection keeps one, so each Produce or Fetch costs a dictionary lookup per topic.
+        `on_denied(op, resource_type, name)` hears of each refusal the first time it is decided."""
         answers: dict[tuple[int, int, str], bool] = {}
         allowed = self.allowed
 
@@ -210,6 +211,8 @@ class Authorizer:
                 if len(answers) >= self.MAX_CACHED:
                     answers.clear()
                 hit = answers[key] = allowed(principal, host, op, rtype, name)
+                if not hit and on_denied is not None:
+                    on_denied(op, rtype, name)
             return hit
 
         return may

@@ -4,6 +4,7 @@ certificates give principals. A linear re-reading of the rules is the oracle for
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from broker.security import acl
 from broker.security.acl import (ALL, ALLOW, ALTER, ALTER_CONFIGS, ANY, CLUSTER, CLUSTER_NAME, CREATE, DELETE, DENY,
                                  DESCRIBE, DESCRIBE_CONFIGS, GROUP, IDEMPOTENT_WRITE, LITERAL, MATCH, PREFIXED, READ,
                                  TOPIC, WRITE, AclBinding, AclFilter, Authorizer)
+from broker.security.principal import NoMatchingRule, PrincipalMapper
 from netio.tls import subject_name
 
 ALICE, BOB = "User:alice", "User:bob"
@@ -127,6 +129,22 @@ def test_certificate_subjects_are_rfc2253_names():
     assert subject_name(cert) == "CN=alice,OU=ops,O=Example\\, Inc,C=DE"
     assert subject_name({"subject": ((("commonName", "#x "),),)}) == "CN=\\#x\\ "
     assert subject_name({"subject": ((("commonName", "a"), ("userId", "7")),)}) == "CN=a+UID=7"
+
+
+def test_principal_mapping_rules_as_kafka_writes_them():
+    m = PrincipalMapper(r"RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/, RULE:^CN=(.*?),OU=(.*?),O=.*$/$1@$2/L,"
+                        r"RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT")
+    assert m.name("CN=kafka1,OU=ServiceUsers,O=Org,C=US") == "kafka1"
+    assert m.name("CN=Duke,OU=JavaSoft,O=Sun Microsystems,C=US") == "duke@javasoft"
+    assert m.name("cn=duke,ou=javasoft") == "DUKE"
+    assert m.name("OU=JavaSoft,O=Sun") == "OU=JavaSoft,O=Sun"  # DEFAULT: the whole name
+    assert PrincipalMapper(None).name("CN=x,O=y") == "CN=x,O=y"
+    assert PrincipalMapper(r"RULE:^CN=(.*)\/(.*)$/$2-$1/").name("CN=a/b") == "b-a"  # an escaped slash
+    with pytest.raises(NoMatchingRule):
+        PrincipalMapper("RULE:^CN=(.*)$/$1/").name("OU=x")
+    for bad in ("RULE:x", "RULE:(/x/", "SOMETHING"):
+        with pytest.raises(ValueError):
+            PrincipalMapper(bad)
 
 
 # -- random binding sets against a plain reading of the rules -----------------------------------------------

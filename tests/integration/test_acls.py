@@ -158,6 +158,9 @@ def test_users_get_what_the_acls_grant_and_nothing_else(broker):
     assert produce(alice, granted, 20, **{"enable.idempotence": True}) == [None] * 20
     assert set(produce(alice, secret, 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
     assert set(produce(conf(broker, "bob"), granted, 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+    # librdkafka learns it from Metadata (DESCRIBE refused) before it would send a Produce
+    assert any("authorization denied" in line and "principal=User:bob" in line and "operation=DESCRIBE" in line
+               and f"resource=topic:{granted}" in line for line in list(broker.output))
 
     commits = []
     c = Consumer({**alice, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
@@ -276,11 +279,16 @@ def test_acls_survive_a_restart_and_allow_everyone_opens_unnamed_resources(tmp_p
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed (its CLI makes the test "
                                                             "certificates)")
-def test_a_client_certificate_subject_is_the_principal(tmp_path):
+@pytest.mark.parametrize("rules, principal", [
+    ("DEFAULT", "User:CN=client"),  # the subject's RFC 2253 name
+    ("RULE:^CN=(cli.*)$/$1-app/U,DEFAULT", "User:CLIENT-APP"),
+    ("RULE:^CN=nobody$/x/", None),  # no rule maps the certificate: no principal, no connection
+])
+def test_a_client_certificate_subject_is_the_principal(tmp_path, rules, principal):
     certs = make_test_certificates(tmp_path)
     b = BrokerProcess(data_dir=str(tmp_path / "data"), settings={
         "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", "ssl.keystore.location": certs["keystore"],
-        "ssl.truststore.location": certs["ca"], "ssl.client.auth": "required",
+        "ssl.truststore.location": certs["ca"], "ssl.client.auth": "required", "ssl.principal.mapping.rules": rules,
         "authorizer.class.name": AUTHORIZER, "super.users": "User:ANONYMOUS"})
     b.start()
     try:
@@ -290,16 +298,22 @@ def test_a_client_certificate_subject_is_the_principal(tmp_path):
         plain_admin = AdminClient({"bootstrap.servers": b.bootstrap})
         for f in plain_admin.create_topics([NewTopic(t, 1, 1) for t in ("certs", "other")]).values():
             f.result(timeout=10)
-        for f in plain_admin.create_acls([binding("TOPIC", "certs", "User:CN=client", "WRITE")]).values():
+        for f in plain_admin.create_acls([binding("TOPIC", "certs", principal or "User:x", "WRITE")]).values():
             f.result(timeout=10)
         deadline = time.monotonic() + 10
-        while not plain_admin.describe_acls(every("User:CN=client")).result(timeout=10):
+        while not plain_admin.describe_acls(every(principal or "User:x")).result(timeout=10):
             assert time.monotonic() < deadline, "the binding never showed"
             time.sleep(0.1)
         tls = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SSL", "ssl.ca.location": certs["ca"],
                "ssl.certificate.location": certs["client_cert"], "ssl.key.location": certs["client_key"]}
+        if principal is None:
+            assert set(produce(tls, "certs", 1)) == {"_MSG_TIMED_OUT"}
+            assert any("client certificate refused" in line and "CN=client" in line for line in list(b.output))
+            return
         assert produce(tls, "certs", 3) == [None] * 3
         assert set(produce(tls, "other", 2)) == {"TOPIC_AUTHORIZATION_FAILED"}
+        assert any("authorization denied" in line and principal in line and "resource=topic:other" in line
+                   for line in list(b.output))
     finally:
         b.close()
 
