@@ -388,3 +388,105 @@ def test_only_cluster_alter_and_describe_manage_scram_users(broker):
         assert c.any.request(50, {"users": None})["error_code"] == 31
     with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "admin", USERS["admin"])) as c:
         assert c.any.request(50, {"users": [{"name": "mallory"}]})["results"][0]["error_code"] == 91  # not made
+
+
+def test_aiokafka_gets_what_the_acls_grant(broker):
+    """aiokafka (its own protocol code): a granted producer writes and a granted group reads; a refused
+    topic and a refused group raise aiokafka's authorization errors."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
+
+    run = uuid.uuid4().hex[:6]
+    topic, group = f"aio-{run}", f"aio-g-{run}"
+    create_topics(broker, topic, f"{topic}-secret")
+    create_acls(broker, [binding("TOPIC", topic, "User:alice", "ALL"), binding("GROUP", group, "User:alice", "READ")])
+    wait_for_acls(broker, "User:alice", 2)
+    conf = dict(bootstrap_servers=f"127.0.0.1:{broker.sasl_port}", security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice", sasl_plain_password=USERS["alice"])
+
+    async def scenario() -> tuple[list, type, type]:
+        p = AIOKafkaProducer(**conf)
+        await p.start()
+        try:
+            for i in range(5):
+                await p.send_and_wait(topic, f"a{i}".encode())
+            refused_topic = None
+            try:
+                await p.send_and_wait(f"{topic}-secret", b"x")
+            except TopicAuthorizationFailedError as e:
+                refused_topic = type(e)
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", **conf)
+        await c.start()
+        got = []
+        try:
+            deadline = time.monotonic() + 20
+            while len(got) < 5 and time.monotonic() < deadline:
+                for records in (await c.getmany(timeout_ms=500)).values():
+                    got.extend(r.value for r in records)
+        finally:
+            await c.stop()
+        c2 = AIOKafkaConsumer(topic, group_id=f"{group}-other", auto_offset_reset="earliest", **conf)
+        refused_group = None
+        try:
+            await c2.start()
+            await c2.getmany(timeout_ms=5000)
+        except GroupAuthorizationFailedError as e:
+            refused_group = type(e)
+        finally:
+            await c2.stop()
+        return got, refused_topic, refused_group
+
+    got, refused_topic, refused_group = asyncio.run(scenario())
+    assert sorted(got) == [f"a{i}".encode() for i in range(5)]
+    assert refused_topic is TopicAuthorizationFailedError
+    assert refused_group is GroupAuthorizationFailedError
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)")
+def test_kcat_lists_only_the_topics_its_user_may_describe(broker):
+    import subprocess
+
+    topic = f"kcat-{uuid.uuid4().hex[:6]}"
+    create_topics(broker, topic)
+    create_acls(broker, [binding("TOPIC", topic, "User:alice", "READ")])
+    wait_for_acls(broker, "User:alice", 1)
+
+    def listed(user: str) -> set[str]:
+        out = subprocess.run(["kcat", "-b", f"127.0.0.1:{broker.sasl_port}", "-X", "security.protocol=SASL_PLAINTEXT",
+                              "-X", "sasl.mechanism=SCRAM-SHA-256", "-X", f"sasl.username={user}",
+                              "-X", f"sasl.password={USERS[user]}", "-L", "-J"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        import json
+
+        return {t["topic"] for t in json.loads(out.stdout)["topics"]}
+
+    assert topic in listed("alice")
+    assert topic not in listed("bob")
+    assert topic in listed("admin")
+
+
+def test_kafkajs_manages_acls_and_is_refused_where_they_say(broker):
+    import json
+    import os
+    import subprocess
+
+    js = os.path.join(os.path.dirname(__file__), "js")
+    if shutil.which("node") is None or not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
+        pytest.skip(f"node and kafkajs are needed (npm ci in {js})")
+    topic = f"kjs-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run(["node", os.path.join(js, "acls.js"), f"127.0.0.1:{broker.sasl_port}", topic,
+                          f"admin:{USERS['admin']}", f"alice:{USERS['alice']}", f"bob:{USERS['bob']}"],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    steps = {s["step"]: s for s in map(json.loads, out.stdout.splitlines())}
+    assert [(a["name"], a["principal"], a["operation"]) for a in steps["described"]["acls"]] == \
+        [(topic, "User:alice", 4)]
+    assert steps["granted"] == {"step": "granted", "ok": True, "errorCode": 0}
+    assert steps["refused"]["ok"] is False and steps["refused"]["type"] == "TOPIC_AUTHORIZATION_FAILED"
+    assert steps["deleted"]["count"] == 1
