@@ -149,6 +149,9 @@ KEYS: tuple[Key, ...] = (
     Key("connection.failed.authentication.delay.ms", "int", 100,
         "A refused SASL login is answered, and its connection closed, this much later (slows password guessing).",
         min=0),
+    Key("connections.max.reauth.ms", "long", 0,
+        "A SASL login lasts this long: a client re-authenticates on its connection before then or is "
+        "disconnected at its next request (KIP-368); 0 keeps logins for the connection's life.", min=0),
     Key("sasl.server.max.receive.size", "int", 524288,
         "Largest request a client may send before it has authenticated.", min=64),
     Key("authorizer.class.name", "string", None,

@@ -84,7 +84,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth", "tls", "principal", "access")
+                 "dirty", "listener", "auth", "tls", "principal", "access", "sasl")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -114,6 +114,8 @@ class Connection:
         # found at the first request that needs it (a client certificate's subject, or User:ANONYMOUS).
         self.principal: tuple[str, str] | None = None
         self.access = None  # (authorizer, its checker for this principal): see Dispatcher.access
+        # After a SASL login: (mechanism, time.monotonic() the session ends, 0 for never) (KIP-368)
+        self.sasl: tuple[str, float] | None = None
 
     def client_host(self) -> str:
         """The client's address without the port: what ACL entries name as host."""

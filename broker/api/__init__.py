@@ -6,9 +6,11 @@ Handlers run in the network worker that received the request. They answer from l
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from broker.config import SASL_LISTENERS
+from broker.security.sasl import SASL_HANDSHAKE
 from broker.logfmt import Log
 from broker.security import acl as acl_names
 from broker.security.acl import ANONYMOUS
@@ -139,6 +141,12 @@ class Dispatcher:
         if conn.auth is not None and header.api_key not in conn.auth.expects:
             log.warning("request before sasl authentication", api_key=header.api_key, conn=conn.id, peer=conn.peer)
             slot.fail_connection(f"api {header.api_key} before SASL authentication")
+            return
+        sasl = conn.sasl
+        if sasl is not None and sasl[1] and conn.auth is None and header.api_key != SASL_HANDSHAKE \
+                and time.monotonic() > sasl[1]:
+            log.info("sasl session expired", conn=conn.id, peer=conn.peer, principal=conn.principal[0])
+            slot.fail_connection("SASL session expired without re-authentication")
             return
         if conn.tls and conn.principal is None and conn.auth is None:  # a certificate names it, or nothing
             from broker.security.principal import NoMatchingRule

@@ -4,11 +4,16 @@ mechanism, then trades tokens with it (`broker.security.sasl`) until it is authe
 As Kafka does, a refusal is answered (SASL_AUTHENTICATION_FAILED with the reason, a delay later, or
 UNSUPPORTED_SASL_MECHANISM with the mechanisms offered) and the connection closed after it; either request
 on a connection that needs no authentication, or needs none any more, gets ILLEGAL_SASL_STATE.
+
+With connections.max.reauth.ms (KIP-368) a login lasts that long (SaslAuthenticate v1 says so in
+session_lifetime_ms): the client logs in again on the same connection, with the same mechanism and as the
+same principal, or the connection is closed at its first request after the session ended.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 
 from broker.logfmt import Log
 from broker.metrics import PROC
@@ -22,6 +27,14 @@ log = Log("hpbroker.sasl")
 def handle_sasl_handshake(dispatcher, conn, header, body: dict, slot) -> None:
     session = conn.auth
     mechanism = body["mechanism"]
+    if session is None and conn.sasl is not None and dispatcher.ctx.config["connections.max.reauth.ms"]:
+        if header.api_version < 1 or mechanism != conn.sasl[0]:  # KIP-368: v1, and the mechanism it used
+            log.warning("sasl re-authentication refused", conn=conn.id, peer=conn.peer, mechanism=mechanism,
+                        previous=conn.sasl[0])
+            slot.close_after = "re-authentication must use SaslHandshake v1 and the same mechanism"
+            slot.reply({"error_code": int(ErrorCode.ILLEGAL_SASL_STATE), "mechanisms": [conn.sasl[0]]})
+            return
+        session = conn.auth = dispatcher.session(conn.listener)  # the old login stands until this one ends
     if session is None or SASL_HANDSHAKE not in session.expects:
         slot.close_after = "SaslHandshake in the wrong state"
         slot.reply({"error_code": int(ErrorCode.ILLEGAL_SASL_STATE), "mechanisms": []})
@@ -48,9 +61,18 @@ def handle_sasl_authenticate(dispatcher, conn, header, body: dict, slot) -> None
         answer = {"error_code": int(e.error_code), "error_message": str(e), "auth_bytes": b""}
         _later(dispatcher, lambda: slot.reply(answer))
         return
-    if user is not None:
-        _authenticated(dispatcher, conn, session, user)
-    slot.reply({"error_code": 0, "error_message": None, "auth_bytes": token, "session_lifetime_ms": 0})
+    if user is not None and conn.sasl is not None and f"User:{user}" != conn.principal[0]:
+        e = AuthenticationFailed("Cannot change principals during re-authentication")
+        _refused(conn, e)
+        slot.close_after = "SASL re-authentication as another principal"
+        answer = {"error_code": int(e.error_code), "error_message": str(e), "auth_bytes": b""}
+        _later(dispatcher, lambda: slot.reply(answer))
+        return
+    lifetime_ms = 0
+    if user is not None:  # only SaslAuthenticate v1+ can carry a lifetime, so only such logins get one
+        lifetime_ms = dispatcher.ctx.config["connections.max.reauth.ms"] if header.api_version >= 1 else 0
+        _authenticated(dispatcher, conn, session, user, lifetime_ms)
+    slot.reply({"error_code": 0, "error_message": None, "auth_bytes": token, "session_lifetime_ms": lifetime_ms})
 
 
 def raw_token(dispatcher, conn, frame: memoryview) -> None:
@@ -65,16 +87,20 @@ def raw_token(dispatcher, conn, frame: memoryview) -> None:
         _later(dispatcher, lambda: slot.fail_connection("SASL authentication failed"))
         return
     if user is not None:
-        _authenticated(dispatcher, conn, session, user)
+        _authenticated(dispatcher, conn, session, user, 0)
     slot.reply_parts([struct.pack(">i", len(token)) + token])
 
 
-def _authenticated(dispatcher, conn, session, user: str) -> None:
+def _authenticated(dispatcher, conn, session, user: str, lifetime_ms: int) -> None:
+    """The login took, for `lifetime_ms` (0: the connection's life)."""
+    again = conn.sasl is not None
     conn.auth = None
     conn.principal = (f"User:{user}", conn.client_host())
+    conn.sasl = (session.name, time.monotonic() + lifetime_ms / 1000.0 if lifetime_ms else 0.0)
     PROC.scalars[_ml.MS_SASL_LOGINS] += 1
     conn.reader.max_frame_bytes = dispatcher.ctx.config["socket.request.max.bytes"]
-    log.info("sasl authenticated", conn=conn.id, peer=conn.peer, user=user, mechanism=session.name)
+    log.info("sasl re-authenticated" if again else "sasl authenticated", conn=conn.id, peer=conn.peer, user=user,
+             mechanism=session.name)
 
 
 def _later(dispatcher, answer) -> None:
