@@ -47,12 +47,20 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # a listener's name is its protocol
+TLS_LISTENERS = ("SSL", "SASL_SSL")
+SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Class names Kafka operators set authorizer.class.name to; each turns on the ACL authorizer
+# (broker/security/acl.py).
+AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer")
+
 KEYS: tuple[Key, ...] = (
     Key("broker.id", "int", 0, "This broker's id in the cluster.", min=0, max=INT32_MAX),
     Key("listeners", "listeners", "PLAINTEXT://127.0.0.1:9092",
         "Comma-separated listeners NAME://host:port, NAME one of PLAINTEXT, SSL (TLS), SASL_PLAINTEXT and "
-        "SASL_SSL (clients authenticate first); port 0 picks a free port. In a cluster the first is the "
-        "brokers' own and must be PLAINTEXT."),
+        "SASL_SSL (clients authenticate first); port 0 picks a free port. Brokers replicate through "
+        "inter.broker.listener.name (default: the first)."),
     Key("advertised.listeners", "listeners", None,
         "Listeners returned to clients in Metadata; defaults to `listeners`.", nullable=True),
     Key("log.dirs", "list", DEFAULT_DATA_DIR, "Comma-separated data directories holding partition logs."),
@@ -162,6 +170,14 @@ KEYS: tuple[Key, ...] = (
         nullable=True),
     Key("allow.everyone.if.no.acl.found", "bool", False,
         "With the authorizer on: whether a resource that no ACL names is open to everyone."),
+    Key("inter.broker.listener.name", "string", None,
+        "The listener brokers replicate through and the broker asks itself through (group lag metrics); "
+        "default: the first.", nullable=True),
+    Key("sasl.mechanism.inter.broker.protocol", "string", "PLAIN",
+        "The SASL mechanism a broker logs in with on a SASL inter-broker listener.", choices=SASL_MECHANISMS),
+    Key("inter.broker.sasl.user", "string", None,
+        "The user of sasl.users a broker logs in as on a SASL inter-broker listener (make it a super user "
+        "when the authorizer is on).", nullable=True),
     Key("replica.ack.timeout.ms", "int", 30000,
         "Longest an acks=all append waits for the ISR before REQUEST_TIMED_OUT (the Produce request's "
         "timeout_ms applies when shorter).", min=1),
@@ -194,13 +210,6 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # a listener's name is its protocol
-TLS_LISTENERS = ("SSL", "SASL_SSL")
-SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# Class names Kafka operators set authorizer.class.name to; each turns on the ACL authorizer
-# (broker/security/acl.py).
-AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer")
 
 
 @dataclass(frozen=True)
@@ -468,6 +477,12 @@ def _check_relations(values: dict[str, Any]) -> None:
     for principal in (values["super.users"] or "").split(";"):
         if principal.strip() and ":" not in principal:
             raise ConfigError(f"super.users: {principal.strip()!r} is not a principal (expected User:name)")
-    if values["etcd.connect"] and listeners[0].name != "PLAINTEXT":
-        raise ConfigError("listeners: in a cluster the first listener carries replication and must be PLAINTEXT")
+    inter = values["inter.broker.listener.name"]
+    if inter is not None and inter not in names:
+        raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners")
+    user = values["inter.broker.sasl.user"]
+    if (inter or listeners[0].name) in SASL_LISTENERS and (user or values["etcd.connect"]):
+        if not user or not any(e.partition(":")[0] == user for e in values["sasl.users"] or ()):
+            raise ConfigError("inter.broker.sasl.user: a SASL inter-broker listener needs a user of sasl.users "
+                              "for brokers to log in as")
 

@@ -424,6 +424,20 @@ class Controller:
     def _save_acls(self, acls: tuple[AclBinding, ...]) -> None:
         self._save_json(ACL_FILE, [list(b) for b in acls])
 
+    def _change_acls(self, added=(), removed=()) -> None:
+        """Stored first (etcd, or acls.json replaced atomically); a single node then publishes the snapshot,
+        a cluster's next refresh does."""
+        if self.node is not None:
+            if added:
+                self.node.put_acls(added)
+            if removed:
+                self.node.delete_acls(removed)
+            return
+        acls = tuple(sorted(set(self.acls).union(added).difference(removed)))
+        self._save_acls(acls)
+        self.acls = acls
+        self._publish()
+
     def create_acls(self, bindings: list[AclBinding]) -> list[tuple[int, str | None]]:
         """CreateAcls: each binding is checked on its own; the valid ones are stored together (a binding
         that exists already is not an error). Returns (error code, message) per binding."""
@@ -437,13 +451,7 @@ class Controller:
         if not new:
             return results
         try:
-            if self.node is not None:
-                self.node.put_acls(new)
-            else:
-                acls = tuple(sorted(set(self.acls).union(new)))
-                self._save_acls(acls)
-                self.acls = acls
-                self._publish()
+            self._change_acls(added=new)
         except Exception as e:
             log.error("acls not stored", error=repr(e))
             code, text = _error_for(e)
@@ -470,13 +478,7 @@ class Controller:
         if not doomed:
             return results
         try:
-            if self.node is not None:
-                self.node.delete_acls(sorted(doomed))
-            else:
-                acls = tuple(b for b in self.acls if b not in doomed)
-                self._save_acls(acls)
-                self.acls = acls
-                self._publish()
+            self._change_acls(removed=sorted(doomed))
         except Exception as e:
             log.error("acls not deleted", error=repr(e))
             code, text = _error_for(e)

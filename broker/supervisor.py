@@ -251,16 +251,21 @@ class Supervisor:
             return
         from broker.metrics.exposition import render
         from broker.metrics.groups import GroupOffsets
+        from broker.security.interbroker import InterBroker
 
-        self.group_offsets = GroupOffsets(self._local_address).rows
+        self.group_offsets = GroupOffsets(self._local_address, inter=InterBroker(self.config)).rows
         try:
             self.metrics_server = MetricsServer(where[0], where[1], lambda: render(self))
         except OSError as e:
             raise StartupError(f"metrics.listener {hostport(*where)}: cannot bind: {e.strerror}") from None
 
     def _local_address(self) -> tuple[str, int]:
-        """Where this process reaches its own first listener."""
-        b = self.bound[0]
+        """Where this process reaches its own inter-broker listener: over TLS its advertised address, the name
+        its certificate carries."""
+        name = self.config["inter.broker.listener.name"] or self.config.listeners[0].name
+        if name in TLS_LISTENERS:
+            return next((h, p) for n, h, p in self.advertised() if n == name)
+        b = next(x for x in self.bound if x.listener.name == name)
         host = b.listener.host
         return ("127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host), b.port
 

@@ -44,6 +44,16 @@ def server_context(cfg) -> ssl.SSLContext:
     return ctx
 
 
+def client_context(cfg) -> ssl.SSLContext:
+    """How this broker checks another broker's certificate (the CAs of `ssl.truststore.location`, else the
+    system's) and, when it has one, shows its own (`ssl.keystore.location`) to brokers that ask."""
+    ctx = ssl.create_default_context(cafile=cfg["ssl.truststore.location"] or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cfg["ssl.keystore.location"]:
+        ctx.load_cert_chain(cfg["ssl.keystore.location"], password=cfg["ssl.key.password"])
+    return ctx
+
+
 RAW_READ = 256 * 1024  # ciphertext taken from the socket per receive
 MAX_UNSENT = 1 << 20  # ciphertext held back by a full socket before `send` refuses more
 

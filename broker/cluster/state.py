@@ -9,7 +9,7 @@ acting on stale views can never both win.
 Keys under the prefix (values are JSON):
   cluster_id                 the cluster's id, created once
   brokers/<id>               {"id", "host", "port", "rack", "incarnation", "endpoints"}  attached to the
-                             broker's lease; host and port: its first listener, which replication uses
+                             broker's lease; host and port: its first listener
   controller                 {"id"}                                         attached to the controller's lease
   topics/<name>              {"id": hex, "configs": {}, "replicas": [[broker ids] per partition]}
   state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}

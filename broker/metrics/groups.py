@@ -20,8 +20,9 @@ CACHE_S = 5.0
 
 
 class GroupOffsets:
-    def __init__(self, address, timeout: float = 2.0):
+    def __init__(self, address, timeout: float = 2.0, inter=None):
         self._address = address  # () -> (host, port) of a listener, read when first needed
+        self._inter = inter  # broker.security.interbroker.InterBroker: TLS and login for that listener
         self._timeout = timeout
         self._conn = None
         self._lock = threading.Lock()
@@ -45,7 +46,8 @@ class GroupOffsets:
 
         if self._conn is None:
             host, port = self._address()
-            self._conn = Connection(host, port, timeout=self._timeout)
+            self._conn = self._inter.connect(host, port, self._timeout) if self._inter is not None else \
+                Connection(host, port, timeout=self._timeout)
         reply = self._conn.request(LIST_GROUPS, {})
         rows = []
         for g in reply.get("groups") or ():

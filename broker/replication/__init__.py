@@ -147,7 +147,8 @@ class Replication:
     def sync_followers(self, md) -> None:
         """Point the replica fetcher at the leaders of the partitions followed here."""
         wanted = {}
-        brokers = {b.node_id: (b.host, b.port) for b in md.brokers}
+        listener = self.config["inter.broker.listener.name"] or self.config.listeners[0].name
+        brokers = {b.node_id: b.address(listener) for b in md.brokers}
         for op in self.worker.owned.values():
             if not op.is_leader and len(op.replicas) > 1:
                 wanted[(op.topic, op.partition)] = (op.slot, op.leader, op.leader_epoch, brokers.get(op.leader))

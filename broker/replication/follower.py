@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from broker.logfmt import Log
+from broker.security.interbroker import InterBroker
 from netio.codec import ErrorCode, decode_response, encode_request
 
 log = Log("hpbroker.replica")
@@ -122,9 +123,14 @@ class LeaderLink:
     def _call(self, kind: str, body: dict):
         key, version = (1, FETCH_VERSION) if kind == "fetch" else (23, EPOCHS_VERSION)
         if self.sock is None:
-            sock = socket.create_connection(self.address, timeout=self.fetcher.socket_timeout_s)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock = sock
+            from tools.client import KafkaError
+
+            try:  # TLS and a SASL login when the inter-broker listener asks for them
+                conn = self.fetcher.inter.connect(*self.address, timeout=self.fetcher.socket_timeout_s)
+            except KafkaError as e:
+                raise OSError(f"leader {self.leader}: {e}") from None
+            self.sock = conn.sock
+            self.correlation = conn.correlation
             if self.stopped.is_set():
                 raise OSError("fetcher stopped")
         self.correlation += 1
@@ -172,6 +178,7 @@ class ReplicaFetcher:
         self.max_response = 2 * self.response_max_bytes + (1 << 20)  # a first batch may exceed the budget
         self.log_for = log_for
         self.progress = progress
+        self.inter = InterBroker(config)
         self.followed: dict[tuple[str, int], Followed] = {}
         self.links: dict[int, LeaderLink] = {}
         self.results: queue.Queue = queue.Queue()

@@ -553,3 +553,51 @@ def test_acls_live_in_etcd_and_every_broker_enforces_them(etcd_server, tmp_path)
         assert carol.list_topics(timeout=10).brokers  # logged in
     finally:
         c.close()
+
+
+def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path):
+    """inter.broker.listener.name=SASL_PLAINTEXT: followers log in as inter.broker.sasl.user, the only super
+    user, so acks=all with min.insync.replicas=2 succeeds while the anonymous PLAINTEXT listener is refused
+    everything the ACLs do not grant."""
+    import re
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
+                                       ResourcePatternType, ResourceType)
+
+    c = Cluster(etcd_server, tmp_path, 2, settings={
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.users": "broker:b-pw,alice:a-pw", "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "inter.broker.sasl.user": "broker", "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:broker"}).start()
+    try:
+        sasl = {i: next(int(m.group(1)) for line in list(b.output)
+                        if (m := re.search(r"hpbroker ready .*SASL_PLAINTEXT://127\.0\.0\.1:(\d+)", line)))
+                for i, b in c.brokers.items()}
+
+        def conf(user: str, password: str, broker: int = 1) -> dict:
+            return {"bootstrap.servers": f"127.0.0.1:{sasl[broker]}", "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": password}
+
+        admin = AdminClient(conf("broker", "b-pw"))
+        admin.create_topics([NewTopic("locked", 2, 2, config={"min.insync.replicas": "2"})])["locked"].result(15)
+        grant = AclBinding(ResourceType.TOPIC, "locked", ResourcePatternType.LITERAL, "User:alice", "*",
+                           AclOperation.WRITE, AclPermissionType.ALLOW)
+        admin.create_acls([grant])[grant].result(10)
+
+        def produce(config: dict) -> set:
+            errors = []
+            p = Producer({**config, "acks": "all", "message.timeout.ms": 10000})
+            for i in range(20):
+                p.produce("locked", f"v{i}".encode(), partition=i % 2,
+                          on_delivery=lambda e, m: errors.append(e and e.name()))
+            p.flush(20)
+            return set(errors)
+
+        wait_for(lambda: produce(conf("alice", "a-pw", 2)) == {None}, 30, "acks=all through replicas on SASL")
+        parts = admin.list_topics("locked", timeout=10).topics["locked"].partitions.values()
+        assert all(sorted(p.isrs) == [1, 2] for p in parts)
+        assert produce({"bootstrap.servers": c.brokers[1].bootstrap}) == {"TOPIC_AUTHORIZATION_FAILED"}
+    finally:
+        c.close()

@@ -37,7 +37,10 @@ def close(b: BrokerProcess) -> None:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    b = start(str(tmp_path_factory.mktemp("acls") / "data"))
+    # The broker asks itself for group offsets (lag metrics) through the SASL listener, as its super user.
+    b = start(str(tmp_path_factory.mktemp("acls") / "data"), **{
+        "metrics.listener": "127.0.0.1:0", "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "inter.broker.sasl.user": "admin"})
     yield b
     close(b)
 
@@ -188,6 +191,16 @@ def test_users_get_what_the_acls_grant_and_nothing_else(broker):
     stored = {(tp.topic, tp.partition): tp.offset for tp in next(iter(offsets.values())).result(timeout=10)
               .topic_partitions}
     assert stored == {(granted, 0): 3}
+    # The lag metrics see the group: the broker logged in to itself as admin (anonymous may not describe it).
+    import urllib.request
+
+    deadline = time.monotonic() + 15
+    while True:
+        text = urllib.request.urlopen(broker.metrics_url, timeout=10).read().decode()
+        if f'hpbroker_group_lag{{group="{group}"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert f'hpbroker_group_lag{{group="{group}",topic="{granted}",partition="0"}}' in text
 
     c2 = Consumer({**alice, "group.id": other_group, "auto.offset.reset": "earliest"})
     c2.subscribe([granted])
