@@ -17,14 +17,15 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import hotpath
+from broker.config import load_config
 from broker.log import LogConfig, PartitionLog
 from broker.replication.follower import ReplicaFetcher
 from netio.codec import ErrorCode
 from tools.client import Connection
 from tools.testing import BrokerProcess
 
-FETCHER_CONFIG = {"replica.fetch.wait.max.ms": 100, "replica.fetch.max.bytes": 2000,
-                  "replica.fetch.backoff.ms": 50, "replica.socket.timeout.ms": 5000}
+FETCHER_CONFIG = load_config(overrides=["replica.fetch.wait.max.ms=100", "replica.fetch.max.bytes=2000",
+                                         "replica.fetch.backoff.ms=50", "replica.socket.timeout.ms=5000"])
 
 
 @pytest.fixture(scope="module")
