@@ -601,3 +601,48 @@ def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path)
         assert produce({"bootstrap.servers": c.brokers[1].bootstrap}) == {"TOPIC_AUTHORIZATION_FAILED"}
     finally:
         c.close()
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="openssl is not installed (its CLI "
+                                                                         "makes the test certificates)")
+def test_replication_over_mutual_tls_as_the_brokers_certificate(etcd_server, tmp_path):
+    """inter.broker.listener.name=SSL with ssl.client.auth=required: followers check the leader's certificate
+    and show their own, whose subject (CN=server) is the brokers' principal and the only super user."""
+    import re
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from tools.testing import make_test_certificates
+
+    (tmp_path / "certs").mkdir()
+    certs = make_test_certificates(tmp_path / "certs")
+    c = Cluster(etcd_server, tmp_path, 2, settings={
+        "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", "inter.broker.listener.name": "SSL",
+        "ssl.keystore.location": certs["keystore"], "ssl.truststore.location": certs["ca"],
+        "ssl.client.auth": "required", "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "super.users": "User:CN=server;User:CN=client"}).start()
+    try:
+        ssl_port = {i: next(int(m.group(1)) for line in list(b.output)
+                            if (m := re.search(r"hpbroker ready .*SSL://127\.0\.0\.1:(\d+)", line)))
+                    for i, b in c.brokers.items()}
+        tls = {"bootstrap.servers": f"127.0.0.1:{ssl_port[1]}", "security.protocol": "SSL",
+               "ssl.ca.location": certs["ca"], "ssl.certificate.location": certs["client_cert"],
+               "ssl.key.location": certs["client_key"]}
+        admin = AdminClient(tls)
+        admin.create_topics([NewTopic("tls-rep", 2, 2, config={"min.insync.replicas": "2"})])["tls-rep"].result(15)
+
+        def produce() -> set:
+            errors = []
+            p = Producer({**tls, "acks": "all", "message.timeout.ms": 10000})
+            for i in range(20):
+                p.produce("tls-rep", f"v{i}".encode(), partition=i % 2,
+                          on_delivery=lambda e, m: errors.append(e and e.name()))
+            p.flush(20)
+            return set(errors)
+
+        wait_for(lambda: produce() == {None}, 30, "acks=all through replicas on mutual TLS")
+        parts = admin.list_topics("tls-rep", timeout=10).topics["tls-rep"].partitions.values()
+        assert all(sorted(p.isrs) == [1, 2] for p in parts)
+    finally:
+        c.close()
