@@ -367,6 +367,14 @@ def test_the_acl_command_adds_lists_and_removes(broker):
     assert {r["resource_name"] for r in left} == {"cli-t", "cli-"}
     run("admin", "remove", "--principal", principal)
     assert json.loads(run("admin", "list", "--principal", principal, "--format", "json").stdout) == []
+    # kafka-acls' --producer and --consumer: what each client needs, and enough for it to work
+    run("admin", "add", "--principal", "User:alice", "--producer", "--consumer", "--topic", "cli-pc",
+        "--group", "cli-pc-g")
+    rows = json.loads(run("admin", "list", "--principal", "User:alice", "--topic", "cli-pc", "--format",
+                          "json").stdout)
+    assert sorted(r["operation"] for r in rows) == ["create", "describe", "read", "write"]
+    assert produce(conf(broker, "alice"), "cli-pc", 3) == [None] * 3  # created on first use (CREATE)
+    run("admin", "add", "--principal", "User:x", "--consumer", "--topic", "t", code=2)  # no --group
 
 
 def test_authorized_operations_are_the_principals_own(broker):

@@ -56,22 +56,36 @@ def _resource_options(f):
 @_resource_options
 @click.option("--principal", "principals", multiple=True, required=True, metavar="TYPE:NAME",
               help="Who: User:alice, User:CN=client,O=Example for a certificate, User:* for everyone (repeatable).")
-@click.option("--operation", "operations", multiple=True, required=True,
+@click.option("--operation", "operations", multiple=True,
               type=click.Choice([k for k in acl.OPERATIONS], case_sensitive=False),
               help="What (repeatable).")
+@click.option("--producer", is_flag=True,
+              help="What a producer needs: WRITE, DESCRIBE and CREATE on each --topic (as kafka-acls --producer).")
+@click.option("--consumer", is_flag=True,
+              help="What a consumer needs: READ and DESCRIBE on each --topic, READ on each --group.")
 @click.option("--host", default="*", show_default=True, help="The client address it applies to.")
 @click.option("--prefixed", is_flag=True, help="Names are prefixes: the ACL covers every name starting with them.")
 @click.option("--deny", is_flag=True, help="Forbid instead of allow.")
-def acl_add(client, fmt, topics, groups, cluster, principals, operations, host, prefixed, deny):
+def acl_add(client, fmt, topics, groups, cluster, principals, operations, producer, consumer, host, prefixed, deny):
     """Add ACLs: every principal gets every operation on every resource named."""
     resources = _resources(topics, groups, cluster)
     if not resources:
         raise click.UsageError("name at least one --topic, --group or --cluster")
+    if not (operations or producer or consumer):
+        raise click.UsageError("name an --operation, or use --producer or --consumer")
+    if (producer or consumer) and not topics or consumer and not groups:
+        raise click.UsageError("--producer needs --topic; --consumer needs --topic and --group")
+    wanted = [(rtype, name, acl.OPERATIONS[op.lower()]) for rtype, name in resources for op in operations]
+    if producer:
+        wanted += [(acl.TOPIC, t, op) for t in topics for op in (acl.WRITE, acl.DESCRIBE, acl.CREATE)]
+    if consumer:
+        wanted += [(acl.TOPIC, t, op) for t in topics for op in (acl.READ, acl.DESCRIBE)]
+        wanted += [(acl.GROUP, g, acl.READ) for g in groups]
     creations = [{"resource_type": rtype, "resource_name": name,
                   "resource_pattern_type": acl.PREFIXED if prefixed and rtype != acl.CLUSTER else acl.LITERAL,
-                  "principal": p, "host": host, "operation": acl.OPERATIONS[op.lower()],
+                  "principal": p, "host": host, "operation": op,
                   "permission_type": acl.DENY if deny else acl.ALLOW}
-                 for rtype, name in resources for p in principals for op in operations]
+                 for rtype, name, op in dict.fromkeys(wanted) for p in principals]
     reply = client.any.request(CREATE_ACLS, {"creations": creations})
     for c, r in zip(creations, reply["results"]):
         check(r["error_code"], r.get("error_message"), f"ACL for {c['principal']} on {c['resource_name']}")
