@@ -112,6 +112,12 @@ KEYS: tuple[Key, ...] = (
         min=1, max=32767),
     Key("group.initial.rebalance.delay.ms", "int", 3000,
         "Wait for more members before the first rebalance of an empty group.", min=0),
+    Key("offsets.retention.minutes", "int", 10080,
+        "Committed offsets of a group that has been empty this long, of a topic a live consumer group no longer "
+        "subscribes to, or of a standalone consumer, are removed this long after their commit (KIP-211).",
+        min=1),
+    Key("offsets.retention.check.interval.ms", "long", 600000, "How often committed offsets are checked for "
+        "expiry.", min=1),
     Key("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.", min=0),
     Key("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",
         min=0),

@@ -8,6 +8,10 @@ offsets partition before it is answered, and `on_open` replays the partition to 
 groups, so a restart or a kill -9 loses nothing that was acknowledged. Members restored from the log get a
 fresh session timeout: clients that kept running continue with their generation.
 
+Committed offsets expire as Kafka's do (offsets.retention.minutes, KIP-211; see `Group.expired_offsets`),
+checked every offsets.retention.check.interval.ms: their tombstones are appended, and a group left Empty
+with no offsets is removed (its metadata tombstoned) and reads as Dead.
+
 The partition is kept short the way compaction would: once enough superseded records pile up, the live
 state (each group's last stored metadata and its offsets) is appended again and the log start moves to
 where that copy begins, so replay at open reads about twice the live state at most.
@@ -49,6 +53,9 @@ class GroupCoordinator:
         self.min_session_ms = cfg["group.min.session.timeout.ms"]
         self.max_session_ms = cfg["group.max.session.timeout.ms"]
         self.metadata_max_bytes = 4096
+        self.retention_ms = cfg["offsets.retention.minutes"] * 60000
+        self.expiry_interval_s = cfg["offsets.retention.check.interval.ms"] / 1000.0
+        self.next_expiry = time.monotonic() + self.expiry_interval_s
         self.parts: dict[int, OffsetsPartition] = {}  # partition number -> partition
         self._topic_ids: dict[str, bytes] | None = None  # the topics as the last metadata snapshot had them
         self.handlers = {
@@ -168,6 +175,8 @@ class GroupCoordinator:
             if m.instance_id is not None:
                 g.static[m.instance_id] = m.member_id
         g.state = STABLE if g.members else EMPTY
+        if not g.members:  # empty since its metadata was last stored (members leaving store it)
+            g.empty_since_ms = v.state_timestamp if v.state_timestamp >= 0 else int(time.time() * 1000)
 
     def _new_group(self, part: OffsetsPartition, group_id: str) -> Group:
         g = Group(group_id, lambda grp: self._store_group(part, grp), self.initial_delay_ms,
@@ -271,13 +280,49 @@ class GroupCoordinator:
     def _tick(self) -> None:
         self.worker.call_later(TICK_S, self._tick)
         now = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        expire = now >= self.next_expiry
+        if expire:
+            self.next_expiry = now + self.expiry_interval_s
         for part in list(self.parts.values()):
             for g in list(part.groups.values()):
                 try:
                     g.tick(now)
                 except Exception as e:
                     log.error("group timer failed", exc_info=True, group=g.group_id, error=repr(e))
+                if g.state != EMPTY:
+                    g.empty_since_ms = None
+                elif g.empty_since_ms is None:
+                    g.empty_since_ms = now_ms
+            if expire:
+                self._expire_offsets(part, now_ms)
             self._maybe_compact(part)
+
+    def _expire_offsets(self, part: OffsetsPartition, now_ms: int) -> None:
+        """Tombstone expired offsets; a group then Empty with none left goes too, as Kafka removes it."""
+        for gid, g in list(part.groups.items()):
+            if g.state == DEAD:
+                continue
+            gone = g.expired_offsets(now_ms, self.retention_ms)
+            dead = g.state == EMPTY and len(gone) == len(g.offsets) and not g.pending  # none joining
+            if not gone and not dead:
+                continue
+            records = [(storage.offset_key(gid, t, p), None) for t, p in gone]
+            if dead:
+                records.append((storage.group_key(gid), None))
+            try:
+                self._append(part, records)
+            except Exception as e:
+                log.error("expired offsets not removed", group=gid, error=repr(e))
+                continue
+            for tp in gone:
+                g.offsets.pop(tp, None)
+            if dead:
+                g.delete()
+                del part.groups[gid]
+                part.stored.pop(gid, None)
+            log.info("offsets expired", partition=part.op.partition, group=gid, offsets=len(gone),
+                     group_removed=dead)
 
     # -- membership ---------------------------------------------------------------------------------------
 

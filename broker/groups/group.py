@@ -98,8 +98,29 @@ class Group:
         self.rebalance_deadline = 0.0
         self.initial_until = 0.0  # initial rebalance delay: joins wait at least until then
         self.initial_limit = 0.0
+        self.empty_since_ms: int | None = None  # wall clock: when it was last seen turning Empty
 
     # -- queries ------------------------------------------------------------------------------------------
+
+    def expired_offsets(self, now_ms: int, retention_ms: int) -> list[tuple[str, int]]:
+        """Offsets past offsets.retention.minutes, as Kafka's GroupMetadata.removeExpiredOffsets finds them:
+        a group using group management expires all its offsets once it has been Empty that long, and while
+        it has consumers, the offsets of topics none of them subscribes to, each that long after its commit;
+        a group never managed (standalone consumers committing) expires each offset that long after its
+        commit. Other states keep everything."""
+        def by_commit(tps) -> list[tuple[str, int]]:
+            return [tp for tp in tps if 0 <= self.offsets[tp].commit_timestamp <= now_ms - retention_ms]
+
+        if not self.protocol_type:
+            return by_commit(list(self.offsets)) if self.state == EMPTY else []
+        if self.state == EMPTY:
+            since = self.empty_since_ms
+            return list(self.offsets) if since is not None and since <= now_ms - retention_ms else []
+        if self.state == STABLE and self.protocol_type == "consumer":
+            topics = self.subscribed_topics()
+            if topics is not None:
+                return by_commit([tp for tp in self.offsets if tp[0] not in topics])
+        return []
 
     def subscribed_topics(self) -> set[str] | None:
         """Topics the members subscribe to (consumer protocol), None when it cannot be told."""

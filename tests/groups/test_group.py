@@ -291,3 +291,48 @@ def test_member_id_handed_out_but_never_used_expires():
     g.heartbeat(a, None, 1, 5.0)
     g.tick(7.5)  # the id's session timeout passed without a join
     assert not g.pending and g.state == STABLE
+
+
+# -- offsets.retention.minutes (KIP-211) ----------------------------------------------------------------------
+
+def _subscription(*topics: str) -> bytes:
+    import struct
+
+    out = struct.pack(">hi", 0, len(topics))
+    for t in topics:
+        out += struct.pack(">h", len(t)) + t.encode()
+    return out + struct.pack(">i", -1)
+
+
+def test_expired_offsets_follow_kafkas_rules():
+    from broker.groups.storage import OffsetValue
+
+    day = 86_400_000
+    now = 100 * day
+    # A standalone consumer (no group management): each offset a retention after its commit.
+    g = new_group()
+    g.offsets = {("a", 0): OffsetValue(5, commit_timestamp=now - 8 * day),
+                 ("a", 1): OffsetValue(6, commit_timestamp=now - 6 * day),
+                 ("b", 0): OffsetValue(7, commit_timestamp=-1)}  # no timestamp: kept
+    assert g.expired_offsets(now, 7 * day) == [("a", 0)]
+
+    # A consumer group with members: only topics none of them subscribes to, by commit time.
+    g = new_group()
+    m, _ = join_new(g, 0.0, protocols=(("range", _subscription("a")),))
+    sync(g, m, g.generation, 0.0)
+    assert g.state == STABLE
+    g.offsets = {("a", 0): OffsetValue(1, commit_timestamp=now - 30 * day),
+                 ("old", 0): OffsetValue(2, commit_timestamp=now - 30 * day),
+                 ("old", 1): OffsetValue(3, commit_timestamp=now - day)}
+    assert g.expired_offsets(now, 7 * day) == [("old", 0)]
+
+    # The same group once Empty: everything, a retention after it emptied, whatever the commit times.
+    g.state, g.members = EMPTY, {}
+    g.empty_since_ms = now - 6 * day
+    assert g.expired_offsets(now, 7 * day) == []
+    g.empty_since_ms = now - 7 * day
+    assert sorted(g.expired_offsets(now, 7 * day)) == [("a", 0), ("old", 0), ("old", 1)]
+
+    # Rebalancing: nothing.
+    g.state = PREPARING
+    assert g.expired_offsets(now, 7 * day) == []
