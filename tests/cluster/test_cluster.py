@@ -23,6 +23,18 @@ def create_topic(bootstrap: str, name: str, partitions: int, rf: int, configs: d
     fut.result(15)
 
 
+def acks_all_errors(config: dict, topic: str, n: int = 20) -> set:
+    """The delivery errors (None: delivered) of `n` acks=all records over partitions 0 and 1 of `topic`."""
+    from confluent_kafka import Producer
+
+    errors = []
+    p = Producer({**config, "acks": "all", "message.timeout.ms": 10000})
+    for i in range(n):
+        p.produce(topic, f"v{i}".encode(), partition=i % 2, on_delivery=lambda e, m: errors.append(e and e.name()))
+    p.flush(20)
+    return set(errors)
+
+
 def describe(bootstrap: str, topic: str) -> dict:
     """partition -> (leader, replicas, isr) as the cluster reports it."""
     md = _admin(bootstrap).list_topics(topic, timeout=10)
@@ -499,7 +511,6 @@ def test_acls_live_in_etcd_and_every_broker_enforces_them(etcd_server, tmp_path)
     User:ANONYMOUS, which is why that principal is a super user here (as in Kafka)."""
     import re
 
-    from confluent_kafka import Producer
     from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
                                        ResourcePatternType, ResourceType)
 
@@ -522,15 +533,9 @@ def test_acls_live_in_etcd_and_every_broker_enforces_them(etcd_server, tmp_path)
                  "broker 2 shows the binding made through broker 1")
 
         def produce(user: str, password: str) -> set:
-            errors = []
-            p = Producer({"bootstrap.servers": f"127.0.0.1:{sasl[2]}", "security.protocol": "SASL_PLAINTEXT",
-                          "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password,
-                          "acks": "all", "message.timeout.ms": 10000})
-            for i in range(20):
-                p.produce("guarded", f"v{i}".encode(), partition=i % 2,
-                          on_delivery=lambda e, m: errors.append(e and e.name()))
-            p.flush(20)
-            return set(errors)
+            return acks_all_errors({"bootstrap.servers": f"127.0.0.1:{sasl[2]}", "security.protocol": "SASL_PLAINTEXT",
+                                    "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
+                                    "sasl.password": password}, "guarded")
 
         wait_for(lambda: describe(b1, "guarded")[0][2] == (1, 2) and describe(b1, "guarded")[1][2] == (1, 2), 15,
                  "both replicas in sync")
@@ -561,7 +566,6 @@ def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path)
     everything the ACLs do not grant."""
     import re
 
-    from confluent_kafka import Producer
     from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                        ResourcePatternType, ResourceType)
 
@@ -586,19 +590,12 @@ def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path)
                            AclOperation.WRITE, AclPermissionType.ALLOW)
         admin.create_acls([grant])[grant].result(10)
 
-        def produce(config: dict) -> set:
-            errors = []
-            p = Producer({**config, "acks": "all", "message.timeout.ms": 10000})
-            for i in range(20):
-                p.produce("locked", f"v{i}".encode(), partition=i % 2,
-                          on_delivery=lambda e, m: errors.append(e and e.name()))
-            p.flush(20)
-            return set(errors)
-
-        wait_for(lambda: produce(conf("alice", "a-pw", 2)) == {None}, 30, "acks=all through replicas on SASL")
+        wait_for(lambda: acks_all_errors(conf("alice", "a-pw", 2), "locked") == {None}, 30,
+                 "acks=all through replicas on SASL")
         parts = admin.list_topics("locked", timeout=10).topics["locked"].partitions.values()
         assert all(sorted(p.isrs) == [1, 2] for p in parts)
-        assert produce({"bootstrap.servers": c.brokers[1].bootstrap}) == {"TOPIC_AUTHORIZATION_FAILED"}
+        assert acks_all_errors({"bootstrap.servers": c.brokers[1].bootstrap}, "locked") == \
+            {"TOPIC_AUTHORIZATION_FAILED"}
     finally:
         c.close()
 
@@ -610,7 +607,6 @@ def test_replication_over_mutual_tls_as_the_brokers_certificate(etcd_server, tmp
     and show their own, whose subject (CN=server) is the brokers' principal and the only super user."""
     import re
 
-    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from tools.testing import make_test_certificates
@@ -632,16 +628,7 @@ def test_replication_over_mutual_tls_as_the_brokers_certificate(etcd_server, tmp
         admin = AdminClient(tls)
         admin.create_topics([NewTopic("tls-rep", 2, 2, config={"min.insync.replicas": "2"})])["tls-rep"].result(15)
 
-        def produce() -> set:
-            errors = []
-            p = Producer({**tls, "acks": "all", "message.timeout.ms": 10000})
-            for i in range(20):
-                p.produce("tls-rep", f"v{i}".encode(), partition=i % 2,
-                          on_delivery=lambda e, m: errors.append(e and e.name()))
-            p.flush(20)
-            return set(errors)
-
-        wait_for(lambda: produce() == {None}, 30, "acks=all through replicas on mutual TLS")
+        wait_for(lambda: acks_all_errors(tls, "tls-rep") == {None}, 30, "acks=all through replicas on mutual TLS")
         parts = admin.list_topics("tls-rep", timeout=10).topics["tls-rep"].partitions.values()
         assert all(sorted(p.isrs) == [1, 2] for p in parts)
     finally:
