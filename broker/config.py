@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 DEFAULT_DATA_DIR = "./hpbroker-data"
 DEFAULT_METRICS_LISTENER = "127.0.0.1:9404"
@@ -53,6 +53,11 @@ SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Class names Kafka operators set authorizer.class.name to; each turns on the ACL authorizer
 # (broker/security/acl.py).
+# Broker keys a cluster-wide dynamic default may change while brokers run (AlterConfigs on the broker
+# resource with an empty name): the log settings topics inherit. Open logs take them at once.
+DYNAMIC_LOG_KEYS = ("log.retention.ms", "log.retention.bytes", "log.segment.bytes", "log.roll.ms",
+                    "log.flush.interval.messages", "log.flush.interval.ms", "log.index.interval.bytes",
+                    "log.index.size.max.bytes", "log.message.timestamp.type", "log.preallocate")
 AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer")
 
 KEYS: tuple[Key, ...] = (
@@ -377,8 +382,9 @@ class BrokerConfig:
     def metrics_listener(self) -> tuple[str, int] | None:
         return self.values["metrics.listener"]
 
-    def log_defaults(self) -> dict[str, Any]:
-        """Broker-level values that topic configs override, under Kafka's broker key names."""
+    def log_defaults(self, dynamic: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Broker-level values that topic configs override, under Kafka's broker key names; `dynamic`: the
+        cluster-wide dynamic defaults (the metadata snapshot's `broker_configs`), which win."""
         v = self.values
         return {
             "log.segment.bytes": v["log.segment.bytes"],
@@ -394,6 +400,7 @@ class BrokerConfig:
             "log.message.timestamp.type": v["log.message.timestamp.type"],
             "min.insync.replicas": v["min.insync.replicas"],
             "log.retention.check.interval.ms": v["log.retention.check.interval.ms"],
+            **(dynamic or {}),
         }
 
     def display_value(self, name: str) -> str:

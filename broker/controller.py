@@ -33,6 +33,7 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
 META_FILE = "meta.properties"
 ACL_FILE = "acls.json"  # a single node's access control lists (a cluster keeps them in etcd)
 SCRAM_FILE = "scram.json"  # a single node's SCRAM credentials (likewise)
+BROKER_CONFIG_FILE = "broker_configs.json"  # a single node's dynamic broker defaults (likewise)
 
 
 def owner_of(topic: str, partition: int, n_io: int) -> int:
@@ -55,6 +56,8 @@ class Controller:
         self.version = 0
         self.acls: tuple[AclBinding, ...] = self._load_acls() if node is None else ()
         self.scram: dict = self._load_json(SCRAM_FILE, {}) if node is None else {}
+        self.broker_configs: dict = self._load_json(BROKER_CONFIG_FILE, {}) if node is None else {}
+        log_manager.broker_config = config.log_defaults(self.broker_configs)
         self.slots: dict[tuple[str, int], int] = {}
         self.free_slots: list[int] = []
         self.next_slot = 0
@@ -114,7 +117,8 @@ class Controller:
         live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions}
         for key in [k for k in self.slots if k not in live]:
             self.free_slots.append(self.slots.pop(key))
-        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls, self.scram)
+        return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls, self.scram,
+                               self.broker_configs)
 
     def _build_cluster(self) -> ClusterMetadata:
         st = self.node.state
@@ -136,8 +140,9 @@ class Controller:
             self.free_slots.append(self.slots.pop(key))
         brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack, b.endpoints)
                         for _, b in sorted(st.brokers.items()))
+        self.mgr.broker_config = self.config.log_defaults(st.broker_configs)
         return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics,
-                               tuple(sorted(st.acls)), st.scram)
+                               tuple(sorted(st.acls)), st.scram, st.broker_configs)
 
     def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:
         """Cluster mode: read etcd, do this node's duties, bring local logs and the snapshot in step.
@@ -202,7 +207,8 @@ class Controller:
         self.version += 1
         md = self.metadata
         return ClusterMetadata(self.version, md.cluster_id, md.controller_id, md.brokers,
-                               {k: v for k, v in md.topics.items() if k not in doomed}, md.acls, md.scram)
+                               {k: v for k, v in md.topics.items() if k not in doomed}, md.acls, md.scram,
+                               md.broker_configs)
 
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
@@ -485,6 +491,49 @@ class Controller:
             return [(int(code), text, []) if r[0] == 0 else r for r in results]
         log.info("acls deleted", count=len(doomed))
         return results
+
+    # -- dynamic broker defaults ---------------------------------------------------------------------------
+
+    def alter_broker_defaults(self, configs: dict | None, ops: list | None) -> tuple[ErrorCode, str | None]:
+        """The cluster-wide dynamic broker defaults: replaced by `configs` (AlterConfigs) or edited by `ops`
+        ([key, 0 SET / 1 DELETE, value], IncrementalAlterConfigs). Only DYNAMIC_LOG_KEYS may be set."""
+        from broker.config import BY_NAME, DYNAMIC_LOG_KEYS, ConfigError, parse_value
+        from broker.log.config import effective_log_config
+
+        current = dict(self.node.state.broker_configs if self.node is not None else self.broker_configs)
+        new = {} if configs is not None else current
+        edits = [(k, 0, v) for k, v in configs.items()] if configs is not None else ops
+        fixed = sorted({k for k, _op, _v in edits if k not in DYNAMIC_LOG_KEYS})
+        if fixed:
+            return ErrorCode.INVALID_REQUEST, (f"Cannot update these configs dynamically: {', '.join(fixed)} (the "
+                                               f"ones that can: {', '.join(DYNAMIC_LOG_KEYS)})")
+        for key, op, value in edits:
+            if op == 1 or value is None:
+                new.pop(key, None)
+            elif op == 0:
+                try:
+                    new[key] = parse_value(BY_NAME[key], str(value))
+                except ConfigError as e:
+                    return ErrorCode.INVALID_CONFIG, str(e)
+            else:
+                return ErrorCode.INVALID_CONFIG, f"operation {op} is not supported for {key}"
+        try:
+            effective_log_config({}, self.config.log_defaults(new))
+        except Exception as e:
+            return _error_for(e)
+        try:
+            if self.node is not None:
+                self.node.put_broker_configs(new)
+            else:
+                self._save_json(BROKER_CONFIG_FILE, new)
+                self.broker_configs = new
+                self.mgr.broker_config = self.config.log_defaults(new)
+                self._publish()
+        except Exception as e:
+            log.error("broker defaults not stored", error=repr(e))
+            return _error_for(e)
+        log.info("dynamic broker defaults changed", configs=",".join(f"{k}={v}" for k, v in sorted(new.items())))
+        return ErrorCode.NONE, None
 
     # -- SCRAM credentials ------------------------------------------------------------------------------
 

@@ -140,6 +140,7 @@ class IOWorker:
             return
         self.md_version = md.version
         self.mgr.reload()  # the supervisor changed the topic catalogue
+        self.mgr.broker_config = self.config.log_defaults(md.broker_configs)  # dynamic defaults, for _reconfigure
         me = self.config["broker.id"]
         now = time.monotonic()
         wanted = {}

@@ -72,6 +72,8 @@ class ClusterMetadata:
     # SCRAM credentials made with AlterUserScramCredentials: {user: {mechanism: [salt, iterations, stored key,
     # server key]}} (base64), never passwords
     scram: dict = field(default_factory=dict)
+    # Cluster-wide dynamic broker defaults (broker.config.DYNAMIC_LOG_KEYS), typed: {key: value}
+    broker_configs: dict = field(default_factory=dict)
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
@@ -106,6 +108,7 @@ class ClusterMetadata:
             },
             "acls": [list(b) for b in self.acls],
             "scram": self.scram,
+            "broker_configs": self.broker_configs,
         }
 
     @classmethod
@@ -119,7 +122,8 @@ class ClusterMetadata:
 
         return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
                    tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics,
-                   tuple(AclBinding(*b) for b in obj.get("acls", ())), dict(obj.get("scram", {})))
+                   tuple(AclBinding(*b) for b in obj.get("acls", ())), dict(obj.get("scram", {})),
+                   dict(obj.get("broker_configs", {})))
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, SNAPSHOT_FILE)

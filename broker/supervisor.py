@@ -444,7 +444,7 @@ class Supervisor:
         op = msg.get("op")
         c = self.controller
         if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs", "create_acls",
-                  "delete_acls", "alter_scram"):
+                  "delete_acls", "alter_scram", "alter_broker_defaults"):
             if self.node is not None:  # act on the newest cluster state, then show workers the result
                 c.refresh(self._hide_before_delete)
             reply = self._topic_op(op, msg)
@@ -492,6 +492,9 @@ class Supervisor:
         c = self.controller
         if op == "create_acls":
             return {"results": c.create_acls([AclBinding(*b) for b in msg["bindings"]])}
+        if op == "alter_broker_defaults":
+            err, text = c.alter_broker_defaults(msg.get("configs"), msg.get("ops"))
+            return {"error_code": int(err), "error_message": text}
         if op == "alter_scram":  # bytes travel base64 in the JSON control message
             b64 = base64.b64decode
             return {"results": c.alter_scram([(u, m) for u, m in msg["deletions"]],

@@ -2,8 +2,10 @@
 ListPartitionReassignments, ListTransactions.
 
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
-owners of the topic's partitions then reconfigure their open logs. Broker configs are static here, so
-altering one is refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
+owners of the topic's partitions then reconfigure their open logs. The broker resource with an empty name
+(kafka-configs --entity-default) holds the cluster-wide dynamic defaults of the log settings topics inherit
+(broker.config.DYNAMIC_LOG_KEYS), stored and published the same way; per-broker dynamic configs and every
+other broker key are static and refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
 reads producer state, both of which only a partition's owner holds: the request is forwarded whole to every
 owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
 merged. DescribeLogDirs only needs file sizes, which the network worker reads itself. ElectLeaders goes to
@@ -38,10 +40,11 @@ def _result(rtype: int, rname: str, code: int = 0, message: str | None = None) -
 
 
 def _broker_refusal(ctx, rtype: int, rname: str) -> dict:
-    if rname not in ("", str(ctx.config["broker.id"])):
+    if rname != str(ctx.config["broker.id"]):
         return _result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unexpected broker id {rname!r}")
     return _result(rtype, rname, ErrorCode.INVALID_REQUEST,
-                   "Broker configs are static: set them in server.properties and restart the broker.")
+                   "Per-broker dynamic configs are not served: alter the cluster-wide default (an empty broker "
+                   "name, kafka-configs --entity-default), or set the key in server.properties and restart.")
 
 
 def apply_ops(current: dict, ops: list) -> dict:
@@ -67,7 +70,8 @@ def apply_ops(current: dict, ops: list) -> dict:
 
 def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
     try:
-        effective_log_config({k: v for k, v in overrides.items() if v is not None}, ctx.config.log_defaults())
+        effective_log_config({k: v for k, v in overrides.items() if v is not None},
+                             ctx.config.log_defaults(ctx.metadata.current().broker_configs))
     except Exception as e:
         return int(getattr(e, "error_code", ErrorCode.INVALID_CONFIG)), str(e)
     return 0, None
@@ -90,32 +94,42 @@ def _alter(dispatcher, conn, header, body: dict, slot, incremental: bool) -> Non
         if refused is not None:
             results.append(_result(rtype, rname, *refused))
             continue
-        if rtype == BROKER:
+        if rtype == BROKER and rname == "":  # the cluster-wide dynamic default
+            if incremental:
+                msg = {"op": "alter_broker_defaults",
+                       "ops": [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]}
+            else:
+                msg = {"op": "alter_broker_defaults",
+                       "configs": {c["name"]: c["value"] for c in r["configs"] if c["value"] is not None}}
+            if validate_only:
+                results.append(_result(rtype, rname))
+                continue
+        elif rtype == BROKER:
             results.append(_broker_refusal(ctx, rtype, rname))
             continue
-        if rtype != TOPIC:
+        elif rtype != TOPIC:
             results.append(_result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unsupported resource type {rtype}"))
             continue
-        topic = md.topic(rname)
-        if topic is None:
-            results.append(_result(rtype, rname, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                   f"Topic '{rname}' does not exist."))
-            continue
-        if incremental:
-            ops = [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]
-            try:
-                new = apply_ops(topic.configs, ops)
-            except ValueError as e:
-                results.append(_result(rtype, rname, ErrorCode.INVALID_CONFIG, str(e)))
-                continue
-            msg = {"op": "alter_topic_configs", "name": rname, "configs": new}
         else:
-            new = {c["name"]: c["value"] for c in r["configs"] if c["value"] is not None}
+            topic = md.topic(rname)
+            if topic is None:
+                results.append(_result(rtype, rname, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                       f"Topic '{rname}' does not exist."))
+                continue
+            if incremental:
+                ops = [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]
+                try:
+                    new = apply_ops(topic.configs, ops)
+                except ValueError as e:
+                    results.append(_result(rtype, rname, ErrorCode.INVALID_CONFIG, str(e)))
+                    continue
+            else:
+                new = {c["name"]: c["value"] for c in r["configs"] if c["value"] is not None}
             msg = {"op": "alter_topic_configs", "name": rname, "configs": new}
-        code, text = _validate(ctx, new)
-        if code or validate_only:
-            results.append(_result(rtype, rname, code, text))
-            continue
+            code, text = _validate(ctx, new)
+            if code or validate_only:
+                results.append(_result(rtype, rname, code, text))
+                continue
         index = len(results)
         results.append(None)
         pending[0] += 1

@@ -12,6 +12,7 @@ BROKER = 4
 
 # Kafka's ConfigSource values
 DYNAMIC_TOPIC_CONFIG = 1
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 
@@ -38,9 +39,11 @@ def _entry(name, value, source, read_only, version, config_type, is_default, syn
 
 
 def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
-                  synonyms: bool = False) -> list[dict]:
+                  synonyms: bool = False, dynamic: dict | None = None) -> list[dict]:
     """Each topic key with its effective value; with `synonyms`, the chain Kafka shows (topic override,
-    then the broker key it overrides, then the default), highest precedence first."""
+    then the broker key it overrides: a dynamic default, then the file or the default), highest precedence
+    first. `dynamic`: the cluster-wide dynamic broker defaults."""
+    dynamic = dynamic or {}
     broker_values = cfg.log_defaults()
     out = []
     for name, (_parse, broker_key) in TOPIC_CONFIGS.items():
@@ -51,6 +54,9 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
         if synonyms:
             if name in overrides:
                 chain.append({"name": name, "value": _text(overrides[name]), "source": DYNAMIC_TOPIC_CONFIG})
+            if broker_key in dynamic:
+                chain.append({"name": broker_key, "value": _text(dynamic[broker_key]),
+                              "source": DYNAMIC_DEFAULT_BROKER_CONFIG})
             if broker_key is None:
                 chain.append({"name": name, "value": _text(TOPIC_DEFAULTS.get(name)), "source": DEFAULT_CONFIG})
             else:
@@ -62,6 +68,8 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
             continue
         if broker_key is None:
             value, source = TOPIC_DEFAULTS.get(name), DEFAULT_CONFIG
+        elif broker_key in dynamic:
+            value, source = dynamic[broker_key], DYNAMIC_DEFAULT_BROKER_CONFIG
         else:
             value = broker_values.get(broker_key)
             base = "log.roll.hours" if broker_key == "log.roll.ms" and cfg["log.roll.ms"] is None else broker_key
@@ -72,10 +80,14 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
     return out
 
 
-def broker_configs(cfg, keys: list[str] | None, version: int) -> list[dict]:
+def broker_configs(cfg, keys: list[str] | None, version: int, dynamic: dict | None = None) -> list[dict]:
     out = []
     for k in KEYS:
         if keys is not None and k.name not in keys:
+            continue
+        if dynamic and k.name in dynamic:
+            out.append(_entry(k.name, dynamic[k.name], DYNAMIC_DEFAULT_BROKER_CONFIG, False, version,
+                              _TYPES.get(k.type, 0), False))
             continue
         source = DEFAULT_CONFIG if cfg.sources[k.name] == "default" else STATIC_BROKER_CONFIG
         value = None if cfg[k.name] is None or k.sensitive else cfg.display_value(k.name)  # Kafka: null
@@ -104,13 +116,13 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
                 res["error_message"] = f"Topic '{rname}' does not exist."
             else:
                 res["configs"] = topic_configs(ctx.config, t.configs, keys, header.api_version,
-                                               bool(body.get("include_synonyms")))
+                                               bool(body.get("include_synonyms")), md.broker_configs)
         elif rtype == BROKER:
             if rname not in ("", str(ctx.config["broker.id"])):
                 res["error_code"] = int(ErrorCode.INVALID_REQUEST)
                 res["error_message"] = f"Unexpected broker id {rname!r}"
             else:
-                res["configs"] = broker_configs(ctx.config, keys, header.api_version)
+                res["configs"] = broker_configs(ctx.config, keys, header.api_version, md.broker_configs)
         else:
             res["error_code"] = int(ErrorCode.INVALID_REQUEST)
             res["error_message"] = f"Unsupported resource type {rtype}"

@@ -400,6 +400,9 @@ class ClusterNode:
         for i in range(0, len(ops), MAX_TXN_OPS):
             self.client.txn([], ops[i:i + MAX_TXN_OPS])
 
+    def put_broker_configs(self, configs: dict) -> None:
+        self.client.put(self.key("configs", "broker-default"), json.dumps(configs).encode())
+
     def put_scram(self, changed: dict[str, dict]) -> None:
         """Each user's whole set of SCRAM credentials, in one key (none left: the key goes)."""
         ops = [Op.put(self.key("scram", user), json.dumps(creds).encode()) if creds

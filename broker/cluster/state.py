@@ -16,6 +16,7 @@ Keys under the prefix (values are JSON):
   acls/<digest>              [resource_type, resource_name, pattern_type, principal, host, operation,
                              permission]; the key is a digest of the value, so a binding is stored once
   scram/<user>               {mechanism: [salt, iterations, stored key, server key]} (base64)
+  configs/broker-default     {key: value}: the cluster-wide dynamic broker defaults
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class ClusterState:
     states: dict[tuple[str, int], PartState] = field(default_factory=dict)
     acls: set[AclBinding] = field(default_factory=set)
     scram: dict[str, dict] = field(default_factory=dict)
+    broker_configs: dict = field(default_factory=dict)
 
     @classmethod
     def from_kvs(cls, prefix: str, kvs, revision: int) -> "ClusterState":
@@ -99,6 +101,8 @@ class ClusterState:
                                                          tuple(doc["isr"]), kv.mod_revision)
             elif rel.startswith("acls/"):
                 st.acls.add(AclBinding(*doc))
+            elif rel == "configs/broker-default" and isinstance(doc, dict):
+                st.broker_configs = doc
             elif rel.startswith("scram/") and doc:
                 st.scram[rel[len("scram/"):]] = dict(doc)
         return st

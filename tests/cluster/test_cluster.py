@@ -596,6 +596,23 @@ def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path)
         assert all(sorted(p.isrs) == [1, 2] for p in parts)
         assert acks_all_errors({"bootstrap.servers": c.brokers[1].bootstrap}, "locked") == \
             {"TOPIC_AUTHORIZATION_FAILED"}
+
+        # A cluster-wide dynamic default goes through etcd: set at broker 1, shown by broker 2.
+        from tools.client import Client
+
+        with Client(f"127.0.0.1:{sasl[1]}", sasl=("PLAIN", "broker", "b-pw")) as cl:
+            reply = cl.any.request(44, {"resources": [{"resource_type": 4, "resource_name": "", "configs": [
+                {"name": "log.retention.ms", "config_operation": 0, "value": "7200000"}]}], "validate_only": False})
+            assert reply["responses"][0]["error_code"] == 0
+
+        def shown() -> tuple:
+            with Client(f"127.0.0.1:{sasl[2]}", sasl=("PLAIN", "broker", "b-pw")) as cl:
+                entry = cl.any.request(32, {"resources": [{"resource_type": 2, "resource_name": "locked",
+                                                           "configuration_keys": ["retention.ms"]}]})
+            e = entry["results"][0]["configs"][0]
+            return e["value"], e["config_source"]
+
+        wait_for(lambda: shown() == ("7200000", 3), 15, "broker 2 shows the dynamic default")
     finally:
         c.close()
 

@@ -614,3 +614,65 @@ def test_no_transactions_and_no_reassignments_are_listed(live):
         assert (resp["error_code"], resp["unknown_state_filters"], resp["transaction_states"]) == (0, ["Sleeping"], [])
     finally:
         conn.close()
+
+
+def test_cluster_wide_dynamic_defaults_reach_topics_without_their_own(tmp_path):
+    """kafka-configs --entity-type brokers --entity-default: log.retention.ms set at run time applies to open
+    logs of topics that do not override it, shows as DYNAMIC_DEFAULT_BROKER_CONFIG, survives a restart and
+    goes back to the static value when deleted; other broker keys stay static. (confluent-kafka cannot name
+    the default, an empty broker name, so those requests go through the project's client.)"""
+    from tools.client import Client
+
+    data = str(tmp_path / "data")
+    settings = {"log.retention.check.interval.ms": 200}
+    dynamic = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    SET, DELETE, BROKER, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS = 0, 1, 4, 44, 32
+
+    def alter(b, name, key, value, op=SET):
+        with Client(b.bootstrap) as c:
+            reply = c.any.request(INCREMENTAL_ALTER_CONFIGS, {"resources": [
+                {"resource_type": BROKER, "resource_name": name,
+                 "configs": [{"name": key, "config_operation": op, "value": value}]}], "validate_only": False})
+        r = reply["responses"][0]
+        return r["error_code"], r["error_message"]
+
+    def broker_default(b, key):
+        with Client(b.bootstrap) as c:
+            reply = c.any.request(DESCRIBE_CONFIGS, {"resources": [
+                {"resource_type": BROKER, "resource_name": "", "configuration_keys": [key]}]})
+        entry = reply["results"][0]["configs"][0]
+        return entry["value"], entry["config_source"], entry["read_only"]
+
+    def low(b, name):
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "wm"})
+        try:
+            return c.get_watermark_offsets(TopicPartition(name, 0), timeout=10)[0]
+        finally:
+            c.close()
+
+    with BrokerProcess(data_dir=data, io_threads=2, settings=settings) as b:
+        inherits, own = create(b, segment_bytes=1024), create(b, segment_bytes=1024, retention_ms=3600000)
+        for name in (inherits, own):
+            assert all(err is None for err, _ in produce(b, name, 60, size=100))
+        assert low(b, inherits) == 0
+        assert alter(b, "", "log.retention.ms", "1000") == (0, None)
+        assert broker_default(b, "log.retention.ms") == ("1000", dynamic, False)
+        assert broker_default(b, "num.io.threads")[2] is True
+        topic = configs_of(b, ConfigResource.Type.TOPIC, inherits)
+        assert (topic["retention.ms"].value, topic["retention.ms"].source) == ("1000", dynamic)
+        assert configs_of(b, ConfigResource.Type.TOPIC, own)["retention.ms"].value == "3600000"
+        deadline = time.monotonic() + 20
+        while low(b, inherits) == 0:  # the open log took the new retention: closed segments go
+            assert time.monotonic() < deadline, "retention never applied"
+            time.sleep(0.3)
+        assert low(b, own) == 0
+        code, message = alter(b, "", "num.io.threads", "4")
+        assert code == 42 and "dynamically" in message  # INVALID_REQUEST
+        code, message = alter(b, "0", "log.retention.ms", "5")
+        assert code == 42 and "Per-broker" in message
+        assert alter(b, "", "log.segment.bytes", "10")[0] == 40  # INVALID_CONFIG: under the minimum
+    with BrokerProcess(data_dir=data, io_threads=2, settings=settings) as b:
+        assert broker_default(b, "log.retention.ms") == ("1000", dynamic, False)
+        assert alter(b, "", "log.retention.ms", None, DELETE) == (0, None)
+        assert broker_default(b, "log.retention.ms")[1] != dynamic
+        assert configs_of(b, ConfigResource.Type.TOPIC, inherits)["retention.ms"].source != dynamic
