@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.config import KEYS
+from broker.config import DYNAMIC_LOG_KEYS, KEYS
 from broker.log.config import TOPIC_CONFIGS
 from broker.security import acl
 from netio.codec import ErrorCode
@@ -91,8 +91,9 @@ def broker_configs(cfg, keys: list[str] | None, version: int, dynamic: dict | No
             continue
         source = DEFAULT_CONFIG if cfg.sources[k.name] == "default" else STATIC_BROKER_CONFIG
         value = None if cfg[k.name] is None or k.sensitive else cfg.display_value(k.name)  # Kafka: null
-        out.append(_entry(k.name, value, source, True, version, _TYPES.get(k.type, 0), source == DEFAULT_CONFIG,
-                          sensitive=k.sensitive))
+        read_only = k.name not in DYNAMIC_LOG_KEYS  # Kafka: false for every key a dynamic config may set
+        out.append(_entry(k.name, value, source, read_only, version, _TYPES.get(k.type, 0),
+                          source == DEFAULT_CONFIG, sensitive=k.sensitive))
     return out
 
 

@@ -271,3 +271,25 @@ def test_user_commands_store_list_and_delete_scram_credentials(kafka_broker):
     assert "RESOURCE_NOT_FOUND" in run(kafka_broker, "user", "list", name, code=1).stderr
     assert "RESOURCE_NOT_FOUND" in run(kafka_broker, "user", "delete", name, code=1).stderr
     run(kafka_broker, "user", "set", name, "--password", "x", "--iterations", "100", code=2)
+
+
+def test_cluster_wide_dynamic_defaults_through_the_cli(kafka_broker):
+    assert "no dynamic defaults" in run(kafka_broker, "cluster", "config").stdout
+    run(kafka_broker, "cluster", "alter-config", "--set", "log.retention.bytes=1073741824")
+    try:
+        rows = run_json(kafka_broker, "cluster", "config")
+        assert rows == [{"name": "log.retention.bytes", "value": "1073741824", "source": "dynamic-default",
+                         "dynamic": True}]
+        every = {r["name"]: r for r in run_json(kafka_broker, "cluster", "config", "--all")}
+        assert every["num.io.threads"]["dynamic"] is False and every["log.retention.bytes"]["dynamic"] is True
+        assert every["log.retention.ms"]["dynamic"] is True and every["log.retention.ms"]["source"] != "dynamic-default"
+        name = fresh()
+        run(kafka_broker, "topic", "create", name)
+        configs = {c["name"]: c for c in run_json(kafka_broker, "topic", "describe", name)["configs"]}
+        assert configs["retention.bytes"]["value"] == "1073741824"
+        assert configs["retention.bytes"]["source"] == "dynamic-default"
+        out = run(kafka_broker, "cluster", "alter-config", "--set", "num.io.threads=8", code=1)
+        assert "INVALID_REQUEST" in out.stderr and "dynamically" in out.stderr
+    finally:
+        run(kafka_broker, "cluster", "alter-config", "--delete", "log.retention.bytes")
+    assert run_json(kafka_broker, "cluster", "config") == []

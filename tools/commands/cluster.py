@@ -1,5 +1,6 @@
 """`hpbroker cluster info`: brokers, controller, topic counts and the partitions that need attention;
-`hpbroker cluster elect-leaders`: leadership back to preferred replicas."""
+`hpbroker cluster elect-leaders`: leadership back to preferred replicas; `hpbroker cluster config` and
+`alter-config`: the cluster-wide dynamic broker defaults."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sys
 import click
 
 from netio.codec import ErrorCode
-from tools.client import KafkaError
-from tools.commands.common import EXIT_CODES_HELP, EXIT_KAFKA_ERROR, client_command, emit
-from tools.commands.render import render_cluster, render_elections, render_partition_health
+from tools.client import KafkaError, check
+from tools.commands.common import EXIT_CODES_HELP, EXIT_KAFKA_ERROR, client_command, emit, parse_pairs
+from tools.commands.render import render_cluster, render_elections, render_partition_health, table
+from tools.commands.topic import CONFIG_SOURCES
 
 ELECT_LEADERS = 43
 
@@ -109,3 +111,45 @@ def elect_leaders(client, fmt, topic, partitions, unclean):
     emit(fmt, rows, render_elections(rows))
     if any(r["error"] not in (None, "ELECTION_NOT_NEEDED") for r in rows):
         sys.exit(EXIT_KAFKA_ERROR)
+
+
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, BROKER_RESOURCE = 32, 44, 4
+
+
+@cluster.command("config", epilog=EXIT_CODES_HELP)
+@click.option("--all", "show_all", is_flag=True, help="Every broker key, not only the dynamic defaults.")
+@client_command
+def config(client, fmt, show_all):
+    """The cluster-wide broker configs: the dynamic defaults set with `cluster alter-config` (source
+    dynamic-default), and with --all every other key with where its value comes from."""
+    reply = client.any.request(DESCRIBE_CONFIGS, {"resources": [
+        {"resource_type": BROKER_RESOURCE, "resource_name": "", "configuration_keys": None}]})
+    res = reply["results"][0]
+    check(res["error_code"], res.get("error_message"), "describing the broker configs")
+    rows = [{"name": c["name"], "value": c["value"], "source": CONFIG_SOURCES.get(c["config_source"], "?"),
+             "dynamic": not c["read_only"]} for c in res["configs"]
+            if show_all or CONFIG_SOURCES.get(c["config_source"]) == "dynamic-default"]
+    emit(fmt, rows, table(["NAME", "VALUE", "SOURCE"], [[r["name"], r["value"], r["source"]] for r in rows])
+         if rows else "no dynamic defaults set")
+
+
+@cluster.command("alter-config", epilog=EXIT_CODES_HELP)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a dynamic default (repeatable).")
+@click.option("--delete", "deletes", multiple=True, metavar="KEY",
+              help="Remove a dynamic default so the broker's own value applies again (repeatable).")
+@client_command
+def alter_config(client, fmt, sets, deletes):
+    """Change cluster-wide defaults of the log settings topics inherit, on every broker at once (what
+    `kafka-configs --entity-type brokers --entity-default --alter` does): log.retention.ms,
+    log.retention.bytes, log.segment.bytes, log.roll.ms, log.flush.interval.messages, log.flush.interval.ms,
+    log.index.interval.bytes, log.index.size.max.bytes, log.message.timestamp.type, log.preallocate.
+    Topics with their own value keep it."""
+    ops = [{"name": k, "config_operation": 0, "value": v} for k, v in parse_pairs(sets, "--set")]
+    ops += [{"name": k, "config_operation": 1, "value": None} for k in deletes]
+    if not ops:
+        raise click.UsageError("nothing to change: give --set KEY=VALUE or --delete KEY")
+    reply = client.any.request(INCREMENTAL_ALTER_CONFIGS, {"resources": [
+        {"resource_type": BROKER_RESOURCE, "resource_name": "", "configs": ops}], "validate_only": False})
+    for r in reply["responses"]:
+        check(r["error_code"], r.get("error_message"), "altering the cluster-wide broker defaults")
+    emit(fmt, {"set": dict(parse_pairs(sets, "--set")), "deleted": list(deletes)}, "cluster defaults altered")
