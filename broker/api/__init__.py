@@ -12,6 +12,8 @@ from typing import Callable
 from broker.config import SASL_LISTENERS
 from broker.security.sasl import SASL_HANDSHAKE
 from broker.logfmt import Log
+from broker.metrics import PROC
+from broker.shm import layout as _ml
 from broker.security import acl as acl_names
 from broker.security.acl import ANONYMOUS
 from netio.codec import (ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response,
@@ -93,10 +95,12 @@ class Dispatcher:
             return cached[1]
         principal, host = self.principal(conn)
 
-        def denied(op: int, rtype: int, name: str) -> None:  # once per connection and question
-            log.info("authorization denied", conn=conn.id, peer=conn.peer, principal=principal,
-                     operation=acl_names.name_of(acl_names.OPERATIONS, op).upper(),
-                     resource=f"{acl_names.name_of(acl_names.RESOURCE_TYPES, rtype)}:{name}")
+        def denied(op: int, rtype: int, name: str, first: bool) -> None:  # logged once per connection and question
+            PROC.scalars[_ml.MS_AUTHZ_DENIALS] += 1
+            if first:
+                log.info("authorization denied", conn=conn.id, peer=conn.peer, principal=principal,
+                         operation=acl_names.name_of(acl_names.OPERATIONS, op).upper(),
+                         resource=f"{acl_names.name_of(acl_names.RESOURCE_TYPES, rtype)}:{name}")
 
         may = authz.checker(principal, host, denied)
         conn.access = (authz, may)

@@ -200,19 +200,21 @@ class Authorizer:
     def checker(self, principal: str, host: str, on_denied=None):
         """`may(op, resource_type, name) -> bool` for one principal at one address, with its own memory of
         answers: a connection keeps one, so each Produce or Fetch costs a dictionary lookup per topic.
-        `on_denied(op, resource_type, name)` hears of each refusal the first time it is decided."""
+        `on_denied(op, resource_type, name, first)` hears of each refusal; `first` when it was just decided
+        (not remembered)."""
         answers: dict[tuple[int, int, str], bool] = {}
         allowed = self.allowed
 
         def may(op: int, rtype: int, name: str) -> bool:
             key = (op, rtype, name)
             hit = answers.get(key)
-            if hit is None:
+            first = hit is None
+            if first:
                 if len(answers) >= self.MAX_CACHED:
                     answers.clear()
                 hit = answers[key] = allowed(principal, host, op, rtype, name)
-                if not hit and on_denied is not None:
-                    on_denied(op, rtype, name)
+            if not hit and on_denied is not None:
+                on_denied(op, rtype, name, first)
             return hit
 
         return may

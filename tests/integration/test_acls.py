@@ -511,3 +511,32 @@ def test_kafkajs_manages_acls_and_is_refused_where_they_say(broker):
     assert steps["granted"] == {"step": "granted", "ok": True, "errorCode": 0}
     assert steps["refused"]["ok"] is False and steps["refused"]["type"] == "TOPIC_AUTHORIZATION_FAILED"
     assert steps["deleted"]["count"] == 1
+
+
+def test_refusals_are_counted_in_metrics(broker):
+    """hpbroker_authorization_denials_total counts every refused check, remembered decisions included."""
+    import urllib.request
+
+    from tools.client import Client
+    from tools.top.promtext import parse, total
+
+    def denials() -> int:
+        with urllib.request.urlopen(broker.metrics_url, timeout=10) as r:
+            return int(total(parse(r.read().decode()), "hpbroker_authorization_denials_total"))
+
+    topic = f"counted-{uuid.uuid4().hex[:6]}"
+    create_topics(broker, topic)
+    before = denials()
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "bob", USERS["bob"])) as c:
+        for i in range(3):  # the same question three times on one connection: logged once, counted thrice
+            reply = c.any.request(2, {"replica_id": -1, "isolation_level": 0, "topics": [
+                {"name": topic, "partitions": [{"partition_index": 0, "current_leader_epoch": -1,
+                                                "timestamp": -1}]}]})
+            assert reply["topics"][0]["partitions"][0]["error_code"] == 29  # TOPIC_AUTHORIZATION_FAILED
+    deadline = time.monotonic() + 10
+    while denials() < before + 3:
+        assert time.monotonic() < deadline, (before, denials())
+        time.sleep(0.2)
+    logged = [line for line in list(broker.output) if "authorization denied" in line
+              and f"resource=topic:{topic}" in line and "operation=DESCRIBE" in line]
+    assert len(logged) == 1
