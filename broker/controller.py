@@ -408,11 +408,16 @@ class Controller:
     # -- access control lists -----------------------------------------------------------------------------
 
     def _load_json(self, name: str, empty):
+        """A store this controller wrote (atomically); one that does not parse is refused with its path."""
+        path = os.path.join(self.directory, name)
         try:
-            with open(os.path.join(self.directory, name), encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 return json.load(f)
         except FileNotFoundError:
             return empty
+        except ValueError as e:
+            raise StoreUnreadable(f"{path} is not readable JSON ({e}); restore it from a backup or remove it") \
+                from None
 
     def _save_json(self, name: str, doc) -> None:
         """Atomically replaced and fsynced; owner-only, since SCRAM credentials are kept this way too."""
@@ -590,6 +595,10 @@ class Controller:
                 code, text = _error_for(e)
                 errors.update((u, (code, text)) for u in changed)
         return [(u, int(errors[u][0]), errors[u][1]) if u in errors else (u, 0, None) for u in users]
+
+
+class StoreUnreadable(ValueError):
+    """A controller store in the data directory (ACLs, SCRAM credentials, dynamic defaults) is damaged."""
 
 
 def _parsed(configs: dict) -> dict:

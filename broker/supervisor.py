@@ -201,8 +201,13 @@ class Supervisor:
         me = BrokerInfo(cfg["broker.id"], endpoints[0][1], endpoints[0][2], endpoints=endpoints)
         if cfg["etcd.connect"]:
             self.node = self._join_cluster(me)
-        self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS, me, self.metadata_dir,
-                                     node=self.node)
+        from broker.controller import StoreUnreadable
+
+        try:
+            self.controller = Controller(cfg, self.log_manager, n_io, PARTITION_SLOTS, me, self.metadata_dir,
+                                         node=self.node)
+        except StoreUnreadable as e:
+            raise StartupError(str(e)) from None
         self.controller.ensure_internal_topics()
         if self.node is not None:
             self.controller.refresh(lambda hidden: None)  # no worker runs yet

@@ -166,6 +166,18 @@ def test_data_dir_that_is_a_file_fails(tmp_path):
     assert r.returncode == 1 and "not writable" in r.stderr and str(f) in r.stderr
 
 
+@pytest.mark.parametrize("store", ["acls.json", "scram.json", "broker_configs.json"])
+def test_a_damaged_controller_store_fails_the_start_and_names_it(tmp_path, store):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / store).write_text("{not json")
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "start", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                        "--set", f"log.dirs={data}", "--set", "metrics.listener=none"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and str(data / store) in r.stderr and "not readable JSON" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_worker_killed_is_restarted_and_serves(broker):
     from confluent_kafka.admin import AdminClient
 
