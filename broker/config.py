@@ -58,6 +58,14 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 DYNAMIC_LOG_KEYS = ("log.retention.ms", "log.retention.bytes", "log.segment.bytes", "log.roll.ms",
                     "log.flush.interval.messages", "log.flush.interval.ms", "log.index.interval.bytes",
                     "log.index.size.max.bytes", "log.message.timestamp.type", "log.preallocate")
+
+
+def dynamic_log_defaults(scopes: Mapping[str, Mapping[str, Any]], broker_id: int) -> dict[str, Any]:
+    """The dynamic log defaults in force on one broker: the cluster-wide ones (scope "") overridden by the
+    broker's own (scope str(broker id)), as Kafka layers them."""
+    return {**scopes.get("", {}), **scopes.get(str(broker_id), {})}
+
+
 AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer")
 
 KEYS: tuple[Key, ...] = (

@@ -19,7 +19,7 @@ import uuid
 import zlib
 from typing import Callable
 
-from broker.config import BrokerConfig
+from broker.config import BrokerConfig, dynamic_log_defaults
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from broker.security.acl import AclBinding, AclFilter, binding_problem, filter_problem, matches
@@ -57,7 +57,9 @@ class Controller:
         self.acls: tuple[AclBinding, ...] = self._load_acls() if node is None else ()
         self.scram: dict = self._load_json(SCRAM_FILE, {}) if node is None else {}
         self.broker_configs: dict = self._load_json(BROKER_CONFIG_FILE, {}) if node is None else {}
-        log_manager.broker_config = config.log_defaults(self.broker_configs)
+        if not all(isinstance(v, dict) for v in self.broker_configs.values()):  # one flat scope: the default
+            self.broker_configs = {"": self.broker_configs}
+        log_manager.broker_config = config.log_defaults(dynamic_log_defaults(self.broker_configs, broker.node_id))
         self.slots: dict[tuple[str, int], int] = {}
         self.free_slots: list[int] = []
         self.next_slot = 0
@@ -140,7 +142,7 @@ class Controller:
             self.free_slots.append(self.slots.pop(key))
         brokers = tuple(BrokerInfo(b.id, b.host, b.port, b.rack, b.endpoints)
                         for _, b in sorted(st.brokers.items()))
-        self.mgr.broker_config = self.config.log_defaults(st.broker_configs)
+        self.mgr.broker_config = self.config.log_defaults(dynamic_log_defaults(st.broker_configs, me))
         return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics,
                                tuple(sorted(st.acls)), st.scram, st.broker_configs)
 
@@ -499,14 +501,18 @@ class Controller:
 
     # -- dynamic broker defaults ---------------------------------------------------------------------------
 
-    def alter_broker_defaults(self, configs: dict | None, ops: list | None) -> tuple[ErrorCode, str | None]:
-        """The cluster-wide dynamic broker defaults: replaced by `configs` (AlterConfigs) or edited by `ops`
-        ([key, 0 SET / 1 DELETE, value], IncrementalAlterConfigs). Only DYNAMIC_LOG_KEYS may be set."""
+    def alter_broker_defaults(self, scope: str, configs: dict | None, ops: list | None) -> tuple[ErrorCode, str | None]:
+        """Dynamic broker configs of `scope` ("": the cluster-wide default, else a broker id): replaced by
+        `configs` (AlterConfigs) or edited by `ops` ([key, 0 SET / 1 DELETE, value], IncrementalAlterConfigs).
+        Only DYNAMIC_LOG_KEYS may be set."""
         from broker.config import BY_NAME, DYNAMIC_LOG_KEYS, ConfigError, parse_value
         from broker.log.config import effective_log_config
 
-        current = dict(self.node.state.broker_configs if self.node is not None else self.broker_configs)
-        new = {} if configs is not None else current
+        scopes = dict(self.node.state.broker_configs if self.node is not None else self.broker_configs)
+        brokers = {b.node_id for b in self.metadata.brokers}
+        if scope and (not scope.isdigit() or int(scope) not in brokers):
+            return ErrorCode.INVALID_REQUEST, f"Unexpected broker id {scope!r}"
+        new = {} if configs is not None else dict(scopes.get(scope, {}))
         edits = [(k, 0, v) for k, v in configs.items()] if configs is not None else ops
         fixed = sorted({k for k, _op, _v in edits if k not in DYNAMIC_LOG_KEYS})
         if fixed:
@@ -522,22 +528,26 @@ class Controller:
                     return ErrorCode.INVALID_CONFIG, str(e)
             else:
                 return ErrorCode.INVALID_CONFIG, f"operation {op} is not supported for {key}"
+        scopes[scope] = new
         try:
-            effective_log_config({}, self.config.log_defaults(new))
+            for b in brokers:  # every broker's layered result must hold
+                effective_log_config({}, self.config.log_defaults(dynamic_log_defaults(scopes, b)))
         except Exception as e:
             return _error_for(e)
+        scopes = {k: v for k, v in scopes.items() if v}
         try:
             if self.node is not None:
-                self.node.put_broker_configs(new)
+                self.node.put_broker_configs(scope, new)
             else:
-                self._save_json(BROKER_CONFIG_FILE, new)
-                self.broker_configs = new
-                self.mgr.broker_config = self.config.log_defaults(new)
+                self._save_json(BROKER_CONFIG_FILE, scopes)
+                self.broker_configs = scopes
+                self.mgr.broker_config = self.config.log_defaults(dynamic_log_defaults(scopes, self.broker.node_id))
                 self._publish()
         except Exception as e:
-            log.error("broker defaults not stored", error=repr(e))
+            log.error("dynamic broker configs not stored", scope=scope or "default", error=repr(e))
             return _error_for(e)
-        log.info("dynamic broker defaults changed", configs=",".join(f"{k}={v}" for k, v in sorted(new.items())))
+        log.info("dynamic broker configs changed", scope=scope or "default",
+                 configs=",".join(f"{k}={v}" for k, v in sorted(new.items())))
         return ErrorCode.NONE, None
 
     # -- SCRAM credentials ------------------------------------------------------------------------------

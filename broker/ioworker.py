@@ -29,6 +29,7 @@ import time
 from typing import Callable
 
 from broker import ipc
+from broker.config import dynamic_log_defaults
 from broker.log.log import now_ms
 from broker.logfmt import Log
 from broker.metrics import PROC, now_us
@@ -140,8 +141,9 @@ class IOWorker:
             return
         self.md_version = md.version
         self.mgr.reload()  # the supervisor changed the topic catalogue
-        self.mgr.broker_config = self.config.log_defaults(md.broker_configs)  # dynamic defaults, for _reconfigure
         me = self.config["broker.id"]
+        # the dynamic defaults in force here, which _reconfigure applies to open logs
+        self.mgr.broker_config = self.config.log_defaults(dynamic_log_defaults(md.broker_configs, me))
         now = time.monotonic()
         wanted = {}
         for t in md.topics.values():

@@ -72,7 +72,8 @@ class ClusterMetadata:
     # SCRAM credentials made with AlterUserScramCredentials: {user: {mechanism: [salt, iterations, stored key,
     # server key]}} (base64), never passwords
     scram: dict = field(default_factory=dict)
-    # Cluster-wide dynamic broker defaults (broker.config.DYNAMIC_LOG_KEYS), typed: {key: value}
+    # Dynamic broker configs (broker.config.DYNAMIC_LOG_KEYS), typed, by scope: "" the cluster-wide default,
+    # str(broker id) that broker's own: {scope: {key: value}}
     broker_configs: dict = field(default_factory=dict)
 
     def topic(self, name: str) -> TopicInfo | None:

@@ -498,7 +498,7 @@ class Supervisor:
         if op == "create_acls":
             return {"results": c.create_acls([AclBinding(*b) for b in msg["bindings"]])}
         if op == "alter_broker_defaults":
-            err, text = c.alter_broker_defaults(msg.get("configs"), msg.get("ops"))
+            err, text = c.alter_broker_defaults(msg.get("scope", ""), msg.get("configs"), msg.get("ops"))
             return {"error_code": int(err), "error_message": text}
         if op == "alter_scram":  # bytes travel base64 in the JSON control message
             b64 = base64.b64decode

@@ -4,8 +4,8 @@ ListPartitionReassignments, ListTransactions.
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
 owners of the topic's partitions then reconfigure their open logs. The broker resource with an empty name
 (kafka-configs --entity-default) holds the cluster-wide dynamic defaults of the log settings topics inherit
-(broker.config.DYNAMIC_LOG_KEYS), stored and published the same way; per-broker dynamic configs and every
-other broker key are static and refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
+(broker.config.DYNAMIC_LOG_KEYS), a broker id that broker's own values over them (--entity-name), stored
+and published the same way; every other broker key is static and refused with INVALID_REQUEST. DeleteRecords moves log start offsets and DescribeProducers
 reads producer state, both of which only a partition's owner holds: the request is forwarded whole to every
 owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
 merged. DescribeLogDirs only needs file sizes, which the network worker reads itself. ElectLeaders goes to
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from broker.api.configs import config_refusal
+from broker.config import dynamic_log_defaults
 from broker.api.metadata import missing_topic_error
 from broker.log.config import effective_log_config
 from broker.log.reader import partition_data_bytes
@@ -37,14 +38,6 @@ LIST_CONFIGS = frozenset({"cleanup.policy"})
 
 def _result(rtype: int, rname: str, code: int = 0, message: str | None = None) -> dict:
     return {"error_code": int(code), "error_message": message, "resource_type": rtype, "resource_name": rname}
-
-
-def _broker_refusal(ctx, rtype: int, rname: str) -> dict:
-    if rname != str(ctx.config["broker.id"]):
-        return _result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unexpected broker id {rname!r}")
-    return _result(rtype, rname, ErrorCode.INVALID_REQUEST,
-                   "Per-broker dynamic configs are not served: alter the cluster-wide default (an empty broker "
-                   "name, kafka-configs --entity-default), or set the key in server.properties and restart.")
 
 
 def apply_ops(current: dict, ops: list) -> dict:
@@ -71,7 +64,8 @@ def apply_ops(current: dict, ops: list) -> dict:
 def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
     try:
         effective_log_config({k: v for k, v in overrides.items() if v is not None},
-                             ctx.config.log_defaults(ctx.metadata.current().broker_configs))
+                             ctx.config.log_defaults(dynamic_log_defaults(ctx.metadata.current().broker_configs,
+                                                                          ctx.broker_id)))
     except Exception as e:
         return int(getattr(e, "error_code", ErrorCode.INVALID_CONFIG)), str(e)
     return 0, None
@@ -94,19 +88,16 @@ def _alter(dispatcher, conn, header, body: dict, slot, incremental: bool) -> Non
         if refused is not None:
             results.append(_result(rtype, rname, *refused))
             continue
-        if rtype == BROKER and rname == "":  # the cluster-wide dynamic default
+        if rtype == BROKER:  # "": the cluster-wide dynamic default; a broker id: that broker's own
             if incremental:
-                msg = {"op": "alter_broker_defaults",
+                msg = {"op": "alter_broker_defaults", "scope": rname,
                        "ops": [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]}
             else:
-                msg = {"op": "alter_broker_defaults",
+                msg = {"op": "alter_broker_defaults", "scope": rname,
                        "configs": {c["name"]: c["value"] for c in r["configs"] if c["value"] is not None}}
             if validate_only:
                 results.append(_result(rtype, rname))
                 continue
-        elif rtype == BROKER:
-            results.append(_broker_refusal(ctx, rtype, rname))
-            continue
         elif rtype != TOPIC:
             results.append(_result(rtype, rname, ErrorCode.INVALID_REQUEST, f"Unsupported resource type {rtype}"))
             continue

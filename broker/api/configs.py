@@ -12,6 +12,7 @@ BROKER = 4
 
 # Kafka's ConfigSource values
 DYNAMIC_TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
@@ -38,12 +39,18 @@ def _entry(name, value, source, read_only, version, config_type, is_default, syn
             "documentation": None}
 
 
+def _dynamic_layers(scopes: dict | None, broker_id: int) -> list[tuple[dict, int]]:
+    """The dynamic broker configs over a broker's file, highest first: its own, then the cluster default."""
+    scopes = scopes or {}
+    return [(scopes.get(str(broker_id), {}), DYNAMIC_BROKER_CONFIG), (scopes.get("", {}), DYNAMIC_DEFAULT_BROKER_CONFIG)]
+
+
 def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
-                  synonyms: bool = False, dynamic: dict | None = None) -> list[dict]:
+                  synonyms: bool = False, scopes: dict | None = None) -> list[dict]:
     """Each topic key with its effective value; with `synonyms`, the chain Kafka shows (topic override,
-    then the broker key it overrides: a dynamic default, then the file or the default), highest precedence
-    first. `dynamic`: the cluster-wide dynamic broker defaults."""
-    dynamic = dynamic or {}
+    then the broker key it overrides: this broker's dynamic value, the cluster-wide dynamic default, then
+    the file or the default), highest precedence first. `scopes`: the snapshot's dynamic broker configs."""
+    layers = _dynamic_layers(scopes, cfg["broker.id"])
     broker_values = cfg.log_defaults()
     out = []
     for name, (_parse, broker_key) in TOPIC_CONFIGS.items():
@@ -54,9 +61,9 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
         if synonyms:
             if name in overrides:
                 chain.append({"name": name, "value": _text(overrides[name]), "source": DYNAMIC_TOPIC_CONFIG})
-            if broker_key in dynamic:
-                chain.append({"name": broker_key, "value": _text(dynamic[broker_key]),
-                              "source": DYNAMIC_DEFAULT_BROKER_CONFIG})
+            for values, layer_source in layers:
+                if broker_key in values:
+                    chain.append({"name": broker_key, "value": _text(values[broker_key]), "source": layer_source})
             if broker_key is None:
                 chain.append({"name": name, "value": _text(TOPIC_DEFAULTS.get(name)), "source": DEFAULT_CONFIG})
             else:
@@ -68,8 +75,8 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
             continue
         if broker_key is None:
             value, source = TOPIC_DEFAULTS.get(name), DEFAULT_CONFIG
-        elif broker_key in dynamic:
-            value, source = dynamic[broker_key], DYNAMIC_DEFAULT_BROKER_CONFIG
+        elif any(broker_key in values for values, _ in layers):
+            value, source = next((values[broker_key], src) for values, src in layers if broker_key in values)
         else:
             value = broker_values.get(broker_key)
             base = "log.roll.hours" if broker_key == "log.roll.ms" and cfg["log.roll.ms"] is None else broker_key
@@ -80,14 +87,18 @@ def topic_configs(cfg, overrides: dict, keys: list[str] | None, version: int,
     return out
 
 
-def broker_configs(cfg, keys: list[str] | None, version: int, dynamic: dict | None = None) -> list[dict]:
+def broker_configs(cfg, keys: list[str] | None, version: int, scopes: dict | None = None,
+                   name: str = "") -> list[dict]:
+    """Every broker key: of the cluster-wide default resource (`name` "") with its dynamic defaults, of this
+    broker's own resource with its dynamic configs over them."""
+    layers = _dynamic_layers(scopes, cfg["broker.id"])[0 if name else 1:]
     out = []
     for k in KEYS:
         if keys is not None and k.name not in keys:
             continue
-        if dynamic and k.name in dynamic:
-            out.append(_entry(k.name, dynamic[k.name], DYNAMIC_DEFAULT_BROKER_CONFIG, False, version,
-                              _TYPES.get(k.type, 0), False))
+        layer = next(((values[k.name], src) for values, src in layers if k.name in values), None)
+        if layer is not None:
+            out.append(_entry(k.name, layer[0], layer[1], False, version, _TYPES.get(k.type, 0), False))
             continue
         source = DEFAULT_CONFIG if cfg.sources[k.name] == "default" else STATIC_BROKER_CONFIG
         value = None if cfg[k.name] is None or k.sensitive else cfg.display_value(k.name)  # Kafka: null
@@ -123,7 +134,7 @@ def handle_describe_configs(dispatcher, conn, header, body: dict, slot) -> None:
                 res["error_code"] = int(ErrorCode.INVALID_REQUEST)
                 res["error_message"] = f"Unexpected broker id {rname!r}"
             else:
-                res["configs"] = broker_configs(ctx.config, keys, header.api_version, md.broker_configs)
+                res["configs"] = broker_configs(ctx.config, keys, header.api_version, md.broker_configs, rname)
         else:
             res["error_code"] = int(ErrorCode.INVALID_REQUEST)
             res["error_message"] = f"Unsupported resource type {rtype}"

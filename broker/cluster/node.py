@@ -400,8 +400,13 @@ class ClusterNode:
         for i in range(0, len(ops), MAX_TXN_OPS):
             self.client.txn([], ops[i:i + MAX_TXN_OPS])
 
-    def put_broker_configs(self, configs: dict) -> None:
-        self.client.put(self.key("configs", "broker-default"), json.dumps(configs).encode())
+    def put_broker_configs(self, scope: str, configs: dict) -> None:
+        """Dynamic broker configs of `scope` ("": the cluster-wide default, else a broker id)."""
+        key = self.key("configs", f"broker-{scope or 'default'}")
+        if configs:
+            self.client.put(key, json.dumps(configs).encode())
+        else:
+            self.client.delete(key)
 
     def put_scram(self, changed: dict[str, dict]) -> None:
         """Each user's whole set of SCRAM credentials, in one key (none left: the key goes)."""

@@ -17,6 +17,7 @@ Keys under the prefix (values are JSON):
                              permission]; the key is a digest of the value, so a binding is stored once
   scram/<user>               {mechanism: [salt, iterations, stored key, server key]} (base64)
   configs/broker-default     {key: value}: the cluster-wide dynamic broker defaults
+  configs/broker-<id>        {key: value}: one broker's own dynamic configs, over the defaults
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ class ClusterState:
                                                          tuple(doc["isr"]), kv.mod_revision)
             elif rel.startswith("acls/"):
                 st.acls.add(AclBinding(*doc))
-            elif rel == "configs/broker-default" and isinstance(doc, dict):
-                st.broker_configs = doc
+            elif rel.startswith("configs/broker-") and isinstance(doc, dict):
+                scope = rel[len("configs/broker-"):]
+                st.broker_configs["" if scope == "default" else scope] = doc
             elif rel.startswith("scram/") and doc:
                 st.scram[rel[len("scram/"):]] = dict(doc)
         return st

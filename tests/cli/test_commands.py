@@ -274,7 +274,7 @@ def test_user_commands_store_list_and_delete_scram_credentials(kafka_broker):
 
 
 def test_cluster_wide_dynamic_defaults_through_the_cli(kafka_broker):
-    assert "no dynamic defaults" in run(kafka_broker, "cluster", "config").stdout
+    assert "no dynamic configs" in run(kafka_broker, "cluster", "config").stdout
     run(kafka_broker, "cluster", "alter-config", "--set", "log.retention.bytes=1073741824")
     try:
         rows = run_json(kafka_broker, "cluster", "config")
@@ -290,6 +290,17 @@ def test_cluster_wide_dynamic_defaults_through_the_cli(kafka_broker):
         assert configs["retention.bytes"]["source"] == "dynamic-default"
         out = run(kafka_broker, "cluster", "alter-config", "--set", "num.io.threads=8", code=1)
         assert "INVALID_REQUEST" in out.stderr and "dynamically" in out.stderr
+        # one broker's own value, over the cluster-wide one
+        run(kafka_broker, "cluster", "alter-config", "--broker", "0", "--set", "log.retention.bytes=2147483648")
+        assert run_json(kafka_broker, "cluster", "config", "--broker", "0") == [
+            {"name": "log.retention.bytes", "value": "2147483648", "source": "dynamic-broker", "dynamic": True}]
+        configs = {c["name"]: c for c in run_json(kafka_broker, "topic", "describe", name)["configs"]}
+        assert (configs["retention.bytes"]["value"], configs["retention.bytes"]["source"]) == \
+            ("2147483648", "dynamic-broker")
+        assert "Unexpected broker id" in run(kafka_broker, "cluster", "alter-config", "--broker", "9", "--set",
+                                             "log.retention.bytes=1", code=1).stderr
     finally:
         run(kafka_broker, "cluster", "alter-config", "--delete", "log.retention.bytes")
+        run(kafka_broker, "cluster", "alter-config", "--broker", "0", "--delete", "log.retention.bytes")
     assert run_json(kafka_broker, "cluster", "config") == []
+    assert run_json(kafka_broker, "cluster", "config", "--broker", "0") == []

@@ -605,14 +605,21 @@ def test_replication_over_a_sasl_listener_as_a_super_user(etcd_server, tmp_path)
                 {"name": "log.retention.ms", "config_operation": 0, "value": "7200000"}]}], "validate_only": False})
             assert reply["responses"][0]["error_code"] == 0
 
-        def shown() -> tuple:
-            with Client(f"127.0.0.1:{sasl[2]}", sasl=("PLAIN", "broker", "b-pw")) as cl:
+        def shown(broker: int) -> tuple:
+            with Client(f"127.0.0.1:{sasl[broker]}", sasl=("PLAIN", "broker", "b-pw")) as cl:
                 entry = cl.any.request(32, {"resources": [{"resource_type": 2, "resource_name": "locked",
                                                            "configuration_keys": ["retention.ms"]}]})
             e = entry["results"][0]["configs"][0]
             return e["value"], e["config_source"]
 
-        wait_for(lambda: shown() == ("7200000", 3), 15, "broker 2 shows the dynamic default")
+        wait_for(lambda: shown(2) == ("7200000", 3), 15, "broker 2 shows the dynamic default")
+        # Broker 2's own value, set through broker 1: broker 2 takes it, broker 1 keeps the default.
+        with Client(f"127.0.0.1:{sasl[1]}", sasl=("PLAIN", "broker", "b-pw")) as cl:
+            reply = cl.any.request(44, {"resources": [{"resource_type": 4, "resource_name": "2", "configs": [
+                {"name": "log.retention.ms", "config_operation": 0, "value": "3600000"}]}], "validate_only": False})
+            assert reply["responses"][0]["error_code"] == 0
+        wait_for(lambda: shown(2) == ("3600000", 2), 15, "broker 2 shows its own value")
+        assert shown(1) == ("7200000", 3)
     finally:
         c.close()
 

@@ -619,8 +619,9 @@ def test_no_transactions_and_no_reassignments_are_listed(live):
 def test_cluster_wide_dynamic_defaults_reach_topics_without_their_own(tmp_path):
     """kafka-configs --entity-type brokers --entity-default: log.retention.ms set at run time applies to open
     logs of topics that do not override it, shows as DYNAMIC_DEFAULT_BROKER_CONFIG, survives a restart and
-    goes back to the static value when deleted; other broker keys stay static. (confluent-kafka cannot name
-    the default, an empty broker name, so those requests go through the project's client.)"""
+    goes back to the static value when deleted; --entity-name 0 layers the broker's own value over it
+    (DYNAMIC_BROKER_CONFIG); other broker keys stay static. (confluent-kafka cannot name the default, an
+    empty broker name, so those requests go through the project's client.)"""
     from tools.client import Client
 
     data = str(tmp_path / "data")
@@ -636,10 +637,10 @@ def test_cluster_wide_dynamic_defaults_reach_topics_without_their_own(tmp_path):
         r = reply["responses"][0]
         return r["error_code"], r["error_message"]
 
-    def broker_default(b, key):
+    def broker_default(b, key, name=""):
         with Client(b.bootstrap) as c:
             reply = c.any.request(DESCRIBE_CONFIGS, {"resources": [
-                {"resource_type": BROKER, "resource_name": "", "configuration_keys": [key]}]})
+                {"resource_type": BROKER, "resource_name": name, "configuration_keys": [key]}]})
         entry = reply["results"][0]["configs"][0]
         return entry["value"], entry["config_source"], entry["read_only"]
 
@@ -668,11 +669,20 @@ def test_cluster_wide_dynamic_defaults_reach_topics_without_their_own(tmp_path):
         assert low(b, own) == 0
         code, message = alter(b, "", "num.io.threads", "4")
         assert code == 42 and "dynamically" in message  # INVALID_REQUEST
-        code, message = alter(b, "0", "log.retention.ms", "5")
-        assert code == 42 and "Per-broker" in message
+        code, message = alter(b, "7", "log.retention.ms", "5")
+        assert code == 42 and "Unexpected broker id" in message
         assert alter(b, "", "log.segment.bytes", "10")[0] == 40  # INVALID_CONFIG: under the minimum
     with BrokerProcess(data_dir=data, io_threads=2, settings=settings) as b:
         assert broker_default(b, "log.retention.ms") == ("1000", dynamic, False)
+        own_broker = ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        assert alter(b, "0", "log.retention.ms", "7200000") == (0, None)  # this broker's own, over the default
+        assert broker_default(b, "log.retention.ms", "0") == ("7200000", own_broker, False)
+        assert broker_default(b, "log.retention.ms") == ("1000", dynamic, False)
+        topic = configs_of(b, ConfigResource.Type.TOPIC, inherits)
+        assert (topic["retention.ms"].value, topic["retention.ms"].source) == ("7200000", own_broker)
         assert alter(b, "", "log.retention.ms", None, DELETE) == (0, None)
         assert broker_default(b, "log.retention.ms")[1] != dynamic
-        assert configs_of(b, ConfigResource.Type.TOPIC, inherits)["retention.ms"].source != dynamic
+        assert configs_of(b, ConfigResource.Type.TOPIC, inherits)["retention.ms"].source == own_broker
+        assert alter(b, "0", "log.retention.ms", None, DELETE) == (0, None)
+        assert configs_of(b, ConfigResource.Type.TOPIC, inherits)["retention.ms"].source not in (dynamic,
+                                                                                              own_broker)

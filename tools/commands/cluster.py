@@ -116,40 +116,52 @@ def elect_leaders(client, fmt, topic, partitions, unclean):
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, BROKER_RESOURCE = 32, 44, 4
 
 
+_BROKER_HELP = "One broker's own dynamic configs (kafka-configs --entity-name) instead of the cluster-wide defaults."
+
+
 @cluster.command("config", epilog=EXIT_CODES_HELP)
-@click.option("--all", "show_all", is_flag=True, help="Every broker key, not only the dynamic defaults.")
+@click.option("--all", "show_all", is_flag=True, help="Every broker key, not only the dynamic ones.")
+@click.option("--broker", type=int, default=None, help=_BROKER_HELP)
 @client_command
-def config(client, fmt, show_all):
-    """The cluster-wide broker configs: the dynamic defaults set with `cluster alter-config` (source
-    dynamic-default), and with --all every other key with where its value comes from."""
-    reply = client.any.request(DESCRIBE_CONFIGS, {"resources": [
-        {"resource_type": BROKER_RESOURCE, "resource_name": "", "configuration_keys": None}]})
+def config(client, fmt, show_all, broker):
+    """The dynamic broker configs set with `cluster alter-config`: the cluster-wide defaults (source
+    dynamic-default) or, with --broker, that broker's own over them (dynamic-broker); with --all every other
+    key with where its value comes from."""
+    conn = client.any if broker is None else client.broker(broker)
+    reply = conn.request(DESCRIBE_CONFIGS, {"resources": [
+        {"resource_type": BROKER_RESOURCE, "resource_name": "" if broker is None else str(broker),
+         "configuration_keys": None}]})
     res = reply["results"][0]
     check(res["error_code"], res.get("error_message"), "describing the broker configs")
     rows = [{"name": c["name"], "value": c["value"], "source": CONFIG_SOURCES.get(c["config_source"], "?"),
              "dynamic": not c["read_only"]} for c in res["configs"]
-            if show_all or CONFIG_SOURCES.get(c["config_source"]) == "dynamic-default"]
+            if show_all or CONFIG_SOURCES.get(c["config_source"]) in ("dynamic-default", "dynamic-broker")]
     emit(fmt, rows, table(["NAME", "VALUE", "SOURCE"], [[r["name"], r["value"], r["source"]] for r in rows])
-         if rows else "no dynamic defaults set")
+         if rows else "no dynamic configs set")
 
 
 @cluster.command("alter-config", epilog=EXIT_CODES_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a dynamic default (repeatable).")
 @click.option("--delete", "deletes", multiple=True, metavar="KEY",
-              help="Remove a dynamic default so the broker's own value applies again (repeatable).")
+              help="Remove a dynamic value so the one under it applies again (repeatable).")
+@click.option("--broker", type=int, default=None, help=_BROKER_HELP)
 @client_command
-def alter_config(client, fmt, sets, deletes):
+def alter_config(client, fmt, sets, deletes, broker):
     """Change cluster-wide defaults of the log settings topics inherit, on every broker at once (what
     `kafka-configs --entity-type brokers --entity-default --alter` does): log.retention.ms,
     log.retention.bytes, log.segment.bytes, log.roll.ms, log.flush.interval.messages, log.flush.interval.ms,
     log.index.interval.bytes, log.index.size.max.bytes, log.message.timestamp.type, log.preallocate.
-    Topics with their own value keep it."""
+    Topics with their own value keep it. With --broker, only that broker takes the values, over the
+    cluster-wide ones."""
     ops = [{"name": k, "config_operation": 0, "value": v} for k, v in parse_pairs(sets, "--set")]
     ops += [{"name": k, "config_operation": 1, "value": None} for k in deletes]
     if not ops:
         raise click.UsageError("nothing to change: give --set KEY=VALUE or --delete KEY")
     reply = client.any.request(INCREMENTAL_ALTER_CONFIGS, {"resources": [
-        {"resource_type": BROKER_RESOURCE, "resource_name": "", "configs": ops}], "validate_only": False})
+        {"resource_type": BROKER_RESOURCE, "resource_name": "" if broker is None else str(broker), "configs": ops}],
+        "validate_only": False})
+    what = "the cluster-wide broker defaults" if broker is None else f"broker {broker}'s configs"
     for r in reply["responses"]:
-        check(r["error_code"], r.get("error_message"), "altering the cluster-wide broker defaults")
-    emit(fmt, {"set": dict(parse_pairs(sets, "--set")), "deleted": list(deletes)}, "cluster defaults altered")
+        check(r["error_code"], r.get("error_message"), f"altering {what}")
+    emit(fmt, {"broker": broker, "set": dict(parse_pairs(sets, "--set")), "deleted": list(deletes)},
+         f"{what} altered")
