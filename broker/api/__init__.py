@@ -10,12 +10,12 @@ import time
 from typing import Callable
 
 from broker.config import SASL_LISTENERS
-from broker.security.sasl import SASL_HANDSHAKE
 from broker.logfmt import Log
 from broker.metrics import PROC
-from broker.shm import layout as _ml
 from broker.security import acl as acl_names
 from broker.security.acl import ANONYMOUS
+from broker.security.sasl import SASL_HANDSHAKE
+from broker.shm import layout as _ml
 from netio.codec import (ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response,
                          encode_request)
 from netio.codec.fetch import decode_fetch_request
