@@ -150,7 +150,7 @@ def handle_fetch(dispatcher, conn, header, body, slot) -> None:
             if not may(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
                 req.denied = {t for t, *_ in req.partitions}
         else:
-            req.denied = {t for t, *_ in req.partitions if not may(READ, TOPIC, t)}
+            req.denied = {t for t in {t for t, *_ in req.partitions} if not may(READ, TOPIC, t)}
     if body.replica_id >= 0 and not req.denied and not _from_live_broker(ctx, req):
         req.replica_id = -2  # answered NOT_LEADER_OR_FOLLOWER per partition (no replica has that id)
     topics, total, errors = read_partitions(ctx, req)

@@ -153,7 +153,7 @@ def render(sup) -> str:
          "SASL logins refused: wrong password, unknown user or a malformed exchange.", L.MS_SASL_FAILURES,
          "network"),
         ("hpbroker_authorization_denials_total", "counter",
-         "Authorization checks the ACLs refused, one per resource a request was refused.", L.MS_AUTHZ_DENIALS,
+         "Authorization checks the ACLs refused (a Produce counts each refused partition).", L.MS_AUTHZ_DENIALS,
          "network"),
         ("hpbroker_paused_reads_total", "counter",
          "Times a connection stopped being read because it owed too much.", L.MS_PAUSED_READS, "network"),

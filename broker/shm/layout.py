@@ -246,7 +246,7 @@ MS_CONN_HANDED_OFF = 13  # accepted connections passed to a less loaded network 
 MS_GROUPED_APPENDS = 14  # appends an owner wrote together with others queued for the same partition
 MS_SASL_LOGINS = 15  # clients a SASL listener let in
 MS_SASL_FAILURES = 16  # SASL logins refused (wrong password, unknown user, malformed exchange)
-MS_AUTHZ_DENIALS = 17  # authorization checks the ACLs refused (one per resource a request was refused)
+MS_AUTHZ_DENIALS = 17  # authorization checks the ACLs refused (a Produce counts each refused partition)
 
 
 def metrics_block_words(slots: int) -> int:
