@@ -60,6 +60,11 @@ DYNAMIC_LOG_KEYS = ("log.retention.ms", "log.retention.bytes", "log.segment.byte
                     "log.index.size.max.bytes", "log.message.timestamp.type", "log.preallocate")
 
 
+def sasl_passwords(entries: Iterable[str] | None) -> dict[str, str]:
+    """`sasl.users` (user:password entries) as {user: password}; a password may itself hold colons."""
+    return {user: password for user, _, password in (e.partition(":") for e in entries or ())}
+
+
 def dynamic_log_defaults(scopes: Mapping[str, Mapping[str, Any]], broker_id: int) -> dict[str, Any]:
     """The dynamic log defaults in force on one broker: the cluster-wide ones (scope "") overridden by the
     broker's own (scope str(broker id)), as Kafka layers them."""
@@ -503,7 +508,7 @@ def _check_relations(values: dict[str, Any]) -> None:
         raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners")
     user = values["inter.broker.sasl.user"]
     if (inter or listeners[0].name) in SASL_LISTENERS and (user or values["etcd.connect"]):
-        if not user or not any(e.partition(":")[0] == user for e in values["sasl.users"] or ()):
+        if user not in sasl_passwords(values["sasl.users"]):
             raise ConfigError("inter.broker.sasl.user: a SASL inter-broker listener needs a user of sasl.users "
                               "for brokers to log in as")
 

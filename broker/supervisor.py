@@ -258,7 +258,7 @@ class Supervisor:
         from broker.metrics.groups import GroupOffsets
         from broker.security.interbroker import InterBroker
 
-        self.group_offsets = GroupOffsets(self._local_address, inter=InterBroker(self.config)).rows
+        self.group_offsets = GroupOffsets(self._local_address, InterBroker(self.config)).rows
         try:
             self.metrics_server = MetricsServer(where[0], where[1], lambda: render(self))
         except OSError as e:

@@ -20,7 +20,7 @@ CACHE_S = 5.0
 
 
 class GroupOffsets:
-    def __init__(self, address, timeout: float = 2.0, inter=None):
+    def __init__(self, address, inter, timeout: float = 2.0):
         self._address = address  # () -> (host, port) of a listener, read when first needed
         self._inter = inter  # broker.security.interbroker.InterBroker: TLS and login for that listener
         self._timeout = timeout
@@ -42,12 +42,9 @@ class GroupOffsets:
             return list(self._rows)
 
     def _fetch(self) -> list[tuple[str, str, int, int]]:
-        from tools.client import Connection
-
         if self._conn is None:
             host, port = self._address()
-            self._conn = self._inter.connect(host, port, self._timeout) if self._inter is not None else \
-                Connection(host, port, timeout=self._timeout)
+            self._conn = self._inter.connect(host, port, self._timeout)
         reply = self._conn.request(LIST_GROUPS, {})
         rows = []
         for g in reply.get("groups") or ():

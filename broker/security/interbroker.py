@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 
-from broker.config import SASL_LISTENERS, TLS_LISTENERS
+from broker.config import SASL_LISTENERS, TLS_LISTENERS, sasl_passwords
 
 
 class InterBroker:
@@ -21,8 +21,7 @@ class InterBroker:
         self.sasl = None
         user = cfg["inter.broker.sasl.user"]
         if self.listener in SASL_LISTENERS and user:  # a single node may go without (no lag metrics then)
-            password = next(e.partition(":")[2] for e in cfg["sasl.users"] if e.partition(":")[0] == user)
-            self.sasl = (cfg["sasl.mechanism.inter.broker.protocol"], user, password)
+            self.sasl = (cfg["sasl.mechanism.inter.broker.protocol"], user, sasl_passwords(cfg["sasl.users"])[user])
 
     def connect(self, host: str, port: int, timeout: float):
         """A `tools.client.Connection` to a broker's inter-broker listener, TLS and login done. Raises

@@ -87,7 +87,9 @@ class Credentials:
 
     @classmethod
     def from_config(cls, entries) -> "Credentials":
-        return cls(dict(e.split(":", 1) for e in entries or ()))
+        from broker.config import sasl_passwords
+
+        return cls(sasl_passwords(entries))
 
     def check_password(self, user: str, password: str) -> bool:
         known = self.users.get(user)
