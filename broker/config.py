@@ -9,6 +9,7 @@ effective value remembers which layer it came from, for ``hpbroker config show``
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -24,11 +25,11 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Key:
     name: str
-    type: str  # int | long | bool | string | list | listeners | hostport
+    type: str  # int | long | double | bool | string | list | listeners | hostport
     default: Any
     doc: str
-    min: int | None = None
-    max: int | None = None
+    min: float | None = None
+    max: float | None = None
     choices: tuple[str, ...] | None = None
     nullable: bool = False
     sensitive: bool = False  # a secret: never shown (DescribeConfigs, `hpbroker config`, logs)
@@ -57,7 +58,9 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # resource with an empty name): the log settings topics inherit. Open logs take them at once.
 DYNAMIC_LOG_KEYS = ("log.retention.ms", "log.retention.bytes", "log.segment.bytes", "log.roll.ms",
                     "log.flush.interval.messages", "log.flush.interval.ms", "log.index.interval.bytes",
-                    "log.index.size.max.bytes", "log.message.timestamp.type", "log.preallocate")
+                    "log.index.size.max.bytes", "log.message.timestamp.type", "log.preallocate",
+                    "log.cleanup.policy", "log.cleaner.min.cleanable.ratio", "log.cleaner.delete.retention.ms",
+                    "log.cleaner.min.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms")
 
 
 def sasl_passwords(entries: Iterable[str] | None) -> dict[str, str]:
@@ -124,6 +127,23 @@ KEYS: tuple[Key, ...] = (
     Key("log.index.size.max.bytes", "int", 10485760, "Preallocated size of each index file.", min=4),
     Key("log.message.timestamp.type", "string", "CreateTime", "Timestamp kept in appended batches.",
         choices=("CreateTime", "LogAppendTime")),
+    Key("log.cleanup.policy", "list", "delete",
+        "What happens to old segments: delete (retention), compact (keep each key's latest record) or both."),
+    Key("log.cleaner.enable", "bool", True, "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    Key("log.cleaner.threads", "int", 1, "Cleaner threads (accepted for Kafka compatibility).", min=1),
+    Key("log.cleaner.backoff.ms", "long", 15000, "Pause of the cleaner when no log needs cleaning.", min=0),
+    Key("log.cleaner.dedupe.buffer.size", "long", 134217728,
+        "Memory the cleaner uses to map keys to their latest offsets, across all cleaner threads.", min=1 << 20),
+    Key("log.cleaner.min.cleanable.ratio", "double", 0.5,
+        "Share of a log's bytes that must be uncleaned before it is compacted (topic: min.cleanable.dirty.ratio).",
+        min=0, max=1),
+    Key("log.cleaner.delete.retention.ms", "long", 86400000,
+        "How long a compacted log keeps tombstones (topic: delete.retention.ms).", min=0),
+    Key("log.cleaner.min.compaction.lag.ms", "long", 0,
+        "Records younger than this are never compacted (topic: min.compaction.lag.ms).", min=0),
+    Key("log.cleaner.max.compaction.lag.ms", "long", INT64_MAX,
+        "Records older than this make their log eligible for compaction whatever its dirty ratio "
+        "(topic: max.compaction.lag.ms).", min=1),
     Key("offsets.topic.num.partitions", "int", 50, "Partitions of __consumer_offsets.", min=1),
     Key("offsets.topic.replication.factor", "int", 3,
         "Replicas of __consumer_offsets in a cluster (it is created once this many brokers are up).",
@@ -220,6 +240,16 @@ def _parse_int(key: Key, raw: str) -> int:
     return value
 
 
+def _parse_double(key: Key, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{key.name}: expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{key.name}: expected a finite number, got {raw!r}")
+    return value
+
+
 def _parse_bool(key: Key, raw: str) -> bool:
     s = raw.strip().lower()
     if s in ("true", "1", "yes"):
@@ -295,6 +325,13 @@ def parse_value(key: Key, raw: str) -> Any:
         limit = INT32_MAX if t == "int" else INT64_MAX
         lo = key.min if key.min is not None else -limit - 1
         hi = key.max if key.max is not None else limit
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key.name}: {value} is out of range [{lo}, {hi}]")
+        return value
+    if t == "double":
+        value = _parse_double(key, raw)
+        lo = key.min if key.min is not None else -math.inf
+        hi = key.max if key.max is not None else math.inf
         if not lo <= value <= hi:
             raise ConfigError(f"{key.name}: {value} is out of range [{lo}, {hi}]")
         return value
@@ -413,6 +450,11 @@ class BrokerConfig:
             "log.message.timestamp.type": v["log.message.timestamp.type"],
             "min.insync.replicas": v["min.insync.replicas"],
             "log.retention.check.interval.ms": v["log.retention.check.interval.ms"],
+            "log.cleanup.policy": ",".join(v["log.cleanup.policy"]),
+            "log.cleaner.min.cleanable.ratio": v["log.cleaner.min.cleanable.ratio"],
+            "log.cleaner.delete.retention.ms": v["log.cleaner.delete.retention.ms"],
+            "log.cleaner.min.compaction.lag.ms": v["log.cleaner.min.compaction.lag.ms"],
+            "log.cleaner.max.compaction.lag.ms": v["log.cleaner.max.compaction.lag.ms"],
             **(dynamic or {}),
         }
 
@@ -491,7 +533,14 @@ def _check_relations(values: dict[str, Any]) -> None:
             user, colon, password = entry.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("sasl.users: expected user:password pairs separated by commas")
+    from broker.log.config import _cleanup_policy
+    from broker.log.errors import InvalidConfig
     from broker.security.principal import PrincipalMapper
+
+    try:
+        _cleanup_policy("log.cleanup.policy", values["log.cleanup.policy"])
+    except InvalidConfig as e:
+        raise ConfigError(str(e)) from None
 
     try:
         PrincipalMapper(values["ssl.principal.mapping.rules"])

@@ -40,8 +40,9 @@ def _result(rtype: int, rname: str, code: int = 0, message: str | None = None) -
     return {"error_code": int(code), "error_message": message, "resource_type": rtype, "resource_name": rname}
 
 
-def apply_ops(current: dict, ops: list) -> dict:
-    """The overrides that IncrementalAlterConfigs ops produce; APPEND/SUBTRACT edit list-typed keys."""
+def apply_ops(current: dict, ops: list, inherited: dict | None = None) -> dict:
+    """The overrides that IncrementalAlterConfigs ops produce; APPEND/SUBTRACT edit list-typed keys, starting
+    from the value the topic inherits (`inherited`, by topic key) when it has no override of its own."""
     new = dict(current)
     for key, op, value in ops:
         if op == SET:
@@ -49,8 +50,9 @@ def apply_ops(current: dict, ops: list) -> dict:
         elif op == DELETE:
             new.pop(key, None)
         elif op in (APPEND, SUBTRACT) and key in LIST_CONFIGS:
-            items = [v for v in str(new.get(key, "delete")).split(",") if v]
-            for v in (value or "").split(","):
+            base = new[key] if key in new else (inherited or {}).get(key, "delete")
+            items = [v.strip() for v in str(base).split(",") if v.strip()]
+            for v in (v.strip() for v in (value or "").split(",")):
                 if op == APPEND and v and v not in items:
                     items.append(v)
                 elif op == SUBTRACT and v in items:
@@ -61,11 +63,13 @@ def apply_ops(current: dict, ops: list) -> dict:
     return new
 
 
+def _broker_log_values(ctx) -> dict:
+    return ctx.config.log_defaults(dynamic_log_defaults(ctx.metadata.current().broker_configs, ctx.broker_id))
+
+
 def _validate(ctx, overrides: dict) -> tuple[int, str | None]:
     try:
-        effective_log_config({k: v for k, v in overrides.items() if v is not None},
-                             ctx.config.log_defaults(dynamic_log_defaults(ctx.metadata.current().broker_configs,
-                                                                          ctx.broker_id)))
+        effective_log_config({k: v for k, v in overrides.items() if v is not None}, _broker_log_values(ctx))
     except Exception as e:
         return int(getattr(e, "error_code", ErrorCode.INVALID_CONFIG)), str(e)
     return 0, None
@@ -109,8 +113,9 @@ def _alter(dispatcher, conn, header, body: dict, slot, incremental: bool) -> Non
                 continue
             if incremental:
                 ops = [[c["name"], c["config_operation"], c["value"]] for c in r["configs"]]
+                inherited = {"cleanup.policy": effective_log_config({}, _broker_log_values(ctx)).cleanup_policy}
                 try:
-                    new = apply_ops(topic.configs, ops)
+                    new = apply_ops(topic.configs, ops, inherited)
                 except ValueError as e:
                     results.append(_result(rtype, rname, ErrorCode.INVALID_CONFIG, str(e)))
                     continue

@@ -18,11 +18,11 @@ STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 
 # Kafka's ConfigType values
-_TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "list": 7, "listeners": 7, "hostport": 2}
+_TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7, "listeners": 7, "hostport": 2}
 
-TOPIC_DEFAULTS = {"cleanup.policy": "delete", "compression.type": "producer"}
+TOPIC_DEFAULTS = {"compression.type": "producer"}  # topic keys without a broker key under them
 TOPIC_TYPES = {"message.timestamp.type": 2, "cleanup.policy": 7, "compression.type": 2, "preallocate": 1,
-               "index.interval.bytes": 3, "segment.index.bytes": 3}
+               "index.interval.bytes": 3, "segment.index.bytes": 3, "min.cleanable.dirty.ratio": 6}
 
 
 def _text(value) -> str | None:
@@ -30,6 +30,8 @@ def _text(value) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)):  # a list key's dynamic value, as parsed or read back from JSON
+        return ",".join(str(v) for v in value)
     return str(value)
 
 

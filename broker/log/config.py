@@ -7,6 +7,7 @@ validated here too, with the rules and error codes Kafka uses.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -18,6 +19,7 @@ INT64_MAX = 2**63 - 1
 MAX_TOPIC_NAME = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+CLEANUP_POLICIES = ("compact", "delete")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,20 @@ class LogConfig:
     message_timestamp_type: str = "CreateTime"
     file_delete_delay_ms: int = 60000
     preallocate: bool = False  # reserve the whole segment at creation (else in growth steps); Kafka's default
+    cleanup_policy: str = "delete"  # "delete", "compact" or "compact,delete"
+    min_cleanable_dirty_ratio: float = 0.5
+    delete_retention_ms: int = 86_400_000  # how long a compacted log keeps tombstones
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = INT64_MAX
 
     def __post_init__(self):
+        # Normalized here too, so code that builds a LogConfig directly can use either order.
+        object.__setattr__(self, "cleanup_policy", _cleanup_policy("cleanup.policy", self.cleanup_policy))
+        if not 0 <= self.min_cleanable_dirty_ratio <= 1:
+            raise InvalidConfig(f"min.cleanable.dirty.ratio {self.min_cleanable_dirty_ratio} outside [0, 1]")
+        if self.delete_retention_ms < 0 or self.min_compaction_lag_ms < 0 or self.max_compaction_lag_ms < 1:
+            raise InvalidConfig("delete.retention.ms and min.compaction.lag.ms must be >= 0, "
+                                "max.compaction.lag.ms >= 1")
         if self.segment_bytes < 14:
             raise InvalidConfig(f"segment.bytes {self.segment_bytes} < 14")
         if self.segment_index_bytes < 12:
@@ -48,6 +62,14 @@ class LogConfig:
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy.split(",")
+
+    @property
+    def delete(self) -> bool:
+        return "delete" in self.cleanup_policy.split(",")
 
     @property
     def max_index_entries(self) -> int:
@@ -79,6 +101,18 @@ def _long(lo: int, hi: int = INT64_MAX):
     return parse
 
 
+def _double(lo: float, hi: float):
+    def parse(key: str, value: Any) -> float:
+        try:
+            x = float(str(value).strip())
+        except ValueError:
+            raise InvalidConfig(f"{key}={value!r} is not a number") from None
+        if not (math.isfinite(x) and lo <= x <= hi):
+            raise InvalidConfig(f"{key}={x} outside [{lo}, {hi}]")
+        return x
+    return parse
+
+
 def _timestamp_type(key: str, value: Any) -> str:
     if value not in TIMESTAMP_TYPES:
         raise InvalidConfig(f"{key}={value!r} must be one of {', '.join(TIMESTAMP_TYPES)}")
@@ -86,12 +120,17 @@ def _timestamp_type(key: str, value: Any) -> str:
 
 
 def _cleanup_policy(key: str, value: Any) -> str:
-    policies = [p.strip() for p in str(value).split(",") if p.strip()]
-    if policies != ["delete"]:
-        if "compact" in policies:
-            raise InvalidConfig(f"{key}={value!r}: log compaction is not supported; use cleanup.policy=delete")
-        raise InvalidConfig(f"{key}={value!r}: only 'delete' is supported")
-    return "delete"
+    """Kafka's list forms ("compact,delete", a broker key's parsed tuple) as one normalized string: "delete",
+    "compact" or "compact,delete", so the same policy always compares and shows the same."""
+    text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    policies = [p.strip() for p in text.split(",") if p.strip()]  # blank items dropped, as broker list keys do
+    bad = [p for p in policies if p not in CLEANUP_POLICIES]
+    if bad or not policies:
+        raise InvalidConfig(f"{key}={text!r}: expected delete, compact or both (comma-separated), "
+                            f"got {', '.join(repr(p) for p in bad) or 'nothing'}")
+    if len(set(policies)) != len(policies):
+        raise InvalidConfig(f"{key}={text!r}: a policy is named twice")
+    return ",".join(p for p in CLEANUP_POLICIES if p in policies)
 
 
 def _compression_type(key: str, value: Any) -> str:
@@ -117,7 +156,11 @@ TOPIC_CONFIGS = {
     "max.message.bytes": (_long(0, INT32_MAX), "message.max.bytes"),
     "message.timestamp.type": (_timestamp_type, "log.message.timestamp.type"),
     "min.insync.replicas": (_long(1, INT32_MAX), "min.insync.replicas"),
-    "cleanup.policy": (_cleanup_policy, None),
+    "cleanup.policy": (_cleanup_policy, "log.cleanup.policy"),
+    "min.cleanable.dirty.ratio": (_double(0, 1), "log.cleaner.min.cleanable.ratio"),
+    "delete.retention.ms": (_long(0), "log.cleaner.delete.retention.ms"),
+    "min.compaction.lag.ms": (_long(0), "log.cleaner.min.compaction.lag.ms"),
+    "max.compaction.lag.ms": (_long(1), "log.cleaner.max.compaction.lag.ms"),
     "flush.messages": (_long(1), "log.flush.interval.messages"),
     "flush.ms": (_long(0), "log.flush.interval.ms"),
     "compression.type": (_compression_type, None),
@@ -164,6 +207,7 @@ def effective_log_config(topic_configs: Mapping[str, Any] | None, broker_values:
     retention_ms = _first(b, ("log.retention.ms", 1), ("log.retention.minutes", 60000), ("log.retention.hours", hour))
     flush_ms = b.get("log.flush.interval.ms")
     flush_msgs = b.get("log.flush.interval.messages")
+    policy = b.get("log.cleanup.policy")
     return LogConfig(
         segment_bytes=int(pick("segment.bytes", b.get("log.segment.bytes"), d.segment_bytes)),
         segment_ms=int(pick("segment.ms", segment_ms, d.segment_ms)),
@@ -180,5 +224,15 @@ def effective_log_config(topic_configs: Mapping[str, Any] | None, broker_values:
                                     d.message_timestamp_type),
         file_delete_delay_ms=int(b.get("log.segment.delete.delay.ms", d.file_delete_delay_ms)),
         preallocate=bool(pick("preallocate", b.get("log.preallocate"), d.preallocate)),  # parsed on both sides
+        cleanup_policy=pick("cleanup.policy", None if policy is None else _cleanup_policy("log.cleanup.policy", policy),
+                            d.cleanup_policy),
+        min_cleanable_dirty_ratio=float(pick("min.cleanable.dirty.ratio", b.get("log.cleaner.min.cleanable.ratio"),
+                                             d.min_cleanable_dirty_ratio)),
+        delete_retention_ms=int(pick("delete.retention.ms", b.get("log.cleaner.delete.retention.ms"),
+                                     d.delete_retention_ms)),
+        min_compaction_lag_ms=int(pick("min.compaction.lag.ms", b.get("log.cleaner.min.compaction.lag.ms"),
+                                       d.min_compaction_lag_ms)),
+        max_compaction_lag_ms=int(pick("max.compaction.lag.ms", b.get("log.cleaner.max.compaction.lag.ms"),
+                                       d.max_compaction_lag_ms)),
     )
 

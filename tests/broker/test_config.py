@@ -1,9 +1,14 @@
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
 
-from broker.config import ConfigError, hostport, load_config, parse_listeners
+from broker.api.admin import APPEND, SUBTRACT, apply_ops
+from broker.api.configs import (DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, broker_configs,
+                                topic_configs)
+from broker.config import DYNAMIC_LOG_KEYS, ConfigError, hostport, load_config, parse_listeners
+from broker.log.config import effective_log_config, validate_topic_configs
 from tools.cli import main
 
 
@@ -121,3 +126,102 @@ def test_sasl_users_are_never_shown(tmp_path):
     assert cfg["sasl.users"] == ("alice:s3cret",) and cfg.display_value("sasl.users") == "[hidden]"
     out = CliRunner().invoke(main, ["config", "show", "--set", "sasl.users=alice:s3cret"]).output
     assert "sasl.users" in out and "s3cret" not in out
+
+
+def test_cleaner_keys_have_kafkas_defaults_and_reach_the_log_defaults():
+    cfg = load_config()
+    assert cfg["log.cleanup.policy"] == ("delete",) and cfg["log.cleaner.enable"] is True
+    assert (cfg["log.cleaner.threads"], cfg["log.cleaner.backoff.ms"], cfg["log.cleaner.dedupe.buffer.size"]) == \
+        (1, 15000, 134217728)
+    assert cfg["log.cleaner.min.cleanable.ratio"] == 0.5
+    assert cfg.display_value("log.cleaner.min.cleanable.ratio") == "0.5"
+    defaults = cfg.log_defaults()
+    assert defaults["log.cleanup.policy"] == "delete" and defaults["log.cleaner.delete.retention.ms"] == 86400000
+    assert defaults["log.cleaner.min.compaction.lag.ms"] == 0
+    assert defaults["log.cleaner.max.compaction.lag.ms"] == 2**63 - 1
+    for key in ("log.cleanup.policy", "log.cleaner.min.cleanable.ratio", "log.cleaner.delete.retention.ms",
+                "log.cleaner.min.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"):
+        assert key in DYNAMIC_LOG_KEYS
+    dynamic = cfg.log_defaults({"log.cleanup.policy": ["compact"], "log.cleaner.min.cleanable.ratio": 0.1})
+    log = effective_log_config({}, dynamic)
+    assert (log.cleanup_policy, log.min_cleanable_dirty_ratio) == ("compact", 0.1)
+
+
+def test_cleaner_keys_from_the_file_and_flags():
+    cfg = load_config(overrides=["log.cleanup.policy=delete, compact", "log.cleaner.min.cleanable.ratio=0.25",
+                                 "log.cleaner.enable=false"])
+    assert cfg["log.cleanup.policy"] == ("delete", "compact") and cfg["log.cleaner.enable"] is False
+    assert effective_log_config({}, cfg.log_defaults()).cleanup_policy == "compact,delete"
+    assert cfg["log.cleaner.min.cleanable.ratio"] == 0.25
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("log.cleanup.policy=compress", "log.cleanup.policy='compress'"),
+    ("log.cleanup.policy=delete,delete", "named twice"),
+    ("log.cleanup.policy=", "expected a comma-separated list"),
+    ("log.cleaner.min.cleanable.ratio=1.01", "out of range [0, 1]"),
+    ("log.cleaner.min.cleanable.ratio=-0.5", "out of range [0, 1]"),
+    ("log.cleaner.min.cleanable.ratio=inf", "expected a finite number"),
+    ("log.cleaner.min.cleanable.ratio=half", "expected a number"),
+    ("log.cleaner.max.compaction.lag.ms=0", "out of range"),
+    ("log.cleaner.threads=0", "out of range"),
+    ("log.cleaner.dedupe.buffer.size=1024", "out of range"),
+])
+def test_bad_cleaner_settings_stop_the_start(setting, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(overrides=[setting])
+
+
+def _described(cfg, overrides, scopes=None):
+    return {c["name"]: c for c in topic_configs(cfg, overrides, None, 3, synonyms=True, scopes=scopes)}
+
+
+def test_describe_configs_shows_the_compaction_keys_with_kafkas_types():
+    cfg = load_config()
+    topic = _described(cfg, {})
+    policy, ratio = topic["cleanup.policy"], topic["min.cleanable.dirty.ratio"]
+    assert (policy["value"], policy["config_type"], policy["config_source"]) == ("delete", 7, DEFAULT_CONFIG)
+    assert [s["name"] for s in policy["synonyms"]] == ["log.cleanup.policy"]
+    assert (ratio["value"], ratio["config_type"], ratio["is_default"]) == ("0.5", 6, True)
+    for key in ("delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms"):
+        assert topic[key]["config_type"] == 5
+    assert topic["max.compaction.lag.ms"]["value"] == str(2**63 - 1)
+
+    topic = _described(cfg, {"cleanup.policy": "compact,delete", "min.cleanable.dirty.ratio": 0.1})
+    assert (topic["cleanup.policy"]["value"], topic["cleanup.policy"]["config_source"]) == \
+        ("compact,delete", DYNAMIC_TOPIC_CONFIG)
+    assert [s["name"] for s in topic["cleanup.policy"]["synonyms"]] == ["cleanup.policy", "log.cleanup.policy"]
+    assert topic["min.cleanable.dirty.ratio"]["value"] == "0.1"
+
+    static = load_config(overrides=["log.cleanup.policy=compact"])
+    assert _described(static, {})["cleanup.policy"]["value"] == "compact"
+    assert _described(static, {})["cleanup.policy"]["config_source"] == STATIC_BROKER_CONFIG
+    dynamic = {"": {"log.cleanup.policy": ["compact", "delete"], "log.cleaner.min.cleanable.ratio": 0.2}}
+    topic = _described(cfg, {}, dynamic)
+    assert (topic["cleanup.policy"]["value"], topic["min.cleanable.dirty.ratio"]["value"]) == ("compact,delete", "0.2")
+
+
+def test_describe_configs_shows_the_broker_cleaner_keys():
+    cfg = load_config()
+    broker = {c["name"]: c for c in broker_configs(cfg, None, 3)}
+    assert (broker["log.cleanup.policy"]["value"], broker["log.cleanup.policy"]["config_type"]) == ("delete", 7)
+    assert (broker["log.cleaner.min.cleanable.ratio"]["value"],
+            broker["log.cleaner.min.cleanable.ratio"]["config_type"]) == ("0.5", 6)
+    assert (broker["log.cleaner.enable"]["value"], broker["log.cleaner.enable"]["config_type"]) == ("true", 1)
+    assert broker["log.cleaner.threads"]["config_type"] == 3 and broker["log.cleaner.threads"]["read_only"]
+    assert not broker["log.cleanup.policy"]["read_only"]
+    dynamic = broker_configs(cfg, ["log.cleanup.policy"], 3, {"": {"log.cleanup.policy": ("delete", "compact")}})
+    assert dynamic[0]["value"] == "delete,compact"
+
+
+@pytest.mark.parametrize("current, op, value, inherited, expected", [
+    ({}, APPEND, "compact", "delete", "delete,compact"),
+    ({"cleanup.policy": "delete"}, APPEND, "compact", "delete", "delete,compact"),
+    ({}, APPEND, "delete", "compact", "compact,delete"),  # from the value the topic inherits
+    ({"cleanup.policy": "compact,delete"}, SUBTRACT, "delete", "delete", "compact"),
+    ({"cleanup.policy": "compact"}, APPEND, " compact ", "delete", "compact"),
+])
+def test_append_and_subtract_edit_cleanup_policy(current, op, value, inherited, expected):
+    new = apply_ops(current, [["cleanup.policy", op, value]], {"cleanup.policy": inherited})
+    assert new == {"cleanup.policy": expected}
+    assert validate_topic_configs(new)["cleanup.policy"] in ("delete", "compact", "compact,delete")

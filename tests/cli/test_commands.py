@@ -45,8 +45,11 @@ def test_topic_lifecycle(kafka_broker):
     configs = {c["name"]: c for c in run_json(kafka_broker, "topic", "describe", name)["configs"]}
     assert configs["retention.bytes"]["value"] == "1000000" and configs["retention.bytes"]["source"] == "topic"
     assert configs["retention.ms"]["source"] == "default"
-    bad = run(kafka_broker, "topic", "alter-config", name, "--set", "cleanup.policy=compact", code=1)
-    assert "INVALID_CONFIG" in bad.stderr and "compaction" in bad.stderr
+    run(kafka_broker, "topic", "alter-config", name, "--set", "cleanup.policy=delete,compact")
+    configs = {c["name"]: c for c in run_json(kafka_broker, "topic", "describe", name)["configs"]}
+    assert configs["cleanup.policy"]["value"] == "compact,delete" and configs["cleanup.policy"]["source"] == "topic"
+    bad = run(kafka_broker, "topic", "alter-config", name, "--set", "cleanup.policy=compress", code=1)
+    assert "INVALID_CONFIG" in bad.stderr and "compress" in bad.stderr
     run(kafka_broker, "topic", "alter-config", name, code=2)
 
     run(kafka_broker, "topic", "add-partitions", name, "--total", "4")

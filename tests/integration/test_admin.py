@@ -132,10 +132,23 @@ def test_alter_configs_replaces_and_incremental_edits(live):
     assert cfg["retention.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
 
     compact = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
-    with pytest.raises(KafkaException) as e:
-        a.incremental_alter_configs([compact])[compact].result(30)
-    assert e.value.args[0].code() == 40  # INVALID_CONFIG
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("min.cleanable.dirty.ratio", "0.1", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([compact])[compact].result(30)
+    cfg = configs_of(live, ConfigResource.Type.TOPIC, name)
+    assert cfg["cleanup.policy"].value == "compact"
+    assert cfg["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert cfg["min.cleanable.dirty.ratio"].value == "0.1"
+    both = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND)])
+    a.incremental_alter_configs([both])[both].result(30)
+    assert configs_of(live, ConfigResource.Type.TOPIC, name)["cleanup.policy"].value == "compact,delete"
+    for bad in ("compress", "delete,delete"):
+        wrong = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry("cleanup.policy", bad, incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(KafkaException) as e:
+            a.incremental_alter_configs([wrong])[wrong].result(30)
+        assert e.value.args[0].code() == 40  # INVALID_CONFIG
     broker = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
         ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
     with pytest.raises(KafkaException):
@@ -672,8 +685,19 @@ def test_cluster_wide_dynamic_defaults_reach_topics_without_their_own(tmp_path):
         code, message = alter(b, "7", "log.retention.ms", "5")
         assert code == 42 and "Unexpected broker id" in message
         assert alter(b, "", "log.segment.bytes", "10")[0] == 40  # INVALID_CONFIG: under the minimum
+        assert alter(b, "", "log.cleanup.policy", "compact,compact")[0] == 40
+        assert alter(b, "", "log.cleaner.min.cleanable.ratio", "2")[0] == 40
+        assert alter(b, "", "log.cleanup.policy", "delete,compact") == (0, None)  # a list and a double
+        assert alter(b, "", "log.cleaner.min.cleanable.ratio", "0.2") == (0, None)
     with BrokerProcess(data_dir=data, io_threads=2, settings=settings) as b:
         assert broker_default(b, "log.retention.ms") == ("1000", dynamic, False)
+        assert broker_default(b, "log.cleanup.policy") == ("delete,compact", dynamic, False)
+        topic = configs_of(b, ConfigResource.Type.TOPIC, inherits)
+        assert (topic["cleanup.policy"].value, topic["cleanup.policy"].source) == ("delete,compact", dynamic)
+        assert (topic["min.cleanable.dirty.ratio"].value, topic["min.cleanable.dirty.ratio"].source) == ("0.2", dynamic)
+        assert alter(b, "", "log.cleanup.policy", None, DELETE) == (0, None)
+        assert alter(b, "", "log.cleaner.min.cleanable.ratio", None, DELETE) == (0, None)
+        assert configs_of(b, ConfigResource.Type.TOPIC, inherits)["cleanup.policy"].value == "delete"
         own_broker = ConfigSource.DYNAMIC_BROKER_CONFIG.value
         assert alter(b, "0", "log.retention.ms", "7200000") == (0, None)  # this broker's own, over the default
         assert broker_default(b, "log.retention.ms", "0") == ("7200000", own_broker, False)

@@ -35,8 +35,18 @@ def test_flush_and_timestamp_type_overrides():
 
 
 @pytest.mark.parametrize("configs, fragment", [
-    ({"cleanup.policy": "compact"}, "compaction is not supported"),
-    ({"cleanup.policy": "compact,delete"}, "compaction is not supported"),
+    ({"cleanup.policy": ""}, "expected delete, compact or both"),
+    ({"cleanup.policy": "compress"}, "got 'compress'"),
+    ({"cleanup.policy": "compact,retain"}, "got 'retain'"),
+    ({"cleanup.policy": "delete,delete"}, "named twice"),
+    ({"cleanup.policy": "[compact,delete]"}, "got '\\[compact'"),
+    ({"min.cleanable.dirty.ratio": "1.5"}, "outside"),
+    ({"min.cleanable.dirty.ratio": "-0.1"}, "outside"),
+    ({"min.cleanable.dirty.ratio": "half"}, "not a number"),
+    ({"min.cleanable.dirty.ratio": "nan"}, "outside"),
+    ({"delete.retention.ms": -1}, "outside"),
+    ({"min.compaction.lag.ms": -1}, "outside"),
+    ({"max.compaction.lag.ms": 0}, "outside"),
     ({"retention.ms": "soon"}, "not an integer"),
     ({"segment.bytes": 3}, "outside"),
     ({"message.timestamp.type": "Now"}, "must be one of"),
@@ -51,8 +61,55 @@ def test_bad_topic_configs_are_invalid_config(configs, fragment):
     assert e.value.error_code == 40
 
 
-def test_cleanup_policy_delete_is_accepted():
-    assert validate_topic_configs({"cleanup.policy": "delete"}) == {"cleanup.policy": "delete"}
+@pytest.mark.parametrize("value, normalized", [
+    ("delete", "delete"), ("compact", "compact"), ("compact,delete", "compact,delete"),
+    ("delete,compact", "compact,delete"), (" delete , compact ", "compact,delete"),
+    (["delete", "compact"], "compact,delete"),
+])
+def test_cleanup_policy_delete_compact_or_both_is_accepted(value, normalized):
+    """One spelling per policy, so an override always compares and shows the same."""
+    assert validate_topic_configs({"cleanup.policy": value}) == {"cleanup.policy": normalized}
+    c = effective_log_config({"cleanup.policy": value}, {})
+    assert (c.compact, c.delete) == ("compact" in normalized, "delete" in normalized)
+
+
+def test_compaction_keys_default_to_kafkas():
+    c = effective_log_config({}, {})
+    assert (c.cleanup_policy, c.delete, c.compact) == ("delete", True, False)
+    assert c.min_cleanable_dirty_ratio == 0.5 and c.delete_retention_ms == 86_400_000
+    assert c.min_compaction_lag_ms == 0 and c.max_compaction_lag_ms == 2**63 - 1
+
+
+def test_compaction_keys_resolve_topic_then_broker_then_default():
+    broker = {"log.cleanup.policy": ("delete", "compact"), "log.cleaner.min.cleanable.ratio": 0.25,
+              "log.cleaner.delete.retention.ms": 1000, "log.cleaner.min.compaction.lag.ms": 5,
+              "log.cleaner.max.compaction.lag.ms": 60000}
+    c = effective_log_config({}, broker)
+    assert (c.cleanup_policy, c.min_cleanable_dirty_ratio, c.delete_retention_ms, c.min_compaction_lag_ms,
+            c.max_compaction_lag_ms) == ("compact,delete", 0.25, 1000, 5, 60000)
+    topic = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.9", "delete.retention.ms": "0",
+             "min.compaction.lag.ms": "10", "max.compaction.lag.ms": "1"}
+    c = effective_log_config(topic, broker)
+    assert (c.cleanup_policy, c.min_cleanable_dirty_ratio, c.delete_retention_ms, c.min_compaction_lag_ms,
+            c.max_compaction_lag_ms) == ("compact", 0.9, 0, 10, 1)
+    assert (c.compact, c.delete) == (True, False)
+    assert effective_log_config({"min.cleanable.dirty.ratio": 1}, {}).min_cleanable_dirty_ratio == 1.0
+    assert effective_log_config({}, {"log.cleanup.policy": ["compact"]}).cleanup_policy == "compact"  # from JSON
+
+
+def test_a_bad_broker_cleanup_policy_is_invalid_config():
+    with pytest.raises(InvalidConfig, match="log.cleanup.policy='compact,compact'"):
+        effective_log_config({}, {"log.cleanup.policy": ("compact", "compact")})
+
+
+def test_log_config_normalizes_and_bounds_the_compaction_fields():
+    assert LogConfig(cleanup_policy="delete,compact").cleanup_policy == "compact,delete"
+    with pytest.raises(InvalidConfig):
+        LogConfig(cleanup_policy="none")
+    with pytest.raises(InvalidConfig):
+        LogConfig(min_cleanable_dirty_ratio=2.0)
+    with pytest.raises(InvalidConfig):
+        LogConfig(max_compaction_lag_ms=0)
 
 
 def test_compression_type_producer_and_the_index_and_file_overrides():

@@ -48,12 +48,14 @@ def test_topic_errors(dirs):
     with pytest.raises(InvalidPartitions):
         m.create_topic("zero", 0)
     with pytest.raises(InvalidConfig):
-        m.create_topic("c", 1, {"cleanup.policy": "compact"})
+        m.create_topic("c", 1, {"cleanup.policy": "compress"})
+    assert m.create_topic("c", 1, {"cleanup.policy": "delete, compact"}).configs == {"cleanup.policy": "compact,delete"}
+    assert m.log_config("c").compact and m.log_config("c").delete
     with pytest.raises(UnknownTopicOrPartition):
         m.partition_dir("t", 1)
     with pytest.raises(UnknownTopicOrPartition):
         m.topic_config("nope")
-    assert set(m.topics()) == {"t"}
+    assert set(m.topics()) == {"t", "c"}
     assert m.create_topic("v", 2, validate_only=True).partitions == 2 and "v" not in m.topics()
 
 

@@ -150,7 +150,9 @@ def alter_config(client, fmt, sets, deletes, broker):
     """Change cluster-wide defaults of the log settings topics inherit, on every broker at once (what
     `kafka-configs --entity-type brokers --entity-default --alter` does): log.retention.ms,
     log.retention.bytes, log.segment.bytes, log.roll.ms, log.flush.interval.messages, log.flush.interval.ms,
-    log.index.interval.bytes, log.index.size.max.bytes, log.message.timestamp.type, log.preallocate.
+    log.index.interval.bytes, log.index.size.max.bytes, log.message.timestamp.type, log.preallocate,
+    log.cleanup.policy, log.cleaner.min.cleanable.ratio, log.cleaner.delete.retention.ms,
+    log.cleaner.min.compaction.lag.ms, log.cleaner.max.compaction.lag.ms.
     Topics with their own value keep it. With --broker, only that broker takes the values, over the
     cluster-wide ones."""
     ops = [{"name": k, "config_operation": 0, "value": v} for k, v in parse_pairs(sets, "--set")]
