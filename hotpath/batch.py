@@ -60,7 +60,7 @@ class ScanError(IntEnum):
     BAD_MAGIC = 2  # magic byte is not 2
     BAD_LENGTH = 3  # batchLength + 12 < 61
     TOO_LARGE = 4  # batchLength + 12 > max_batch_bytes
-    COUNT_MISMATCH = 5  # recordsCount != lastOffsetDelta + 1 (or negative)
+    COUNT_MISMATCH = 5  # recordsCount != lastOffsetDelta + 1 (deep), or outside [0, lastOffsetDelta + 1]
     CRC_MISMATCH = 6
     BAD_RECORD = 7  # deep check: a record's framing is inconsistent
 
@@ -212,7 +212,7 @@ def _scan(buf, start, end, max_bytes, deep, max_batches, tables, meta):
             return count, 1, pos
         last_delta = be32s(buf, pos + LAST_OFFSET_DELTA)
         records = be32s(buf, pos + RECORDS_COUNT)
-        if records < 0 or records != last_delta + 1:
+        if records < 0 or records > last_delta + 1 or (deep and records != last_delta + 1):
             return count, 5, pos
         if crc_range(buf, pos + ATTRIBUTES, pos + size, 0, tables) != be32u(buf, pos + CRC):
             return count, 6, pos
@@ -349,8 +349,10 @@ def scan_batches(
 ) -> ScanResult:
     """Validate the RecordBatch v2 batches laid end to end in buf[start:end].
 
-    Stops at the first invalid batch (or after `max_batches`); `deep` also checks every record's
-    framing in uncompressed batches.
+    Stops at the first invalid batch (or after `max_batches`). `deep` checks a producer's batch: its
+    record count is lastOffsetDelta + 1 and every record of an uncompressed batch is framed with offset
+    deltas 0, 1, 2, ... Without it a batch may hold fewer records than its offset range (compaction removed
+    some, keeping the batch's first and last offsets), as a log or a replica's fetch may.
     """
     arr = _as_buffer(buf)
     n = len(arr)

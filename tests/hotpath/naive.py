@@ -137,7 +137,8 @@ def scan(buf: bytes, max_batch_bytes: int = 2**31 - 1, deep: bool = False, max_b
         if rem < size:
             return batches, TRUNCATED, pos
         h = dict(zip(FIELDS, HEADER.unpack_from(buf, pos)))
-        if h["record_count"] < 0 or h["record_count"] != h["last_offset_delta"] + 1:
+        n, last = h["record_count"], h["last_offset_delta"]
+        if n < 0 or n > last + 1 or (deep and n != last + 1):
             return batches, COUNT_MISMATCH, pos
         if crc32c(buf[pos + 21 : pos + size]) != h["crc"]:
             return batches, CRC_MISMATCH, pos
@@ -185,6 +186,94 @@ def set_log_append_time(buf: bytes, pos: int, size: int, ts: int) -> bytes:
     struct.pack_into(">q", out, pos + 35, ts)
     struct.pack_into(">I", out, pos + 17, crc32c(out[pos + 21 : pos + size]))
     return bytes(out)
+
+
+# ------------------------------------------------------------------------------------- records
+
+KEY_NULL, VALUE_NULL = 1, 2
+M64 = 2**64
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) % M64
+    return h
+
+
+def mix64(key: bytes | None) -> int:
+    """Seeded with the key's length (0 for a null key) so that a null key and an empty one differ."""
+    h = 0x9E3779B97F4A7C15 ^ (0 if key is None else len(key) + 1)
+    for b in key or b"":
+        h = ((h ^ b) * 0xFF51AFD7ED558CCD) % M64
+        h ^= h >> 29
+    return h
+
+
+def record_key_hashes(key: bytes | None) -> tuple[int, int]:
+    return fnv1a64(key or b""), mix64(key)
+
+
+def _sized(rec: bytes, q: int) -> tuple[bytes | None, int]:
+    """A length-prefixed field (-1: null) that must lie inside the record."""
+    n, q = decode_varint(rec, q, 5)
+    if n < -1 or q + max(n, 0) > len(rec):
+        raise ValueError("field past the record's end")
+    return (None if n == -1 else rec[q : q + n]), q + max(n, 0)
+
+
+def _record(body: bytes, p: int):
+    """-> (record end, offset delta, timestamp delta, key, value is null); ValueError if malformed."""
+    length, p = decode_varint(body, p, 5)
+    if length < 6 or p + length > len(body):
+        raise ValueError("bad record length")
+    rec = body[p : p + length]
+    q = 1  # attributes
+    ts_delta, q = decode_varint(rec, q, 10)
+    off_delta, q = decode_varint(rec, q, 5)
+    if off_delta < 0:
+        raise ValueError("negative offset delta")
+    key, q = _sized(rec, q)
+    value, q = _sized(rec, q)
+    headers, q = decode_varint(rec, q, 5)
+    if headers < 0:
+        raise ValueError("negative header count")
+    for _ in range(headers):
+        name, q = _sized(rec, q)
+        if name is None:
+            raise ValueError("null header key")
+        _, q = _sized(rec, q)
+    if q != len(rec):
+        raise ValueError("bytes left inside the record")
+    return p + length, off_delta, ts_delta, key, value is None
+
+
+def scan_records(buf, start: int, end: int, count: int):
+    """-> ([starts, ends, offset deltas, timestamp deltas, flags], [fnv1a64 of keys, mix64 of keys]) for the
+    `count` records exactly filling buf[start:end]; ValueError with hotpath.scan_records's messages."""
+    buf = bytes(buf)
+    if not 0 <= start <= end <= len(buf):
+        raise ValueError(f"bad range [{start}, {end}) for a buffer of {len(buf)} bytes")
+    if count < 0 or count > (end - start) // 7:  # 7: the smallest record
+        raise ValueError(f"{count} records cannot fit in {end - start} bytes")
+    body = buf[start:end]
+    cols = [[], [], [], [], []]
+    hashes = [[], []]
+    p = 0
+    for i in range(count):
+        try:
+            rend, off_delta, ts_delta, key, value_null = _record(body, p)
+        except ValueError:
+            raise ValueError(f"record {i} of {count} is malformed") from None
+        flags = (KEY_NULL if key is None else 0) | (VALUE_NULL if value_null else 0)
+        for col, v in zip(cols, (start + p, start + rend, off_delta, ts_delta, flags)):
+            col.append(v)
+        for col, v in zip(hashes, record_key_hashes(key)):
+            col.append(v)
+        p = rend
+    if p != len(body):
+        raise ValueError(f"bytes follow the last of {count} records")
+    return cols, hashes
 
 
 # --------------------------------------------------------------------------------------- index

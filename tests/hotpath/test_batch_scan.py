@@ -154,3 +154,38 @@ def test_field_dtypes():
     assert dtypes["attributes"] == np.int16 and dtypes["producer_epoch"] == np.int16
     assert dtypes["base_sequence"] == np.int32 and dtypes["leader_epoch"] == np.int32
     assert all(len(getattr(res, name)) == 2 for name in FIELDS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records_and_timestamps(max_records=6), batch_kwargs(), st.data())
+def test_compacted_batch_holds_fewer_records_than_its_offset_range(records_ts, kwargs, data):
+    """Compaction drops records but keeps a batch's last offset, so a log's batch may hold fewer records than
+    lastOffsetDelta + 1; only a producer's batch (deep) must hold exactly that many. More is never valid."""
+    records, timestamps = records_ts
+    records, timestamps = records + records[:1], timestamps + timestamps[:1]  # at least one to drop
+    n = len(records)
+    full = naive.build(records, timestamps, **kwargs)
+    (starts, ends, *_), _ = naive.scan_records(full, 61, len(full), n)
+    keep = sorted(data.draw(st.sets(st.integers(0, n - 2), max_size=n - 2), label="kept")) + [n - 1]
+    head = bytearray(full[:61])
+    body = b"".join(full[starts[i] : ends[i]] for i in keep)
+    struct.pack_into(">i", head, 8, 61 - 12 + len(body))
+    struct.pack_into(">i", head, 57, len(keep))
+    compacted = with_fixed_crc(bytes(head) + body)
+    cols, _ = hotpath.scan_records(compacted, 61, len(compacted), len(keep))
+    assert cols[hotpath.records.OFFSET_DELTA].tolist() == keep
+
+    buf = compacted + batch(2)
+    res = assert_same_as_twin(buf)
+    assert res.ok and res.count == 2 and res.error_pos == len(buf)
+    assert (res.record_count[0], res.last_offset_delta[0]) == (len(keep), n - 1)
+    res = assert_same_as_twin(buf, deep=True)
+    assert (res.count, res.error, res.error_pos) == (0, ScanError.COUNT_MISMATCH, 0)
+    assert assert_same_as_twin(full, deep=True).ok
+
+    over = bytearray(full)
+    struct.pack_into(">i", over, 23, n - 1 - data.draw(st.integers(1, n), label="missing"))
+    buf = batch(1) + with_fixed_crc(bytes(over))
+    for deep in (False, True):
+        res = assert_same_as_twin(buf, deep=deep)
+        assert (res.count, res.error, res.error_pos) == (1, ScanError.COUNT_MISMATCH, len(batch(1)))
