@@ -50,7 +50,8 @@ _OWNER_STAGE = STAGE["owner"]
 # `on_open(owned_partition)`, `on_close(owned_partition)` and `close()`. `reply(body)` may be called later
 # (a parked JoinGroup); request data a handler keeps past its return must be copied (views die with the
 # ring entry). Timers: `worker.call_later(delay_s, fn)`.
-OWNER_MODULES: tuple[str, ...] = ("broker.records_admin", "broker.producers.owner", "broker.groups.coordinator")
+OWNER_MODULES: tuple[str, ...] = ("broker.records_admin", "broker.producers.owner", "broker.groups.coordinator",
+                                  "broker.compaction")
 
 
 def error_code_for(exc: Exception) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import shutil
 import struct
 import threading
 import time
@@ -40,15 +41,18 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 
 import hotpath
+from hotpath.records import FLAGS, KEY_NULL
+from netio.codec.records import decompress
 
 from . import checkpoint
+from . import cleaner as _cleaner
 from .config import LogConfig
-from .durable import fdatasync_path
+from .durable import fdatasync_path, fsync_dir
 from .epochs import LeaderEpochCache
 from .errors import CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError
 from .fileslice import FileSlice
 from .recovery import LoadReport, load_segments
-from .segment import LogSegment
+from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -159,6 +163,9 @@ class PartitionLog:
         self.leader_epoch_cache.log_end = lambda: self.log_end_offset
         self.leader_epoch_cache.truncate_from(self.log_end_offset)
         self.leader_epoch_cache.truncate_before(self._log_start)
+        # compaction: below this offset the previous pass left no key twice (Kafka's cleaner checkpoint)
+        self.cleaned_to = checkpoint.read_offset(os.path.join(self.log_dir, _cleaner.CHECKPOINT_FILE),
+                                                 self.topic, self.partition, 0)
 
     # --- opening -----------------------------------------------------------------------------------------
     @classmethod
@@ -261,7 +268,8 @@ class PartitionLog:
         if self.offline:  # before validating: a request to an offline log is answered with the storage error
             raise StorageError(f"log {self.directory} is offline", None, True)
         src = as_u8(batches)
-        return self._append_valid(src, _validate(src, self.config.max_message_bytes), leader_epoch,
+        return self._append_valid(src, _validate(src, self.config.max_message_bytes, keys=self.config.compact),
+                                  leader_epoch,
                                   _now_ms() if now_ms is None else now_ms)
 
     def _append_valid(self, src: np.ndarray, res, leader_epoch: int, now: int) -> AppendResult:
@@ -332,7 +340,7 @@ class PartitionLog:
         """What ``append`` checks before writing: (the batches as uint8, their scan) for ``append_checked``,
         or CorruptRecord / InvalidRecord / RecordTooLarge."""
         src = as_u8(batches)
-        return src, _validate(src, self.config.max_message_bytes)
+        return src, _validate(src, self.config.max_message_bytes, keys=self.config.compact)
 
     def append_checked(self, checked: list, leader_epoch: int = 0, now_ms: int | None = None) -> list:
         """``append_many`` for sources ``validate`` passed: each item is its (src, scan) pair, or an exception
@@ -418,7 +426,7 @@ class PartitionLog:
             raise StorageError(f"log {self.directory} is offline", None, True)
         now = _now_ms() if now_ms is None else now_ms
         src = as_u8(batches)
-        res = _validate(src, INT32_MAX)
+        res = _validate(src, INT32_MAX, deep=False)  # a compacted leader's batches hold fewer records than offsets
         bases = res.base_offset
         lasts = bases + res.last_offset_delta.astype(np.int64)
         first = int(bases[0])
@@ -559,9 +567,14 @@ class PartitionLog:
         limit = self.high_watermark if max_offset is None else min(max_offset, self.log_end_offset)
         if offset >= limit:
             return FileSlice.empty(offset)
-        seg = self._segments[max(0, bisect.bisect_right(self._bases, offset) - 1)]
-        found = seg.slice(offset, max_bytes, limit)
-        return FileSlice.empty(offset) if found is None else found
+        i = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        while True:
+            found = self._segments[i].slice(offset, max_bytes, limit)
+            if found is not None:
+                return found
+            if i + 1 >= len(self._segments):
+                return FileSlice.empty(offset)
+            i += 1  # compaction removed the rest of that segment: what follows `offset` starts the next one
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
         """ListOffsets by time: (offset, timestamp, leader epoch of its batch) of the first record from the
@@ -659,9 +672,12 @@ class PartitionLog:
         now = _now_ms() if now_ms is None else now_ms
         with self._disk("enforcing retention on"):
             deleted = self._delete_segments(lambda seg, nxt: nxt <= self._log_start, now)
+            if not self.config.delete:
+                self._remove_due_files(now)
+                return deleted  # cleanup.policy=compact alone: only the cleaner removes records
             if self.config.retention_ms >= 0:
                 deleted += self._delete_segments(
-                    lambda seg, nxt: now - _largest_time(seg) > self.config.retention_ms, now)
+                    lambda seg, nxt: now - largest_time(seg) > self.config.retention_ms, now)
             if self.config.retention_bytes >= 0:
                 excess = [self.size_bytes - self.config.retention_bytes]
 
@@ -714,6 +730,67 @@ class PartitionLog:
         for paths in due:
             _unlink_all(paths)
 
+    # --- compaction --------------------------------------------------------------------------------------
+    def apply_cleaning(self, outcome: "_cleaner.Outcome") -> bool:
+        """Swap in what a cleaner pass wrote (see ``cleaner``); False, with nothing changed, when the log moved
+        meanwhile (truncated, its segments deleted or rolled away) and the pass no longer applies.
+
+        Each cleaned segment replaces its group of segments so that a reader always finds the offsets it asks
+        for: the new indexes, then the new ``.log``, are renamed over the first member's files (a reader
+        holding the old files keeps reading them; one that pairs an old log with a new index finds the index
+        entries wrong and walks from the segment start); only then do the other members go. A crash between
+        those renames is finished at load from the marker written before them (``finish_interrupted_swap``)."""
+        plan = outcome.plan
+        if self.offline or plan.truncations != self.truncations:
+            return False
+        for action in outcome.actions:
+            if not self._members_present(action.members):
+                return False
+        with self._disk("compacting"):
+            for action in outcome.actions:
+                self._swap_cleaned(action)
+            shutil.rmtree(os.path.join(self.directory, _cleaner.CLEANING_DIR), ignore_errors=True)
+            self.cleaned_to = max(self.cleaned_to, outcome.upto)
+            checkpoint.update_offsets(os.path.join(self.log_dir, _cleaner.CHECKPOINT_FILE),
+                                      {(self.topic, self.partition): self.cleaned_to})
+        return True
+
+    def _members_present(self, members: list[int]) -> bool:
+        if members[0] not in self._bases:
+            return False
+        i = self._bases.index(members[0])
+        return self._bases[i:i + len(members)] == members and i + len(members) < len(self._bases)
+
+    def _swap_cleaned(self, action: "_cleaner.Action") -> None:
+        import json
+
+        i = self._bases.index(action.members[0])
+        old = self._segments[i:i + len(action.members)]
+        if action.path is None:
+            for seg in old:
+                self._delete_now(seg)
+            del self._segments[i:i + len(old)], self._bases[i:i + len(old)]
+            fsync_dir(self.directory)
+            return
+        marker = os.path.join(self.directory, _cleaner.SWAP_MARKER)
+        checkpoint.write_atomic(marker, json.dumps({"members": action.members}).encode())
+        fsync_dir(self.directory)
+        work, name = os.path.split(action.path)
+        stem = name[:-len(LOG_SUFFIX)]
+        for suffix in (INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+            os.replace(os.path.join(work, stem + suffix), os.path.join(self.directory, stem + suffix))
+        os.replace(action.path, os.path.join(self.directory, stem + LOG_SUFFIX))
+        old[0].close()  # its paths now name the new files, which stay
+        for seg in old[1:]:
+            self._delete_now(seg)
+        fsync_dir(self.directory)
+        os.unlink(marker)
+        new = LogSegment.open(self.directory, action.members[0], self.config)
+        new.load_tail()
+        new.rest()
+        self._segments[i:i + len(old)] = [new]
+        self._bases[i:i + len(old)] = [new.base_offset]
+
     # --- shutdown ----------------------------------------------------------------------------------------
     def close(self, clean: bool = True) -> None:
         """``clean``: flush, trim the active segment and checkpoint, so the next open needs no recovery (a
@@ -732,8 +809,9 @@ class PartitionLog:
                 seg.close()
 
 
-def _validate(src: np.ndarray, max_message_bytes: int):
-    res = hotpath.scan_batches(src, max_batch_bytes=max_message_bytes, deep=True)
+def _validate(src: np.ndarray, max_message_bytes: int, deep: bool = True, keys: bool = False):
+    """``keys``: the topic is compacted, where every record needs a key (Kafka refuses the batch otherwise)."""
+    res = hotpath.scan_batches(src, max_batch_bytes=max_message_bytes, deep=deep)
     if res.error != hotpath.ScanError.OK:
         err = hotpath.ScanError(res.error)
         at = f"batch at byte {res.error_pos}"
@@ -744,10 +822,27 @@ def _validate(src: np.ndarray, max_message_bytes: int):
         raise InvalidRecord(f"{err.name.lower()} {at}")
     if res.count == 0:
         raise InvalidRecord("no record batch in the request")
+    if keys:
+        _require_keys(src, res)
     return res
 
 
-def _largest_time(seg: LogSegment) -> int:
+def _require_keys(src: np.ndarray, res) -> None:
+    for i in range(res.count):
+        p, size, codec = int(res.pos[i]), int(res.size[i]), int(res.attributes[i]) & 7
+        try:
+            if codec:
+                section = decompress(codec, src[p + 61:p + size])
+                cols, _ = hotpath.scan_records(section, 0, len(section), int(res.record_count[i]))
+            else:
+                cols, _ = hotpath.scan_records(src, p + 61, p + size, int(res.record_count[i]))
+        except ValueError as e:
+            raise InvalidRecord(f"the records of the batch at byte {p} cannot be read: {e}") from None
+        if (cols[FLAGS] & KEY_NULL).any():
+            raise InvalidRecord("a compacted topic cannot accept a record without a key")
+
+
+def largest_time(seg: LogSegment) -> int:
     """Kafka's rule: the largest record timestamp, or the file's mtime when batches carry none."""
     if seg.max_timestamp > 0:
         return seg.max_timestamp

@@ -14,7 +14,10 @@ opens (``on_open_closed``); its owner calls ``close_idle`` between requests, whi
 read few and closes the rest (they open again when read; their sizes are remembered).
 
 Concurrency with the writer: appends only add bytes after the published end, and the header walk rejects
-any batch at or beyond ``visible_end_offset``. A segment is trimmed before the next one is created, so once
+any batch at or beyond ``visible_end_offset``. Compaction renames a cleaned file over a closed segment's and deletes the segments merged into it; a reader
+still holding the old file reads its (valid, older) batches, notices the swap when a read finds nothing there
+(``stale``, also checked once a second while it reads a closed segment), and a read that finds nothing in a current closed segment goes on to the next one, since
+compaction leaves gaps in offsets. A segment is trimmed before the next one is created, so once
 the reader sees a later segment, ``fstat`` gives the earlier one's final size; for the last known segment
 the size is re-read (``fstat``) on every call, after the caller read ``visible_end_offset``. For the segment
 being appended to that size is its sparse full size, which the roll cuts back to its batches, possibly
@@ -31,6 +34,7 @@ import bisect
 import mmap
 import os
 import struct
+import time
 
 import numpy as np
 
@@ -42,6 +46,8 @@ from .fileslice import FileSlice
 from .index import no_readahead
 from .segment import INDEX_SUFFIX, LOG_SUFFIX, parse_segment_name, segment_name
 
+STALE_CHECK_S = 1.0  # how long a reader may go on serving a closed segment compaction has replaced
+_clock = time.monotonic
 _ENTRY_CHECK = struct.Struct(">qiibihi")  # baseOffset, batchLength, epoch, magic, crc, attributes, lastOffsetDelta
 
 
@@ -60,6 +66,7 @@ class _ReadSegment:
         self.final_size = -1
         self.final_index_entries = -1
         self.used = 0  # the reader's read count when this segment was last read
+        self.checked = 0.0  # monotonic time of the last `stale` check while open
 
     def open(self) -> None:
         if self.fd < 0:
@@ -88,7 +95,16 @@ class _ReadSegment:
             no_readahead(self.index_map)
             self.index_u8 = np.frombuffer(self.index_map, np.uint8)
 
+    def stale(self) -> bool:
+        """The open ``.log`` is no longer the file at its path: compaction renamed a cleaned one over it, or
+        it was deleted."""
+        try:
+            return os.stat(self.log_path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return True
+
     def close(self) -> None:
+        self.final_size = self.final_index_entries = -1  # the file opened next time may be a cleaned one
         self.u8 = self.index_u8 = None
         for m in (self.map, self.index_map):
             if m is not None:
@@ -124,10 +140,12 @@ class LogReader:
         except FileNotFoundError:
             names = []
         bases = sorted(b for b in (parse_segment_name(n) for n in names) if b is not None)
-        known = {s.base: s for s in self._segments}
         for seg in self._retired:  # slices from before the previous re-listing are no longer in use
             seg.close()
-        self._retired = [s for b, s in known.items() if b not in set(bases)]
+        listed = set(bases)
+        self._retired = [s for s in self._segments if s.base not in listed or (s.fd >= 0 and s.stale())]
+        retired = set(map(id, self._retired))
+        known = {s.base: s for s in self._segments if id(s) not in retired}
         self._segments = [known.get(b) or _ReadSegment(self.directory, b) for b in bases]
         self._bases = bases
         for seg in self._segments[:-1]:
@@ -159,29 +177,35 @@ class LogReader:
         i = bisect.bisect_right(self._bases, offset) - 1
         if i < 0:
             return None, True
-        seg = self._segments[i]
-        self._reads += 1
-        seg.used = self._reads
-        if seg.fd < 0 and seg.final and self._on_open_closed is not None:
-            self._on_open_closed(self)
-        try:
-            seg.open()
-            size, entries = _bounded(seg.sizes(), seg.base, tail)
-            seg.ensure_mapped(size, entries)
-        except FileNotFoundError:
-            return None, True  # deleted (retention, truncation): re-list
-        except ValueError:
-            return None, True  # trimmed between fstat and mmap: the segment just closed
-        if size == 0:
-            return None, True
-        pos = self._index_position(seg, offset, entries, visible_end)
-        found = walk.locate(seg.u8, pos, size, seg.base - 1, visible_end, offset, limit, max_bytes)
-        if found is None:
-            return None, True  # the chain ends before ``offset``: a later segment exists that we have not seen
-        p, length, first = found
-        if first > offset:
-            return None, True
-        return FileSlice(seg.log_path, seg.fd, p, length, first, seg.map), False
+        while True:
+            seg = self._segments[i]
+            self._reads += 1
+            seg.used = self._reads
+            if seg.fd < 0 and seg.final and self._on_open_closed is not None:
+                self._on_open_closed(self)
+            try:
+                seg.open()
+                size, entries = _bounded(seg.sizes(), seg.base, tail)
+                seg.ensure_mapped(size, entries)
+            except FileNotFoundError:
+                return None, True  # deleted (retention, truncation, compaction): re-list
+            except ValueError:
+                return None, True  # trimmed between fstat and mmap: the segment just closed
+            if seg.final and _clock() - seg.checked > STALE_CHECK_S:
+                seg.checked = _clock()
+                if seg.stale():
+                    return None, True  # compacted since it was opened: re-list, read the cleaned file
+            if size > 0:
+                pos = self._index_position(seg, offset, entries, visible_end)
+                found = walk.locate(seg.u8, pos, size, seg.base - 1, visible_end, offset, limit, max_bytes)
+                if found is not None:  # its first batch may start past ``offset``: compaction removed those
+                    p, length, first = found
+                    return FileSlice(seg.log_path, seg.fd, p, length, first, seg.map), False
+            # nothing at or after ``offset`` here: a later segment we have not seen holds it, or compaction
+            # removed the rest of this one and the next segment starts what follows
+            if not seg.final or i + 1 >= len(self._segments) or seg.stale():
+                return None, True
+            i += 1
 
     @staticmethod
     def _index_position(seg: _ReadSegment, offset: int, entries: int, visible_end: int) -> int:

@@ -1,5 +1,7 @@
 """Loading a partition directory at startup, as named passes (Kafka's ``LogLoader``).
 
+0. ``finish_interrupted_swap`` - a compaction swap interrupted by a crash is finished from its marker, or
+                                 the pass's unfinished output removed (``cleaner``).
 1. ``remove_temporary_files``  - ``*.tmp`` checkpoints, ``*.cleaned`` half-written segments and ``*.deleted``
                                  segments whose deletion was pending are removed.
 2. ``complete_swaps``          - a ``*.log.swap`` is a finished replacement of a segment: it replaces the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .cleaner import finish_interrupted_swap
 from .config import LogConfig
 from .segment import (CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIMEINDEX_SUFFIX,
                       LogSegment, parse_segment_name, segment_name)
@@ -132,6 +135,7 @@ def load_segments(directory: str, config: LogConfig, unclean: bool, recovery_poi
                   now_ms: int) -> tuple[list[LogSegment], LoadReport]:
     """Run every pass; returns the segments (last one active) and the report."""
     report = LoadReport()
+    report.removed_files.extend(finish_interrupted_swap(directory))
     remove_temporary_files(directory, report)
     complete_swaps(directory, report)
     remove_orphan_indexes(directory, report)

@@ -77,6 +77,20 @@ def _snappy_block(block: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
+def compress(codec: int, data, like=None) -> bytes:
+    """`data` (a records section) compressed with `codec` as Kafka's clients write it. Snappy gets
+    snappy-java's framing when `like` (the section it replaces) had it, else a raw block as librdkafka writes."""
+    data = bytes(data)
+    if codec == 2:
+        block = bytes(cramjam.snappy.compress_raw(data))
+        if like is not None and bytes(like[:len(_XERIAL)]) == _XERIAL:
+            return _XERIAL + struct.pack(">ii", 1, 1) + _XERIAL_BLOCK.pack(len(block)) + block
+        return block
+    if codec not in _STREAM_CODECS:
+        raise ValueError(f"unknown compression codec {codec}")
+    return bytes(_STREAM_CODECS[codec].compress(data))
+
+
 @dataclass(frozen=True)
 class Record:
     offset: int
