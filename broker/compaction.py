@@ -5,7 +5,8 @@ includes compact, for one that needs a pass (`cleaner.plan`). The pass runs on a
 so requests keep being served while it reads and writes segments (the kernels it uses release the
 interpreter); its result is swapped in by the worker between requests (`PartitionLog.apply_cleaning`),
 which is the only place the log changes. One pass at a time per worker, like one cleaner thread per broker
-in Kafka. Batches an active producer's state refers to are kept whole, so deduplication survives.
+in Kafka. Each active producer's last batch is kept whole, so its sequence survives a
+restart or a new leader.
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class Compaction:
         return False
 
     def _protected(self, op) -> set[int]:
-        """Last offsets of the batches the partition's producer state refers to."""
+        """The last offset of each producer's last batch: a new leader or a restart without a snapshot
+        rebuilds the producer's sequence from it."""
         part = getattr(getattr(self.worker, "producers", None), "parts", {}).get(op.slot)
         if part is None:
             return set()
-        return {b[3] for e in part.states.entries.values() for b in e.batches}
+        return {e.batches[-1][3] for e in part.states.entries.values() if e.batches}
 
     def _finish(self) -> None:
         op, plog, fut, started = self.running

@@ -15,7 +15,8 @@ What survives, as in Kafka's cleaner: a record is dropped when a later record in
 same key; a tombstone (null value) stays until its segment is older than delete.retention.ms; a record
 without a key stays. A batch that loses records keeps its base offset and last offset delta, so no offset
 moves and a producer's last sequence stays readable; a batch whose records all go is dropped, unless it
-is one an active producer's state still refers to. Compressed batches are decompressed to be read and
+is an active producer's last batch: that one stays whole, superseded records included, where Kafka keeps
+an empty batch header (not every client skips those). Compressed batches are decompressed to be read and
 compressed again with their codec when they lose records. Consecutive segments are merged while the
 original sizes fit one segment, so compaction also keeps the number of files down; a merged group whose
 records all go is deleted, except the log's first segment, which stays (empty) to hold the log start.
@@ -228,7 +229,6 @@ def clean(p: Plan, cancelled=None) -> Outcome:
             out.bytes_before += int(res.size[i])
     keep = _survivors(offsets, h1s, h2s, no_key, drop_tombstone)
     out.records_read = len(keep)
-    out.records_removed = int(len(keep) - keep.sum())
     out.upto = segments[-1].end
 
     work = os.path.join(p.directory, CLEANING_DIR)
@@ -252,17 +252,19 @@ def clean(p: Plan, cancelled=None) -> Outcome:
                     mask = keep[k:k + n]
                     k += n
                     kept = int(mask.sum())
-                    removed_here += n - kept
                     last = int(res.base_offset[i]) + int(res.last_offset_delta[i])
                     if kept == n or (kept == 0 and last in p.protected):
                         written += _write(fd, memoryview(chunk)[p0:p0 + size])
-                    elif kept:
+                        continue
+                    removed_here += n - kept
+                    if kept:
                         written += _write(fd, _rebuild(chunk, res, i, mask))
             os.fsync(fd)
         finally:
             os.close(fd)
         keep_empty = first and p.first_of_log
         first = False
+        out.records_removed += removed_here
         if removed_here == 0 and len(group) == 1:
             os.unlink(path)  # nothing to gain from rewriting it
             out.bytes_after += written
