@@ -28,6 +28,7 @@ from .durable import fsync_dir
 VERSION = 0
 RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_FILE = "log-start-offset-checkpoint"
+CLEANER_FILE = "cleaner-offset-checkpoint"  # per partition: where the last compaction pass ended
 LEADER_EPOCH_FILE = "leader-epoch-checkpoint"
 
 

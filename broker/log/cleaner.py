@@ -42,7 +42,6 @@ from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, seg
 
 CLEANING_DIR = ".cleaning"
 SWAP_MARKER = "cleaner.swap"
-CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 READ_CHUNK = 8 << 20
 HEADER = 61
 BYTES_PER_KEY = 24  # what Kafka's dedupe buffer counts per key (a 16-byte hash and an offset)

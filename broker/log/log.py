@@ -164,7 +164,7 @@ class PartitionLog:
         self.leader_epoch_cache.truncate_from(self.log_end_offset)
         self.leader_epoch_cache.truncate_before(self._log_start)
         # compaction: below this offset the previous pass left no key twice (Kafka's cleaner checkpoint)
-        self.cleaned_to = checkpoint.read_offset(os.path.join(self.log_dir, _cleaner.CHECKPOINT_FILE),
+        self.cleaned_to = checkpoint.read_offset(os.path.join(self.log_dir, checkpoint.CLEANER_FILE),
                                                  self.topic, self.partition, 0)
 
     # --- opening -----------------------------------------------------------------------------------------
@@ -643,6 +643,7 @@ class PartitionLog:
         if self._hw is not None:
             self._hw = min(self._hw, leo)
         self._recovery_point = min(self._recovery_point, leo)
+        self.cleaned_to = min(self.cleaned_to, leo)
         with self._lock:
             self._flushed_by_roll = min(self._flushed_by_roll, leo)
         self._maybe_checkpoint(now_ms(), force=True)
@@ -751,7 +752,7 @@ class PartitionLog:
                 self._swap_cleaned(action)
             shutil.rmtree(os.path.join(self.directory, _cleaner.CLEANING_DIR), ignore_errors=True)
             self.cleaned_to = max(self.cleaned_to, outcome.upto)
-            checkpoint.update_offsets(os.path.join(self.log_dir, _cleaner.CHECKPOINT_FILE),
+            checkpoint.update_offsets(os.path.join(self.log_dir, checkpoint.CLEANER_FILE),
                                       {(self.topic, self.partition): self.cleaned_to})
         return True
 

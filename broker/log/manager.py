@@ -7,6 +7,7 @@ Per log directory (``log.dirs``)::
     <dir>/.kafka_cleanshutdown               present only between a clean shutdown and the next start
     <dir>/recovery-point-offset-checkpoint   flushed offset per partition (written by each partition's writer)
     <dir>/log-start-offset-checkpoint        log start per partition when above its first segment
+    <dir>/cleaner-offset-checkpoint          where each compacted partition's last cleaning pass ended
     <dir>/<topic>-<partition>/               segments, leader-epoch-checkpoint, partition.metadata
 
 The catalogue is replaced atomically (write, fsync, rename, fsync dir) in every online directory with an
@@ -233,7 +234,7 @@ class LogManager:
                 if os.path.exists(path):
                     os.replace(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
-                for f in (checkpoint.RECOVERY_POINT_FILE, checkpoint.LOG_START_FILE):
+                for f in (checkpoint.RECOVERY_POINT_FILE, checkpoint.LOG_START_FILE, checkpoint.CLEANER_FILE):
                     if os.path.exists(os.path.join(d, f)):
                         checkpoint.update_offsets(os.path.join(d, f), {(name, p): None})
             except OSError as e:

@@ -326,3 +326,22 @@ def test_a_compacted_topic_refuses_records_without_a_key(open_log):
             log.validate(batch)
     assert log.log_end_offset == 0
     assert log.append(encode_batch([(b"a", None, [])], NOW)).last_offset == 0  # a tombstone has a key
+
+
+def test_deleting_a_topic_forgets_where_its_cleaning_ended(tmp_path):
+    from broker.log import checkpoint
+    from broker.log.manager import LogManager
+
+    mgr = LogManager([str(tmp_path)], {"log.segment.bytes": 2048})
+    mgr.create_topic("c", 1, {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0"})
+    log = mgr.open_partition("c", 0)
+    fill(log)
+    run_pass(log)
+    path = os.path.join(str(tmp_path), checkpoint.CLEANER_FILE)
+    assert checkpoint.read_offsets(path)[("c", 0)] == log.cleaned_to > 0
+    mgr.close_all()
+    mgr.delete_topic("c")
+    assert ("c", 0) not in checkpoint.read_offsets(path)
+    mgr.create_topic("c", 1, {"cleanup.policy": "compact"})
+    assert mgr.open_partition("c", 0).cleaned_to == 0
+    mgr.close_all()
