@@ -65,11 +65,11 @@ class LogConfig:
 
     @property
     def compact(self) -> bool:
-        return "compact" in self.cleanup_policy.split(",")
+        return self.cleanup_policy != "delete"  # normalized: "delete", "compact" or "compact,delete"; per append
 
     @property
     def delete(self) -> bool:
-        return "delete" in self.cleanup_policy.split(",")
+        return self.cleanup_policy != "compact"
 
     @property
     def max_index_entries(self) -> int:
