@@ -73,6 +73,8 @@ class BrokerProcess:
         return cmd
 
     def start(self, timeout: float = 120.0) -> "BrokerProcess":
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"the broker at {self.bootstrap} is already running (pid {self.proc.pid})")
         if self.port:  # a restart keeps the same address
             self.settings["listeners"] = f"PLAINTEXT://{hostport(self.host, self.port)}"
         self._ready.clear()
