@@ -16,6 +16,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from broker.log import cleaner
+from broker.metrics import PROC
+from broker.shm import layout as _ml
 from broker.log.log import now_ms
 from broker.logfmt import Log
 
@@ -108,6 +110,9 @@ class Compaction:
             log.info("compaction pass dropped", topic=op.topic, partition=op.partition, reason="the log changed")
             return
         self.passes += 1
+        PROC.scalars[_ml.MS_CLEANER_PASSES] += 1
+        PROC.scalars[_ml.MS_CLEANER_RECORDS_REMOVED] += outcome.records_removed
+        PROC.scalars[_ml.MS_CLEANER_BYTES_FREED] += outcome.bytes_before - outcome.bytes_after
         self.worker.publish(op)
         log.info("partition compacted", topic=op.topic, partition=op.partition, upto=outcome.upto,
                  records_read=outcome.records_read, records_removed=outcome.records_removed,

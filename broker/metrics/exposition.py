@@ -163,6 +163,14 @@ def render(sup) -> str:
          "Appends handed to a partition's log together with others queued for it (one write when they fit "
          "the segment).", L.MS_GROUPED_APPENDS, "io"),
         ("hpbroker_owned_partitions", "gauge", "Partitions each I/O worker owns.", L.MS_PARTITIONS, "io"),
+        ("hpbroker_log_cleaner_passes_total", "counter",
+         "Compaction passes each I/O worker swapped into its partitions' logs.", L.MS_CLEANER_PASSES, "io"),
+        ("hpbroker_log_cleaner_records_removed_total", "counter",
+         "Records compaction removed (superseded by a later record of their key, or expired tombstones).",
+         L.MS_CLEANER_RECORDS_REMOVED, "io"),
+        ("hpbroker_log_cleaner_bytes_freed_total", "counter",
+         "Segment bytes compaction freed: what its passes read minus what they wrote.", L.MS_CLEANER_BYTES_FREED,
+         "io"),
     )
     for name, kind, help_, idx, role in per_worker:
         t.family(name, kind, help_)

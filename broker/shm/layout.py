@@ -247,6 +247,9 @@ MS_GROUPED_APPENDS = 14  # appends an owner wrote together with others queued fo
 MS_SASL_LOGINS = 15  # clients a SASL listener let in
 MS_SASL_FAILURES = 16  # SASL logins refused (wrong password, unknown user, malformed exchange)
 MS_AUTHZ_DENIALS = 17  # authorization checks the ACLs refused (a Produce counts each refused partition)
+MS_CLEANER_PASSES = 18  # compaction passes an I/O worker swapped in
+MS_CLEANER_RECORDS_REMOVED = 19  # records those passes removed
+MS_CLEANER_BYTES_FREED = 20  # segment bytes those passes freed (read minus written)
 
 
 def metrics_block_words(slots: int) -> int:

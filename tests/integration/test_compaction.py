@@ -37,7 +37,7 @@ Records = dict[int, tuple[bytes | None, bytes | None]]  # offset -> (key, value)
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     b = BrokerProcess(data_dir=str(tmp_path_factory.mktemp("compaction") / "data"), io_threads=2,
-                      settings={"log.cleaner.backoff.ms": 200})
+                      settings={"log.cleaner.backoff.ms": 200, "metrics.listener": "127.0.0.1:0"})
     b.start()
     try:
         yield b
@@ -420,3 +420,20 @@ def test_reading_from_a_removed_offset_starts_at_the_next_record(broker, compact
                                  capture_output=True, text=True, timeout=30)
             assert out.returncode == 0, out.stderr
             assert out.stdout == f"{nxt} {record[1].decode()} {record[2].decode() if record[2] else ''}\n"
+
+
+def test_metrics_count_the_passes_the_log_reports(broker, compacted):
+    """The cleaner's counters agree with the passes the broker logged since it last started."""
+    import urllib.request
+
+    from tools.top.promtext import parse, total
+
+    with urllib.request.urlopen(broker.metrics_url, timeout=10) as r:
+        families = parse(r.read().decode())
+    lines = broker.log_tail(2000).splitlines()
+    since_start = lines[max(i for i, line in enumerate(lines) if line.startswith("hpbroker ready")):]
+    passes = [COMPACTED_RE.search(line) for line in since_start if "partition compacted" in line]
+    assert passes
+    assert int(total(families, "hpbroker_log_cleaner_passes_total")) == len(passes)
+    assert int(total(families, "hpbroker_log_cleaner_records_removed_total")) == sum(int(m.group(5)) for m in passes)
+    assert int(total(families, "hpbroker_log_cleaner_bytes_freed_total")) > 0
