@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -437,3 +438,19 @@ def test_metrics_count_the_passes_the_log_reports(broker, compacted):
     assert int(total(families, "hpbroker_log_cleaner_passes_total")) == len(passes)
     assert int(total(families, "hpbroker_log_cleaner_records_removed_total")) == sum(int(m.group(5)) for m in passes)
     assert int(total(families, "hpbroker_log_cleaner_bytes_freed_total")) > 0
+
+
+def test_a_record_without_a_key_is_refused_on_a_compacted_topic(broker):
+    from confluent_kafka import KafkaError, Producer
+
+    topic = f"nokey-{uuid.uuid4().hex[:6]}"
+    create(broker, topic, partitions=1)
+    errors = []
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000, "retries": 0})
+    p.produce(topic, b"no key", partition=0, on_delivery=lambda err, m: errors.append(err))
+    p.flush(15)  # a batch is refused whole, so the keyed record goes in a batch of its own
+    p.produce(topic, b"keyed", key=b"k", partition=0, on_delivery=lambda err, m: errors.append(err))
+    p.flush(15)
+    assert len(errors) == 2
+    assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
+    assert errors[1] is None
