@@ -454,3 +454,71 @@ def test_a_record_without_a_key_is_refused_on_a_compacted_topic(broker):
     assert len(errors) == 2
     assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
     assert errors[1] is None
+
+
+def test_kill_9_while_compacting_loses_nothing_acknowledged(tmp_path):
+    """Three kill -9s of the whole broker while an idempotent producer writes and passes run back to back:
+    after each restart (which finishes or drops an interrupted pass) the producer carries on, and at the end
+    every record read back is the one acknowledged at its offset and every key ends at its last value."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = "crash"
+    rng = random.Random(9)
+    b = BrokerProcess(data_dir=str(tmp_path / "data"), io_threads=1, settings={"log.cleaner.backoff.ms": 50})
+    b.start()
+    try:
+        create(b, topic, partitions=1, **{"segment.bytes": "16384"})
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 2, "batch.size": 4096, "message.timeout.ms": 120000})
+        delivered: Records = {}
+        errors = []
+        last: dict[bytes, bytes] = {}
+
+        def report(err, msg):
+            if err is not None:
+                errors.append(err)
+            else:
+                delivered[msg.offset()] = (msg.key(), msg.value())
+
+        for crash in range(3):
+            seen = len(passes(b, topic))
+            for i in range(3000):
+                key = b"k%03d" % rng.randrange(200)
+                value = b"%d-%d-%s" % (crash, i, os.urandom(8).hex().encode())
+                p.produce(topic, value, key=key, partition=0, on_delivery=report)
+                p.poll(0)
+                last[key] = value
+            deadline = time.monotonic() + 20
+            while len(passes(b, topic)) <= seen and time.monotonic() < deadline:
+                p.poll(0.05)  # until a pass has run since the (re)start
+            time.sleep(rng.random() * 0.1)
+            b.kill()
+            b.output.clear()
+            b.start()
+        assert p.flush(120) == 0 and errors == []
+        assert len(delivered) == 9000
+        base = wait_compacted(b, topic, partitions=1)
+
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "crash", "enable.auto.commit": False,
+                      "enable.partition.eof": True})
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    break
+                continue
+            got.append((m.offset(), m.key(), m.value()))
+        c.close()
+        assert got and all(delivered[o] == (k, v) for o, k, v in got)  # each at the offset it was acknowledged at
+        assert [o for o, _, _ in got] == sorted({o for o, _, _ in got})
+        assert {k: v for _, k, v in got} == last  # every key at its last value
+        below = [k for o, k, _ in got if o < base[0]]
+        assert len(below) == len(set(below))
+        assert [r for r in got if r[0] >= base[0]] == [(o, *delivered[o]) for o in sorted(delivered) if o >= base[0]]
+    finally:
+        b.close()
