@@ -161,7 +161,10 @@ def groups(segments: list[SegmentRef], config: LogConfig) -> list[list[SegmentRe
 
 def _batches(path: str, size: int, cancelled=None):
     """(chunk, scan result, i) of every batch of a segment file of `size` bytes, read in chunks."""
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise SegmentChanged(f"{path} was deleted") from None
     try:
         if os.fstat(fd).st_size != size:
             raise SegmentChanged(f"{path} is no longer {size} bytes")
@@ -232,7 +235,10 @@ def clean(p: Plan, cancelled=None) -> Outcome:
 
     work = os.path.join(p.directory, CLEANING_DIR)
     shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    try:
+        os.mkdir(work)  # not makedirs: a partition directory deleted meanwhile must not come back
+    except FileNotFoundError:
+        raise SegmentChanged(f"{p.directory} was deleted") from None
     k = 0
     first = True
     for group in groups(segments, p.config):

@@ -345,3 +345,16 @@ def test_deleting_a_topic_forgets_where_its_cleaning_ended(tmp_path):
     mgr.create_topic("c", 1, {"cleanup.policy": "compact"})
     assert mgr.open_partition("c", 0).cleaned_to == 0
     mgr.close_all()
+
+
+def test_a_pass_over_a_deleted_partition_stops_without_recreating_it(open_log, part_dir):
+    import shutil
+
+    log = open_log(compact_config())
+    fill(log)
+    plan = cleaner.plan(log, NOW)
+    log.close(clean=False)
+    shutil.rmtree(part_dir)
+    with pytest.raises(cleaner.SegmentChanged):
+        cleaner.clean(plan)
+    assert not os.path.exists(part_dir)
