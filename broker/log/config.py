@@ -47,6 +47,10 @@ class LogConfig:
     def __post_init__(self):
         # Normalized here too, so code that builds a LogConfig directly can use either order.
         object.__setattr__(self, "cleanup_policy", _cleanup_policy("cleanup.policy", self.cleanup_policy))
+        # The active segment is never compacted, so a compacted log also rolls by max.compaction.lag.ms
+        # (Kafka's rule: the time-based roll comes at the smaller of the two).
+        object.__setattr__(self, "roll_ms", min(self.segment_ms, self.max_compaction_lag_ms)
+                           if self.cleanup_policy != "delete" else self.segment_ms)
         if not 0 <= self.min_cleanable_dirty_ratio <= 1:
             raise InvalidConfig(f"min.cleanable.dirty.ratio {self.min_cleanable_dirty_ratio} outside [0, 1]")
         if self.delete_retention_ms < 0 or self.min_compaction_lag_ms < 0 or self.max_compaction_lag_ms < 1:

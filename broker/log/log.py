@@ -453,7 +453,7 @@ class PartitionLog:
         seg = self._segments[-1]
         if seg.size == 0:
             return
-        if (not seg.fits(nbytes) or seg.index_full or now - seg.created_ms > self.config.segment_ms
+        if (not seg.fits(nbytes) or seg.index_full or now - seg.created_ms > self.config.roll_ms
                 or last_offset - seg.base_offset > INT32_MAX):
             self.roll(now)
 

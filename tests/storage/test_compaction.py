@@ -358,3 +358,22 @@ def test_a_pass_over_a_deleted_partition_stops_without_recreating_it(open_log, p
     with pytest.raises(cleaner.SegmentChanged):
         cleaner.clean(plan)
     assert not os.path.exists(part_dir)
+
+
+def test_a_compacted_log_rolls_by_max_compaction_lag(open_log, tmp_path):
+    from broker.log import PartitionLog
+
+    log = open_log(compact_config(max_compaction_lag_ms=1000, segment_ms=86_400_000))
+    log.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=NOW)
+    log.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=NOW + 500)
+    assert len(log.segments) == 1
+    log.append(encode_batch([(b"a", b"3", [])], NOW), now_ms=NOW + 1500)
+    assert len(log.segments) == 2  # the first two records can now be cleaned
+    plain = PartitionLog.open(str(tmp_path / "plain-0"), small_config(max_compaction_lag_ms=1000,
+                                                                      segment_ms=86_400_000))
+    try:
+        plain.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=NOW)
+        plain.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=NOW + 1500)
+        assert len(plain.segments) == 1  # a log that is not compacted ignores it
+    finally:
+        plain.close()
