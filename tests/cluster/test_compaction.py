@@ -4,6 +4,7 @@ serves the same records at the same offsets."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from tests.cluster.conftest import Cluster, wait_for
@@ -58,7 +59,8 @@ def test_a_follower_catches_up_from_a_compacted_leader(etcd_server, tmp_path):
         follower.stop()
         wait_for(lambda: describe(leader.bootstrap, TOPIC)[0][2] == (leader_id,), 15, "the ISR shrinks to the leader")
 
-        p = Producer({"bootstrap.servers": leader.bootstrap, "acks": "all", "linger.ms": 2})
+        # small batches: however the client groups the records, the segments roll and the cleaner has work
+        p = Producer({"bootstrap.servers": leader.bootstrap, "acks": "all", "linger.ms": 2, "batch.size": 1024})
         delivered = {}
         for i in range(4000):
             key = b"k%03d" % (i % KEYS)
@@ -68,6 +70,8 @@ def test_a_follower_catches_up_from_a_compacted_leader(etcd_server, tmp_path):
             if i % 500 == 0:
                 p.poll(0)
         assert p.flush(30) == 0 and len(delivered) == 4000
+        segments = sorted(n for n in os.listdir(os.path.join(leader.data_dir, f"{TOPIC}-0")) if n.endswith(".log"))
+        assert len(segments) > 2, segments
         wait_for(lambda: _compacted(leader), 20, "the leader compacts the partition")
         on_leader = _read_all(leader.bootstrap)
         assert len(on_leader) < 4000  # superseded records are gone
