@@ -72,3 +72,12 @@ def test_bench_replication_runs_its_three_workloads_without_errors():
     assert runs[-1]["mode"] == "consume", out
     for r in runs:
         assert r["errors"] == 0 and r["records"] == 5000 and r["complete"], r
+
+
+def test_bench_compaction_reports_every_row(tmp_path):
+    out = _bench("bench_compaction", "--dir", str(tmp_path), "--records", "20000", "--repeat", "1")
+    rows = re.findall(r"^\s*(\d+)\s+(none|lz4|zstd)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)%", out, re.M)
+    assert [(k, c) for k, c, *_ in rows] == [("2000", "none"), ("20000", "none"), ("1000", "none"),
+                                             ("2000", "lz4"), ("2000", "zstd")], out
+    for _, _, rate, mb, removed in rows:
+        assert int(rate.replace(",", "")) > 0 and float(mb) > 0 and 0 < float(removed) < 100, out
