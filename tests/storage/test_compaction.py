@@ -364,16 +364,18 @@ def test_a_compacted_log_rolls_by_max_compaction_lag(open_log, tmp_path):
     from broker.log import PartitionLog
 
     log = open_log(compact_config(max_compaction_lag_ms=1000, segment_ms=86_400_000))
-    log.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=NOW)
-    log.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=NOW + 500)
+    t0 = log.active_segment.created_ms  # the clock a new segment's age counts from
+    log.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=t0)
+    log.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=t0 + 500)
     assert len(log.segments) == 1
-    log.append(encode_batch([(b"a", b"3", [])], NOW), now_ms=NOW + 1500)
+    log.append(encode_batch([(b"a", b"3", [])], NOW), now_ms=t0 + 1500)
     assert len(log.segments) == 2  # the first two records can now be cleaned
     plain = PartitionLog.open(str(tmp_path / "plain-0"), small_config(max_compaction_lag_ms=1000,
                                                                       segment_ms=86_400_000))
     try:
-        plain.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=NOW)
-        plain.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=NOW + 1500)
+        t0 = plain.active_segment.created_ms
+        plain.append(encode_batch([(b"a", b"1", [])], NOW), now_ms=t0)
+        plain.append(encode_batch([(b"a", b"2", [])], NOW), now_ms=t0 + 1500)
         assert len(plain.segments) == 1  # a log that is not compacted ignores it
     finally:
         plain.close()
