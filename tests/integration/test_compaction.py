@@ -10,6 +10,8 @@ restart; a read from an offset compaction removed starts at the next record that
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import random
 import re
@@ -508,3 +510,68 @@ def test_kill_9_while_compacting_loses_nothing_acknowledged(tmp_path):
         assert [r for r in got if r[0] >= base[0]] == [(o, *delivered[o]) for o in sorted(delivered) if o >= base[0]]
     finally:
         b.close()
+
+
+def consume_aiokafka(b: BrokerProcess, topic: str, partitions: int = PARTITIONS) -> dict[int, list[tuple]]:
+    """The same with aiokafka (its own protocol code): assigned partitions, from the beginning to the end."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, list[tuple]]:
+        c = AIOKafkaConsumer(bootstrap_servers=b.bootstrap, group_id=None, enable_auto_commit=False,
+                             fetch_max_wait_ms=100)
+        await c.start()
+        got: dict[int, list[tuple]] = {p: [] for p in range(partitions)}
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            ends = await c.end_offsets(tps)
+            deadline = time.monotonic() + 20
+            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
+                assert time.monotonic() < deadline, f"aiokafka did not reach the end of {topic}"
+                for tp, msgs in (await c.getmany(timeout_ms=200)).items():
+                    got[tp.partition].extend((m.offset, m.key, m.value) for m in msgs)
+        finally:
+            await c.stop()
+        return got
+
+    return asyncio.run(read())
+
+
+def consume_kafkajs(b: BrokerProcess, topic: str, partitions: int = PARTITIONS) -> dict[int, list[tuple]]:
+    """The same with kafkajs (Node.js), through a consumer group of its own."""
+    js = os.path.join(os.path.dirname(__file__), "js")
+    out = subprocess.run(["node", os.path.join(js, "read_all.js"), b.bootstrap, topic, f"{topic}-kafkajs"],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    got: dict[int, list[tuple]] = {p: [] for p in range(partitions)}
+    for p, offset, key, value in json.loads(out.stdout)["records"]:
+        got[p].append((offset, None if key is None else base64.b64decode(key),
+                       None if value is None else base64.b64decode(value)))
+    return {p: sorted(recs) for p, recs in got.items()}
+
+
+def _kafkajs_missing() -> str | None:
+    js = os.path.join(os.path.dirname(__file__), "js")
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
+        return f"kafkajs is not installed (npm ci in {js})"
+    return None
+
+
+@pytest.mark.parametrize("client", ["aiokafka", pytest.param("kafkajs", marks=pytest.mark.skipif(
+    _kafkajs_missing() is not None, reason=str(_kafkajs_missing())))])
+@pytest.mark.parametrize("codec", ["none", "gzip"])  # kafkajs reads no other codec without plugins
+def test_other_clients_read_compacted_partitions(broker, compacted, client, codec):
+    """aiokafka and kafkajs read the batches compaction rewrote (fewer records than offsets, offset gaps)
+    exactly as confluent-kafka does."""
+    topic = compacted[codec][0]
+    want = consume_confluent(broker, topic)
+    got = (consume_aiokafka if client == "aiokafka" else consume_kafkajs)(broker, topic)
+    for p in want:
+        assert got[p] == want[p], f"partition {p}: offsets {[o for o, _, _ in got[p]]} read, " \
+                                  f"{[o for o, _, _ in want[p]]} wanted"
