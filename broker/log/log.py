@@ -52,7 +52,7 @@ from .epochs import LeaderEpochCache
 from .errors import CorruptRecord, InvalidRecord, OffsetOutOfRange, RecordTooLarge, StorageError
 from .fileslice import FileSlice
 from .recovery import LoadReport, load_segments
-from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name
+from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
