@@ -287,20 +287,26 @@ def clean(p: Plan, cancelled=None) -> Outcome:
 
 def _survivors(offsets, h1s, h2s, no_key, drop_tombstone) -> np.ndarray:
     """Per record, in log order: does it survive? The last record of each key does (a record without a key
-    always does), unless it is a tombstone past delete.retention.ms."""
+    always does), unless it is a tombstone past delete.retention.ms. Empties the lists it is given."""
     if not offsets:
         return np.zeros(0, bool)
-    off = np.concatenate(offsets)
-    h1 = np.concatenate(h1s)
-    h2 = np.concatenate(h2s)
+    columns = []
+    for parts in (offsets, h1s, h2s, no_key, drop_tombstone):
+        columns.append(np.concatenate(parts))
+        parts.clear()  # the per-batch pieces go as soon as their column exists: the pass's peak is the columns
+    off, h1, h2, no_key, drop = columns
     order = np.lexsort((off, h2, h1))
-    s1, s2 = h1[order], h2[order]
-    last = np.ones(len(off), bool)
+    del off
+    s1 = h1[order]
+    del h1
+    s2 = h2[order]
+    del h2
+    last = np.ones(len(order), bool)
     last[:-1] = (s1[1:] != s1[:-1]) | (s2[1:] != s2[:-1])
-    keep = np.empty(len(off), bool)
+    del s1, s2
+    keep = np.empty(len(order), bool)
     keep[order] = last
-    no_key = np.concatenate(no_key)
-    return (keep | no_key) & ~(np.concatenate(drop_tombstone) & ~no_key)
+    return (keep | no_key) & ~(drop & ~no_key)
 
 
 def _write(fd: int, data) -> int:
