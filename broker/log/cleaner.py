@@ -211,11 +211,13 @@ def clean(p: Plan, cancelled=None) -> Outcome:
     offsets, h1s, h2s, no_key, drop_tombstone = [], [], [], [], []
     horizon = p.now_ms - p.config.delete_retention_ms
     segments: list[SegmentRef] = []
+    records_in: dict[int, int] = {}  # segment base -> its records (control batches aside)
     keys = 0
     for seg in p.segments:
         if segments and keys >= p.max_keys:
             break  # the rest waits for the next pass; what is cleaned now is still deduplicated within itself
         segments.append(seg)
+        keys_before = keys
         expired = seg.largest_time < horizon
         for chunk, res, i in _batches(seg.path, seg.size, cancelled):
             if int(res.attributes[i]) & _CONTROL:
@@ -229,6 +231,7 @@ def clean(p: Plan, cancelled=None) -> Outcome:
             drop_tombstone.append(((cols[FLAGS] & VALUE_NULL) != 0) & expired)
             keys += len(cols[FLAGS])
             out.bytes_before += int(res.size[i])
+        records_in[seg.base] = keys - keys_before
     keep = _survivors(offsets, h1s, h2s, no_key, drop_tombstone)
     out.records_read = len(keep)
     out.upto = segments[-1].end
@@ -243,6 +246,12 @@ def clean(p: Plan, cancelled=None) -> Outcome:
     first = True
     for group in groups(segments, p.config):
         base = group[0].base
+        n = records_in[base]
+        if len(group) == 1 and keep[k:k + n].all():  # a segment that keeps every record is not read again
+            k += n
+            out.bytes_after += group[0].size
+            first = False
+            continue
         path = os.path.join(work, segment_name(base) + LOG_SUFFIX)
         written = removed_here = 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
