@@ -21,8 +21,10 @@ DEFAULT_CONFIG = 5
 _TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7, "listeners": 7, "hostport": 2}
 
 TOPIC_DEFAULTS = {"compression.type": "producer"}  # topic keys without a broker key under them
+# Kafka's TopicConfig types; a key not named here is a LONG
 TOPIC_TYPES = {"message.timestamp.type": 2, "cleanup.policy": 7, "compression.type": 2, "preallocate": 1,
-               "index.interval.bytes": 3, "segment.index.bytes": 3, "min.cleanable.dirty.ratio": 6}
+               "index.interval.bytes": 3, "segment.index.bytes": 3, "segment.bytes": 3, "max.message.bytes": 3,
+               "min.insync.replicas": 3, "min.cleanable.dirty.ratio": 6}
 
 
 def _text(value) -> str | None:

@@ -183,8 +183,11 @@ def test_describe_configs_shows_the_compaction_keys_with_kafkas_types():
     assert (policy["value"], policy["config_type"], policy["config_source"]) == ("delete", 7, DEFAULT_CONFIG)
     assert [s["name"] for s in policy["synonyms"]] == ["log.cleanup.policy"]
     assert (ratio["value"], ratio["config_type"], ratio["is_default"]) == ("0.5", 6, True)
-    for key in ("delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms"):
-        assert topic[key]["config_type"] == 5
+    for key in ("delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms", "retention.ms",
+                "segment.ms", "retention.bytes", "flush.messages"):
+        assert topic[key]["config_type"] == 5  # LONG
+    for key in ("segment.bytes", "max.message.bytes", "min.insync.replicas", "index.interval.bytes"):
+        assert topic[key]["config_type"] == 3  # INT, as Kafka types them
     assert topic["max.compaction.lag.ms"]["value"] == str(2**63 - 1)
 
     topic = _described(cfg, {"cleanup.policy": "compact,delete", "min.cleanable.dirty.ratio": 0.1})
