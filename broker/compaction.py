@@ -37,7 +37,6 @@ class Compaction:
         self.running: tuple[object, object, Future, float] | None = None  # (owned partition, log, pass, start)
         self.stopping = threading.Event()
         self.turn = 0
-        self.passes = 0
         if self.enabled:
             worker.call_later(self.backoff_s, self._tick)
 
@@ -109,7 +108,6 @@ class Compaction:
         if not applied:
             log.info("compaction pass dropped", topic=op.topic, partition=op.partition, reason="the log changed")
             return
-        self.passes += 1
         PROC.scalars[_ml.MS_CLEANER_PASSES] += 1
         PROC.scalars[_ml.MS_CLEANER_RECORDS_REMOVED] += outcome.records_removed
         PROC.scalars[_ml.MS_CLEANER_BYTES_FREED] += outcome.bytes_before - outcome.bytes_after

@@ -24,6 +24,7 @@ records all go is deleted, except the log's first segment, which stays (empty) t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -191,8 +192,9 @@ def _batches(path: str, size: int, cancelled=None):
         os.close(fd)
 
 
-def _records(chunk: bytes, res, i: int):
-    """(buffer, start, end) of batch i's records section, decompressed when the producer compressed it."""
+def records_section(chunk, res, i: int):
+    """(buffer, start, end) of batch i of a scan of `chunk`: its records section, decompressed when the
+    producer compressed it (ValueError when it does not decompress)."""
     p, size = int(res.pos[i]), int(res.size[i])
     codec = int(res.attributes[i]) & 7
     if codec == 0:
@@ -222,7 +224,7 @@ def clean(p: Plan, cancelled=None) -> Outcome:
         for chunk, res, i in _batches(seg.path, seg.size, cancelled):
             if int(res.attributes[i]) & _CONTROL:
                 continue
-            buf, start, end = _records(chunk, res, i)
+            buf, start, end = records_section(chunk, res, i)
             cols, hashes = hotpath.scan_records(buf, start, end, int(res.record_count[i]))
             offsets.append(cols[OFFSET_DELTA] + int(res.base_offset[i]))
             h1s.append(hashes[0])
@@ -331,7 +333,7 @@ def _rebuild(chunk: bytes, res, i: int, mask: np.ndarray) -> bytes:
     codec; record count, maxTimestamp (CreateTime), length and CRC recomputed."""
     p = int(res.pos[i])
     attrs = int(res.attributes[i])
-    buf, start, end = _records(chunk, res, i)
+    buf, start, end = records_section(chunk, res, i)
     cols, _ = hotpath.scan_records(buf, start, end, int(res.record_count[i]))
     view = memoryview(buf)
     body = b"".join(view[int(s):int(e)] for s, e in zip(cols[START][mask], cols[END][mask]))
@@ -364,8 +366,6 @@ def finish_interrupted_swap(directory: str) -> list[str]:
     """At load: a swap the marker says was committed is completed (the cleaned log replaces its first member,
     whose indexes are then rebuilt, and the other members go); without a marker, a pass's leftovers are
     removed. Returns the names of the files it removed or replaced."""
-    import json
-
     done: list[str] = []
     marker = os.path.join(directory, SWAP_MARKER)
     work = os.path.join(directory, CLEANING_DIR)

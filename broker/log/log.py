@@ -30,6 +30,7 @@ What other processes see: the writer publishes log end / high watermark / log st
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import shutil
 import struct
@@ -42,7 +43,6 @@ import numpy as np
 
 import hotpath
 from hotpath.records import FLAGS, KEY_NULL
-from netio.codec.records import decompress
 
 from . import checkpoint
 from . import cleaner as _cleaner
@@ -763,8 +763,6 @@ class PartitionLog:
         return self._bases[i:i + len(members)] == members and i + len(members) < len(self._bases)
 
     def _swap_cleaned(self, action: "_cleaner.Action") -> None:
-        import json
-
         i = self._bases.index(action.members[0])
         old = self._segments[i:i + len(action.members)]
         if action.path is None:
@@ -830,15 +828,10 @@ def _validate(src: np.ndarray, max_message_bytes: int, deep: bool = True, keys: 
 
 def _require_keys(src: np.ndarray, res) -> None:
     for i in range(res.count):
-        p, size, codec = int(res.pos[i]), int(res.size[i]), int(res.attributes[i]) & 7
         try:
-            if codec:
-                section = decompress(codec, src[p + 61:p + size])
-                cols, _ = hotpath.scan_records(section, 0, len(section), int(res.record_count[i]))
-            else:
-                cols, _ = hotpath.scan_records(src, p + 61, p + size, int(res.record_count[i]))
+            cols, _ = hotpath.scan_records(*_cleaner.records_section(src, res, i), int(res.record_count[i]))
         except ValueError as e:
-            raise InvalidRecord(f"the records of the batch at byte {p} cannot be read: {e}") from None
+            raise InvalidRecord(f"the records of the batch at byte {int(res.pos[i])} cannot be read: {e}") from None
         if (cols[FLAGS] & KEY_NULL).any():
             raise InvalidRecord("a compacted topic cannot accept a record without a key")
 
