@@ -27,7 +27,7 @@ def test_golden_set_covers_both_clients_and_the_core_apis():
     clients = {name.split("-")[0] for name in NAMES}
     assert {"rdkafka", "kafkapython", "kafkapython011"} <= clients
     apis = {MANIFEST["frames"][n]["api_key"] for n in NAMES}
-    assert {0, 1, 2, 3, 10, 18, 19, 20, 22, 37} <= apis
+    assert {0, 1, 2, 3, 10, 18, 19, 20, 22, 37, 48, 49} <= apis
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -115,9 +115,25 @@ def _check_find_coordinator(body, version):
     assert body["key"] == "golden-group" and body["key_type"] == 0
 
 
+def _check_describe_client_quotas(body, version):
+    assert body["strict"] is MANIFEST["quota_strict"]
+    assert [(c["entity_type"], c["match_type"], c["match"]) for c in body["components"]] == [
+        ("user", 0, MANIFEST["quota_user"]), ("client-id", 1, None)]
+
+
+def _check_alter_client_quotas(body, version):
+    assert body["validate_only"] is False
+    (entry,) = body["entries"]
+    assert [(e["entity_type"], e["entity_name"]) for e in entry["entity"]] == [
+        ("user", MANIFEST["quota_user"]), ("client-id", None)]
+    assert [(o["key"], o["value"], o["remove"]) for o in entry["ops"]] == [
+        ("producer_byte_rate", MANIFEST["quota_rate"], False), ("consumer_byte_rate", 0.0, True)]
+
+
 CHECKS = {
     "ApiVersions": _check_api_versions, "Metadata": _check_metadata, "Produce": _check_produce,
     "InitProducerId": _check_init_producer_id, "CreateTopics": _check_create_topics,
     "CreatePartitions": _check_create_partitions, "DeleteTopics": _check_delete_topics,
     "ListOffsets": _check_list_offsets, "Fetch": _check_fetch, "FindCoordinator": _check_find_coordinator,
+    "DescribeClientQuotas": _check_describe_client_quotas, "AlterClientQuotas": _check_alter_client_quotas,
 }

@@ -17,6 +17,7 @@ EXPECTED = {
     "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0), "ElectLeaders": (43, 0, 2),
     "ListPartitionReassignments": (46, 0, 0), "ListTransactions": (66, 0, 1),
     "DescribeUserScramCredentials": (50, 0, 0), "AlterUserScramCredentials": (51, 0, 0),
+    "DescribeClientQuotas": (48, 0, 1), "AlterClientQuotas": (49, 0, 1),
 }
 
 CORE = {"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets", "CreateTopics", "DeleteTopics",

@@ -460,3 +460,62 @@ ALTER_USER_SCRAM_CREDENTIALS = Api(
         )),
     ),
 )
+
+
+# Client quotas (KIP-546): byte-rate limits per user, client id, or both; an entity name of null is that type's
+# default. A describe component matches an exact name (match_type 0), the default (1) or any name (2); `strict`
+# leaves out entities naming other types too. A null `entries` comes with an error.
+def _quota_entity() -> F:
+    return F("entity", "[]", fields=(
+        F("entity_type", "string"),
+        F("entity_name", "string", nullable="0+"),
+    ))
+
+
+DESCRIBE_CLIENT_QUOTAS = Api(
+    key=48, name="DescribeClientQuotas", versions=(0, 1), flexible="1+",
+    request=(
+        F("components", "[]", fields=(
+            F("entity_type", "string"),
+            F("match_type", "int8"),
+            F("match", "string", nullable="0+"),
+        )),
+        F("strict", "bool"),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+"),
+        F("entries", "[]", nullable="0+", fields=(
+            _quota_entity(),
+            F("values", "[]", fields=(
+                F("key", "string"),
+                F("value", "float64"),
+            )),
+        )),
+    ),
+)
+
+# An op with remove set deletes the key (its value is ignored); validate_only checks without storing.
+ALTER_CLIENT_QUOTAS = Api(
+    key=49, name="AlterClientQuotas", versions=(0, 1), flexible="1+",
+    request=(
+        F("entries", "[]", fields=(
+            _quota_entity(),
+            F("ops", "[]", fields=(
+                F("key", "string"),
+                F("value", "float64"),
+                F("remove", "bool"),
+            )),
+        )),
+        F("validate_only", "bool"),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("entries", "[]", fields=(
+            F("error_code", "int16"),
+            F("error_message", "string", nullable="0+"),
+            _quota_entity(),
+        )),
+    ),
+)

@@ -1,6 +1,7 @@
 """Regenerate the golden request frames: real clients talking to a tiny recording broker on 127.0.0.1.
 
-Run from the repository root: `python tests/codec/golden/capture.py` (needs confluent-kafka and kafka-python).
+Run from the repository root: `python tests/codec/golden/capture.py [SCENARIO ...]` (needs confluent-kafka and
+kafka-python; naming scenarios re-records only theirs).
 The broker answers with hpbroker's own codec just well enough for each client to take its next step
 (ApiVersions, Metadata, InitProducerId, Produce, admin calls, ListOffsets, Fetch) and records the first
 frame of every (client, api, version) as `<client>-<Api>-v<version>.hex`, plus `manifest.json` holding
@@ -29,6 +30,9 @@ KEY = b"golden-key"
 VALUE = b"golden-value"
 CREATED_PARTITIONS = 3
 GROWN_PARTITIONS = 5
+QUOTA_USER = "golden-user"
+QUOTA_RATE = 1048576.0
+QUOTA_STRICT = True
 
 
 class RecordingBroker:
@@ -129,6 +133,10 @@ class RecordingBroker:
             return {"topics": [{"name": t["name"], "partitions": [
                 {"partition_index": i, "committed_offset": -1} for i in t["partition_indexes"]]}
                 for t in req["topics"] or []]}
+        if key == 48:
+            return {"entries": []}
+        if key == 49:
+            return {"entries": [{"entity": e["entity"]} for e in req["entries"]]}
         if key == 1:
             time.sleep(min(req["max_wait_ms"], 100) / 1000)
             return {"responses": [{"topic": t["topic"], "partitions": [
@@ -233,6 +241,33 @@ def python_old_protocol(bootstrap: str) -> None:
     consumer.close()
 
 
+def python_quotas(bootstrap: str) -> None:
+    """kafka-python's own encoders (made from Kafka's schemas) for the client quota APIs, both versions: its
+    admin client has no quota calls, so the requests go through its connection manager."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.admin import AlterClientQuotasRequest as Alter, DescribeClientQuotasRequest as Describe
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="golden-kafka-python")
+    requests = []
+    for version in (0, 1):
+        requests += [
+            Describe(version=version, strict=QUOTA_STRICT, components=[
+                Describe.ComponentData(entity_type="user", match_type=0, match=QUOTA_USER),
+                Describe.ComponentData(entity_type="client-id", match_type=1, match=None)]),
+            Alter(version=version, validate_only=False, entries=[Alter.EntryData(
+                entity=[Alter.EntryData.EntityData(entity_type="user", entity_name=QUOTA_USER),
+                        Alter.EntryData.EntityData(entity_type="client-id", entity_name=None)],
+                ops=[Alter.EntryData.OpData(key="producer_byte_rate", value=QUOTA_RATE, remove=False),
+                     Alter.EntryData.OpData(key="consumer_byte_rate", value=0.0, remove=True)])])]
+
+    async def send_all():
+        for request in requests:
+            await admin._manager.send(request)
+
+    admin._manager.run(send_all)
+    admin.close()
+
+
 SCENARIOS = {
     "rdkafka-producer": confluent_producer,
     "rdkafka-admin": confluent_admin,
@@ -241,15 +276,23 @@ SCENARIOS = {
     "kafkapython-consumer": python_consumer,
     "rdkafka-consumer": confluent_consumer,
     "kafkapython011": python_old_protocol,
+    "kafkapython-quotas": python_quotas,
 }
 
 
-def main() -> None:
-    for old in HERE.glob("*.hex"):
-        old.unlink()
+def main(only: list[str]) -> None:
+    """Every scenario, or only those named (their frames replace theirs; the rest of the set stays)."""
+    if not only:
+        for old in HERE.glob("*.hex"):
+            old.unlink()
     manifest = {"topic": TOPIC, "created": CREATED, "key": KEY.decode(), "value": VALUE.decode(),
-                "created_partitions": CREATED_PARTITIONS, "grown_partitions": GROWN_PARTITIONS, "frames": {}}
+                "created_partitions": CREATED_PARTITIONS, "grown_partitions": GROWN_PARTITIONS,
+                "quota_user": QUOTA_USER, "quota_rate": QUOTA_RATE, "quota_strict": QUOTA_STRICT, "frames": {}}
+    if only:
+        manifest["frames"] = json.loads((HERE / "manifest.json").read_text())["frames"]
     for client, scenario in SCENARIOS.items():
+        if only and client not in only:
+            continue
         for name, frame in sorted(_run(client, scenario).items()):
             (HERE / f"{name}.hex").write_text(frame.hex() + "\n")
             manifest["frames"][name] = {"api_key": peek_header(frame).api_key,
@@ -259,4 +302,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
