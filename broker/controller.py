@@ -34,6 +34,7 @@ META_FILE = "meta.properties"
 ACL_FILE = "acls.json"  # a single node's access control lists (a cluster keeps them in etcd)
 SCRAM_FILE = "scram.json"  # a single node's SCRAM credentials (likewise)
 BROKER_CONFIG_FILE = "broker_configs.json"  # a single node's dynamic broker defaults (likewise)
+QUOTA_FILE = "quotas.json"  # a single node's client quotas (likewise)
 
 
 def owner_of(topic: str, partition: int, n_io: int) -> int:
@@ -57,6 +58,7 @@ class Controller:
         self.acls: tuple[AclBinding, ...] = self._load_acls() if node is None else ()
         self.scram: dict = self._load_json(SCRAM_FILE, {}) if node is None else {}
         self.broker_configs: dict = self._load_json(BROKER_CONFIG_FILE, {}) if node is None else {}
+        self.quotas: dict = self._load_json(QUOTA_FILE, {}) if node is None else {}
         if not all(isinstance(v, dict) for v in self.broker_configs.values()):  # one flat scope: the default
             self.broker_configs = {"": self.broker_configs}
         log_manager.broker_config = config.log_defaults(dynamic_log_defaults(self.broker_configs, broker.node_id))
@@ -120,7 +122,7 @@ class Controller:
         for key in [k for k in self.slots if k not in live]:
             self.free_slots.append(self.slots.pop(key))
         return ClusterMetadata(self.version, self.cluster_id, bid, (self.broker,), topics, self.acls, self.scram,
-                               self.broker_configs)
+                               self.broker_configs, self.quotas)
 
     def _build_cluster(self) -> ClusterMetadata:
         st = self.node.state
@@ -144,7 +146,7 @@ class Controller:
                         for _, b in sorted(st.brokers.items()))
         self.mgr.broker_config = self.config.log_defaults(dynamic_log_defaults(st.broker_configs, me))
         return ClusterMetadata(self.version, st.cluster_id or self.cluster_id, st.controller_id, brokers, topics,
-                               tuple(sorted(st.acls)), st.scram, st.broker_configs)
+                               tuple(sorted(st.acls)), st.scram, st.broker_configs, st.quotas)
 
     def refresh(self, before_delete: Callable[[ClusterMetadata], None]) -> bool:
         """Cluster mode: read etcd, do this node's duties, bring local logs and the snapshot in step.
@@ -210,7 +212,7 @@ class Controller:
         md = self.metadata
         return ClusterMetadata(self.version, md.cluster_id, md.controller_id, md.brokers,
                                {k: v for k, v in md.topics.items() if k not in doomed}, md.acls, md.scram,
-                               md.broker_configs)
+                               md.broker_configs, md.quotas)
 
     def ensure_internal_topics(self) -> None:
         """__consumer_offsets exists from the first start on, so every group has a coordinator partition.
@@ -607,8 +609,40 @@ class Controller:
         return [(u, int(errors[u][0]), errors[u][1]) if u in errors else (u, 0, None) for u in users]
 
 
+    # -- client quotas ---------------------------------------------------------------------------------------
+
+    def alter_quotas(self, entries: list, validate_only: bool = False) -> list[tuple[int, str | None]]:
+        """AlterClientQuotas, checked as Kafka's controller checks it (broker.quota_admin.alter): (error code,
+        message) per entry. `entries`: [[[entity type, name], ...], [[key, value, remove], ...]]. The entities
+        that change are stored together (etcd, or quotas.json replaced atomically) and published."""
+        from broker.quota_admin import alter, key_text
+
+        current = self.node.state.quotas if self.node is not None else self.quotas
+        results, changed = alter(current, entries)
+        if validate_only or not changed:
+            return results
+        try:
+            if self.node is not None:
+                self.node.put_quotas(changed)
+            else:
+                quotas = {k: v for k, v in {**self.quotas, **changed}.items() if v}
+                self._save_json(QUOTA_FILE, quotas)
+                self.quotas = quotas
+                self._publish()
+        except Exception as e:
+            log.error("client quotas not stored", error=repr(e))
+            code, text = _error_for(e)
+            return [(int(code), text) if r[0] == 0 else r for r in results]
+        for key, values in changed.items():
+            log.info("client quota changed", entity=key_text(key),
+                     quotas=",".join(f"{k}={int(v) if v.is_integer() else v}" for k, v in sorted(values.items()))
+                     or "none")
+        return results
+
+
 class StoreUnreadable(ValueError):
-    """A controller store in the data directory (ACLs, SCRAM credentials, dynamic defaults) is damaged."""
+    """A controller store in the data directory (ACLs, SCRAM credentials, dynamic defaults, client quotas) is
+    damaged."""
 
 
 def _parsed(configs: dict) -> dict:

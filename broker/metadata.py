@@ -75,6 +75,8 @@ class ClusterMetadata:
     # Dynamic broker configs (broker.config.DYNAMIC_LOG_KEYS), typed, by scope: "" the cluster-wide default,
     # str(broker id) that broker's own: {scope: {key: value}}
     broker_configs: dict = field(default_factory=dict)
+    # Client quotas made with AlterClientQuotas: {broker.quotas.entity_key(entity): {quota key: value}}
+    quotas: dict = field(default_factory=dict)
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
@@ -110,6 +112,7 @@ class ClusterMetadata:
             "acls": [list(b) for b in self.acls],
             "scram": self.scram,
             "broker_configs": self.broker_configs,
+            "quotas": self.quotas,
         }
 
     @classmethod
@@ -124,7 +127,7 @@ class ClusterMetadata:
         return cls(obj["version"], obj["cluster_id"], obj["controller_id"],
                    tuple(BrokerInfo.from_json(b) for b in obj["brokers"]), topics,
                    tuple(AclBinding(*b) for b in obj.get("acls", ())), dict(obj.get("scram", {})),
-                   dict(obj.get("broker_configs", {})))
+                   dict(obj.get("broker_configs", {})), dict(obj.get("quotas", {})))
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, SNAPSHOT_FILE)

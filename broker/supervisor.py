@@ -449,7 +449,7 @@ class Supervisor:
         op = msg.get("op")
         c = self.controller
         if op in ("create_topics", "delete_topics", "create_partitions", "alter_topic_configs", "create_acls",
-                  "delete_acls", "alter_scram", "alter_broker_defaults"):
+                  "delete_acls", "alter_scram", "alter_broker_defaults", "alter_quotas"):
             if self.node is not None:  # act on the newest cluster state, then show workers the result
                 c.refresh(self._hide_before_delete)
             reply = self._topic_op(op, msg)
@@ -505,6 +505,8 @@ class Supervisor:
             return {"results": c.alter_scram([(u, m) for u, m in msg["deletions"]],
                                              [(u, m, i, b64(salt), b64(salted))
                                               for u, m, i, salt, salted in msg["upsertions"]])}
+        if op == "alter_quotas":
+            return {"results": c.alter_quotas(msg["entries"], msg.get("validate_only", False))}
         if op == "delete_acls":
             return {"results": [[code, text, [list(b) for b in found]]
                                 for code, text, found in c.delete_acls([AclFilter(*f) for f in msg["filters"]])]}

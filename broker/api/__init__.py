@@ -30,7 +30,7 @@ Handler = Callable[["Dispatcher", Connection, object, dict, Slot], None]
 # Modules whose HANDLERS run in the network worker. A module may also define FORWARDED: api keys whose
 # requests go whole to a partition owner (see `forward`), with a function choosing the owner.
 HANDLER_MODULES = ("versions", "metadata", "produce", "fetch", "offsets", "topics", "configs", "cluster", "admin",
-                   "producer_id", "groups", "epochs", "acls", "sasl", "scram")
+                   "producer_id", "groups", "epochs", "acls", "sasl", "scram", "quotas")
 
 
 class Dispatcher:

@@ -415,6 +415,13 @@ class ClusterNode:
         for i in range(0, len(ops), MAX_TXN_OPS):
             self.client.txn([], ops[i:i + MAX_TXN_OPS])
 
+    def put_quotas(self, changed: dict[str, dict]) -> None:
+        """Each changed client quota entity's whole set of values, in one key (none left: the key goes)."""
+        ops = [Op.put(self.key("quotas", entity), json.dumps(values).encode()) if values
+               else Op.delete(self.key("quotas", entity)) for entity, values in changed.items()]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            self.client.txn([], ops[i:i + MAX_TXN_OPS])
+
     def _broker_keys(self) -> list[str]:
         kvs, _ = self.client.get_prefix(self.key("brokers") + "/")
         return [kv.key for kv in kvs]

@@ -18,6 +18,8 @@ Keys under the prefix (values are JSON):
   scram/<user>               {mechanism: [salt, iterations, stored key, server key]} (base64)
   configs/broker-default     {key: value}: the cluster-wide dynamic broker defaults
   configs/broker-<id>        {key: value}: one broker's own dynamic configs, over the defaults
+  quotas/<entity>            {quota key: value}: one client quota entity's values; <entity> is
+                             broker.quotas.entity_key, e.g. {"client-id":null,"user":"alice"}
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class ClusterState:
     acls: set[AclBinding] = field(default_factory=set)
     scram: dict[str, dict] = field(default_factory=dict)
     broker_configs: dict = field(default_factory=dict)
+    quotas: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_kvs(cls, prefix: str, kvs, revision: int) -> "ClusterState":
@@ -107,6 +110,8 @@ class ClusterState:
                 st.broker_configs["" if scope == "default" else scope] = doc
             elif rel.startswith("scram/") and doc:
                 st.scram[rel[len("scram/"):]] = dict(doc)
+            elif rel.startswith("quotas/") and isinstance(doc, dict) and doc:
+                st.quotas[rel[len("quotas/"):]] = {k: float(v) for k, v in doc.items()}
         return st
 
     def partition_state(self, topic: str, partition: int) -> PartState | None:
