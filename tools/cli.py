@@ -86,10 +86,11 @@ from tools.commands.acl import acl_group  # noqa: E402
 from tools.commands.cluster import cluster  # noqa: E402
 from tools.commands.data import consume, produce  # noqa: E402
 from tools.commands.group import group  # noqa: E402
+from tools.commands.quota import quota  # noqa: E402
 from tools.commands.topic import topic  # noqa: E402
 from tools.commands.user import user  # noqa: E402
 
-for _command in (topic, group, produce, consume, cluster, user):
+for _command in (topic, group, produce, consume, cluster, user, quota):
     main.add_command(_command)
 main.add_command(acl_group, name="acl")
 main.add_command(__import__("perf.cli", fromlist=["perf"]).perf)
