@@ -3,7 +3,8 @@
 For N network workers and M I/O workers there are N*M request rings (network n -> I/O m), N*M completion
 rings (I/O m -> network n), one receive arena per network worker (large Produce frames, read by the
 owners in place), one partition-state table (written per slot by the owner, read by all) and one doorbell
-per network worker that owners ring when a partition a parked fetch waits for advances.
+per network worker that owners ring when a partition a parked fetch waits for advances, and the quota table
+(what each network worker counted against client quotas).
 Children attach by name, which gives each process its own cursors over the shared counters (a restarted
 worker continues where its predecessor's published counters stand). Only the supervisor unlinks.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from broker.logfmt import Log
 from broker.shm.arena import ReceiveArena
 from broker.shm.partitions import PartitionTable
+from broker.shm.quota import QuotaTable
 from broker.shm.region import cleanup_stale
 from broker.shm.ring import Ring
 
@@ -45,10 +47,11 @@ class SharedState:
     done: list[list[Ring]]  # [net][io]
     table: PartitionTable
     arenas: list[ReceiveArena | None]  # [net]; None: no room in /dev/shm, large frames go through the ring
+    quotas: QuotaTable
     creator: bool = False
 
     @classmethod
-    def create(cls, n_net: int, n_io: int, max_message_bytes: int) -> "SharedState":
+    def create(cls, n_net: int, n_io: int, max_message_bytes: int, quota_samples: int = 11) -> "SharedState":
         cleanup_stale()
         cap = request_ring_capacity(max_message_bytes)
         made: list = []
@@ -57,12 +60,13 @@ class SharedState:
             done = [[_track(made, Ring.create(COMPLETION_RING_BYTES)) for _ in range(n_io)] for _ in range(n_net)]
             table = _track(made, PartitionTable.create(PARTITION_SLOTS, n_net))
             arenas = [_arena(made, arena_capacity(max_message_bytes)) for _ in range(n_net)]
+            quotas = _track(made, QuotaTable.create(n_net, quota_samples))
         except BaseException:
             for obj in made:
                 obj.close()
                 obj.unlink()
             raise
-        return cls(n_net, n_io, req, done, table, arenas, creator=True)
+        return cls(n_net, n_io, req, done, table, arenas, quotas, creator=True)
 
     @property
     def max_message(self) -> int:
@@ -76,6 +80,7 @@ class SharedState:
             [[Ring.attach(r.name) for r in row] for row in self.done],
             PartitionTable.attach(self.table.name),
             [None if a is None else ReceiveArena.attach(a.name) for a in self.arenas],
+            QuotaTable.attach(self.quotas.name),
         )
 
     def request_rings_for_io(self, io: int) -> list[Ring]:
@@ -92,7 +97,7 @@ class SharedState:
 
     def all_objects(self) -> list:
         return ([r for row in self.req for r in row] + [r for row in self.done for r in row] + [self.table]
-                + [a for a in self.arenas if a is not None])
+                + [a for a in self.arenas if a is not None] + [self.quotas])
 
     def destroy(self) -> None:
         for obj in self.all_objects():

@@ -211,7 +211,7 @@ class Supervisor:
         self.controller.ensure_internal_topics()
         if self.node is not None:
             self.controller.refresh(lambda hidden: None)  # no worker runs yet
-        self.shared = SharedState.create(n_net, n_io, self._largest_message())
+        self.shared = SharedState.create(n_net, n_io, self._largest_message(), cfg["quota.window.num"])
         self._start_metrics(n_net + n_io, PARTITION_SLOTS)
         self.metadata = self.controller.metadata
         self._reset_slots(self.metadata)

@@ -17,7 +17,7 @@ process can know the region's name::
     preamble (64 bytes, read-only after create)
     +0   u32  magic      b"HPB1" (0x31425048)
     +4   u16  version    LAYOUT_VERSION; attach refuses a mismatch
-    +6   u16  kind       KIND_RING | KIND_PARTITIONS | KIND_METRICS | KIND_ARENA
+    +6   u16  kind       KIND_RING | KIND_PARTITIONS | KIND_METRICS | KIND_ARENA | KIND_QUOTAS
     +8   u64  creator    pid of the creating process (only it unlinks)
     +16  u64  size       total region size in bytes
     +24  40 bytes reserved (zero)
@@ -152,6 +152,31 @@ read by the supervisor's /metrics handler)::
     Updates are single-writer read-modify-write of one aligned i64 (a numpy element): readers may
     see a value one update old, never a torn one.  Each counter is read independently, so a
     histogram's count and buckets may disagree by the updates in flight.
+
+Quota table (``quota.py``; one table per network worker, written only by that worker, read by all)::
+
+    0            64                                          64 + tables * slots * slot_words * 8
+    | preamble   | table 0: slot 0 | slot 1 | ... | table 1: ...                              |
+    header fields in the preamble's reserved area:
+    +24  u64  tables      one per network worker
+    +32  u64  slots       slots per table
+    +40  u64  samples     windows kept per counter (quota.window.num)
+
+    slot (i64 words; slot_words = 2 + 2 * QUOTA_KINDS * samples)
+    [0]      key          what is counted together (a hash of user and client id), never 0;
+                          0 = never used.  Written last when a slot is claimed, after its counters
+                          are zeroed, so a reader that finds the key finds this key's counts.
+    [1]      reserved
+    [2..]    per kind (0: produce request bytes, 1: fetch response bytes): `samples` window
+             numbers, then `samples` byte counts.  Window w (monotonic ms // window ms) lives at
+             index w % samples; a count whose window number is not w is an older window's, and
+             the writer resets it before counting into it.
+
+    A key is looked for by linear probing from key % slots over at most QUOTA_PROBE slots,
+    stopping at a never-used slot.  A writer takes over a slot whose windows are all out of range;
+    slots are never emptied, so the probes of other keys stay valid.  A reader may see a count one
+    update old or a window being reset (a rate off by one request), never a torn word.  A client's
+    rate is the sum over every table: its connections may be served by different network workers.
 """
 
 from __future__ import annotations
@@ -166,6 +191,7 @@ KIND_RING = 1
 KIND_PARTITIONS = 2
 KIND_METRICS = 3
 KIND_ARENA = 4
+KIND_QUOTAS = 5
 
 CACHE_LINE = 64
 ALIGN = 8
@@ -250,6 +276,26 @@ MS_AUTHZ_DENIALS = 17  # authorization checks the ACLs refused (a Produce counts
 MS_CLEANER_PASSES = 18  # compaction passes an I/O worker swapped in
 MS_CLEANER_RECORDS_REMOVED = 19  # records those passes removed
 MS_CLEANER_BYTES_FREED = 20  # segment bytes those passes freed (read minus written)
+MS_THROTTLED_PRODUCE = 21  # Produce requests a client quota throttled
+MS_THROTTLED_FETCH = 22  # Fetch requests a client quota throttled (answered empty)
+MS_THROTTLE_MS = 23  # milliseconds of throttle time those requests were given
+
+
+# -- quota table ---------------------------------------------------------------------------
+QUOTA_OFF_TABLES = 24
+QUOTA_OFF_SLOTS = 32
+QUOTA_OFF_SAMPLES = 40
+QUOTA_START = 64
+QUOTA_KINDS = 2  # produce, fetch (broker.quotas.PRODUCE, FETCH)
+QUOTA_PROBE = 64
+
+
+def quota_slot_words(samples: int) -> int:
+    return 2 + 2 * QUOTA_KINDS * samples
+
+
+def quota_region_size(tables: int, slots: int, samples: int) -> int:
+    return QUOTA_START + tables * slots * quota_slot_words(samples) * 8
 
 
 def metrics_block_words(slots: int) -> int:
