@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -84,7 +85,7 @@ class Slot:
 class Connection:
     __slots__ = ("sock", "id", "peer", "reader", "slots", "out", "out_bytes", "closed", "close_reason",
                  "on_writable_change", "want_write", "paused", "read_us", "queued_total", "sent_total", "sending",
-                 "dirty", "listener", "auth", "tls", "principal", "access", "sasl")
+                 "dirty", "listener", "auth", "tls", "principal", "access", "sasl", "muted_until")
 
     def __init__(self, sock: socket.socket, conn_id: int, peer: str, max_frame_bytes: int,
                  on_writable_change: Callable[["Connection"], None], arena=None):
@@ -116,6 +117,13 @@ class Connection:
         self.access = None  # (authorizer, its checker for this principal): see Dispatcher.access
         # After a SASL login: (mechanism, time.monotonic() the session ends, 0 for never) (KIP-368)
         self.sasl: tuple[str, float] | None = None
+        self.muted_until = 0.0  # time.monotonic() until which a client over its quota is not read
+
+    def mute(self, seconds: float) -> None:
+        """Read nothing more from this client for `seconds` (a quota's throttle time); what it already
+        sent waits unframed. The worker's loop resumes it once the time has passed."""
+        self.muted_until = max(self.muted_until, time.monotonic() + seconds)
+        self.on_writable_change(self)
 
     def client_host(self) -> str:
         """The client's address without the port: what ACL entries name as host."""

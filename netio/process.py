@@ -42,6 +42,10 @@ class NetContext:
         self.opened_closed: set = set()  # readers that opened a closed segment since `close_idle_segments`
         self.timers: list[tuple[float, int, object]] = []  # (when, sequence, fn): `call_later`
         self._timer_seq = 0
+        from broker.quotas import QuotaMeter
+
+        self.quotas = QuotaMeter(shared.quotas, worker_index, config["quota.window.size.seconds"] * 1000,
+                                 config["quota.window.num"])
         self.authorizing = bool(config["authorizer.class.name"])
         self._authorizer = None
         self._acl_version = -1
@@ -119,7 +123,7 @@ class NetContext:
             r.close_idle(READER_KEEPS_CLOSED)
         self.opened_closed.clear()
 
-    def encode_fetch(self, version: int, correlation_id: int, topics: list):
+    def encode_fetch(self, version: int, correlation_id: int, topics: list, throttle_ms: int = 0):
         """Response parts: encoded header/field bytes, and segment byte ranges for os.sendfile."""
         from netio.codec.fetch import PartitionData, encode_fetch_response
         from netio.connection import FilePart
@@ -134,7 +138,7 @@ class NetContext:
                 pds.append(PartitionData(p["partition_index"], p["error_code"], p["high_watermark"],
                                          p["last_stable_offset"], p["log_start_offset"], None, -1, rec))
             out.append((topic, pds))
-        return encode_fetch_response(version, correlation_id, 0, 0, 0, out)
+        return encode_fetch_response(version, correlation_id, throttle_ms, 0, 0, out)
 
 
 class NetPump:

@@ -326,7 +326,14 @@ class NetworkWorker:
 
     def _over_limits(self, conn: Connection) -> bool:
         return (len(conn.slots) >= MAX_INFLIGHT_PER_CONNECTION or conn.out_bytes >= MAX_QUEUED_OUT_BYTES
-                or conn in self.ring_blocked)
+                or conn in self.ring_blocked or (conn.muted_until and self._still_muted(conn)))
+
+    @staticmethod
+    def _still_muted(conn: Connection) -> bool:
+        if time.monotonic() < conn.muted_until:
+            return True
+        conn.muted_until = 0.0
+        return False
 
     def _apply_backpressure(self, conn: Connection) -> bool:
         """Pause reading while the connection owes too much; resume once it has drained."""

@@ -17,6 +17,8 @@ import time
 
 from broker.logfmt import Log
 from broker.metrics import PROC
+from broker.quotas import FETCH, max_fetch_bytes, principal_user, throttle
+from broker.shm import layout as _ml
 from broker.security.acl import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from netio.codec import ErrorCode
 
@@ -25,7 +27,7 @@ log = Log("hpbroker.fetch")
 
 class PendingFetch:
     __slots__ = ("conn", "slot", "version", "correlation_id", "deadline", "min_bytes", "max_bytes",
-                 "partitions", "versions", "isolation_level", "sent", "replica_id", "denied")
+                 "partitions", "versions", "isolation_level", "sent", "replica_id", "denied", "quota")
 
     def __init__(self, conn, slot, version, correlation_id, deadline, min_bytes, max_bytes, partitions,
                  isolation_level, replica_id=-1):
@@ -42,6 +44,7 @@ class PendingFetch:
         self.sent: list[tuple[int, int]] = []  # (slot, bytes) read for the response, for bytes-out metrics
         self.replica_id = replica_id  # >= 0: a follower broker fetching (reads up to the log end offset)
         self.denied: set[str] | None = None  # topics the client may not read: TOPIC_AUTHORIZATION_FAILED
+        self.quota: tuple[float, int] | None = None  # the consumer_byte_rate the response counts against
 
 
 def _topics_of(req) -> list[tuple[str, int, int, int, int]]:
@@ -107,7 +110,7 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
         visible = hw if replica < 0 else leo
         if offset >= visible:
             continue
-        limit = min(pmax, budget) if total else pmax  # the first batch always goes out whole
+        limit = min(pmax, budget)  # the reader returns at least one whole batch, as Kafka's first does
         if limit <= 0:
             continue
         try:
@@ -128,6 +131,15 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
 
 
 def respond(ctx, req: PendingFetch, topics: list) -> None:
+    throttle_ms = 0
+    if req.quota is not None:
+        size = sum(n for _slot, n in req.sent)
+        throttle_ms = ctx.quotas.record(req.quota, FETCH, size)
+        if throttle_ms:  # as Kafka: the client is told to wait and gets nothing now, so nothing is counted
+            ctx.quotas.take_back(req.quota, FETCH, size)
+            throttle(ctx, req.conn, throttle_ms, _ml.MS_THROTTLED_FETCH)
+            req.slot.reply_parts(ctx.encode_fetch(req.version, req.correlation_id, [], throttle_ms))
+            return
     for slot, n in req.sent:
         PROC.slot_add(2, slot, n)
     for _topic, entries in topics:
@@ -153,11 +165,25 @@ def handle_fetch(dispatcher, conn, header, body, slot) -> None:
             req.denied = {t for t in {t for t, *_ in req.partitions} if not may(READ, TOPIC, t)}
     if body.replica_id >= 0 and not req.denied and not _from_live_broker(ctx, req):
         req.replica_id = -2  # answered NOT_LEADER_OR_FOLLOWER per partition (no replica has that id)
+    elif body.replica_id < 0:
+        md = ctx.metadata.current()
+        if md.quotas:
+            _apply_quota(dispatcher, conn, header, md, req)
     topics, total, errors = read_partitions(ctx, req)
     if errors or total >= req.min_bytes or body.max_wait_ms <= 0 or not req.versions:
         respond(ctx, req, topics)
         return
     ctx.parked_fetches.park(req)
+
+
+def _apply_quota(dispatcher, conn, header, md, req: PendingFetch) -> None:
+    """A consumer under a consumer_byte_rate: its response counts against it, and is never larger than
+    the quota allows over its windows (a larger one would be throttled whatever the client did)."""
+    ctx = dispatcher.ctx
+    quota = ctx.quotas.limit(md, FETCH, principal_user(dispatcher.principal(conn)[0]), header.client_id or "")
+    if quota is not None:
+        req.quota = quota
+        req.max_bytes = min(req.max_bytes, max_fetch_bytes(quota[0], ctx.quotas.window_ms, ctx.quotas.samples))
 
 
 def _from_live_broker(ctx, req: PendingFetch) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hotpath
 from broker.metrics import PROC
+from broker.quotas import PRODUCE, principal_user, throttle
+from broker.shm import layout as _ml
 from broker.security.acl import TOPIC, WRITE
 from netio.codec import ErrorCode
 from netio.codec.produce import encode_produce_response
@@ -18,7 +20,7 @@ MIN_SERVED_VERSION = 3  # magic-2 batches; v0-2 are advertised only for old libr
 
 
 class ProduceState:
-    __slots__ = ("slot", "version", "acks", "results", "outstanding", "conn")
+    __slots__ = ("slot", "version", "acks", "results", "outstanding", "conn", "throttle_ms")
 
     def __init__(self, slot, version: int, acks: int, conn):
         self.slot = slot
@@ -27,6 +29,7 @@ class ProduceState:
         self.results: dict[str, list[tuple]] = {}
         self.outstanding = 0
         self.conn = conn
+        self.throttle_ms = 0
 
     def add(self, topic: str, partition: int, error: int, base_offset: int = -1, log_append_time: int = -1,
             log_start: int = -1, message: str | None = None) -> None:
@@ -47,7 +50,8 @@ class ProduceState:
                 self.conn.flush()
             return
         s = self.slot
-        s.reply_parts([encode_produce_response(self.version, s.correlation_id, list(self.results.items()))])
+        s.reply_parts([encode_produce_response(self.version, s.correlation_id, list(self.results.items()),
+                                               self.throttle_ms)])
 
 
 def handle_produce(dispatcher, conn, header, req, slot) -> None:
@@ -65,6 +69,8 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
     else:
         code = 0
     md = ctx.metadata.current()
+    if md.quotas:
+        state.throttle_ms = _over_quota(dispatcher, conn, header, md)
     io = ctx.io
     may = dispatcher.access(conn)
     for name, index, records in req.partitions:
@@ -102,6 +108,19 @@ def handle_produce(dispatcher, conn, header, req, slot) -> None:
         slot.no_reply()
     if state.outstanding == 0:
         state.finish()
+
+
+def _over_quota(dispatcher, conn, header, md) -> int:
+    """Count the request's bytes against the client's producer_byte_rate; the throttle time it earned. As
+    in Kafka, the request is served either way: the quota delays the client's next requests."""
+    ctx = dispatcher.ctx
+    quota = ctx.quotas.limit(md, PRODUCE, principal_user(dispatcher.principal(conn)[0]), header.client_id or "")
+    if quota is None:
+        return 0
+    ms = ctx.quotas.record(quota, PRODUCE, len(dispatcher.frame))
+    if ms:
+        throttle(ctx, conn, ms, _ml.MS_THROTTLED_PRODUCE)
+    return ms
 
 
 def _more_than_one_batch(records) -> bool:

@@ -171,6 +171,15 @@ def render(sup) -> str:
         ("hpbroker_log_cleaner_bytes_freed_total", "counter",
          "Segment bytes compaction freed: what its passes read minus what they wrote.", L.MS_CLEANER_BYTES_FREED,
          "io"),
+        ("hpbroker_quota_throttled_produce_total", "counter",
+         "Produce requests over a client quota (producer_byte_rate): answered with a throttle time.",
+         L.MS_THROTTLED_PRODUCE, "network"),
+        ("hpbroker_quota_throttled_fetch_total", "counter",
+         "Fetch requests over a client quota (consumer_byte_rate): answered empty with a throttle time.",
+         L.MS_THROTTLED_FETCH, "network"),
+        ("hpbroker_quota_throttle_ms_total", "counter",
+         "Milliseconds of throttle time given to clients over their quotas; their connections were not read "
+         "meanwhile.", L.MS_THROTTLE_MS, "network"),
     )
     for name, kind, help_, idx, role in per_worker:
         t.family(name, kind, help_)
