@@ -38,6 +38,7 @@ PRODUCE, FETCH = 0, 1
 USER, CLIENT_ID = "user", "client-id"
 ENTITY_TYPES = (USER, CLIENT_ID)
 DEFAULT = None  # an entity name of None is that type's default, as in the protocol
+MAX_THROTTLE_MS = 2**31 - 1  # throttle_time_ms is an int32 (Kafka does not bound byte-rate throttles otherwise)
 
 
 def entity_key(entity: dict) -> str:
@@ -93,7 +94,7 @@ def throttle_ms(total: float, span: int, limit: float) -> int:
     rate = total * 1000.0 / span
     if rate <= limit:
         return 0
-    return int(round((rate - limit) / limit * span))
+    return min(int(round((rate - limit) / limit * span)), MAX_THROTTLE_MS)
 
 
 def max_fetch_bytes(limit: float, window_ms: int, samples: int) -> int:

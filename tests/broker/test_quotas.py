@@ -79,6 +79,11 @@ def test_throttle_time_brings_the_rate_back_to_the_limit():
     assert total * 1000 / (span + x) == pytest.approx(limit, rel=1e-3)
 
 
+def test_throttle_time_fits_its_int32_field():
+    # 100 MB against 1 byte/s would be ~10^11 ms; the response field is an int32.
+    assert throttle_ms(100_000_000, 10_000, 1.0) == 2**31 - 1
+
+
 def test_max_fetch_bytes():
     assert max_fetch_bytes(1000.0, 1000, 11) == 10_000
     assert max_fetch_bytes(0.5, 1000, 2) == 1
