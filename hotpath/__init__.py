@@ -29,6 +29,7 @@ from .batch import (
 from .builder import Headers, build_batch, build_records_batch
 from .crc import HAS_SSE42, as_u8, bind_fast_paths, crc32c
 from .index import index_valid_entries, offset_index_lookup, time_index_lookup
+from .quota import quota_add, quota_counted
 from .records import key_hash, scan_records
 from .ringscan import scan_ring_entries
 from .varint import decode_uvarint, decode_varint, encode_uvarint, encode_varint
@@ -67,6 +68,8 @@ __all__ = [
     "encode_varint",
     "index_valid_entries",
     "key_hash",
+    "quota_add",
+    "quota_counted",
     "offset_index_lookup",
     "patch_batch",
     "scan_batches",

@@ -2,7 +2,8 @@
 
 A client's connections may be spread over several network workers (and many instances of a service share
 one client id), while Kafka's quota is per broker. So each worker counts what it serves into its own
-table, with no lock, and judges a request by the sum over every worker's table.
+table, with no lock, and judges a request by the sum over every worker's table. The counting and summing
+are `hotpath.quota_add` and `hotpath.quota_counted`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 
 import numpy as np
 
+import hotpath
 from broker.shm import layout as L
 from broker.shm.region import SharedRegion, unique_name
 
@@ -31,9 +33,8 @@ class QuotaTable:
         self.tables = L.U64.unpack_from(mm, L.QUOTA_OFF_TABLES)[0]
         self.slots = L.U64.unpack_from(mm, L.QUOTA_OFF_SLOTS)[0]
         self.samples = L.U64.unpack_from(mm, L.QUOTA_OFF_SAMPLES)[0]
-        words = L.quota_slot_words(self.samples)
-        self.words = np.ndarray((self.tables, self.slots, words), dtype=np.int64, buffer=region.buf,
-                                offset=L.QUOTA_START)
+        n = self.tables * self.slots * L.quota_slot_words(self.samples)
+        self.flat = np.ndarray((n,), dtype=np.int64, buffer=region.buf, offset=L.QUOTA_START)
 
     @classmethod
     def create(cls, tables: int, samples: int, slots: int = DEFAULT_SLOTS) -> QuotaTable:
@@ -51,84 +52,15 @@ class QuotaTable:
     def add(self, table: int, key: int, kind: int, window: int, value: int) -> bool:
         """Count `value` bytes (negative: take back) for `key` in `window`, in worker `table`'s own table.
         False when no slot could be had: more keys active at once than the probe reaches."""
-        slot = self._claim(table, key, window)
-        if slot < 0:
-            return False
-        row = self.words[table, slot]
-        n = self.samples
-        ids = 2 + kind * 2 * n
-        i = window % n
-        if row[ids + i] != window:
-            row[ids + n + i] = 0
-            row[ids + i] = window
-        row[ids + n + i] += value
-        return True
+        return hotpath.quota_add(self.flat, self.slots, self.samples, table, key, kind, window, value) >= 0
 
     def counted(self, key: int, kind: int, window: int) -> tuple[int, int]:
         """(bytes counted for `key` in the windows still in range, the oldest such window) over every
         worker's table; (0, window) when nothing was counted."""
-        n = self.samples
-        ids = 2 + kind * 2 * n
-        total = 0
-        oldest = window
-        for table in range(self.tables):
-            slot = self._find(table, key)
-            if slot < 0:
-                continue
-            row = self.words[table, slot]
-            windows = row[ids:ids + n]
-            live = (windows > window - n) & (windows <= window)
-            if live.any():
-                total += int(row[ids + n:ids + 2 * n][live].sum())
-                oldest = min(oldest, int(windows[live].min()))
-        return total, oldest
-
-    def _find(self, table: int, key: int) -> int:
-        keys = self.words[table, :, 0]
-        slots = self.slots
-        start = key % slots
-        for j in range(min(L.QUOTA_PROBE, slots)):
-            s = (start + j) % slots
-            k = keys[s]
-            if k == key:
-                return s
-            if k == 0:
-                return -1
-        return -1
-
-    def _claim(self, table: int, key: int, window: int) -> int:
-        """The slot counting `key` in this table: its own, else a never-used one or one whose windows are
-        all out of range (zeroed, then the key written last)."""
-        rows = self.words[table]
-        slots = self.slots
-        start = key % slots
-        spare = -1
-        for j in range(min(L.QUOTA_PROBE, slots)):
-            s = (start + j) % slots
-            k = rows[s, 0]
-            if k == key:
-                return s
-            if k == 0:
-                if spare < 0:
-                    spare = s
-                break
-            if spare < 0 and self._idle(rows[s], window):
-                spare = s
-        if spare >= 0:
-            rows[spare, 1:] = 0
-            rows[spare, 0] = key
-        return spare
-
-    def _idle(self, row, window: int) -> bool:
-        n = self.samples
-        for kind in range(L.QUOTA_KINDS):
-            ids = 2 + kind * 2 * n
-            if (row[ids:ids + n] > window - n).any():
-                return False
-        return True
+        return hotpath.quota_counted(self.flat, self.tables, self.slots, self.samples, key, kind, window)
 
     def close(self) -> None:
-        self.words = None
+        self.flat = None
         self._region.close()
 
     def unlink(self) -> bool:

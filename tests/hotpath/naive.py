@@ -300,3 +300,72 @@ def index_valid_entries(raw: bytes, entry_size: int, max_entries: int) -> int:
         if not any(raw[i * entry_size : (i + 1) * entry_size]):
             return i
     return n
+
+
+# -- quota table (hotpath/quota.py) ---------------------------------------------------------------------
+
+QUOTA_PROBE = 64
+QUOTA_KINDS = 2
+
+
+def _quota_rows(words: list, slots: int, samples: int, table: int):
+    width = 2 + 2 * QUOTA_KINDS * samples
+    return width, table * slots * width
+
+
+def quota_add(words: list, slots: int, samples: int, table: int, key: int, kind: int, window: int,
+              value: int) -> int:
+    """`words` is a plain list standing for the int64 table region; returns the slot used, or -1."""
+    width, base = _quota_rows(words, slots, samples, table)
+    probe = [(key % slots + j) % slots for j in range(min(QUOTA_PROBE, slots))]
+    chain = []  # the probed slots in use, up to the first never-used one
+    for s in probe:
+        if words[base + s * width] == 0:
+            break
+        chain.append(s)
+
+    def idle(s: int) -> bool:
+        row = base + s * width
+        return all(words[row + 2 + c * 2 * samples + i] <= window - samples
+                   for c in range(QUOTA_KINDS) for i in range(samples))
+
+    own = [s for s in chain if words[base + s * width] == key]
+    if own:
+        found = own[0]
+    else:
+        spare = [s for s in chain if idle(s)] + probe[len(chain):len(chain) + 1]
+        if not spare:
+            return -1
+        found = spare[0]
+        row = base + found * width
+        words[row + 1:row + width] = [0] * (width - 1)
+        words[row] = key
+    row = base + found * width
+    ids = row + 2 + kind * 2 * samples
+    i = window % samples
+    if words[ids + i] != window:
+        words[ids + samples + i] = 0
+        words[ids + i] = window
+    words[ids + samples + i] += value
+    return found
+
+
+def quota_counted(words: list, tables: int, slots: int, samples: int, key: int, kind: int,
+                  window: int) -> tuple[int, int]:
+    total, oldest = 0, window
+    for t in range(tables):
+        width, base = _quota_rows(words, slots, samples, t)
+        for j in range(min(QUOTA_PROBE, slots)):
+            row = base + ((key % slots + j) % slots) * width
+            if words[row] == 0:
+                break
+            if words[row] != key:
+                continue
+            ids = row + 2 + kind * 2 * samples
+            for i in range(samples):
+                w = words[ids + i]
+                if window - samples < w <= window:
+                    total += words[ids + samples + i]
+                    oldest = min(oldest, w)
+            break
+    return total, oldest
