@@ -34,6 +34,8 @@ hpbroker_partition_log_end_offset{{topic="a\\"b",partition="0"}} {rin}
 hpbroker_partition_high_watermark{{topic="a\\"b",partition="0"}} {rin}
 hpbroker_group_lag{{group="g",topic="a",partition="0"}} 7
 hpbroker_group_lag{{group="g",topic="a",partition="1"}} 3
+hpbroker_quota_throttled_produce_total{{role="network",worker="0"}} {reqs}
+hpbroker_quota_throttled_fetch_total{{role="network",worker="0"}} {fast}
 """
 
 
@@ -54,6 +56,7 @@ def test_rates_from_two_scrapes_and_history():
     assert first.throughput.bytes_in_per_s == 0 and hist[0] == deque()
     snap = build("u", page(1012, 2.0, 30, 10, 5000, 50), page(1010, 1.0, 10, 10, 1000, 10), 2.0, hist)
     assert snap.header.uptime_s == 12 and snap.header.version == "0.1.0"
+    assert snap.header.throttled_per_s == 10  # 20 more throttled produce requests in 2 s, fetch unchanged
     assert snap.throughput.bytes_in_per_s == 2000 and snap.throughput.records_in_per_s == 20
     assert snap.throughput.history_in == (2000.0,)
     net = next(w for w in snap.workers if w.role == "network")

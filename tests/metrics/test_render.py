@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from tests.metrics.snapshots import BUSY, DOWN
-from tools.top.render import (make_layout, render_groups, render_latency, render_workers, short_bytes,
-                              sparkline)
+from tools.top.render import (make_layout, render_groups, render_header, render_latency, render_workers,
+                              short_bytes, sparkline)
+from tools.top.snapshot import Header
 
 
 def draw(renderable, width: int = 80, height: int | None = None) -> list[str]:
@@ -66,3 +67,11 @@ def test_groups_panel_without_group_metrics():
 
 def test_short_bytes():
     assert [short_bytes(n) for n in (512, 9.5 * 1024, 210 * 2**20, 1.2 * 2**30)] == ["512B", "9.5K", "210M", "1.2G"]
+
+
+def test_header_shows_quota_throttling_only_when_it_happens():
+    quiet = "\n".join(draw(render_header(Header("u", "0.1.0", 5.0, "PLAINTEXT://h:1", "2", "2"))))
+    assert "throttled" not in quiet
+    busy = "\n".join(draw(render_header(Header("u", "0.1.0", 5.0, "PLAINTEXT://h:1", "2", "2",
+                                                throttled_per_s=2.5))))
+    assert "throttled 2.5/s" in busy and "PLAINTEXT://h:1" in busy

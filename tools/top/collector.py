@@ -60,8 +60,10 @@ def build(url: str, cur: Samples, prev: Samples | None, dt: float, history: tupl
     info = cur.get("hpbroker_info", [({}, 0)])[0][0]
     start = total(cur, "hpbroker_start_time_seconds")
     now = total(cur, "hpbroker_scrape_time_seconds") or time.time()
+    throttled = rate("hpbroker_quota_throttled_produce_total") + rate("hpbroker_quota_throttled_fetch_total")
     header = Header(url, info.get("version", "?"), max(0.0, now - start) if start else 0.0,
-                    info.get("listeners", ""), info.get("network_threads", "?"), info.get("io_threads", "?"))
+                    info.get("listeners", ""), info.get("network_threads", "?"), info.get("io_threads", "?"),
+                    throttled_per_s=throttled)
 
     bin_, bout = rate("hpbroker_bytes_in_total"), rate("hpbroker_bytes_out_total")
     if prev is not None:

@@ -65,6 +65,9 @@ def render_header(h: Header) -> Text:
         return t
     t.append(f"up {duration(h.uptime_s)}  ")
     t.append(f"net {h.network_threads} io {h.io_threads}  ", style="dim")
+    if h.throttled_per_s > 0:  # clients over their quotas: worth a glance before the listeners
+        n = h.throttled_per_s
+        t.append(f"throttled {n:.1f}/s  " if n < 10 else f"throttled {human_count(n)}/s  ", style="bold yellow")
     t.append(h.listeners or "-")
     t.append("\n")
     t.append(h.url, style="dim")
