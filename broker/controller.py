@@ -433,6 +433,17 @@ class Controller:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    def _store_changes(self, changed: dict, attr: str, file: str, put) -> None:
+        """Per-key changes to a keyed store (SCRAM users, quota entities; an empty value removes the key):
+        to etcd through `put`, or into `file` replaced atomically and published by a single node."""
+        if self.node is not None:
+            put(changed)
+            return
+        merged = {k: v for k, v in {**getattr(self, attr), **changed}.items() if v}
+        self._save_json(file, merged)
+        setattr(self, attr, merged)
+        self._publish()
+
     def _load_acls(self) -> tuple[AclBinding, ...]:
         return tuple(sorted(AclBinding(*b) for b in self._load_json(ACL_FILE, [])))
 
@@ -593,13 +604,7 @@ class Controller:
                 creds.pop(name, None)
         if changed:
             try:
-                if self.node is not None:
-                    self.node.put_scram(changed)
-                else:
-                    scram = {u: c for u, c in {**self.scram, **changed}.items() if c}
-                    self._save_json(SCRAM_FILE, scram)
-                    self.scram = scram
-                    self._publish()
+                self._store_changes(changed, "scram", SCRAM_FILE, self.node and self.node.put_scram)
                 for user, creds in changed.items():
                     log.info("scram credentials changed", user=user, mechanisms=",".join(sorted(creds)) or "none")
             except Exception as e:
@@ -622,13 +627,7 @@ class Controller:
         if validate_only or not changed:
             return results
         try:
-            if self.node is not None:
-                self.node.put_quotas(changed)
-            else:
-                quotas = {k: v for k, v in {**self.quotas, **changed}.items() if v}
-                self._save_json(QUOTA_FILE, quotas)
-                self.quotas = quotas
-                self._publish()
+            self._store_changes(changed, "quotas", QUOTA_FILE, self.node and self.node.put_quotas)
         except Exception as e:
             log.error("client quotas not stored", error=repr(e))
             code, text = _error_for(e)
