@@ -316,3 +316,39 @@ def test_librdkafka_producer_and_consumer_are_slowed_to_their_quotas(broker):
     assert seen == 2 * n
     assert elapsed >= 2 * n * size / limit - 2.0 - 0.5, elapsed
     assert any(t > 0 for t in c_throttles), c_throttles[:5]
+
+
+def test_kafka_python_producer_and_consumer_are_slowed_to_their_quotas(broker):
+    """kafka-python, unchanged, under both quotas: every record is produced without an error and consumed,
+    each taking at least what its quota allows."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    topic = f"q-kp-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    client = f"kp-{uuid.uuid4().hex[:6]}"
+    limit, n, size = 300_000, 1500, 1024
+    alter(broker, {"client-id": client}, producer_byte_rate=limit, consumer_byte_rate=limit)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, client_id=client, linger_ms=5, batch_size=65536)
+    start = time.monotonic()
+    futures = [p.send(topic, b"%06d" % i + b"k" * (size - 6)) for i in range(n)]
+    p.flush(60)
+    elapsed = time.monotonic() - start
+    p.close()
+    assert [f.exception for f in futures if f.exception] == []
+    assert elapsed >= n * size / limit - 2.0 - 0.5, elapsed
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, client_id=client, enable_auto_commit=False,
+                      consumer_timeout_ms=30000)
+    try:
+        c.assign([TopicPartition(topic, 0)])
+        c.seek_to_beginning()
+        start = time.monotonic()
+        got = []
+        for m in c:
+            got.append(int(m.value[:6]))
+            if len(got) == n:
+                break
+        elapsed = time.monotonic() - start
+    finally:
+        c.close()
+    assert got == list(range(n))
+    assert elapsed >= n * size / limit - 2.0 - 0.5, elapsed
