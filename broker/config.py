@@ -51,7 +51,8 @@ def available_cpus() -> int:
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # a listener's name is its protocol
 TLS_LISTENERS = ("SSL", "SASL_SSL")
 SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # what a client logs in with by password
+SERVED_SASL_MECHANISMS = SASL_MECHANISMS + ("OAUTHBEARER",)
 # Class names Kafka operators set authorizer.class.name to; each turns on the ACL authorizer
 # (broker/security/acl.py).
 # Broker keys a cluster-wide dynamic default may change while brokers run (AlterConfigs on the broker
@@ -198,6 +199,19 @@ KEYS: tuple[Key, ...] = (
         "comma-separated, tried in order, DEFAULT keeping the whole RFC 2253 name (Kafka's syntax)."),
     Key("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "SASL mechanisms the SASL_PLAINTEXT and SASL_SSL listeners offer."),
+    Key("sasl.oauthbearer.jwks.endpoint.url", "string", None,
+        "The JWKS (an https:, http: or file: URL) whose keys sign OAUTHBEARER tokens; unset accepts unsecured "
+        "tokens (alg none), as Kafka's default validator does: for development only.", nullable=True),
+    Key("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, "How often the JWKS is fetched again.",
+        min=1000),
+    Key("sasl.oauthbearer.expected.audience", "list", None,
+        "Audiences a signed token must name one of (its aud claim); unset checks none.", nullable=True),
+    Key("sasl.oauthbearer.expected.issuer", "string", None, "The iss a signed token must carry; unset checks none.",
+        nullable=True),
+    Key("sasl.oauthbearer.sub.claim.name", "string", "sub", "The token claim naming the principal."),
+    Key("sasl.oauthbearer.scope.claim.name", "string", "scope", "The token claim holding its scopes."),
+    Key("sasl.oauthbearer.clock.skew.seconds", "int", 30,
+        "How far a token's exp, iat and nbf may be off the broker's clock.", min=0),
     Key("sasl.users", "list", None,
         "Comma-separated user:password pairs the SASL listeners accept (every enabled mechanism).",
         nullable=True, sensitive=True),
@@ -526,13 +540,13 @@ def _check_relations(values: dict[str, Any]) -> None:
         if values["ssl.client.auth"] != "none" and not values["ssl.truststore.location"]:
             raise ConfigError("ssl.truststore.location: ssl.client.auth needs the CAs of client certificates")
     if names.intersection(SASL_LISTENERS):
-        bad = [m for m in values["sasl.enabled.mechanisms"] if m not in SASL_MECHANISMS]
+        bad = [m for m in values["sasl.enabled.mechanisms"] if m not in SERVED_SASL_MECHANISMS]
         if bad or not values["sasl.enabled.mechanisms"]:
             raise ConfigError(f"sasl.enabled.mechanisms: {', '.join(bad) or 'none'} not served; "
-                              f"choose from {', '.join(SASL_MECHANISMS)}")
-        if not values["sasl.users"]:
-            raise ConfigError("sasl.users: a SASL listener needs at least one user:password")
-        for entry in values["sasl.users"]:
+                              f"choose from {', '.join(SERVED_SASL_MECHANISMS)}")
+        if not values["sasl.users"] and set(values["sasl.enabled.mechanisms"]) & set(SASL_MECHANISMS):
+            raise ConfigError("sasl.users: a SASL listener with PLAIN or SCRAM needs at least one user:password")
+        for entry in values["sasl.users"] or ():
             user, colon, password = entry.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("sasl.users: expected user:password pairs separated by commas")

@@ -71,6 +71,9 @@ def handle_sasl_authenticate(dispatcher, conn, header, body: dict, slot) -> None
     lifetime_ms = 0
     if user is not None:  # only SaslAuthenticate v1+ can carry a lifetime, so only such logins get one
         lifetime_ms = dispatcher.ctx.config["connections.max.reauth.ms"] if header.api_version >= 1 else 0
+        expires = session.expires()
+        if lifetime_ms and expires is not None:  # KIP-368: a token's login ends with the token
+            lifetime_ms = max(1, min(lifetime_ms, int((expires - time.time()) * 1000)))
         _authenticated(dispatcher, conn, session, user, lifetime_ms)
     slot.reply({"error_code": 0, "error_message": None, "auth_bytes": token, "session_lifetime_ms": lifetime_ms})
 

@@ -1,4 +1,5 @@
-"""SASL on SASL_PLAINTEXT listeners: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802, RFC 7677), sans-IO:
+"""SASL on SASL_PLAINTEXT listeners: PLAIN (RFC 4616), SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and OAUTHBEARER
+(RFC 7628, in `broker.security.oauthbearer`), sans-IO:
 a token in, the answer out. The server side serves the broker's listeners; the client side
 (`client_exchange`) lets the CLI log in to any Kafka broker.
 
@@ -27,6 +28,7 @@ SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 SCRAM_MECHANISM_CODES = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # ScramMechanism on the wire
 
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
+OAUTHBEARER = "OAUTHBEARER"
 
 
 class AuthenticationFailed(Exception):
@@ -243,12 +245,13 @@ class Session:
     requests carry the tokens; after a v0 handshake the tokens come as bare size-prefixed frames (`raw`).
     Anything else closes the connection."""
 
-    __slots__ = ("credentials", "mechanisms", "max_receive", "name", "mechanism", "raw", "expects")
+    __slots__ = ("credentials", "mechanisms", "max_receive", "name", "mechanism", "raw", "expects", "tokens")
 
-    def __init__(self, credentials: Credentials, mechanisms: tuple[str, ...], max_receive: int):
+    def __init__(self, credentials: Credentials, mechanisms: tuple[str, ...], max_receive: int, tokens=None):
         self.credentials = credentials
         self.mechanisms = mechanisms
         self.max_receive = max_receive
+        self.tokens = tokens  # broker.security.oauthbearer.Validator when OAUTHBEARER is enabled
         self.name: str | None = None
         self.mechanism: Plain | Scram | None = None
         self.raw = False
@@ -259,10 +262,22 @@ class Session:
         if name not in self.mechanisms:
             return False
         self.name = name
-        self.mechanism = Plain(self.credentials) if name == "PLAIN" else Scram(self.credentials, name)
+        if name == "PLAIN":
+            self.mechanism = Plain(self.credentials)
+        elif name == OAUTHBEARER:
+            from broker.security.oauthbearer import OAuthBearer
+
+            self.mechanism = OAuthBearer(self.tokens)
+        else:
+            self.mechanism = Scram(self.credentials, name)
         self.raw = version == 0
         self.expects = () if self.raw else (SASL_AUTHENTICATE,)
         return True
+
+    def expires(self) -> float | None:
+        """When the credential the client logged in with ends (a token's expiry, seconds since the epoch),
+        or None for a password."""
+        return getattr(self.mechanism, "expires", None)
 
     def step(self, token: bytes) -> tuple[bytes, str | None]:
         """The server's answer to one token, and the authenticated user once the mechanism is satisfied.

@@ -86,8 +86,8 @@ def test_an_ipv6_listener_is_written_back_in_brackets():
 
 
 @pytest.mark.parametrize("settings,fragment", [
-    (["listeners=SASL_PLAINTEXT://127.0.0.1:0"], "sasl.users: a SASL listener needs"),
-    (["listeners=SASL_SSL://127.0.0.1:0", "ssl.keystore.location=/k.pem"], "sasl.users: a SASL listener needs"),
+    (["listeners=SASL_PLAINTEXT://127.0.0.1:0"], "sasl.users: a SASL listener with PLAIN or SCRAM needs"),
+    (["listeners=SASL_SSL://127.0.0.1:0", "ssl.keystore.location=/k.pem"], "sasl.users: a SASL listener with PLAIN or SCRAM needs"),
     (["listeners=SSL://127.0.0.1:0"], "ssl.keystore.location: a TLS listener needs"),
     (["listeners=SSL://127.0.0.1:0", "ssl.keystore.location=/k.pem", "ssl.client.auth=required"],
      "ssl.truststore.location: ssl.client.auth needs"),
@@ -111,6 +111,15 @@ def test_an_ipv6_listener_is_written_back_in_brackets():
 def test_sasl_listener_settings_are_checked(settings, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         load_config(overrides=settings)
+
+
+def test_oauthbearer_alone_needs_no_password_users():
+    cfg = load_config(overrides=["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms=OAUTHBEARER",
+                                 "sasl.oauthbearer.expected.audience=kafka,kafka-internal"])
+    assert list(cfg["sasl.enabled.mechanisms"]) == ["OAUTHBEARER"] and not cfg["sasl.users"]
+    assert list(cfg["sasl.oauthbearer.expected.audience"]) == ["kafka", "kafka-internal"]
+    with pytest.raises(ConfigError, match="PLAIN or SCRAM needs"):
+        load_config(overrides=["listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms=OAUTHBEARER,PLAIN"])
 
 
 def test_an_authorizer_kafka_names_is_accepted():
