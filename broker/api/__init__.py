@@ -85,7 +85,7 @@ class Dispatcher:
                 keys.start()
             self.tokens = Validator(keys, tuple(cfg["sasl.oauthbearer.expected.audience"] or ()),
                                     cfg["sasl.oauthbearer.expected.issuer"], cfg["sasl.oauthbearer.sub.claim.name"],
-                                    cfg["sasl.oauthbearer.scope.claim.name"], cfg["sasl.oauthbearer.clock.skew.seconds"])
+                                    cfg["sasl.oauthbearer.clock.skew.seconds"])
         return self.tokens
 
     # -- authorization --------------------------------------------------------------------------------

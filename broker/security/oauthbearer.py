@@ -77,12 +77,11 @@ class Validator:
     """Checks a token and names its principal; `keys` (a `Jwks`) None accepts unsecured tokens only."""
 
     def __init__(self, keys=None, audience: tuple[str, ...] = (), issuer: str | None = None,
-                 sub_claim: str = "sub", scope_claim: str = "scope", skew_s: int = 30):
+                 sub_claim: str = "sub", skew_s: int = 30):
         self.keys = keys
         self.audience = tuple(audience)
         self.issuer = issuer
         self.sub_claim = sub_claim
-        self.scope_claim = scope_claim
         self.skew_s = skew_s
 
     def validate(self, token: str, now: float | None = None) -> tuple[str, float]:
