@@ -331,9 +331,15 @@ class ScramClient:
 
 def client_exchange(mechanism: str, user: str, password: str, send) -> None:
     """Log in as `user`: `send(token) -> answer` carries each token to the broker (a SaslAuthenticate
-    round trip). Raises `AuthenticationFailed` when the broker's answers do not check out."""
+    round trip). Raises `AuthenticationFailed` when the broker's answers do not check out. For OAUTHBEARER
+    `password` is the token (`user` is unused: the token names its principal)."""
     if mechanism == "PLAIN":
         send(f"\0{user}\0{password}".encode())
+        return
+    if mechanism == OAUTHBEARER:
+        if send(f"n,,\x01auth=Bearer {password}\x01\x01".encode()):  # the broker's error: acknowledge it,
+            send(b"\x01")  # and it refuses the login (send raises)
+            raise AuthenticationFailed("the broker refused the token")
         return
     client = ScramClient(mechanism, user, password)
     server_first = send(client.first())

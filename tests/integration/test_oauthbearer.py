@@ -200,3 +200,23 @@ def test_a_login_lasts_as_long_as_its_token(unsecured):
         assert 15_000 <= body["session_lifetime_ms"] <= 20_000, body
     finally:
         s.close()
+
+
+def test_cli_logs_in_with_a_token(signed):
+    """`hpbroker --sasl-mechanism OAUTHBEARER --sasl-oauthbearer-token`: a trusted token works, another does
+    not (exit 1, the broker's error named)."""
+    import os
+    import subprocess
+    import sys
+
+    def hpbroker(*args: str, token: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, HPBROKER_SASL_OAUTHBEARER_TOKEN=token)
+        return subprocess.run([sys.executable, "-m", "tools.cli", *args, "-b", f"127.0.0.1:{signed.sasl_port}",
+                               "--sasl-mechanism", "OAUTHBEARER"], capture_output=True, text=True, timeout=60,
+                              env=env)
+
+    r = hpbroker("topic", "create", "oauth-cli", "--partitions", "1", token=signed_token(sub="ops"))
+    assert r.returncode == 0, r.stderr
+    assert logins(signed, "ops") >= 1
+    r = hpbroker("topic", "ls", token=signed_token(ROGUE_KEY, sub="ops"))
+    assert r.returncode == 1 and "SASL_AUTHENTICATION_FAILED" in r.stderr, r.stderr

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from broker.config import SASL_MECHANISMS
+from broker.config import SERVED_SASL_MECHANISMS
 from tools.client import Client, KafkaError
 
 EXIT_KAFKA_ERROR = 1
@@ -33,8 +33,10 @@ def client_command(f):
     @click.option("--bootstrap", "-b", envvar="HPBROKER_BOOTSTRAP", default=DEFAULT_BOOTSTRAP, show_default=True,
                   help="Broker address(es) host:port[,host:port]; env HPBROKER_BOOTSTRAP.")
     @click.option("--sasl-mechanism", envvar="HPBROKER_SASL_MECHANISM",
-                  type=click.Choice(SASL_MECHANISMS), default=None,
+                  type=click.Choice(SERVED_SASL_MECHANISMS), default=None,
                   help="Log in to a SASL listener with this mechanism; env HPBROKER_SASL_MECHANISM.")
+    @click.option("--sasl-oauthbearer-token", envvar="HPBROKER_SASL_OAUTHBEARER_TOKEN", default=None,
+                  help="The JWT to log in with (OAUTHBEARER); env HPBROKER_SASL_OAUTHBEARER_TOKEN.")
     @click.option("--sasl-username", envvar="HPBROKER_SASL_USERNAME", default=None,
                   help="SASL user; env HPBROKER_SASL_USERNAME.")
     @click.option("--sasl-password", envvar="HPBROKER_SASL_PASSWORD", default=None,
@@ -48,8 +50,8 @@ def client_command(f):
     @click.option("--ssl-key", envvar="HPBROKER_SSL_KEY", type=click.Path(dir_okay=False), default=None,
                   help="PEM private key of --ssl-cert.")
     @functools.wraps(f)
-    def wrapper(bootstrap, fmt, sasl_mechanism, sasl_username, sasl_password, tls, ssl_ca, ssl_cert, ssl_key,
-                **kwargs):
+    def wrapper(bootstrap, fmt, sasl_mechanism, sasl_oauthbearer_token, sasl_username, sasl_password, tls, ssl_ca,
+                ssl_cert, ssl_key, **kwargs):
         context = None
         if tls or ssl_ca or ssl_cert:
             import ssl
@@ -61,7 +63,11 @@ def client_command(f):
             except (OSError, ssl.SSLError) as e:
                 raise click.UsageError(f"TLS files: {e}") from None
         sasl = None
-        if sasl_mechanism is not None:
+        if sasl_mechanism == "OAUTHBEARER":
+            if not sasl_oauthbearer_token:
+                raise click.UsageError("--sasl-mechanism OAUTHBEARER needs --sasl-oauthbearer-token")
+            sasl = (sasl_mechanism, "", sasl_oauthbearer_token)
+        elif sasl_mechanism is not None:
             if not sasl_username or sasl_password is None:
                 raise click.UsageError("--sasl-mechanism needs --sasl-username and --sasl-password")
             sasl = (sasl_mechanism, sasl_username, sasl_password)
