@@ -17,8 +17,9 @@ import uuid
 import zlib
 
 from broker.cluster.etcd import Compare, EtcdClient, EtcdError, Lease, Op, campaign
-from broker.cluster.state import (ClusterState, PartState, TopicRecord, acl_entry, assign_replicas, elect,
-                                  elect_unclean, prefer, revive, topic_value)
+from broker.cluster.state import (ClusterState, PartState, TopicRecord, acl_entry, assign_replicas,
+                                  complete_reassignment, elect, elect_unclean, prefer, reassign,
+                                  revert_reassignment, revive, topic_value)
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo
 from netio.codec import ErrorCode
@@ -187,6 +188,8 @@ class ClusterNode:
             if self._swap_state(name, p, cur, new):
                 wrote = True
         self.known = {b: r.incarnation for b, r in st.brokers.items()}
+        if not wrote and not gone:
+            wrote = self._complete_reassignments()
         wrote |= self._ensure_offsets_topic()
         if not wrote and not gone and self.config["auto.leader.rebalance.enable"] \
                 and time.monotonic() >= self.next_balance:
@@ -219,6 +222,79 @@ class ClusterNode:
             log.info("partition leadership changed", topic=topic, partition=partition, leader=new.leader,
                      leader_epoch=new.leader_epoch, isr=list(new.isr))
         return res.succeeded
+
+    # -- reassignment (KIP-455) ------------------------------------------------------------------------------
+
+    def _complete_reassignments(self) -> bool:
+        """Finish every reassignment whose target replicas are all in sync (the controller, each pass). A new
+        leader must be settled (not restarted since the last look), as for any election."""
+        st = self.state
+        eligible = self._settled()
+        wrote = False
+        for name, rec in st.topics.items():
+            for p, replicas in enumerate(rec.replicas):
+                cur = st.states.get((name, p))
+                done = complete_reassignment(replicas, cur) if cur is not None and cur.reassigning else None
+                if done is None or (done[1].leader != cur.leader and done[1].leader not in eligible):
+                    continue
+                if self._swap_assignment(rec, p, cur, *done):
+                    log.info("partition reassignment completed", topic=name, partition=p, replicas=list(done[0]),
+                             leader=done[1].leader, leader_epoch=done[1].leader_epoch, isr=list(done[1].isr))
+                    wrote = True
+                    rec = self.state.topics[name]
+        return wrote
+
+    def _swap_assignment(self, rec: TopicRecord, p: int, cur: PartState, replicas: tuple[int, ...],
+                         new: PartState) -> bool:
+        """One partition's replica list (in the topic's key) and state together, if neither changed since read."""
+        tkey, skey = self.key("topics", rec.name), self.key("state", rec.name, p)
+        changed = TopicRecord(rec.name, rec.id, rec.configs,
+                              rec.replicas[:p] + (tuple(replicas),) + rec.replicas[p + 1:])
+        res = self.client.txn([Compare.mod_revision(tkey, "=", rec.mod_revision),
+                               Compare.mod_revision(skey, "=", cur.mod_revision)],
+                              [Op.put(tkey, topic_value(changed)), Op.put(skey, new.to_json())])
+        if res.succeeded:  # later changes in this pass compare against what was just written
+            self.state.topics[rec.name] = TopicRecord(rec.name, rec.id, rec.configs, changed.replicas, res.revision)
+            self.state.states[(rec.name, p)] = PartState(new.leader, new.leader_epoch, new.isr, res.revision,
+                                                         new.adding, new.removing)
+        return res.succeeded
+
+    def alter_reassignment(self, name: str, p: int, target: list[int] | None) -> tuple[ErrorCode, str | None]:
+        """AlterPartitionReassignments for one partition, checked as Kafka's controller does: start (or replace)
+        a move to `target`, or cancel the running one (`target` None). Compare-and-swap, retried on a race."""
+        for _ in range(5):
+            st = self.reload()
+            rec = st.topics.get(name)
+            cur = st.states.get((name, p)) if rec is not None and 0 <= p < len(rec.replicas) else None
+            if cur is None:
+                return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {name}:{p}."
+            replicas = rec.replicas[p]
+            if target is None:
+                if not cur.reassigning:
+                    return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "No partition reassignment is in progress."
+                change = revert_reassignment(replicas, cur)
+                if change is None:
+                    return ErrorCode.INVALID_REPLICA_ASSIGNMENT, (f"Unable to revert partition assignment for "
+                                                                  f"{name}:{p} because it would require an "
+                                                                  f"unclean leader election.")
+            else:
+                problem = assignment_problem(target, st.brokers)
+                if problem:
+                    return ErrorCode.INVALID_REPLICA_ASSIGNMENT, problem
+                change = reassign(replicas, cur, tuple(target))
+                if change is None:
+                    return ErrorCode.INVALID_REPLICA_ASSIGNMENT, (f"Reassigning {name}:{p} to {target} leaves no "
+                                                                  f"in-sync replica.")
+            if change == (replicas, cur):
+                return ErrorCode.NONE, None
+            if self._swap_assignment(rec, p, cur, *change):
+                new_replicas, new = change
+                log.info("partition reassignment " + ("cancelled" if target is None else
+                                                      "started" if new.reassigning else "completed"),
+                         topic=name, partition=p, replicas=list(new_replicas), adding=list(new.adding),
+                         removing=list(new.removing), leader=new.leader, leader_epoch=new.leader_epoch)
+                return ErrorCode.NONE, None
+        return ErrorCode.UNKNOWN_SERVER_ERROR, "The partition kept changing; retry."
 
     # -- ElectLeaders (the controller only: it knows which brokers restarted) ------------------------------
 
@@ -456,12 +532,29 @@ class ClusterNode:
             live = {int(k.rsplit("/", 1)[1]) for k in self._broker_keys()}
             if any(b not in doc["isr"] and b not in live for b in isr):
                 return ErrorCode.INELIGIBLE_REPLICA  # a broker that left may not rejoin before it is back
-            new = PartState(self.node_id, leader_epoch, tuple(isr))
+            topic_kv = self.client.get(self.key("topics", topic))
+            replicas = json.loads(topic_kv.value)["replicas"] if topic_kv is not None else []
+            if partition >= len(replicas) or any(b not in replicas[partition] for b in isr):
+                return ErrorCode.INELIGIBLE_REPLICA  # no longer a replica (a reassignment removed it)
+            new = PartState(self.node_id, leader_epoch, tuple(isr), 0, tuple(doc.get("adding") or ()),
+                            tuple(doc.get("removing") or ()))
             res = self.client.txn([Compare.mod_revision(key, "=", kv.mod_revision)], [Op.put(key, new.to_json())])
             if res.succeeded:
                 log.info("isr changed", topic=topic, partition=partition, leader_epoch=leader_epoch, isr=isr)
                 return ErrorCode.NONE
         return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+def assignment_problem(target: list[int], brokers) -> str | None:
+    """Why a manual replica list is refused (Kafka's validateManualPartitionAssignment), or None."""
+    if not target:
+        return "The manual partition assignment includes an empty replica list."
+    if len(set(target)) != len(target):
+        return f"The manual partition assignment includes a broker more than once: {list(target)}."
+    for b in target:
+        if b not in brokers:
+            return f"The manual partition assignment includes broker {b}, but no such broker is registered."
+    return None
 
 
 __all__ = ["ClusterNode", "EtcdError"]

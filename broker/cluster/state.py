@@ -12,7 +12,9 @@ Keys under the prefix (values are JSON):
                              broker's lease; host and port: its first listener
   controller                 {"id"}                                         attached to the controller's lease
   topics/<name>              {"id": hex, "configs": {}, "replicas": [[broker ids] per partition]}
-  state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}
+  state/<name>/<partition>   {"leader": id | -1, "leader_epoch": n, "isr": [ids]}, plus "adding" and
+                             "removing" [ids] while the partition is reassigned (KIP-455; the topic's
+                             replica list then holds target + removing, and both keys change together)
   acls/<digest>              [resource_type, resource_name, pattern_type, principal, host, operation,
                              permission]; the key is a digest of the value, so a binding is stored once
   scram/<user>               {mechanism: [salt, iterations, stored key, server key]} (base64)
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from broker.security.acl import AclBinding
 
@@ -56,10 +58,18 @@ class PartState:
     leader_epoch: int
     isr: tuple[int, ...]
     mod_revision: int = 0
+    adding: tuple[int, ...] = ()  # a reassignment's replicas not yet in the original list
+    removing: tuple[int, ...] = ()  # ... and the original ones the target drops
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding or self.removing)
 
     def to_json(self) -> bytes:
-        return json.dumps({"leader": self.leader, "leader_epoch": self.leader_epoch,
-                           "isr": list(self.isr)}).encode()
+        doc = {"leader": self.leader, "leader_epoch": self.leader_epoch, "isr": list(self.isr)}
+        if self.reassigning:
+            doc["adding"], doc["removing"] = list(self.adding), list(self.removing)
+        return json.dumps(doc).encode()
 
 
 @dataclass
@@ -102,7 +112,9 @@ class ClusterState:
             elif rel.startswith("state/"):
                 name, _, part = rel[len("state/"):].rpartition("/")
                 st.states[(name, int(part))] = PartState(int(doc["leader"]), int(doc["leader_epoch"]),
-                                                         tuple(doc["isr"]), kv.mod_revision)
+                                                         tuple(doc["isr"]), kv.mod_revision,
+                                                         tuple(doc.get("adding") or ()),
+                                                         tuple(doc.get("removing") or ()))
             elif rel.startswith("acls/"):
                 st.acls.add(AclBinding(*doc))
             elif rel.startswith("configs/broker-") and isinstance(doc, dict):
@@ -178,7 +190,7 @@ def elect(replicas: tuple[int, ...], current: PartState, live: set[int], gone: s
     if leader == current.leader and isr == current.isr:
         return None
     epoch = current.leader_epoch + 1 if leader != current.leader else current.leader_epoch
-    return PartState(leader, epoch, isr, current.mod_revision)
+    return replace(current, leader=leader, leader_epoch=epoch, isr=isr)
 
 
 def revive(replicas: tuple[int, ...], current: PartState, live: set[int]) -> PartState | None:
@@ -187,7 +199,7 @@ def revive(replicas: tuple[int, ...], current: PartState, live: set[int]) -> Par
         return None
     for r in replicas:
         if r in current.isr and r in live:
-            return PartState(r, current.leader_epoch + 1, current.isr, current.mod_revision)
+            return replace(current, leader=r, leader_epoch=current.leader_epoch + 1)
     return None
 
 
@@ -201,7 +213,7 @@ def prefer(replicas: tuple[int, ...], current: PartState, eligible: set[int]) ->
     first = replicas[0]
     if current.leader == first or first not in current.isr or first not in eligible:
         return None
-    return PartState(first, current.leader_epoch + 1, current.isr, current.mod_revision)
+    return replace(current, leader=first, leader_epoch=current.leader_epoch + 1)
 
 
 def elect_unclean(replicas: tuple[int, ...], current: PartState, eligible: set[int]) -> PartState | None:
@@ -215,5 +227,70 @@ def elect_unclean(replicas: tuple[int, ...], current: PartState, eligible: set[i
         return back
     for r in replicas:
         if r in eligible:
-            return PartState(r, current.leader_epoch + 1, (r,), current.mod_revision)
+            return replace(current, leader=r, leader_epoch=current.leader_epoch + 1, isr=(r,))
     return None
+
+
+# -- reassignment (KIP-455), as Kafka's controller does it (PartitionReassignmentReplicas, ...Revert) ---------
+
+def original_replicas(replicas: tuple[int, ...], current: PartState) -> tuple[int, ...]:
+    """The replica list before the running reassignment (the list itself when none runs)."""
+    return tuple(r for r in replicas if r not in current.adding)
+
+
+def _lead_within(replicas: tuple[int, ...], current: PartState, isr: tuple[int, ...]) -> tuple[int, int] | None:
+    """(leader, epoch) once the replica list shrinks to `replicas`: the leader stays if it is still a replica,
+    else the first replica in `isr` takes over under a new epoch; None when none is in sync."""
+    if current.leader < 0 or current.leader in replicas:
+        return current.leader, current.leader_epoch
+    for r in replicas:
+        if r in isr:
+            return r, current.leader_epoch + 1
+    return None
+
+
+def reassign(replicas: tuple[int, ...], current: PartState,
+             target: tuple[int, ...]) -> tuple[tuple[int, ...], PartState] | None:
+    """The partition's (replicas, state) once a reassignment to `target` starts; a running one is replaced
+    (measured from the original replicas). Replicas are target + removing, adding = target - original,
+    removing = original - target (both sorted, as Kafka keeps them). Completes at once when the ISR already
+    holds the whole target (a reorder, or a lower replication factor). None when no in-sync replica would
+    remain (only an unclean election could lead it)."""
+    original = original_replicas(replicas, current)
+    removing = tuple(sorted(set(original) - set(target)))
+    adding = tuple(sorted(set(target) - set(original)))
+    merged = tuple(target) + removing
+    isr = tuple(b for b in current.isr if b in merged)
+    lead = _lead_within(merged, current, isr)
+    if lead is None or (current.leader >= 0 and not isr):
+        return None
+    new = replace(current, leader=lead[0], leader_epoch=lead[1], isr=isr, adding=adding, removing=removing)
+    return complete_reassignment(merged, new) or (merged, new)
+
+
+def complete_reassignment(replicas: tuple[int, ...],
+                          current: PartState) -> tuple[tuple[int, ...], PartState] | None:
+    """Once every target replica is in the ISR: replicas = target, ISR = ISR minus the removed ones, and a
+    leader that is not in the target hands over to the first target replica (in target order) under a new
+    epoch. None while the adding replicas catch up (or the partition is offline)."""
+    if not current.reassigning or current.leader < 0:
+        return None
+    target = tuple(r for r in replicas if r not in current.removing)
+    isr = tuple(b for b in current.isr if b not in current.removing)
+    if not target or not isr or not set(target) <= set(isr):
+        return None
+    leader, epoch = _lead_within(target, current, isr)
+    return target, replace(current, leader=leader, leader_epoch=epoch, isr=isr, adding=(), removing=())
+
+
+def revert_reassignment(replicas: tuple[int, ...],
+                        current: PartState) -> tuple[tuple[int, ...], PartState] | None:
+    """A cancelled reassignment: back to the original replicas, the adding ones out of the ISR (and out of
+    the lead, under a new epoch). None when no original replica is in sync (Kafka then needs an unclean
+    election and refuses)."""
+    original = original_replicas(replicas, current)
+    isr = tuple(b for b in current.isr if b not in current.adding)
+    lead = _lead_within(original, current, isr)
+    if not isr or lead is None:
+        return None
+    return original, replace(current, leader=lead[0], leader_epoch=lead[1], isr=isr, adding=(), removing=())
