@@ -63,6 +63,7 @@ class Controller:
             self.broker_configs = {"": self.broker_configs}
         log_manager.broker_config = config.log_defaults(dynamic_log_defaults(self.broker_configs, broker.node_id))
         self.slots: dict[tuple[str, int], int] = {}
+        self._dirs_seen: dict[str, tuple] = {}  # topic -> (id, etcd mod_revision, partitions) whose dirs are in step
         self.free_slots: list[int] = []
         self.next_slot = 0
         self.metadata = self._build()
@@ -136,7 +137,8 @@ class Controller:
                 hosted = me in replicas and name in self.mgr.topics()
                 parts.append(PartitionInfo(p, leader, tuple(replicas), tuple(isr), epoch,
                                            owner_of(name, p, self.n_io) if hosted else -1,
-                                           self._slot_for(name, p) if hosted else -1))
+                                           self._slot_for(name, p) if hosted else -1,
+                                           ps.adding if ps else (), ps.removing if ps else ()))
             topics[name] = TopicInfo(name, bytes.fromhex(rec.id), tuple(parts), dict(rec.configs),
                                      name in INTERNAL_TOPICS)
         live = {(t, p.partition) for t, ti in topics.items() for p in ti.partitions if p.slot >= 0}
@@ -204,6 +206,61 @@ class Controller:
                         self.mgr.alter_topic_config(name, rec.configs)
             except Exception as e:
                 log.error("local replica of topic not created", topic=name, error=repr(e))
+        self._sync_partition_dirs(before_delete)
+
+    def _sync_partition_dirs(self, before_delete: Callable[[ClusterMetadata], None]) -> None:
+        """A partition's directory exists here only while this broker is one of its replicas: one a
+        reassignment moved away is deleted (after its owner closed the log; the topic's other partitions
+        stay), one moved here (or back) is made. Each topic is looked at again only when its etcd record
+        changed."""
+        st = self.node.state
+        me = self.broker.node_id
+        local = self.mgr.topics()
+        doomed: list[tuple[str, int]] = []
+        looked = {}
+        for name, rec in st.topics.items():
+            info = local.get(name)
+            stamp = (rec.id, rec.mod_revision, info.partitions if info is not None else 0)
+            if info is None or info.topic_id != rec.id or self._dirs_seen.get(name) == stamp:
+                continue
+            try:
+                for p, replicas in enumerate(rec.replicas[:info.partitions]):
+                    if me in replicas:
+                        self.mgr.ensure_partition_dir(name, p)
+                    elif self.mgr.has_partition_dir(name, p):
+                        doomed.append((name, p))
+                looked[name] = stamp
+            except Exception as e:
+                log.error("partition directories not checked", topic=name, error=repr(e))
+        if doomed:
+            hosted = {(t, p.partition) for t, ti in self.metadata.topics.items() for p in ti.partitions
+                      if p.slot >= 0}
+            if hosted.intersection(doomed):
+                self.metadata = self._unhosted(doomed)
+                before_delete(self.metadata)
+            for name, p in doomed:
+                try:
+                    self.mgr.delete_partition(name, p)
+                    log.info("local replica of partition removed", topic=name, partition=p)
+                except Exception as e:
+                    log.error("local partition removal failed", topic=name, partition=p, error=repr(e))
+                    looked.pop(name, None)
+        self._dirs_seen.update(looked)
+
+    def _unhosted(self, doomed: list[tuple[str, int]]) -> ClusterMetadata:
+        """The current snapshot with the partitions about to be deleted here no longer hosted: published first,
+        so their owners close the logs (and stop fetching) before the files go."""
+        import dataclasses
+
+        self.version += 1
+        md = self.metadata
+        topics = dict(md.topics)
+        for name in {t for t, _p in doomed if t in topics}:
+            ti = topics[name]
+            parts = tuple(dataclasses.replace(p, owner=-1, slot=-1) if (name, p.partition) in doomed else p
+                          for p in ti.partitions)
+            topics[name] = dataclasses.replace(ti, partitions=parts)
+        return dataclasses.replace(md, version=self.version, topics=topics)
 
     def _without(self, doomed: list[str]) -> ClusterMetadata:
         """The current snapshot minus topics about to be deleted: published first, so owners close their

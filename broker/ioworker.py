@@ -192,8 +192,19 @@ class IOWorker:
         """A partition already open here: a new leader or epoch is a role change (the extensions close it,
         and open it again if it is led here now); a new ISR or replica list only updates the leader's view."""
         is_leader = p.leader == me
+        was_replicated = len(op.replicas) > 1
         op.replicas, op.isr = tuple(p.replicas), tuple(p.isr)
         if is_leader == op.is_leader and p.leader_epoch == op.leader_epoch and p.leader == op.leader:
+            if is_leader and was_replicated != (len(op.replicas) > 1):
+                # a reassignment gave a lone replica followers (or took its last ones): the leader starts
+                # (or stops) tracking them and the high watermark, under the same epoch
+                self.replication.become_leader(op, md, now)
+                if len(op.replicas) > 1:
+                    self.replication.track_high_watermark(op)
+                self.publish(op)
+                log.info("partition replication changed", topic=op.topic, partition=op.partition,
+                         replicas=list(op.replicas), epoch=op.leader_epoch)
+                return
             self.replication.update_assignment(op, md, now)
             return
         self._notify("on_close", op)

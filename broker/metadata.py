@@ -50,6 +50,8 @@ class PartitionInfo:
     leader_epoch: int = 0
     owner: int = 0  # index of the I/O worker that owns (writes) this partition
     slot: int = -1  # slot in the shared partition-state table
+    adding: tuple[int, ...] = ()  # a running reassignment's new replicas (KIP-455), still catching up
+    removing: tuple[int, ...] = ()  # ... and the replicas it drops once they have
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,9 @@ class ClusterMetadata:
                     "internal": t.internal,
                     "configs": t.configs,
                     "partitions": [[p.partition, p.leader, list(p.replicas), list(p.isr), p.leader_epoch,
-                                    p.owner, p.slot] for p in t.partitions],
+                                    p.owner, p.slot, *([list(p.adding), list(p.removing)]
+                                                       if p.adding or p.removing else [])]
+                                   for p in t.partitions],
                 }
                 for t in self.topics.values()
             },
@@ -119,7 +123,8 @@ class ClusterMetadata:
     def from_json(cls, obj: dict) -> "ClusterMetadata":
         topics = {}
         for name, t in obj["topics"].items():
-            parts = tuple(PartitionInfo(p[0], p[1], tuple(p[2]), tuple(p[3]), p[4], p[5], p[6])
+            parts = tuple(PartitionInfo(p[0], p[1], tuple(p[2]), tuple(p[3]), p[4], p[5], p[6],
+                                        *((tuple(p[7]), tuple(p[8])) if len(p) > 8 else ()))
                           for p in t["partitions"])
             topics[name] = TopicInfo(name, bytes.fromhex(t["id"]), parts, dict(t["configs"]), t["internal"])
         from broker.security.acl import AclBinding

@@ -225,20 +225,46 @@ class LogManager:
         del self._topics[name]
         self._save()
         for p in range(info.partitions):
-            d = self.log_dirs[info.dirs[p]]
-            if d in self._offline:
-                continue
-            path = self.partition_dir(name, p, info)
-            doomed = f"{path}.{info.topic_id}-delete"  # Kafka's name for a directory being deleted
-            try:
-                if os.path.exists(path):
-                    os.replace(path, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-                for f in (checkpoint.RECOVERY_POINT_FILE, checkpoint.LOG_START_FILE, checkpoint.CLEANER_FILE):
-                    if os.path.exists(os.path.join(d, f)):
-                        checkpoint.update_offsets(os.path.join(d, f), {(name, p): None})
-            except OSError as e:
-                self._mark_offline(d, StorageError.from_os_error(f"deleting {path}", e))
+            self._remove_data(info, p)
+
+    def has_partition_dir(self, name: str, partition: int) -> bool:
+        return os.path.isdir(self.partition_dir(name, partition))
+
+    def ensure_partition_dir(self, name: str, partition: int) -> None:
+        """A partition directory removed earlier (its replica moved away) made again for a replica moving back."""
+        info = self.topic(name)
+        if not os.path.isdir(self.partition_dir(name, partition, info)):
+            self._make_partition_dir(info, partition)
+
+    def delete_partition(self, name: str, partition: int) -> bool:
+        """Remove one partition's data, the topic and its other partitions untouched: this broker no longer
+        keeps a replica of it (a reassignment moved it). The owners must have closed it. True when a
+        directory was removed."""
+        info = self.topic(name)
+        self._checkpoint_due.pop((name, partition), None)
+        log = self._open.pop((name, partition), None)
+        if log is not None:
+            log.close(clean=False)
+        existed = os.path.isdir(self.partition_dir(name, partition, info))
+        self._remove_data(info, partition)
+        return existed
+
+    def _remove_data(self, info: TopicInfo, p: int) -> None:
+        d = self.log_dirs[info.dirs[p]]
+        if d in self._offline:
+            return
+        name = info.name
+        path = self.partition_dir(name, p, info)
+        doomed = f"{path}.{info.topic_id}-delete"  # Kafka's name for a directory being deleted
+        try:
+            if os.path.exists(path):
+                os.replace(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            for f in (checkpoint.RECOVERY_POINT_FILE, checkpoint.LOG_START_FILE, checkpoint.CLEANER_FILE):
+                if os.path.exists(os.path.join(d, f)):
+                    checkpoint.update_offsets(os.path.join(d, f), {(name, p): None})
+        except OSError as e:
+            self._mark_offline(d, StorageError.from_os_error(f"deleting {path}", e))
 
     def _place(self, count: int) -> list[int]:
         """Each new partition goes to the online directory holding the fewest partitions (as Kafka)."""

@@ -304,9 +304,10 @@ def _replication(t: Text, md, broker_id: int) -> None:
     for topic, p in hosted:
         t.sample("hpbroker_partition_replicas", len(p.replicas), topic=topic, partition=p.partition)
     t.family("hpbroker_under_replicated_partitions", "gauge",
-             "Partitions led by this broker with fewer in-sync replicas than replicas.")
+             "Partitions led by this broker with fewer in-sync replicas than replicas (a reassignment's "
+             "adding replicas not counted, as Kafka counts them).")
     t.sample("hpbroker_under_replicated_partitions",
-             sum(p.leader == broker_id and len(p.isr) < len(p.replicas) for _, p in hosted))
+             sum(p.leader == broker_id and len(p.isr) < len(p.replicas) - len(p.adding) for _, p in hosted))
     t.family("hpbroker_preferred_replica_imbalance", "gauge",
              "Partitions led by this broker whose preferred (first) replica is another broker.")
     t.sample("hpbroker_preferred_replica_imbalance",

@@ -82,10 +82,15 @@ class Replication:
         """A replicated log was just opened here: its high watermark from the checkpoint."""
         if len(op.replicas) > 1:
             restore_high_watermark(op.log)
-            self._saved_hw[op.slot] = op.log.high_watermark
-            if not self._checkpointing:
-                self._checkpointing = True
-                self.worker.call_later(HW_CHECKPOINT_S, self._checkpoint_tick)
+            self.track_high_watermark(op)
+
+    def track_high_watermark(self, op) -> None:
+        """Checkpoint `op`'s high watermark from now on (opened replicated, or a reassignment gave it
+        followers: its high watermark is then its log end, never the older value a checkpoint may hold)."""
+        self._saved_hw[op.slot] = op.log.high_watermark
+        if not self._checkpointing:
+            self._checkpointing = True
+            self.worker.call_later(HW_CHECKPOINT_S, self._checkpoint_tick)
 
     def checkpoint(self) -> None:
         """Write the high watermarks that moved since the last checkpoint."""
