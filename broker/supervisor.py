@@ -469,6 +469,8 @@ class Supervisor:
             return {"error_code": int(code)}
         if op == "elect_leaders":
             return self._elect_leaders(msg)
+        if op == "alter_reassignments":
+            return self._alter_reassignments(msg)
         if op == "producer_id_block":
             from broker.producers.ids import BLOCK_SIZE, allocate_block
 
@@ -496,6 +498,38 @@ class Supervisor:
         if any(code == 0 for _t, _p, code in results):
             self.controller.refresh(self._hide_before_delete)
         return {"error_code": 0, "results": results}
+
+    def _alter_reassignments(self, msg: dict) -> dict:
+        """AlterPartitionReassignments: (topic, partition, error code, message) per partition asked. A single
+        broker is every partition's only possible replica, so only [its own id] is accepted (nothing moves)."""
+        from broker.cluster.node import assignment_problem
+
+        results = []
+        if self.node is None:
+            me = self.config["broker.id"]
+            for t, p, target in msg["partitions"]:
+                info = self.metadata.topic(t)
+                if info is None or not 0 <= p < len(info.partitions):
+                    code, text = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {t}:{p}."
+                elif target is None:
+                    code, text = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "No partition reassignment is in progress."
+                elif list(target) != [me]:
+                    code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
+                    text = assignment_problem(target, {me}) or f"A single broker's only replica is broker {me}."
+                else:
+                    code, text = ErrorCode.NONE, None
+                results.append((t, p, int(code), text))
+            return {"results": results}
+        for t, p, target in msg["partitions"]:
+            try:
+                code, text = self.node.alter_reassignment(t, p, None if target is None else list(target))
+            except Exception as e:
+                log.error("partition reassignment failed", topic=t, partition=p, error=repr(e))
+                code, text = ErrorCode.UNKNOWN_SERVER_ERROR, str(e)
+            results.append((t, p, int(code), text))
+        if any(code == 0 for _t, _p, code, _m in results):
+            self.controller.refresh(self._hide_before_delete)
+        return {"results": results}
 
     def _topic_op(self, op: str, msg: dict) -> dict:
         c = self.controller

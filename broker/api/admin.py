@@ -1,5 +1,5 @@
 """AlterConfigs, IncrementalAlterConfigs, DeleteRecords, DescribeLogDirs, DescribeProducers, ElectLeaders,
-ListPartitionReassignments, ListTransactions.
+AlterPartitionReassignments, ListPartitionReassignments, ListTransactions.
 
 Topic config changes go to the controller, which persists them and publishes a new metadata snapshot; the
 owners of the topic's partitions then reconfigure their open logs. The broker resource with an empty name
@@ -10,7 +10,8 @@ reads producer state, both of which only a partition's owner holds: the request 
 owner it names (see broker/records_admin.py and broker/producers/owner.py) and the partial answers are
 merged. DescribeLogDirs only needs file sizes, which the network worker reads itself. ElectLeaders goes to
 the supervisor, which elects when this broker is the cluster's controller (broker/cluster/node.py).
-Replicas never move between brokers and transactional producers are refused, so the two lists are empty.
+AlterPartitionReassignments goes to the supervisor too, which records the move in etcd; the running moves are
+listed from the metadata snapshot. Transactional producers are refused, so ListTransactions is empty.
 """
 
 from __future__ import annotations
@@ -333,12 +334,56 @@ def handle_list_transactions(dispatcher, conn, header, body: dict, slot) -> None
                 "unknown_state_filters": [f for f in body["state_filters"] if f not in TRANSACTION_STATES]})
 
 
+def handle_alter_partition_reassignments(dispatcher, conn, header, body: dict, slot) -> None:
+    """Start, replace or cancel (null replicas) partition reassignments. The supervisor writes them to etcd
+    (any broker may; the controller completes them), answered per partition in request order."""
+    asked = [(t["name"], p["partition_index"], p["replicas"]) for t in body["topics"] for p in t["partitions"]]
+
+    def reply(code: int, message: str | None, results) -> None:
+        topics: dict[str, list] = {}
+        for t, p, c, m in results:
+            topics.setdefault(t, []).append({"partition_index": p, "error_code": int(c), "error_message": m})
+        slot.reply({"throttle_time_ms": 0, "error_code": int(code), "error_message": message,
+                    "responses": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+
+    if not dispatcher.allowed(conn, acl.ALTER, acl.CLUSTER, acl.CLUSTER_NAME):
+        code = int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+        reply(code, "Authorization failed.", [(t, p, code, None) for t, p, _r in asked])
+        return
+    if not asked:
+        reply(0, None, [])
+        return
+
+    def done(msg: dict) -> None:
+        if "results" not in msg:
+            code = int(msg.get("error_code", ErrorCode.UNKNOWN_SERVER_ERROR))
+            reply(0, None, [(t, p, code, msg.get("error")) for t, p, _r in asked])
+        else:
+            reply(0, None, msg["results"])
+
+    dispatcher.ctx.controller.call({"op": "alter_reassignments", "partitions": [list(a) for a in asked]}, done)
+
+
 def handle_list_partition_reassignments(dispatcher, conn, header, body: dict, slot) -> None:
+    """The running reassignments, from this broker's snapshot: all of them, or those of the partitions asked."""
     if not dispatcher.allowed(conn, acl.DESCRIBE, acl.CLUSTER, acl.CLUSTER_NAME):
         slot.reply({"throttle_time_ms": 0, "error_code": int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
                     "error_message": "Authorization failed.", "topics": []})
         return
-    slot.reply({"throttle_time_ms": 0, "error_code": 0, "error_message": None, "topics": []})
+    md = dispatcher.ctx.metadata.current(max_age=0)
+    wanted = None if body.get("topics") is None else \
+        [(t["name"], t["partition_indexes"]) for t in body["topics"]]
+    topics = []
+    for name, indexes in wanted if wanted is not None else [(n, None) for n in sorted(md.topics)]:
+        info = md.topic(name)
+        if info is None:
+            continue
+        parts = [{"partition_index": p.partition, "replicas": list(p.replicas), "adding_replicas": list(p.adding),
+                  "removing_replicas": list(p.removing)}
+                 for p in info.partitions if (p.adding or p.removing) and (indexes is None or p.partition in indexes)]
+        if parts:
+            topics.append({"name": name, "partitions": parts})
+    slot.reply({"throttle_time_ms": 0, "error_code": 0, "error_message": None, "topics": topics})
 
 
 HANDLERS = {
@@ -347,6 +392,7 @@ HANDLERS = {
     35: handle_describe_log_dirs,
     43: handle_elect_leaders,
     44: handle_incremental_alter_configs,
+    45: handle_alter_partition_reassignments,
     46: handle_list_partition_reassignments,
     61: handle_describe_producers,
     66: handle_list_transactions,

@@ -27,7 +27,7 @@ def test_golden_set_covers_both_clients_and_the_core_apis():
     clients = {name.split("-")[0] for name in NAMES}
     assert {"rdkafka", "kafkapython", "kafkapython011"} <= clients
     apis = {MANIFEST["frames"][n]["api_key"] for n in NAMES}
-    assert {0, 1, 2, 3, 10, 18, 19, 20, 22, 37, 48, 49} <= apis
+    assert {0, 1, 2, 3, 10, 18, 19, 20, 22, 37, 45, 46, 48, 49} <= apis
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -130,10 +130,23 @@ def _check_alter_client_quotas(body, version):
         ("producer_byte_rate", MANIFEST["quota_rate"], False), ("consumer_byte_rate", 0.0, True)]
 
 
+def _check_alter_partition_reassignments(body, version):
+    (topic,) = body["topics"]
+    assert topic["name"] == MANIFEST["topic"]
+    assert [(p["partition_index"], p["replicas"]) for p in topic["partitions"]] == [
+        (0, MANIFEST["reassign_target"]), (1, None)]  # None: cancel
+
+
+def _check_list_partition_reassignments(body, version):
+    assert [(t["name"], t["partition_indexes"]) for t in body["topics"]] == [(MANIFEST["topic"], [0, 1])]
+
+
 CHECKS = {
     "ApiVersions": _check_api_versions, "Metadata": _check_metadata, "Produce": _check_produce,
     "InitProducerId": _check_init_producer_id, "CreateTopics": _check_create_topics,
     "CreatePartitions": _check_create_partitions, "DeleteTopics": _check_delete_topics,
     "ListOffsets": _check_list_offsets, "Fetch": _check_fetch, "FindCoordinator": _check_find_coordinator,
     "DescribeClientQuotas": _check_describe_client_quotas, "AlterClientQuotas": _check_alter_client_quotas,
+    "AlterPartitionReassignments": _check_alter_partition_reassignments,
+    "ListPartitionReassignments": _check_list_partition_reassignments,
 }

@@ -15,7 +15,7 @@ EXPECTED = {
     "DescribeLogDirs": (35, 0, 1), "SaslHandshake": (17, 0, 1), "SaslAuthenticate": (36, 0, 1),
     "DescribeAcls": (29, 0, 3), "CreateAcls": (30, 0, 3), "DeleteAcls": (31, 0, 3),
     "DescribeTopicPartitions": (75, 0, 0), "DescribeProducers": (61, 0, 0), "ElectLeaders": (43, 0, 2),
-    "ListPartitionReassignments": (46, 0, 0), "ListTransactions": (66, 0, 1),
+    "AlterPartitionReassignments": (45, 0, 0), "ListPartitionReassignments": (46, 0, 0), "ListTransactions": (66, 0, 1),
     "DescribeUserScramCredentials": (50, 0, 0), "AlterUserScramCredentials": (51, 0, 0),
     "DescribeClientQuotas": (48, 0, 1), "AlterClientQuotas": (49, 0, 1),
 }
@@ -58,6 +58,7 @@ def test_non_flexible_versions_cover_what_non_flexible_clients_need():
     # non-flexible version (some newer APIs exist only as flexible), and core data-path ranges must stay
     # non-flexible end to end.
     only_flexible = {"DescribeCluster", "DescribeTopicPartitions", "DescribeProducers", "ListPartitionReassignments",
+                     "AlterPartitionReassignments",
                      "ListTransactions", "DescribeUserScramCredentials", "AlterUserScramCredentials"}
     for api in APIS.values():
         if api.name not in only_flexible:

@@ -540,3 +540,19 @@ def test_refusals_are_counted_in_metrics(broker):
     logged = [line for line in list(broker.output) if "authorization denied" in line
               and f"resource=topic:{topic}" in line and "operation=DESCRIBE" in line]
     assert len(logged) == 1
+
+
+def test_only_cluster_alter_and_describe_reassign_partitions(broker):
+    from tools.client import Client
+
+    moves = {"timeout_ms": 1000, "topics": [{"name": "anything", "partitions": [{"partition_index": 0,
+                                                                                  "replicas": [0]}]}]}
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "bob", USERS["bob"])) as c:
+        reply = c.any.request(45, moves)
+        assert reply["error_code"] == 31  # CLUSTER_AUTHORIZATION_FAILED, on the partition too
+        assert reply["responses"][0]["partitions"][0]["error_code"] == 31
+        assert c.any.request(46, {"timeout_ms": 1000, "topics": None})["error_code"] == 31
+    with Client(f"127.0.0.1:{broker.sasl_port}", sasl=("PLAIN", "admin", USERS["admin"])) as c:
+        reply = c.any.request(45, moves)
+        assert reply["error_code"] == 0 and reply["responses"][0]["partitions"][0]["error_code"] == 3
+        assert c.any.request(46, {"timeout_ms": 1000, "topics": None})["error_code"] == 0

@@ -603,10 +603,34 @@ def test_elect_leaders_on_one_broker_needs_no_election(live):
     assert cli("--partition", "0").returncode == 2  # a partition needs its topic
 
 
+def test_a_single_broker_accepts_only_itself_as_a_partitions_replicas(live):
+    """AlterPartitionReassignments on a single node: [its own id] is a no-op, anything else is refused as
+    Kafka refuses an assignment naming brokers it does not have, and there is never a move to cancel."""
+    from tools.client import Client
+
+    name = create(live, partitions=2)
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    with Client(live.bootstrap) as c:
+        me = c.metadata([])["brokers"][0]["node_id"]
+        reply = c.any.request(45, {"timeout_ms": 1000, "topics": [
+            {"name": name, "partitions": [{"partition_index": 0, "replicas": [me]},
+                                          {"partition_index": 1, "replicas": [me, me + 1]},
+                                          {"partition_index": 1, "replicas": []},
+                                          {"partition_index": 0, "replicas": None},
+                                          {"partition_index": 9, "replicas": [me]}]},
+            {"name": missing, "partitions": [{"partition_index": 0, "replicas": [me]}]}]})
+        assert reply["error_code"] == 0
+        assert [(t["name"], [(p["partition_index"], p["error_code"]) for p in t["partitions"]])
+                for t in reply["responses"]] == [(name, [(0, 0), (1, 39), (1, 39), (0, 85), (9, 3)]),
+                                                 (missing, [(0, 3)])]
+        assert "no such broker is registered" in reply["responses"][0]["partitions"][1]["error_message"]
+        assert c.any.request(46, {"timeout_ms": 1000, "topics": None})["topics"] == []
+
+
 def test_no_transactions_and_no_reassignments_are_listed(live):
     """ListTransactions and ListPartitionReassignments through kafka-python's admin client: hpbroker refuses
-    transactional producers and never moves replicas, so both lists are empty; a state filter that names no
-    transaction state is echoed back as unknown, as Kafka does."""
+    transactional producers and a single broker never moves replicas, so both lists are empty; a state filter
+    that names no transaction state is echoed back as unknown, as Kafka does."""
     from kafka.admin import KafkaAdminClient
 
     from perf import wire

@@ -239,8 +239,36 @@ ELECT_LEADERS = Api(
 )
 
 
-# ListPartitionReassignments: the reassignments in progress. hpbroker never moves replicas between
-# brokers, so there are none to list.
+# AlterPartitionReassignments (KIP-455): per partition a target replica list, or null to cancel the running move.
+ALTER_PARTITION_REASSIGNMENTS = Api(
+    key=45, name="AlterPartitionReassignments", versions=(0, 0), flexible="0+",
+    request=(
+        F("timeout_ms", "int32", default=60000),
+        F("topics", "[]", fields=(
+            F("name", "string"),
+            F("partitions", "[]", fields=(
+                F("partition_index", "int32"),
+                F("replicas", "[]int32", nullable="0+", default=None),
+            )),
+        )),
+    ),
+    response=(
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("error_message", "string", nullable="0+"),
+        F("responses", "[]", fields=(
+            F("name", "string"),
+            F("partitions", "[]", fields=(
+                F("partition_index", "int32"),
+                F("error_code", "int16"),
+                F("error_message", "string", nullable="0+"),
+            )),
+        )),
+    ),
+)
+
+
+# ListPartitionReassignments: the reassignments in progress, with their adding and removing replicas.
 LIST_PARTITION_REASSIGNMENTS = Api(
     key=46, name="ListPartitionReassignments", versions=(0, 0), flexible="0+",
     request=(

@@ -33,6 +33,7 @@ GROWN_PARTITIONS = 5
 QUOTA_USER = "golden-user"
 QUOTA_RATE = 1048576.0
 QUOTA_STRICT = True
+REASSIGN_TARGET = [2, 3]
 
 
 class RecordingBroker:
@@ -137,6 +138,11 @@ class RecordingBroker:
             return {"entries": []}
         if key == 49:
             return {"entries": [{"entity": e["entity"]} for e in req["entries"]]}
+        if key == 45:
+            return {"responses": [{"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"]} for p in t["partitions"]]} for t in req["topics"]]}
+        if key == 46:
+            return {"topics": []}
         if key == 1:
             time.sleep(min(req["max_wait_ms"], 100) / 1000)
             return {"responses": [{"topic": t["topic"], "partitions": [
@@ -268,6 +274,17 @@ def python_quotas(bootstrap: str) -> None:
     admin.close()
 
 
+def python_reassign(bootstrap: str) -> None:
+    """kafka-python's admin client moving a partition, cancelling another move, and listing the moves."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="golden-kafka-python")
+    admin.alter_partition_reassignments({TopicPartition(TOPIC, 0): REASSIGN_TARGET, TopicPartition(TOPIC, 1): None})
+    admin.list_partition_reassignments({TOPIC: [0, 1]})
+    admin.close()
+
+
 SCENARIOS = {
     "rdkafka-producer": confluent_producer,
     "rdkafka-admin": confluent_admin,
@@ -277,6 +294,7 @@ SCENARIOS = {
     "rdkafka-consumer": confluent_consumer,
     "kafkapython011": python_old_protocol,
     "kafkapython-quotas": python_quotas,
+    "kafkapython-reassign": python_reassign,
 }
 
 
@@ -287,7 +305,8 @@ def main(only: list[str]) -> None:
             old.unlink()
     manifest = {"topic": TOPIC, "created": CREATED, "key": KEY.decode(), "value": VALUE.decode(),
                 "created_partitions": CREATED_PARTITIONS, "grown_partitions": GROWN_PARTITIONS,
-                "quota_user": QUOTA_USER, "quota_rate": QUOTA_RATE, "quota_strict": QUOTA_STRICT, "frames": {}}
+                "quota_user": QUOTA_USER, "quota_rate": QUOTA_RATE, "quota_strict": QUOTA_STRICT,
+                "reassign_target": REASSIGN_TARGET, "frames": {}}
     if only:
         manifest["frames"] = json.loads((HERE / "manifest.json").read_text())["frames"]
     for client, scenario in SCENARIOS.items():
