@@ -1,6 +1,7 @@
 """`hpbroker cluster info`: brokers, controller, topic counts and the partitions that need attention;
-`hpbroker cluster elect-leaders`: leadership back to preferred replicas; `hpbroker cluster config` and
-`alter-config`: the cluster-wide dynamic broker defaults."""
+`hpbroker cluster elect-leaders`: leadership back to preferred replicas; `hpbroker cluster reassign` and
+`reassignments`: moving replicas between brokers; `hpbroker cluster config` and `alter-config`: the
+cluster-wide dynamic broker defaults."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import click
 from netio.codec import ErrorCode
 from tools.client import KafkaError, check
 from tools.commands.common import EXIT_CODES_HELP, EXIT_KAFKA_ERROR, client_command, emit, parse_pairs
-from tools.commands.render import render_cluster, render_elections, render_partition_health, table
+from tools.commands.render import (render_cluster, render_elections, render_partition_health,
+                                   render_reassignments, table)
 from tools.commands.topic import CONFIG_SOURCES
 
 ELECT_LEADERS = 43
+ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS = 45, 46
 
 
 @click.group(epilog=EXIT_CODES_HELP)
@@ -32,14 +35,31 @@ def cluster():
     """
 
 
-def partition_health(md: dict) -> tuple[list[dict], list[dict]]:
+def partition_health(md: dict, adding: dict | None = None) -> tuple[list[dict], list[dict]]:
     """(under-replicated, offline) partitions of a Metadata answer, sorted by topic and partition.
 
-    Under-replicated: ISR smaller than the replica list. Offline: no leader (-1). A partition that lost
-    its leader usually shows in both lists.
+    Under-replicated: ISR smaller than the replication factor, which for a partition being reassigned is its
+    replica list without the adding replicas (`adding`: (topic, partition) -> ids), as Kafka's TopicCommand
+    counts it: new replicas catching up are no loss. Offline: no leader (-1). A partition that lost its
+    leader usually shows in both lists.
     """
     rows = _partition_rows(md)
-    return ([r for r in rows if len(r["isr"]) < len(r["replicas"])], [r for r in rows if r["leader"] < 0])
+    adding = adding or {}
+
+    def factor(r: dict) -> int:
+        return len([b for b in r["replicas"] if b not in adding.get((r["topic"], r["partition"]), ())])
+
+    return ([r for r in rows if len(r["isr"]) < factor(r)], [r for r in rows if r["leader"] < 0])
+
+
+def list_reassignments(conn, topics: list[dict] | None) -> list[dict]:
+    """The running reassignments ListPartitionReassignments reports, a row per partition."""
+    reply = conn.request(LIST_PARTITION_REASSIGNMENTS, {"timeout_ms": 60000, "topics": topics})
+    check(reply["error_code"], reply.get("error_message"), "listing partition reassignments")
+    return [{"topic": t["name"], "partition": p["partition_index"], "replicas": list(p["replicas"]),
+             "adding": list(p["adding_replicas"]), "removing": list(p["removing_replicas"])}
+            for t in sorted(reply["topics"], key=lambda t: t["name"])
+            for p in sorted(t["partitions"], key=lambda p: p["partition_index"])]
 
 
 def not_preferred_led(md: dict) -> list[dict]:
@@ -67,7 +87,11 @@ def info(client, fmt, as_json):
     another than their preferred (first) replica, as after a failover (see `cluster elect-leaders`).
     """
     md = client.metadata(None)
-    under, offline = partition_health(md)
+    try:
+        moving = {(r["topic"], r["partition"]): r["adding"] for r in list_reassignments(client.any, None)}
+    except KafkaError:  # not authorized to describe the cluster, or a broker without the API
+        moving = {}
+    under, offline = partition_health(md, moving)
     data = {
         "cluster_id": md.get("cluster_id"), "controller_id": md.get("controller_id", -1),
         "brokers": [{"id": b["node_id"], "host": b["host"], "port": b["port"], "rack": b.get("rack")}
@@ -111,6 +135,58 @@ def elect_leaders(client, fmt, topic, partitions, unclean):
     emit(fmt, rows, render_elections(rows))
     if any(r["error"] not in (None, "ELECTION_NOT_NEEDED") for r in rows):
         sys.exit(EXIT_KAFKA_ERROR)
+
+
+@cluster.command("reassign", epilog=EXIT_CODES_HELP)
+@click.option("--topic", required=True, help="The topic whose partitions move.")
+@click.option("--partition", "partitions", type=int, multiple=True, required=True,
+              help="A partition to move; repeat for several (each gets the same replica list).")
+@click.option("--replicas", help="The new replica list, broker ids separated by commas; the first is preferred leader.")
+@click.option("--cancel", is_flag=True, help="Cancel the running move instead: back to the original replicas.")
+@client_command
+def reassign(client, fmt, topic, partitions, replicas, cancel):
+    """Move a partition's replicas to other brokers, change its replication factor, or replace a broker that
+    is gone for good (Kafka's kafka-reassign-partitions, KIP-455).
+
+    While the move runs the partition has the new replicas and the old ones together: the new ones copy the
+    log from the leader and join the ISR once caught up; then the controller drops the replicas not in
+    the list (a leader among them hands over to the first new replica in sync) and those brokers delete
+    their copy. Producers and consumers carry on throughout. Follow it with `cluster reassignments`.
+    """
+    if cancel == bool(replicas):
+        raise click.UsageError("give either --replicas ID,ID,... or --cancel")
+    target = None
+    if replicas:
+        try:
+            target = [int(x) for x in replicas.split(",") if x.strip()]
+        except ValueError:
+            raise click.UsageError(f"--replicas {replicas!r}: broker ids separated by commas") from None
+    reply = client.any.request(ALTER_PARTITION_REASSIGNMENTS, {"timeout_ms": 60000, "topics": [
+        {"name": topic, "partitions": [{"partition_index": p, "replicas": target} for p in partitions]}]})
+    check(reply["error_code"], reply.get("error_message"), "reassigning partitions")
+    rows = [{"topic": t["name"], "partition": p["partition_index"],
+             "error": ErrorCode(p["error_code"]).name if p["error_code"] else None,
+             "message": p.get("error_message")}
+            for t in reply["responses"] for p in t["partitions"]]
+    done = "cancelled" if cancel else "started"
+    emit(fmt, rows, table(["TOPIC", "PARTITION", "RESULT"],
+                          [[r["topic"], r["partition"], f"{r['error']}: {r['message']}" if r["error"] and r["message"]
+                            else r["error"] or done] for r in rows]))
+    if any(r["error"] for r in rows):
+        sys.exit(EXIT_KAFKA_ERROR)
+
+
+@cluster.command("reassignments", epilog=EXIT_CODES_HELP)
+@click.option("--topic", help="Only this topic's partitions.")
+@client_command
+def reassignments(client, fmt, topic):
+    """The partition moves still running: each partition's replicas, the ones being added (still catching
+    up) and the ones to be removed once they have."""
+    topics = None
+    if topic:
+        topics = [{"name": topic, "partition_indexes": sorted(client.leaders(topic))}]
+    rows = list_reassignments(client.any, topics)
+    emit(fmt, rows, render_reassignments(rows))
 
 
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, BROKER_RESOURCE = 32, 44, 4

@@ -81,6 +81,17 @@ def render_elections(rows: list[dict]) -> str:
                  [[r["topic"], r["partition"], r["error"] or "elected"] for r in rows])
 
 
+def render_reassignments(rows: list[dict]) -> str:
+    """`hpbroker cluster reassignments`: a line per partition being moved."""
+    if not rows:
+        return "no reassignment in progress"
+    def ids(xs: list[int]) -> str:
+        return ",".join(map(str, xs)) or "-"
+
+    return table(["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"],
+                 [[r["topic"], r["partition"], ids(r["replicas"]), ids(r["adding"]), ids(r["removing"])] for r in rows])
+
+
 def render_offsets(rows: list[dict]) -> str:
     return table(["TOPIC", "PARTITION", "OLD-OFFSET", "NEW-OFFSET"],
                  [[r["topic"], r["partition"], r["old_offset"], r["new_offset"]] for r in rows])
