@@ -18,8 +18,8 @@ import zlib
 
 from broker.cluster.etcd import Compare, EtcdClient, EtcdError, Lease, Op, campaign
 from broker.cluster.state import (ClusterState, PartState, TopicRecord, acl_entry, assign_replicas,
-                                  complete_reassignment, elect, elect_unclean, prefer, reassign,
-                                  revert_reassignment, revive, topic_value)
+                                  complete_reassignment, elect, elect_unclean, original_replicas, prefer,
+                                  reassign, revert_reassignment, revive, topic_value)
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo
 from netio.codec import ErrorCode
@@ -439,7 +439,9 @@ class ClusterNode:
                 return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Invalid replica assignment."
         else:
             try:
-                extra = assign_replicas(total - have, len(rec.replicas[0]), list(self.state.brokers),
+                first = self.state.states.get((name, 0))  # its replication factor, a running move's excluded
+                rf = len(original_replicas(rec.replicas[0], first)) if first is not None else len(rec.replicas[0])
+                extra = assign_replicas(total - have, rf, list(self.state.brokers),
                                         start=zlib.crc32(name.encode()), first_partition=have)
             except ValueError as e:
                 return ErrorCode.INVALID_REPLICATION_FACTOR, str(e)

@@ -38,8 +38,8 @@ def test_a_moved_partition_keeps_every_acknowledged_record_and_its_old_replica_d
     b = cluster3.bootstrap
     create_assigned(b, "mv", [[1, 2], [1, 3]])
     wait_for(lambda: describe(b, "mv")[0][2] == (1, 2) and describe(b, "mv")[1][2] == (1, 3), 15, "in sync")
-    with SteadyProducer(b, "mv", 2, rate=1000) as prod:
-        wait_for(lambda: len(prod.acked) > 500, 20, "records acknowledged before the move")
+    with SteadyProducer(b, "mv", 2, rate=2000) as prod:
+        wait_for(lambda: len(prod.acked) > 3000, 20, "records acknowledged before the move")
         assert alter(b, "mv", {0: [2, 3]}) == {0: 0}
         # Broker 1 led partition 0 and is not in the target: broker 2 takes over once 3 has caught up.
         wait_for(lambda: describe(b, "mv")[0] == (2, (2, 3), (2, 3)), 30, "partition 0 on brokers 2 and 3")
@@ -98,7 +98,7 @@ def test_raising_the_replication_factor_through_the_cli_is_listed_while_it_runs_
         assert code == 0 and not [r for r in info["under_replicated_partitions"] if r["topic"] == "rf"]
         code, out = cli("reassign", "-b", b1, "--topic", "rf", "--partition", "0", "--cancel")
         assert code == 0 and "cancelled" in out, out
-        assert describe(b1, "rf")[0] == (1, (1,), (1,))
+        wait_for(lambda: describe(b1, "rf")[0] == (1, (1,), (1,)), 15, "back to broker 1 alone")
         code, out = cli("reassign", "-b", b1, "--topic", "rf", "--partition", "0", "--cancel")
         assert code != 0 and "NO_REASSIGNMENT_IN_PROGRESS" in out, out
         code, out = cli("reassign", "-b", b1, "--topic", "rf", "--partition", "0", "--replicas", "1,2,3")
@@ -115,3 +115,25 @@ def test_raising_the_replication_factor_through_the_cli_is_listed_while_it_runs_
     assert alter(b1, "rf", {0: [1, 7]}) == {0: 39}  # broker 7 is not registered
     assert alter(b1, "rf", {0: None}) == {0: 85}  # NO_REASSIGNMENT_IN_PROGRESS
     assert alter(b1, "nope", {0: [1]}) == {0: 3}
+
+
+def test_a_broker_gone_for_good_is_replaced_and_a_replication_factor_lowered(cluster3):
+    from confluent_kafka import Producer
+
+    b1 = cluster3.brokers[1].bootstrap
+    create_assigned(b1, "gone", [[3, 1], [1, 2, 3]])
+    wait_for(lambda: describe(b1, "gone") == {0: (3, (3, 1), (1, 3)), 1: (1, (1, 2, 3), (1, 2, 3))}, 15, "in sync")
+    p = Producer({"bootstrap.servers": cluster3.bootstrap, "acks": "all"})
+    acked = {}
+    for i in range(400):
+        p.produce("gone", b"g%04d" % i, partition=i % 2,
+                  on_delivery=lambda e, m: acked.__setitem__(m.value(), (m.partition(), m.offset())) if not e else None)
+    assert p.flush(20) == 0 and len(acked) == 400
+    cluster3.brokers[3].kill()
+    wait_for(lambda: describe(b1, "gone")[0] == (1, (3, 1), (1,)), 20, "broker 3 out of the ISR, 1 leads")
+    # Broker 2 takes broker 3's place in partition 0; partition 1 drops to two replicas at once (both in sync).
+    assert alter(b1, "gone", {0: [1, 2], 1: [2, 1]}) == {0: 0, 1: 0}
+    wait_for(lambda: describe(b1, "gone") == {0: (1, (1, 2), (1, 2)), 1: (1, (2, 1), (1, 2))}, 30,
+             "broker 3 replaced")
+    check_acknowledged(b1, "gone", 2, acked)
+    wait_for(lambda: alter(b1, "gone", {0: [1, 3]}) == {0: 39}, 15, "broker 3 no longer a registered broker")
