@@ -65,7 +65,8 @@ def signed(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     b = start(tmp_path_factory, "oauth-signed", **{
         "sasl.oauthbearer.jwks.endpoint.url": f"http://127.0.0.1:{server.server_address[1]}/jwks",
-        "sasl.oauthbearer.expected.audience": "kafka", "sasl.oauthbearer.expected.issuer": ISSUER})
+        "sasl.oauthbearer.expected.audience": "kafka", "sasl.oauthbearer.expected.issuer": ISSUER,
+        "quota.window.num": "2"})
     yield b
     b.close()
     server.shutdown()
@@ -220,3 +221,45 @@ def test_cli_logs_in_with_a_token(signed):
     assert logins(signed, "ops") >= 1
     r = hpbroker("topic", "ls", token=signed_token(ROGUE_KEY, sub="ops"))
     assert r.returncode == 1 and "SASL_AUTHENTICATION_FAILED" in r.stderr, r.stderr
+
+
+def _kafkajs_missing() -> str | None:
+    import os
+    import shutil
+
+    js = os.path.join(os.path.dirname(__file__), "js")
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
+        return f"kafkajs is not installed (npm ci in {js})"
+    return None
+
+
+@pytest.mark.skipif(_kafkajs_missing() is not None, reason=str(_kafkajs_missing()))
+def test_kafkajs_token_login_under_its_user_s_quota(signed):
+    """kafkajs logs in with a signed token; the quotas of the token's user apply to it: it is slowed to them,
+    and every record it sent comes back."""
+    import os
+    import subprocess
+
+    from tools.client import Client
+
+    user = f"svc-js-{uuid.uuid4().hex[:6]}"
+    limit, n = 300_000, 1500
+    body = {"entries": [{"entity": [{"entity_type": "user", "entity_name": user}],
+                         "ops": [{"key": k, "value": float(limit), "remove": False}
+                                 for k in ("producer_byte_rate", "consumer_byte_rate")]}], "validate_only": False}
+    with Client(signed.bootstrap) as c:
+        assert [e["error_code"] for e in c.controller().request(49, body)["entries"]] == [0]
+    time.sleep(0.3)
+    topic = f"oauth-js-{uuid.uuid4().hex[:8]}"
+    js = os.path.join(os.path.dirname(__file__), "js")
+    out = subprocess.run(["node", os.path.join(js, "oauth_quota.js"), f"127.0.0.1:{signed.sasl_port}", topic, str(n)],
+                         capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, TOKEN=signed_token(sub=user), KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(got["seen"]) == list(range(n))
+    bound_ms = (n * 1024 / limit - 2.0 - 0.5) * 1000  # a two-window span lets up to two seconds' worth through
+    assert got["produceMs"] >= bound_ms and got["consumeMs"] >= bound_ms, got | {"seen": len(got["seen"])}
+    assert logins(signed, user) >= 2
