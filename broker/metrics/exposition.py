@@ -308,6 +308,10 @@ def _replication(t: Text, md, broker_id: int) -> None:
              "adding replicas not counted, as Kafka counts them).")
     t.sample("hpbroker_under_replicated_partitions",
              sum(p.leader == broker_id and len(p.isr) < len(p.replicas) - len(p.adding) for _, p in hosted))
+    t.family("hpbroker_reassigning_partitions", "gauge",
+             "Partitions led by this broker whose replicas are being moved (a running reassignment).")
+    t.sample("hpbroker_reassigning_partitions",
+             sum(p.leader == broker_id and bool(p.adding or p.removing) for _, p in hosted))
     t.family("hpbroker_preferred_replica_imbalance", "gauge",
              "Partitions led by this broker whose preferred (first) replica is another broker.")
     t.sample("hpbroker_preferred_replica_imbalance",
