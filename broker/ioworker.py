@@ -296,6 +296,7 @@ class IOWorker:
         """The appends one pass found for a partition: written with one write, answered one by one. Each is
         validated first, then checked against the producer state the batches before it leave (a batch
         refused, or a retry of one already written, is answered without being written)."""
+        started = now_us()
         group = self.producers.group(op)
         kept, checked, dups = [], [], []  # dups: (token, k) of duplicates of the k-th batch kept
         for item in items:
@@ -337,17 +338,19 @@ class IOWorker:
         if state is not None:
             self.replication.appended(op, state)
         self.publish(op)
-        self._count_in(op.slot, [r for _, r in done], now_us() - t0)
+        end = now_us()
+        self._count_in(op.slot, [r for _, r in done], end - t0)
+        share = (end - started) // len(done)  # each append's part of this partition's write (request quotas)
         for (token, acks, timeout_ms, _), r in done:
-            reply = self._completion(ring_index, op, state, token, acks, timeout_ms, r)
+            reply = self._completion(ring_index, op, state, token, acks, timeout_ms, r, share)
             if reply is not None:
                 replies.append(reply)
 
     def _completion(self, ring_index: int, op: OwnedPartition, state, token: int, acks: int, timeout_ms: int,
-                    r) -> bytes | None:
+                    r, owner_us: int) -> bytes | None:
         if state is not None and acks == -1:
-            return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms)
-        return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset)
+            return self._wait_for_isr(ring_index, token, op, state, r, timeout_ms, owner_us)
+        return ipc.append_done(token, 0, r.base_offset, r.log_append_time, op.log.log_start_offset, owner_us)
 
     @staticmethod
     def _duplicate(op: OwnedPartition, token: int, offset: int) -> bytes:
@@ -383,12 +386,12 @@ class IOWorker:
         return arena.view(*ipc.parse_arena_ref(ref))
 
     def _wait_for_isr(self, ring_index: int, token: int, op: OwnedPartition, state, r,
-                      timeout_ms: int) -> bytes | None:
+                      timeout_ms: int, owner_us: int) -> bytes | None:
         def reply(code: int) -> bytes:
             if code:
                 log.warning("acks=all append failed", topic=op.topic, partition=op.partition, code=code)
             return ipc.append_done(token, code, -1 if code else r.base_offset, r.log_append_time,
-                                   op.log.log_start_offset)
+                                   op.log.log_start_offset, owner_us)
 
         code = self.replication.wait_for_isr(op, state, r.last_offset,
                                              lambda code: self._post_later(ring_index, reply(code)), timeout_ms)

@@ -16,7 +16,8 @@ Request kinds (network -> I/O):
                (a follower's Fetch reached this offset; no completion: a dropped one is repeated by the
                follower's next Fetch)
 Completion kinds (I/O -> network):
-  APPEND_DONE       token u64, error i16, pad 6, base_offset i64, log_append_time i64, log_start i64
+  APPEND_DONE       token u64, error i16, pad 2, owner_us u32 (the owner's time on this append, for request
+                    quotas), base_offset i64, log_append_time i64, log_start i64
   LIST_OFFSET_DONE  token u64, error i16, pad 6, offset i64, timestamp i64, leader_epoch i32, pad 4
   FORWARD_DONE      token u64 | a complete response frame (size prefix included), or nothing (no response)
   APPEND_DEFERRED   token u64 (an acks=all append is in the log and waits for the ISR; its APPEND_DONE
@@ -42,7 +43,7 @@ _LIST_OFFSET = struct.Struct("<QiiqH6x")
 _REPLICA_POS = struct.Struct("<iii4xqH6x")
 _ARENA_REF = struct.Struct("<QQ")
 ARENA_REF_SIZE = _ARENA_REF.size
-_APPEND_DONE = struct.Struct("<Qh6xqqq")
+_APPEND_DONE = struct.Struct("<Qh2xIqqq")
 _LIST_OFFSET_DONE = struct.Struct("<Qh6xqqi4x")
 
 APPEND_HEADER_SIZE = _APPEND.size
@@ -90,12 +91,14 @@ def parse_replica_pos(buf: memoryview) -> tuple[int, int, int, int, str]:
 
 
 def append_done(token: int, error: int, base_offset: int = -1, log_append_time: int = -1,
-                log_start: int = -1) -> bytes:
-    return _APPEND_DONE.pack(token, error, base_offset, log_append_time, log_start)
+                log_start: int = -1, owner_us: int = 0) -> bytes:
+    return _APPEND_DONE.pack(token, error, min(owner_us, 0xFFFFFFFF), base_offset, log_append_time, log_start)
 
 
-def parse_append_done(buf: memoryview) -> tuple[int, int, int, int, int]:
-    return _APPEND_DONE.unpack_from(buf, 0)
+def parse_append_done(buf: memoryview) -> tuple[int, int, int, int, int, int]:
+    """(token, error, base_offset, log_append_time, log_start, owner_us)."""
+    token, error, owner_us, base_offset, log_append_time, log_start = _APPEND_DONE.unpack_from(buf, 0)
+    return token, error, base_offset, log_append_time, log_start, owner_us
 
 
 def list_offset_done(token: int, error: int, offset: int = -1, timestamp: int = -1,

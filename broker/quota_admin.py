@@ -3,8 +3,8 @@ and whether an AlterClientQuotas entry may be stored. Pure: the handler (`broker
 controller (`broker.controller.Controller.alter_quotas`) call it with plain data.
 
 The rules are those of Kafka's controller (ClientQuotaControlManager, ClientQuotasImage.describe). hpbroker
-adds one: quota keys and entity types that Kafka knows but hpbroker does not enforce (request_percentage,
-controller_mutation_rate, connection_creation_rate, the ip entity) are refused, so that nobody believes a
+adds one: quota keys and entity types that Kafka knows but hpbroker does not enforce (controller_mutation_rate,
+connection_creation_rate, the ip entity) are refused, so that nobody believes a
 limit is in force that is not.
 """
 
@@ -15,7 +15,8 @@ from netio.codec import ErrorCode
 
 IP = "ip"
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
-NOT_ENFORCED = ("request_percentage", "controller_mutation_rate", "connection_creation_rate")
+NOT_ENFORCED = ("controller_mutation_rate", "connection_creation_rate")
+DOUBLE_KEYS = ("request_percentage",)  # DOUBLE in Kafka's QuotaConfigs; the byte rates are LONG
 LONG_MAX = 2 ** 63 - 1
 FRACTION = 1e-6  # what Kafka lets pass as rounding error in a whole-number quota
 
@@ -129,15 +130,17 @@ def entity_problem(pairs: list) -> tuple[ErrorCode, str] | None:
 
 
 def value_problem(key: str, value: float) -> tuple[ErrorCode, str] | None:
-    """A value set for `key`: a key hpbroker enforces, a whole number of bytes per second above 0 that fits
-    Kafka's LONG (these keys are LONG in Kafka's QuotaConfigs)."""
+    """A value set for `key`: a key hpbroker enforces, above 0; for the byte rates a whole number of bytes
+    per second that fits Kafka's LONG (they are LONG in Kafka's QuotaConfigs, request_percentage a DOUBLE)."""
     if key in NOT_ENFORCED:
         return ErrorCode.INVALID_REQUEST, (f"hpbroker does not enforce {key} quotas (only "
-                                           f"{' and '.join(KEYS)}), so it does not store them")
+                                           f"{', '.join(KEYS)}), so it does not store them")
     if key not in KEYS:
         return ErrorCode.INVALID_REQUEST, f"Invalid configuration key {key}"
     if not value > 0.0:  # also NaN
         return ErrorCode.INVALID_REQUEST, f"Quota {key} must be greater than 0"
+    if key in DOUBLE_KEYS:
+        return None if value != float("inf") else (ErrorCode.INVALID_REQUEST, f"Quota {key} must be finite")
     if value > LONG_MAX:
         return ErrorCode.INVALID_REQUEST, f"Proposed value for {key} is too large for a LONG."
     if abs(value % 1.0) > FRACTION:

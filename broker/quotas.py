@@ -32,9 +32,12 @@ from broker.shm.quota import counter_key
 log = Log("hpbroker.quota")
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
+REQUEST_PERCENTAGE = "request_percentage"
 # The quota keys hpbroker enforces, in the order of the per-entity counters (broker/shm/quota.py).
-KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE)
-PRODUCE, FETCH = 0, 1
+KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)
+PRODUCE, FETCH, REQUEST = 0, 1, 2
+# request_percentage counts microseconds of the broker's time: 100% is one core's worth, 10^6 µs a second.
+US_PER_PERCENT = 10_000
 USER, CLIENT_ID = "user", "client-id"
 ENTITY_TYPES = (USER, CLIENT_ID)
 DEFAULT = None  # an entity name of None is that type's default, as in the protocol
@@ -118,6 +121,7 @@ class QuotaMeter:
         self.samples = samples
         self._version = -1
         self._limits: dict = {}
+        self._requests = False
         self._full_logged = False
 
     def limit(self, md, kind: int, user: str, client_id: str) -> tuple[float, int] | None:
@@ -125,15 +129,28 @@ class QuotaMeter:
         if md.version != self._version:
             self._version = md.version
             self._limits.clear()
+            self._requests = any(REQUEST_PERCENTAGE in v for v in md.quotas.values())
         k = (kind, user, client_id)
         hit = self._limits.get(k, _UNRESOLVED)
         if hit is _UNRESOLVED:
             found = resolve(md.quotas, KEYS[kind], user, client_id)
-            hit = None if found is None else (found[0], counter_key(*found[1]))
+            if found is None:
+                hit = None
+            else:
+                limit = found[0] * US_PER_PERCENT if kind == REQUEST else found[0]
+                hit = (limit, counter_key(*found[1]))
             if len(self._limits) >= _CACHE_MAX:
                 self._limits.clear()
             self._limits[k] = hit
         return hit
+
+    def limits_requests(self, md) -> bool:
+        """Whether any entity has a request_percentage (checked once per metadata version)."""
+        if md.version != self._version:
+            self._version = md.version
+            self._limits.clear()
+            self._requests = any(REQUEST_PERCENTAGE in v for v in md.quotas.values())
+        return self._requests
 
     def record(self, quota: tuple[float, int], kind: int, value: int) -> int:
         """Count `value` bytes against `quota`; the throttle time in ms the client has earned (0: none)."""
@@ -147,12 +164,54 @@ class QuotaMeter:
                             slots=self.table.slots)
             return 0
         total, oldest = self.table.counted(key, kind, window)
-        return throttle_ms(total, span_ms(now_ms, oldest, self.window_ms, self.samples), limit)
+        ms = throttle_ms(total, span_ms(now_ms, oldest, self.window_ms, self.samples), limit)
+        # Kafka bounds a request-time throttle by one window (boundedThrottleTime); byte rates it does not bound.
+        return min(ms, self.window_ms) if kind == REQUEST else ms
 
     def take_back(self, quota: tuple[float, int], kind: int, value: int) -> None:
         """Un-count a response that went out empty because it was throttled, as Kafka does for Fetch."""
         window = time.monotonic_ns() // 1_000_000 // self.window_ms
         self.table.add(self.index, quota[1], kind, window, -value)
+
+
+class RequestTime:
+    """What one request of a client under a request_percentage quota costs the broker: the network worker's
+    thread time handling it, plus the partition owners' time on its appends (reported in their
+    completions). Charged once, when its response is made; the throttle time it earns goes into that
+    response, as Kafka puts it there."""
+
+    __slots__ = ("ctx", "conn", "quota", "t0", "sync_us", "charged")
+
+    def __init__(self, ctx, conn, quota: tuple[float, int]):
+        self.ctx = ctx
+        self.conn = conn
+        self.quota = quota
+        self.t0 = time.thread_time_ns()
+        self.sync_us: int | None = None
+        self.charged = False
+
+    def handled(self) -> None:
+        """The handler returned: what it did so far is this request's own time (a later answer is made
+        while the worker does other work)."""
+        if self.sync_us is None:
+            self.sync_us = (time.thread_time_ns() - self.t0) // 1000
+
+    def charge(self, owner_us: int = 0) -> int:
+        """Count the request's time; the throttle time in ms it earned (0 once charged)."""
+        if self.charged:
+            return 0
+        self.charged = True
+        us = self.sync_us if self.sync_us is not None else (time.thread_time_ns() - self.t0) // 1000
+        ms = self.ctx.quotas.record(self.quota, REQUEST, us + owner_us)
+        if ms:
+            throttle(self.ctx, self.conn, ms, _ml.MS_THROTTLED_REQUEST)
+        return ms
+
+    def on_reply(self, body: dict) -> None:
+        """A response made from a body (every API but Produce and Fetch): its throttle_time_ms says so."""
+        ms = self.charge()
+        if ms and "throttle_time_ms" in body:
+            body["throttle_time_ms"] = max(body["throttle_time_ms"] or 0, ms)
 
 
 def throttle(ctx, conn, ms: int, counter: int) -> None:

@@ -16,7 +16,7 @@ from . import _jit
 from ._jit import I64, I64W, kernel, nt
 
 PROBE = 64  # slots a key is looked for in, from key % slots (layout.QUOTA_PROBE)
-KINDS = 2
+KINDS = 3
 
 
 @kernel(nt.int64(I64W, nt.int64, nt.int64, nt.int64, nt.int64, nt.int64, nt.int64, nt.int64))

@@ -45,7 +45,7 @@ class Slot:
     """A request's place in its connection's response order."""
 
     __slots__ = ("conn", "api_key", "api_version", "correlation_id", "parts", "done", "close_after", "t_framed",
-                 "t_dispatched", "t_answered")
+                 "t_dispatched", "t_answered", "request_time")
 
     def __init__(self, conn: "Connection", api_key: int, api_version: int, correlation_id: int):
         self.conn = conn
@@ -57,8 +57,11 @@ class Slot:
         self.close_after: str | None = None
         self.t_framed = conn.read_us
         self.t_dispatched = self.t_answered = now_us()
+        self.request_time = None  # set by the dispatcher when a request quota applies: `on_reply(body)`
 
     def reply(self, body: dict) -> None:
+        if self.request_time is not None:
+            self.request_time.on_reply(body)
         for code in errors_in(body, []):
             PROC.error(self.api_key, code)
         self.reply_parts([encode_response(self.api_key, self.api_version, self.correlation_id, body)])

@@ -189,10 +189,30 @@ class Dispatcher:
             slot.fail_connection(f"api {header.api_key} not served")
             return
         self.frame = frame
+        ctx = self.ctx
+        rt = None
+        if ctx.quotas.limits_requests(ctx.metadata.current()):
+            rt = self._request_time(conn, header, body, slot)
         try:
             handler(self, conn, header, body, slot)
         finally:
             self.frame = None  # the frame's receive buffer is reused once nothing refers to it
+            if rt is not None:
+                rt.handled()
+
+    def _request_time(self, conn: Connection, header, body, slot: Slot):
+        """Time a request of a client under a request_percentage quota (`broker.quotas.RequestTime`); None
+        for brokers' replica fetches, which Kafka exempts, and clients without one."""
+        from broker.quotas import REQUEST, RequestTime, principal_user
+
+        if header.api_key == 1 and body.replica_id >= 0:
+            return None
+        quota = self.ctx.quotas.limit(self.ctx.metadata.current(), REQUEST, principal_user(self.principal(conn)[0]),
+                                      header.client_id or "")
+        if quota is None:
+            return None
+        slot.request_time = RequestTime(self.ctx, conn, quota)
+        return slot.request_time
 
     def forward(self, io: int, slot: Slot, key: int = -1) -> None:
         """Send the request being dispatched, as received, to I/O worker `io`; its owner-side handler
@@ -201,6 +221,8 @@ class Dispatcher:
 
         def done(result: tuple) -> None:
             _token, response = result
+            if slot.request_time is not None:  # the owner encoded the answer: the quota mutes, it cannot say
+                slot.request_time.charge()
             if response is None:  # the owner died holding it: the client reconnects and retries
                 slot.fail_connection("partition owner restarted")
             elif response:

@@ -131,15 +131,19 @@ def read_partitions(ctx, req: PendingFetch) -> tuple[list, int, bool]:
 
 
 def respond(ctx, req: PendingFetch, topics: list) -> None:
-    throttle_ms = 0
+    rt = req.slot.request_time
+    request_ms = rt.charge() if rt is not None else 0
+    bytes_ms = 0
     if req.quota is not None:
         size = sum(n for _slot, n in req.sent)
-        throttle_ms = ctx.quotas.record(req.quota, FETCH, size)
-        if throttle_ms:  # as Kafka: the client is told to wait and gets nothing now, so nothing is counted
+        bytes_ms = ctx.quotas.record(req.quota, FETCH, size)
+        if bytes_ms or request_ms:  # the client is told to wait and gets nothing now, so nothing is counted
             ctx.quotas.take_back(req.quota, FETCH, size)
-            throttle(ctx, req.conn, throttle_ms, _ml.MS_THROTTLED_FETCH)
-            req.slot.reply_parts(ctx.encode_fetch(req.version, req.correlation_id, [], throttle_ms))
-            return
+        if bytes_ms:
+            throttle(ctx, req.conn, bytes_ms, _ml.MS_THROTTLED_FETCH)
+    if bytes_ms or request_ms:  # as Kafka answers a fetch over either quota
+        req.slot.reply_parts(ctx.encode_fetch(req.version, req.correlation_id, [], max(bytes_ms, request_ms)))
+        return
     for slot, n in req.sent:
         PROC.slot_add(2, slot, n)
     for _topic, entries in topics:

@@ -20,7 +20,7 @@ MIN_SERVED_VERSION = 3  # magic-2 batches; v0-2 are advertised only for old libr
 
 
 class ProduceState:
-    __slots__ = ("slot", "version", "acks", "results", "outstanding", "conn", "throttle_ms")
+    __slots__ = ("slot", "version", "acks", "results", "outstanding", "conn", "throttle_ms", "owner_us")
 
     def __init__(self, slot, version: int, acks: int, conn):
         self.slot = slot
@@ -30,6 +30,7 @@ class ProduceState:
         self.outstanding = 0
         self.conn = conn
         self.throttle_ms = 0
+        self.owner_us = 0  # the owners' time on this request's appends (request quotas)
 
     def add(self, topic: str, partition: int, error: int, base_offset: int = -1, log_append_time: int = -1,
             log_start: int = -1, message: str | None = None) -> None:
@@ -50,6 +51,8 @@ class ProduceState:
                 self.conn.flush()
             return
         s = self.slot
+        if s.request_time is not None:  # as Kafka, a request quota applies to acks=1 and -1 only
+            self.throttle_ms = max(self.throttle_ms, s.request_time.charge(self.owner_us))
         s.reply_parts([encode_produce_response(self.version, s.correlation_id, list(self.results.items()),
                                                self.throttle_ms)])
 
@@ -133,7 +136,9 @@ def _more_than_one_batch(records) -> bool:
 
 def _completion(state: ProduceState, topic: str, partition: int):
     def done(result: tuple) -> None:
-        _token, error, base_offset, log_append_time, log_start = result
+        _token, error, base_offset, log_append_time, log_start = result[:5]
+        if len(result) > 5:
+            state.owner_us += result[5]
         state.add(topic, partition, error, base_offset, log_append_time, log_start)
         state.outstanding -= 1
         if state.outstanding == 0:

@@ -177,6 +177,9 @@ def render(sup) -> str:
         ("hpbroker_quota_throttled_fetch_total", "counter",
          "Fetch requests over a client quota (consumer_byte_rate): answered empty with a throttle time.",
          L.MS_THROTTLED_FETCH, "network"),
+        ("hpbroker_quota_throttled_request_total", "counter",
+         "Requests over a client's request_percentage quota: answered with a throttle time.",
+         L.MS_THROTTLED_REQUEST, "network"),
         ("hpbroker_quota_throttle_ms_total", "counter",
          "Milliseconds of throttle time given to clients over their quotas; their connections were not read "
          "meanwhile.", L.MS_THROTTLE_MS, "network"),

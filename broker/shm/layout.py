@@ -167,8 +167,8 @@ Quota table (``quota.py``; one table per network worker, written only by that wo
                           0 = never used.  Written last when a slot is claimed, after its counters
                           are zeroed, so a reader that finds the key finds this key's counts.
     [1]      reserved
-    [2..]    per kind (0: produce request bytes, 1: fetch response bytes): `samples` window
-             numbers, then `samples` byte counts.  Window w (monotonic ms // window ms) lives at
+    [2..]    per kind (0: produce request bytes, 1: fetch response bytes, 2: microseconds of broker
+             time spent on requests): `samples` window numbers, then `samples` counts.  Window w (monotonic ms // window ms) lives at
              index w % samples; a count whose window number is not w is an older window's, and
              the writer resets it before counting into it.
 
@@ -279,6 +279,7 @@ MS_CLEANER_BYTES_FREED = 20  # segment bytes those passes freed (read minus writ
 MS_THROTTLED_PRODUCE = 21  # Produce requests a client quota throttled
 MS_THROTTLED_FETCH = 22  # Fetch requests a client quota throttled (answered empty)
 MS_THROTTLE_MS = 23  # milliseconds of throttle time those requests were given
+MS_THROTTLED_REQUEST = 24  # requests a request_percentage quota throttled
 
 
 # -- quota table ---------------------------------------------------------------------------
@@ -286,7 +287,7 @@ QUOTA_OFF_TABLES = 24
 QUOTA_OFF_SLOTS = 32
 QUOTA_OFF_SAMPLES = 40
 QUOTA_START = 64
-QUOTA_KINDS = 2  # produce, fetch (broker.quotas.PRODUCE, FETCH)
+QUOTA_KINDS = 3  # produce bytes, fetch bytes, request µs (broker.quotas.PRODUCE, FETCH, REQUEST)
 QUOTA_PROBE = 64
 
 

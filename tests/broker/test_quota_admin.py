@@ -47,9 +47,12 @@ def test_describe_refuses_what_kafka_refuses(components, code):
 def test_values_must_be_whole_positive_longs_of_an_enforced_key():
     assert value_problem("producer_byte_rate", 1024.0) is None
     assert value_problem("producer_byte_rate", 1024.0000001) is None  # within Kafka's rounding allowance
+    assert value_problem("request_percentage", 50.0) is None
+    assert value_problem("request_percentage", 0.5) is None  # a DOUBLE: a fraction of one core is fine
     for key, value in (("producer_byte_rate", 0.0), ("consumer_byte_rate", -1.0), ("consumer_byte_rate", 2.5),
                        ("producer_byte_rate", float("nan")), ("producer_byte_rate", 2.0 ** 63 * 2),
-                       ("request_percentage", 50.0), ("nonsense", 1.0)):
+                       ("request_percentage", 0.0), ("request_percentage", float("inf")),
+                       ("controller_mutation_rate", 5.0), ("nonsense", 1.0)):
         assert value_problem(key, value)[0] == ErrorCode.INVALID_REQUEST, (key, value)
 
 

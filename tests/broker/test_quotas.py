@@ -48,6 +48,29 @@ def test_quota_keys_resolve_independently():
     assert resolve(quotas, PRODUCER_BYTE_RATE, "bob", "other") is None
 
 
+def test_request_percentage_resolves_like_the_byte_rates_and_counts_microseconds():
+    from types import SimpleNamespace
+
+    from broker.quotas import REQUEST, REQUEST_PERCENTAGE, QuotaMeter
+
+    quotas = {entity_key({C: "chatty"}): {REQUEST_PERCENTAGE: 2.5}}
+    assert resolve(quotas, REQUEST_PERCENTAGE, "ANONYMOUS", "chatty") == (2.5, ("", "chatty"))
+    t = QuotaTable.create(tables=1, samples=2)
+    try:
+        meter = QuotaMeter(t, 0, 1000, 2)
+        md = SimpleNamespace(version=1, quotas=quotas)
+        assert meter.limits_requests(md)
+        quota = meter.limit(md, REQUEST, "ANONYMOUS", "chatty")
+        assert quota[0] == 25_000  # 2.5% of a core: 25 ms of broker time a second
+        assert meter.record(quota, REQUEST, 20_000) == 0
+        # far over: Kafka bounds a request-time throttle by one window
+        assert meter.record(quota, REQUEST, 10_000_000) == 1000
+        assert not meter.limits_requests(SimpleNamespace(version=2, quotas={}))
+    finally:
+        t.close()
+        t.unlink()
+
+
 def test_other_names_do_not_match():
     quotas = {entity_key({U: "alice", C: "app"}): {PRODUCER_BYTE_RATE: 1.0}}
     assert resolve(quotas, PRODUCER_BYTE_RATE, "alice", "other") is None
@@ -149,7 +172,7 @@ def test_attach_sees_the_same_counts(table):
 
 
 def test_layout_size():
-    assert L.quota_region_size(2, 8, 4) == L.QUOTA_START + 2 * 8 * (2 + 2 * 2 * 4) * 8
+    assert L.quota_region_size(2, 8, 4) == L.QUOTA_START + 2 * 8 * (2 + 2 * 3 * 4) * 8
 
 
 @settings(max_examples=60, deadline=None)

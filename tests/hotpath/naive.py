@@ -305,7 +305,7 @@ def index_valid_entries(raw: bytes, entry_size: int, max_entries: int) -> int:
 # -- quota table (hotpath/quota.py) ---------------------------------------------------------------------
 
 QUOTA_PROBE = 64
-QUOTA_KINDS = 2
+QUOTA_KINDS = 3
 
 
 def _quota_rows(words: list, slots: int, samples: int, table: int):

@@ -352,3 +352,40 @@ def test_kafka_python_producer_and_consumer_are_slowed_to_their_quotas(broker):
         c.close()
     assert got == list(range(n))
     assert elapsed >= n * size / limit - 2.0 - 0.5, elapsed
+
+
+def test_request_percentage_throttles_a_client_whose_requests_take_too_much_broker_time(broker):
+    """request_percentage (1% of a core: 10 ms of broker time a second): a client sending requests back to
+    back is told to wait, at most one window (Kafka's bound), and is not read meanwhile; its Produce
+    responses carry the throttle time too. Another client id is left alone."""
+    METADATA, METADATA_V = 3, 5
+    app = f"chatty-{uuid.uuid4().hex[:6]}"
+    other = f"calm-{uuid.uuid4().hex[:6]}"
+    topic = f"q-req-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    alter(broker, {"client-id": app}, request_percentage=1)
+    body = {"topics": None, "allow_auto_topic_creation": False}
+    chatty, calm = Raw(broker, app), Raw(broker, other)
+    try:
+        calm_throttles = [calm.call(METADATA, METADATA_V, body)["throttle_time_ms"] for _ in range(300)]
+        assert calm_throttles == [0] * 300
+        waited = 0
+        for _ in range(5000):
+            waited = chatty.call(METADATA, METADATA_V, body)["throttle_time_ms"]
+            if waited:
+                break
+        assert 0 < waited <= 1000, waited  # the window is one second
+        answered = time.monotonic()
+        chatty.call(METADATA, METADATA_V, body)
+        assert time.monotonic() - answered >= waited / 1000.0 * 0.9
+        produced = []
+        for _ in range(200):
+            reply = chatty.produce(topic, b"r" * 100_000)
+            assert produce_errors(reply) == [0]
+            produced.append(reply["throttle_time_ms"])
+        assert max(produced) > 0, "a client appending 100 KB batches back to back at 1% is never throttled"
+        assert metric(broker, "hpbroker_quota_throttled_request_total") >= 2
+    finally:
+        chatty.close()
+        calm.close()
+        alter(broker, {"client-id": app}, request_percentage=None)

@@ -208,7 +208,7 @@ def test_refusals_get_kafkas_error_codes_and_change_nothing(fresh):
     refused = [  # one entity each: an entity named by two entries is a refusal of its own
         (entity(ip="10.0.0.1"), [op("connection_creation_rate", 10)], "hpbroker does not enforce ip"),
         (entity(ip=None), [op("connection_creation_rate", 10)], "hpbroker does not enforce ip"),
-        (entity(user="a1"), [op("request_percentage", 50)], "hpbroker does not enforce request_percentage"),
+        (entity(user="a1"), [op("connection_creation_rate", 50)], "hpbroker does not enforce connection_creation"),
         (entity(user="a2"), [op("controller_mutation_rate", 5)], "hpbroker does not enforce controller_mutation"),
         (entity(client_id="a3"), [op("connection_creation_rate", 5)], "hpbroker does not enforce connection_creat"),
         (entity(group="g"), [op(P, 10)], "Unhandled client quota entity type: group"),
@@ -248,8 +248,8 @@ def test_refusals_get_kafkas_error_codes_and_change_nothing(fresh):
             code, text = describe_error(c, components)
             assert code == INVALID_REQUEST and message in text, (components, code, text)
 
-    result = cli(fresh.bootstrap, "alter", "--user", "x", "--add", "request_percentage=50", code=1)
-    assert "INVALID_REQUEST" in result.stderr and "hpbroker does not enforce request_percentage" in result.stderr
+    result = cli(fresh.bootstrap, "alter", "--user", "x", "--add", "controller_mutation_rate=50", code=1)
+    assert "INVALID_REQUEST" in result.stderr and "hpbroker does not enforce controller_mutation_rate" in result.stderr
     assert f"{P} cannot be a fractional value" in cli(fresh.bootstrap, "alter", "--client-id", "y", "--add", f"{P}=0.5",
                                                       code=1).stderr
     cli(fresh.bootstrap, "alter", "--user", "x", "--add", "producer_byte_rate=fast", code=2)

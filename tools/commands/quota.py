@@ -22,7 +22,8 @@ def quota():
     """Manage client quotas.
 
     A quota limits the bytes per second a user or client id may produce (producer_byte_rate) or fetch
-    (consumer_byte_rate); a client over it is throttled. The most specific entity with a value applies (user
+    (consumer_byte_rate), or the share of a core its requests may take (request_percentage: 100 is one
+    core); a client over it is throttled. The most specific entity with a value applies (user
     and client id before user alone before client id alone; a name before its default). Changes apply to all
     brokers.
     """
@@ -89,7 +90,7 @@ def _pairs(items: tuple[str, ...]) -> list[tuple[str, float]]:
 @client_command
 @_entity_options
 @click.option("--add", "adds", multiple=True, metavar="KEY=VALUE",
-              help=f"Set a quota, bytes per second (repeatable); keys: {', '.join(KEYS)}.")
+              help=f"Set a quota, bytes per second or percent of a core (repeatable); keys: {', '.join(KEYS)}.")
 @click.option("--delete", "deletes", multiple=True, metavar="KEY", help="Remove a quota (repeatable).")
 @click.option("--validate-only", is_flag=True, help="Have the broker check the change without storing it.")
 def quota_alter(client, fmt, user, user_default, client_id, client_id_default, adds, deletes, validate_only):

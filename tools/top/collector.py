@@ -60,7 +60,7 @@ def build(url: str, cur: Samples, prev: Samples | None, dt: float, history: tupl
     info = cur.get("hpbroker_info", [({}, 0)])[0][0]
     start = total(cur, "hpbroker_start_time_seconds")
     now = total(cur, "hpbroker_scrape_time_seconds") or time.time()
-    throttled = rate("hpbroker_quota_throttled_produce_total") + rate("hpbroker_quota_throttled_fetch_total")
+    throttled = sum(rate(f"hpbroker_quota_throttled_{kind}_total") for kind in ("produce", "fetch", "request"))
     header = Header(url, info.get("version", "?"), max(0.0, now - start) if start else 0.0,
                     info.get("listeners", ""), info.get("network_threads", "?"), info.get("io_threads", "?"),
                     throttled_per_s=throttled)

@@ -14,7 +14,7 @@ class Header:
     network_threads: str = "?"
     io_threads: str = "?"
     error: str | None = None  # the endpoint could not be read
-    throttled_per_s: float = 0.0  # requests a client quota throttled (produce and fetch)
+    throttled_per_s: float = 0.0  # requests a client quota throttled (byte rates and request time)
 
 
 @dataclass(frozen=True)
