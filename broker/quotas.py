@@ -1,4 +1,5 @@
-"""Client quotas: which byte-rate limit applies to a request, and how long a client over it must wait.
+"""Client quotas: which limit applies to a request (a byte rate, or request_percentage: the share of a core
+its requests may take), and how long a client over it must wait.
 
 Quotas are set per entity (AlterClientQuotas, `hpbroker quota alter`): a user, a client id, a user and
 client id together, or the defaults of either (`<default>`). A request is judged by the most specific
