@@ -168,6 +168,12 @@ class MetadataView:
         self._md = initial
         self._checked = 0.0
 
+    def peek(self) -> ClusterMetadata | None:
+        """The snapshot last read, without looking at the file: for checks made on every request, which must
+        cost no I/O (a worker out of descriptors still answers ApiVersions). Handlers that need metadata call
+        `current`, and that keeps this copy fresh."""
+        return self._md
+
     def current(self, max_age: float = 0.05) -> ClusterMetadata:
         now = time.monotonic()
         if self._md is not None and now - self._checked < max_age:

@@ -191,8 +191,9 @@ class Dispatcher:
         self.frame = frame
         ctx = self.ctx
         rt = None
-        if ctx.quotas.limits_requests(ctx.metadata.current()):
-            rt = self._request_time(conn, header, body, slot)
+        md = ctx.metadata.peek()
+        if md is not None and ctx.quotas.limits_requests(md):
+            rt = self._request_time(md, conn, header, body, slot)
         try:
             handler(self, conn, header, body, slot)
         finally:
@@ -200,15 +201,14 @@ class Dispatcher:
             if rt is not None:
                 rt.handled()
 
-    def _request_time(self, conn: Connection, header, body, slot: Slot):
+    def _request_time(self, md, conn: Connection, header, body, slot: Slot):
         """Time a request of a client under a request_percentage quota (`broker.quotas.RequestTime`); None
         for brokers' replica fetches, which Kafka exempts, and clients without one."""
         from broker.quotas import REQUEST, RequestTime, principal_user
 
         if header.api_key == 1 and body.replica_id >= 0:
             return None
-        quota = self.ctx.quotas.limit(self.ctx.metadata.current(), REQUEST, principal_user(self.principal(conn)[0]),
-                                      header.client_id or "")
+        quota = self.ctx.quotas.limit(md, REQUEST, principal_user(self.principal(conn)[0]), header.client_id or "")
         if quota is None:
             return None
         slot.request_time = RequestTime(self.ctx, conn, quota)
