@@ -493,17 +493,14 @@ def test_kcat_lists_only_the_topics_its_user_may_describe(broker):
 
 def test_kafkajs_manages_acls_and_is_refused_where_they_say(broker):
     import json
-    import os
-    import subprocess
 
-    js = os.path.join(os.path.dirname(__file__), "js")
-    if shutil.which("node") is None or not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
-        pytest.skip(f"node and kafkajs are needed (npm ci in {js})")
+    from tests.integration import kafkajs
+
+    if kafkajs.missing() is not None:
+        pytest.skip(kafkajs.missing())
     topic = f"kjs-{uuid.uuid4().hex[:6]}"
-    out = subprocess.run(["node", os.path.join(js, "acls.js"), f"127.0.0.1:{broker.sasl_port}", topic,
-                          f"admin:{USERS['admin']}", f"alice:{USERS['alice']}", f"bob:{USERS['bob']}"],
-                         capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    out = kafkajs.run("acls.js", f"127.0.0.1:{broker.sasl_port}", topic, f"admin:{USERS['admin']}",
+                      f"alice:{USERS['alice']}", f"bob:{USERS['bob']}")
     assert out.returncode == 0, out.stderr[-3000:]
     steps = {s["step"]: s for s in map(json.loads, out.stdout.splitlines())}
     assert [(a["name"], a["principal"], a["operation"]) for a in steps["described"]["acls"]] == \

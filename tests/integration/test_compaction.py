@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 from broker.producers.state import MAX_BATCHES
+from tests.integration import kafkajs
 from tools.testing import BrokerProcess
 
 PARTITIONS = 2
@@ -544,10 +545,7 @@ def consume_aiokafka(b: BrokerProcess, topic: str, partitions: int = PARTITIONS)
 
 def consume_kafkajs(b: BrokerProcess, topic: str, partitions: int = PARTITIONS) -> dict[int, list[tuple]]:
     """The same with kafkajs (Node.js), through a consumer group of its own."""
-    js = os.path.join(os.path.dirname(__file__), "js")
-    out = subprocess.run(["node", os.path.join(js, "read_all.js"), b.bootstrap, topic, f"{topic}-kafkajs"],
-                         capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    out = kafkajs.run("read_all.js", b.bootstrap, topic, f"{topic}-kafkajs")
     assert out.returncode == 0, out.stderr[-3000:]
     got: dict[int, list[tuple]] = {p: [] for p in range(partitions)}
     for p, offset, key, value in json.loads(out.stdout)["records"]:
@@ -556,17 +554,8 @@ def consume_kafkajs(b: BrokerProcess, topic: str, partitions: int = PARTITIONS) 
     return {p: sorted(recs) for p, recs in got.items()}
 
 
-def _kafkajs_missing() -> str | None:
-    js = os.path.join(os.path.dirname(__file__), "js")
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
-        return f"kafkajs is not installed (npm ci in {js})"
-    return None
-
-
 @pytest.mark.parametrize("client", ["aiokafka", pytest.param("kafkajs", marks=pytest.mark.skipif(
-    _kafkajs_missing() is not None, reason=str(_kafkajs_missing())))])
+    kafkajs.missing() is not None, reason=str(kafkajs.missing())))])
 @pytest.mark.parametrize("codec", ["none", "gzip"])  # kafkajs reads no other codec without plugins
 def test_other_clients_read_compacted_partitions(broker, compacted, client, codec):
     """aiokafka and kafkajs read the batches compaction rewrote (fewer records than offsets, offset gaps)

@@ -18,6 +18,7 @@ import pytest
 
 from netio.codec import decode_response, encode_request
 from tests.broker import oauth_tokens as tok
+from tests.integration import kafkajs
 from tests.integration.test_hostile import recv_exact
 from tools.testing import BrokerProcess
 
@@ -223,25 +224,10 @@ def test_cli_logs_in_with_a_token(signed):
     assert r.returncode == 1 and "SASL_AUTHENTICATION_FAILED" in r.stderr, r.stderr
 
 
-def _kafkajs_missing() -> str | None:
-    import os
-    import shutil
-
-    js = os.path.join(os.path.dirname(__file__), "js")
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
-        return f"kafkajs is not installed (npm ci in {js})"
-    return None
-
-
-@pytest.mark.skipif(_kafkajs_missing() is not None, reason=str(_kafkajs_missing()))
+@pytest.mark.skipif(kafkajs.missing() is not None, reason=str(kafkajs.missing()))
 def test_kafkajs_token_login_under_its_user_s_quota(signed):
     """kafkajs logs in with a signed token; the quotas of the token's user apply to it: it is slowed to them,
     and every record it sent comes back."""
-    import os
-    import subprocess
-
     from tools.client import Client
 
     user = f"svc-js-{uuid.uuid4().hex[:6]}"
@@ -253,10 +239,8 @@ def test_kafkajs_token_login_under_its_user_s_quota(signed):
         assert [e["error_code"] for e in c.controller().request(49, body)["entries"]] == [0]
     time.sleep(0.3)
     topic = f"oauth-js-{uuid.uuid4().hex[:8]}"
-    js = os.path.join(os.path.dirname(__file__), "js")
-    out = subprocess.run(["node", os.path.join(js, "oauth_quota.js"), f"127.0.0.1:{signed.sasl_port}", topic, str(n)],
-                         capture_output=True, text=True, timeout=180,
-                         env=dict(os.environ, TOKEN=signed_token(sub=user), KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    out = kafkajs.run("oauth_quota.js", f"127.0.0.1:{signed.sasl_port}", topic, str(n), timeout=180,
+                      TOKEN=signed_token(sub=user))
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(got["seen"]) == list(range(n))

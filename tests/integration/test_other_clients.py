@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from tests.integration import kafkajs
 from tests.integration.test_produce_fetch import _create
 from tools.testing import BrokerProcess
 
@@ -119,21 +120,10 @@ def test_aiokafka_round_trip_with_idempotence_gzip_and_a_group(broker):
     assert committed == ends
 
 
-def _kafkajs_ready() -> str | None:
-    """Why the kafkajs test cannot run here, or None."""
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")):
-        return f"kafkajs is not installed (npm ci in {JS_DIR})"
-    return None
-
-
-@pytest.mark.skipif(_kafkajs_ready() is not None, reason=str(_kafkajs_ready()))
+@pytest.mark.skipif(kafkajs.missing() is not None, reason=str(kafkajs.missing()))
 def test_kafkajs_round_trip_with_idempotence_gzip_and_a_group(broker):
     topic = "kafkajs"
-    out = subprocess.run(["node", os.path.join(JS_DIR, "round_trip.js"), broker.bootstrap, topic],
-                         capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1"))
+    out = kafkajs.run("round_trip.js", broker.bootstrap, topic)
     assert out.returncode == 0, out.stderr[-3000:]
     steps = {s["step"]: s for s in map(json.loads, out.stdout.splitlines())}
     assert steps["metadata"]["partitions"] == [0, 1, 2]
