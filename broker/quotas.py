@@ -125,12 +125,17 @@ class QuotaMeter:
         self._requests = False
         self._full_logged = False
 
-    def limit(self, md, kind: int, user: str, client_id: str) -> tuple[float, int] | None:
-        """(bytes/s, counter key) of the quota that applies, or None; resolved once per metadata version."""
+    def _follow(self, md) -> None:
+        """Forget what was resolved against an older metadata snapshot."""
         if md.version != self._version:
             self._version = md.version
             self._limits.clear()
             self._requests = any(REQUEST_PERCENTAGE in v for v in md.quotas.values())
+
+    def limit(self, md, kind: int, user: str, client_id: str) -> tuple[float, int] | None:
+        """(limit, counter key) of the quota that applies, or None; resolved once per metadata version. The
+        limit is bytes a second, or for REQUEST microseconds of broker time a second."""
+        self._follow(md)
         k = (kind, user, client_id)
         hit = self._limits.get(k, _UNRESOLVED)
         if hit is _UNRESOLVED:
@@ -147,10 +152,7 @@ class QuotaMeter:
 
     def limits_requests(self, md) -> bool:
         """Whether any entity has a request_percentage (checked once per metadata version)."""
-        if md.version != self._version:
-            self._version = md.version
-            self._limits.clear()
-            self._requests = any(REQUEST_PERCENTAGE in v for v in md.quotas.values())
+        self._follow(md)
         return self._requests
 
     def record(self, quota: tuple[float, int], kind: int, value: int) -> int:
