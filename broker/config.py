@@ -39,6 +39,12 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
+def serves_oauthbearer(cfg) -> bool:
+    """OAUTHBEARER is enabled and some listener asks clients to log in."""
+    return "OAUTHBEARER" in cfg["sasl.enabled.mechanisms"] and any(lst.name in SASL_LISTENERS
+                                                                   for lst in cfg.listeners)
+
+
 def available_cpus() -> int:
     """The CPUs this process may run on: a broker started under `taskset` or in a container's cpuset
     gets one worker of each kind per CPU it has, not per CPU of the machine."""

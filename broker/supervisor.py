@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from broker.config import SASL_LISTENERS, TLS_LISTENERS, BrokerConfig, Listener, hostport
+from broker.config import TLS_LISTENERS, BrokerConfig, Listener, hostport, serves_oauthbearer
 from broker.control import Channel, ChannelClosed
 from broker.logfmt import Log
 from broker.metadata import BrokerInfo, ClusterMetadata, MetadataView
@@ -188,8 +188,7 @@ class Supervisor:
         cfg = self.config
         prepare_data_dirs(cfg.log_dirs)
         check_tls(cfg)
-        if "OAUTHBEARER" in cfg["sasl.enabled.mechanisms"] and not cfg["sasl.oauthbearer.jwks.endpoint.url"] \
-                and any(lst.name in SASL_LISTENERS for lst in cfg.listeners):
+        if serves_oauthbearer(cfg) and not cfg["sasl.oauthbearer.jwks.endpoint.url"]:
             log.warning("oauthbearer accepts unsecured tokens: anyone can log in as anyone; set "
                         "sasl.oauthbearer.jwks.endpoint.url outside development")
         n_net = cfg["num.network.threads"]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from broker.config import SASL_LISTENERS
+from broker.config import SASL_LISTENERS, serves_oauthbearer
 from broker.logfmt import Log
 from broker.metrics import PROC
 from broker.security import acl as acl_names
 from broker.security.acl import ANONYMOUS
-from broker.security.sasl import OAUTHBEARER, SASL_HANDSHAKE
+from broker.security.sasl import SASL_HANDSHAKE
 from broker.shm import layout as _ml
 from netio.codec import (ErrorCode, Request, UnsupportedVersion, api_versions_table, decode_request, decode_response,
                          encode_request)
@@ -48,10 +48,8 @@ class Dispatcher:
         self.credentials_version = -1  # the metadata snapshot whose stored SCRAM credentials it holds
         self.stored_scram: dict = {}
         self.mapper = None  # broker.security.principal.PrincipalMapper, made at the first client certificate
-        self.tokens = None  # broker.security.oauthbearer.Validator
-        if OAUTHBEARER in ctx.config["sasl.enabled.mechanisms"] and \
-                any(lst.name in SASL_LISTENERS for lst in ctx.config.listeners):
-            self.token_validator()  # a JWKS is read now, before the worker serves anyone
+        # broker.security.oauthbearer.Validator; made now, so a JWKS is read before the worker serves anyone
+        self.tokens = self._token_validator() if serves_oauthbearer(ctx.config) else None
 
     def session(self, listener: str | None):
         """A connection's authentication state: a `broker.security.sasl.Session` on a SASL listener."""
@@ -69,24 +67,22 @@ class Dispatcher:
                 self.stored_scram = md.scram
                 self.credentials.set_stored(md.scram)
         return Session(self.credentials, cfg["sasl.enabled.mechanisms"], cfg["sasl.server.max.receive.size"],
-                       self.token_validator())
+                       self.tokens)
 
-    def token_validator(self):
-        """The OAUTHBEARER token validator of this worker (None when the mechanism is not enabled); with a
-        JWKS endpoint its keys are fetched at once and refreshed on a thread."""
+    def _token_validator(self):
+        """This worker's OAUTHBEARER token validator; with a JWKS endpoint its keys are fetched at once and
+        refreshed on a thread."""
+        from broker.security.oauthbearer import Jwks, Validator
+
         cfg = self.ctx.config
-        if self.tokens is None and OAUTHBEARER in cfg["sasl.enabled.mechanisms"]:
-            from broker.security.oauthbearer import Jwks, Validator
-
-            url = cfg["sasl.oauthbearer.jwks.endpoint.url"]
-            keys = None
-            if url:
-                keys = Jwks(url, cfg["sasl.oauthbearer.jwks.endpoint.refresh.ms"] / 1000.0)
-                keys.start()
-            self.tokens = Validator(keys, tuple(cfg["sasl.oauthbearer.expected.audience"] or ()),
-                                    cfg["sasl.oauthbearer.expected.issuer"], cfg["sasl.oauthbearer.sub.claim.name"],
-                                    cfg["sasl.oauthbearer.clock.skew.seconds"])
-        return self.tokens
+        url = cfg["sasl.oauthbearer.jwks.endpoint.url"]
+        keys = None
+        if url:
+            keys = Jwks(url, cfg["sasl.oauthbearer.jwks.endpoint.refresh.ms"] / 1000.0)
+            keys.start()
+        return Validator(keys, tuple(cfg["sasl.oauthbearer.expected.audience"] or ()),
+                         cfg["sasl.oauthbearer.expected.issuer"], cfg["sasl.oauthbearer.sub.claim.name"],
+                         cfg["sasl.oauthbearer.clock.skew.seconds"])
 
     # -- authorization --------------------------------------------------------------------------------
 
