@@ -197,14 +197,21 @@ class Dispatcher:
             if rt is not None:
                 rt.handled()
 
+    def client_quota(self, md, kind: int, conn: Connection, header) -> tuple[float, int] | None:
+        """The quota of `kind` (broker.quotas.PRODUCE, FETCH, REQUEST) that applies to this connection's
+        principal and the request's client id, or None."""
+        from broker.quotas import principal_user
+
+        return self.ctx.quotas.limit(md, kind, principal_user(self.principal(conn)[0]), header.client_id or "")
+
     def _request_time(self, md, conn: Connection, header, body, slot: Slot):
         """Time a request of a client under a request_percentage quota (`broker.quotas.RequestTime`); None
         for brokers' replica fetches, which Kafka exempts, and clients without one."""
-        from broker.quotas import REQUEST, RequestTime, principal_user
+        from broker.quotas import REQUEST, RequestTime
 
         if header.api_key == 1 and body.replica_id >= 0:
             return None
-        quota = self.ctx.quotas.limit(md, REQUEST, principal_user(self.principal(conn)[0]), header.client_id or "")
+        quota = self.client_quota(md, REQUEST, conn, header)
         if quota is None:
             return None
         slot.request_time = RequestTime(self.ctx, conn, quota)

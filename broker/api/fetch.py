@@ -17,7 +17,7 @@ import time
 
 from broker.logfmt import Log
 from broker.metrics import PROC
-from broker.quotas import FETCH, max_fetch_bytes, principal_user, throttle
+from broker.quotas import FETCH, max_fetch_bytes, throttle
 from broker.shm import layout as _ml
 from broker.security.acl import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from netio.codec import ErrorCode
@@ -184,7 +184,7 @@ def _apply_quota(dispatcher, conn, header, md, req: PendingFetch) -> None:
     """A consumer under a consumer_byte_rate: its response counts against it, and is never larger than
     the quota allows over its windows (a larger one would be throttled whatever the client did)."""
     ctx = dispatcher.ctx
-    quota = ctx.quotas.limit(md, FETCH, principal_user(dispatcher.principal(conn)[0]), header.client_id or "")
+    quota = dispatcher.client_quota(md, FETCH, conn, header)
     if quota is not None:
         req.quota = quota
         req.max_bytes = min(req.max_bytes, max_fetch_bytes(quota[0], ctx.quotas.window_ms, ctx.quotas.samples))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hotpath
 from broker.metrics import PROC
-from broker.quotas import PRODUCE, principal_user, throttle
+from broker.quotas import PRODUCE, throttle
 from broker.shm import layout as _ml
 from broker.security.acl import TOPIC, WRITE
 from netio.codec import ErrorCode
@@ -117,7 +117,7 @@ def _over_quota(dispatcher, conn, header, md) -> int:
     """Count the request's bytes against the client's producer_byte_rate; the throttle time it earned. As
     in Kafka, the request is served either way: the quota delays the client's next requests."""
     ctx = dispatcher.ctx
-    quota = ctx.quotas.limit(md, PRODUCE, principal_user(dispatcher.principal(conn)[0]), header.client_id or "")
+    quota = dispatcher.client_quota(md, PRODUCE, conn, header)
     if quota is None:
         return 0
     ms = ctx.quotas.record(quota, PRODUCE, len(dispatcher.frame))
