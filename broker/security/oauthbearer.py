@@ -26,7 +26,6 @@ from broker.logfmt import Log
 
 log = Log("hpbroker.sasl")
 
-MECHANISM = "OAUTHBEARER"
 KVSEP = "\x01"
 # gs2-header, then key=value pairs each ended by 0x01, then a final 0x01 (RFC 7628 section 3.1)
 _RESPONSE = re.compile(r"n,(?:a=(?P<authzid>[^,]*))?,\x01(?P<kvpairs>(?:[A-Za-z]+=[\x21-\x7E \t\r\n]*\x01)*)\x01",
