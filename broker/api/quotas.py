@@ -1,8 +1,8 @@
-"""DescribeClientQuotas and AlterClientQuotas (KIP-546): the byte-rate quotas of users and client ids, managed
-as `kafka-configs --entity-type users|clients` and admin clients manage them.
+"""DescribeClientQuotas and AlterClientQuotas (KIP-546): the byte-rate and request-time quotas of users and
+client ids, managed as `kafka-configs --entity-type users|clients` and admin clients manage them.
 
 Changes go to the controller, which checks them (`broker.quota_admin`), stores them (a single node's data
-directory, or etcd) and publishes them in the metadata snapshot, where the produce and fetch paths find them
+directory, or etcd) and publishes them in the metadata snapshot, where the request paths find them
 (`broker.quotas.resolve`). Describing reads the snapshot. As in Kafka, describing needs DESCRIBE_CONFIGS on
 the cluster and altering ALTER_CONFIGS, when an authorizer is configured.
 """
